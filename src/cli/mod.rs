@@ -1,0 +1,94 @@
+//! The `scopewatch` command line: argument definitions and dispatch.
+
+mod logging;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scopewatch",
+    version,
+    about = "Watches how SMART on FHIR apps use the access they were given",
+    long_about = "scopewatch reads authorization-server token logs and FHIR access logs, learns each \
+                  app's normal behaviour and reports scope creep, purpose drift and unusual data volume.\n\n\
+                  Diagnostics go to stderr; set RUST_LOG (e.g. RUST_LOG=info) for more. Patient ids and \
+                  full URLs are never logged at info level or above."
+)]
+pub struct Cli {
+    /// Format of diagnostic logs on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check files against the event contract without running detection.
+    ///
+    /// Every rejected line is written to the dead-letter output with its source, line number,
+    /// byte offset and reason; the counts per source go to stderr. Exits 0 when every line was
+    /// accepted, 1 when any line was rejected or a source could not be read to its end, and 2
+    /// when the run could not start (e.g. a missing input).
+    Validate(validate::ValidateArgs),
+    /// Replay archived logs through the detection core (not available yet: issue #3).
+    Detect(NotYet),
+    /// Run the streaming service over Kafka, files or stdin (not available yet: issue #6).
+    Run(NotYet),
+    /// SQL over access history, alerts and baselines (not available yet: issue #4).
+    Sql(NotYet),
+    /// Generate realistic multi-app logs with injected anomalies (not available yet: issue #3).
+    Simulate(NotYet),
+}
+
+/// Arguments of a subcommand that is not built yet; accepted so the error says so clearly.
+#[derive(Debug, clap::Args)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// How a run ended, as a process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything accepted.
+    Clean,
+    /// The run finished but rejected input (dead-lettered lines, unreadable sources).
+    Rejected,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        match o {
+            Outcome::Clean => ExitCode::SUCCESS,
+            Outcome::Rejected => ExitCode::from(1),
+        }
+    }
+}
+
+/// Exit code for a run that could not start or failed as a whole.
+pub const EXIT_FATAL: u8 = 2;
+
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    logging::init(cli.log_format);
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Detect(_) => not_yet("detect", 3),
+        Command::Run(_) => not_yet("run", 6),
+        Command::Sql(_) => not_yet("sql", 4),
+        Command::Simulate(_) => not_yet("simulate", 3),
+    }
+}
+
+fn not_yet(name: &str, issue: u32) -> anyhow::Result<Outcome> {
+    anyhow::bail!(
+        "`scopewatch {name}` is not available in this version (tracked in issue #{issue}); \
+         `scopewatch validate` checks input files against the event contract"
+    )
+}

@@ -1,0 +1,125 @@
+//! `scopewatch validate`: check inputs against the event contract.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::Outcome;
+use crate::event::Event;
+use crate::ingest::{
+    expand_inputs, DeadLetterWriter, IngestOptions, IngestSummary, Ingestor, DEFAULT_MAX_LINE_BYTES,
+};
+use crate::smart::request::{Classifier, Interaction};
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Files (.ndjson, .jsonl, .json, optionally .gz), directories (read recursively in name
+    /// order), or - for stdin.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// Where rejected lines go, as NDJSON records (source, line, offset, kind, reason, raw).
+    /// - means stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub dead_letter: String,
+
+    /// Also write the counts as JSON to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<String>,
+
+    /// Longest line accepted, in bytes; longer lines are dead-lettered without being loaded.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// FHIR base URL (e.g. https://ehr.example.org/fhir/r4) for absolute URLs whose base is not
+    /// recognised automatically.
+    #[arg(long, value_name = "URL")]
+    pub fhir_base: Option<String>,
+}
+
+/// The JSON written by `--summary`: ingest counts plus what the request grammar made of URLs.
+#[derive(Serialize)]
+struct ValidateSummary<'a> {
+    #[serde(flatten)]
+    ingest: &'a IngestSummary,
+    events: EventTally,
+}
+
+#[derive(Default, Serialize)]
+struct EventTally {
+    token: u64,
+    access: u64,
+    /// Access events whose URL the FHIR request grammar could not classify, by problem.
+    /// These are valid events (they are accepted) but detectors can say little about them.
+    unclassified_urls: BTreeMap<String, u64>,
+}
+
+fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
+    if path == "-" {
+        return Ok(Box::new(BufWriter::new(io::stdout())));
+    }
+    let file =
+        File::create(PathBuf::from(path)).with_context(|| format!("cannot create {path}"))?;
+    Ok(Box::new(BufWriter::new(file)))
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<Outcome> {
+    if args.max_line_bytes == 0 {
+        anyhow::bail!("--max-line-bytes must be at least 1");
+    }
+    let (sources, skipped) = expand_inputs(&args.inputs)?;
+    let dead_letter = DeadLetterWriter::new(open_output(&args.dead_letter)?);
+    let mut ingestor = Ingestor::new(
+        IngestOptions {
+            max_line_bytes: args.max_line_bytes,
+        },
+        dead_letter,
+    );
+    ingestor.skip_files(skipped);
+    let classifier = match &args.fhir_base {
+        Some(base) => Classifier::with_base(base),
+        None => Classifier::new(),
+    };
+    let mut tally = EventTally::default();
+    let mut on_event = |event: Event, _| match event {
+        Event::Token(_) => tally.token += 1,
+        Event::Access(a) => {
+            tally.access += 1;
+            let request = classifier.classify(a.method, &a.url);
+            if request.interaction == Interaction::Unknown {
+                let problem = request.problem.unwrap_or_default();
+                *tally.unclassified_urls.entry(problem).or_default() += 1;
+            }
+        }
+    };
+    for source in &sources {
+        ingestor.ingest(source, &mut on_event)?;
+    }
+    let summary = ingestor.finish()?;
+    eprint!("{}", summary.render_table());
+    eprintln!("events: {} token, {} access", tally.token, tally.access);
+    for (problem, n) in &tally.unclassified_urls {
+        eprintln!("  unclassified URL ({n}): {problem}");
+    }
+    if let Some(path) = &args.summary {
+        let mut out = open_output(path)?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &ValidateSummary {
+                ingest: &summary,
+                events: tally,
+            },
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+    }
+    Ok(if summary.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Rejected
+    })
+}

@@ -1,0 +1,13 @@
+//! The canonical event contract: types, the line parser, and RFC 3339 time.
+
+mod model;
+mod parse;
+mod raw;
+mod reject;
+mod time;
+
+pub use model::{AccessEvent, Common, Event, TokenAction, TokenEvent};
+pub use parse::{parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN};
+pub use raw::FIELD_NAMES;
+pub use reject::{Reject, RejectKind};
+pub use time::{Timestamp, MICROS_PER_SECOND};

@@ -1,0 +1,133 @@
+//! The canonical event contract (see docs/event-contract.md and docs/event.schema.json).
+
+use serde::Serialize;
+
+use super::time::Timestamp;
+use crate::smart::request::Method;
+
+/// Fields every event carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Common {
+    pub time: Timestamp,
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// What happened to a token at the authorization server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAction {
+    Issued,
+    Refreshed,
+    Revoked,
+    Denied,
+    Introspected,
+}
+
+impl TokenAction {
+    pub const ALL: [TokenAction; 5] = [
+        TokenAction::Issued,
+        TokenAction::Refreshed,
+        TokenAction::Revoked,
+        TokenAction::Denied,
+        TokenAction::Introspected,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAction::Issued => "issued",
+            TokenAction::Refreshed => "refreshed",
+            TokenAction::Revoked => "revoked",
+            TokenAction::Denied => "denied",
+            TokenAction::Introspected => "introspected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TokenAction> {
+        TokenAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenEvent {
+    #[serde(flatten)]
+    pub common: Common,
+    pub event: TokenAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    /// Space-separated scope string as requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_requested: Option<String>,
+    /// Space-separated scope string as granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_granted: Option<String>,
+    /// Launch patient. PHI: never log it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccessEvent {
+    #[serde(flatten)]
+    pub common: Common,
+    pub method: Method,
+    /// Path + query relative to the FHIR base, or an absolute URL. May hold patient ids: never log it.
+    pub url: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources_returned: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Patient the request concerned. PHI: never log it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient_count: Option<u64>,
+    /// v3 PurposeOfUse code, e.g. `TREAT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purpose_of_use: Option<String>,
+}
+
+/// One canonical event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    Token(TokenEvent),
+    Access(AccessEvent),
+}
+
+impl Event {
+    pub fn common(&self) -> &Common {
+        match self {
+            Event::Token(t) => &t.common,
+            Event::Access(a) => &a.common,
+        }
+    }
+    pub fn time(&self) -> Timestamp {
+        self.common().time
+    }
+    pub fn client_id(&self) -> &str {
+        &self.common().client_id
+    }
+    pub fn token_id(&self) -> Option<&str> {
+        match self {
+            Event::Token(t) => t.token_id.as_deref(),
+            Event::Access(a) => a.token_id.as_deref(),
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Token(_) => "token",
+            Event::Access(_) => "access",
+        }
+    }
+}

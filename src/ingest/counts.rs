@@ -1,0 +1,134 @@
+//! Per-source counts of read / accepted / dead-lettered lines, and the end-of-run summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::event::RejectKind;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub source: String,
+    /// Non-blank lines read (including over-long and partial ones). Always accepted + dead_lettered.
+    pub read: u64,
+    pub accepted: u64,
+    pub dead_lettered: u64,
+    /// Whitespace-only lines: not events, not errors; counted so every line is accounted for.
+    pub blank: u64,
+    /// Bytes read from the (decompressed) stream.
+    pub bytes: u64,
+    pub by_reason: BTreeMap<RejectKind, u64>,
+    /// A read failure that ended this source early (truncated gzip, I/O error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SourceCounts {
+    pub fn new(source: &str) -> SourceCounts {
+        SourceCounts {
+            source: source.to_string(),
+            ..SourceCounts::default()
+        }
+    }
+    pub fn record_reject(&mut self, kind: RejectKind) {
+        self.read += 1;
+        self.dead_lettered += 1;
+        *self.by_reason.entry(kind).or_default() += 1;
+    }
+    pub fn record_accept(&mut self) {
+        self.read += 1;
+        self.accepted += 1;
+    }
+}
+
+/// A file inside an input directory that was not read, and why.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SkippedFile {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub sources: u64,
+    pub read: u64,
+    pub accepted: u64,
+    pub dead_lettered: u64,
+    pub blank: u64,
+    pub bytes: u64,
+    pub source_errors: u64,
+    pub skipped_files: u64,
+}
+
+/// The machine-readable end-of-run summary.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub sources: Vec<SourceCounts>,
+    pub skipped_files: Vec<SkippedFile>,
+    pub totals: Totals,
+}
+
+impl IngestSummary {
+    pub fn push(&mut self, counts: SourceCounts) {
+        let t = &mut self.totals;
+        t.sources += 1;
+        t.read += counts.read;
+        t.accepted += counts.accepted;
+        t.dead_lettered += counts.dead_lettered;
+        t.blank += counts.blank;
+        t.bytes += counts.bytes;
+        t.source_errors += u64::from(counts.error.is_some());
+        self.sources.push(counts);
+    }
+
+    pub fn skip(&mut self, file: SkippedFile) {
+        self.totals.skipped_files += 1;
+        self.skipped_files.push(file);
+    }
+
+    /// True when every line was accepted and every source was read to its end.
+    pub fn is_clean(&self) -> bool {
+        self.totals.dead_lettered == 0 && self.totals.source_errors == 0
+    }
+
+    /// A plain-text table for stderr.
+    pub fn render_table(&self) -> String {
+        let width = self
+            .sources
+            .iter()
+            .map(|s| s.source.chars().count())
+            .chain(["source".len(), "total".len()])
+            .max()
+            .unwrap_or(6);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
+            "source", "read", "accepted", "dead-lettered", "blank"
+        );
+        for s in &self.sources {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
+                s.source, s.read, s.accepted, s.dead_lettered, s.blank
+            );
+            if let Some(e) = &s.error {
+                let _ = writeln!(out, "  ! {e}");
+            }
+            for (kind, n) in &s.by_reason {
+                let _ = writeln!(out, "    {:<20} {n}", kind.as_str());
+            }
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
+            "total", t.read, t.accepted, t.dead_lettered, t.blank
+        );
+        for f in &self.skipped_files {
+            let _ = writeln!(out, "skipped {}: {}", f.path, f.reason);
+        }
+        out
+    }
+}

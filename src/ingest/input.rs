@@ -1,0 +1,146 @@
+//! Turning command-line inputs (files, directories, `-`) into an ordered list of sources.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use super::counts::SkippedFile;
+use super::error::IngestError;
+
+/// File name endings read when walking a directory.
+const LINE_FILE_SUFFIXES: &[&str] = &[
+    ".ndjson",
+    ".jsonl",
+    ".json",
+    ".ndjson.gz",
+    ".jsonl.gz",
+    ".json.gz",
+];
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const READ_BUFFER: usize = 256 * 1024;
+
+/// One stream of lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    /// The name used in counts and dead-letter records.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "<stdin>".to_string(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Opens the source, decompressing gzip when its first bytes are the gzip magic
+    /// (whatever the file is called). Concatenated gzip members are read in full.
+    /// The flag is true for a gzip stream.
+    pub fn open(&self) -> Result<(Box<dyn BufRead + Send>, bool), IngestError> {
+        let reader: Box<dyn Read + Send> = match self {
+            Source::Stdin => Box::new(io::stdin()),
+            Source::File(path) => Box::new(File::open(path).map_err(|e| IngestError::Open {
+                path: path.display().to_string(),
+                source: e,
+            })?),
+        };
+        let mut buffered = BufReader::with_capacity(READ_BUFFER, reader);
+        let head = buffered.fill_buf().map_err(|e| IngestError::Open {
+            path: self.name(),
+            source: e,
+        })?;
+        if head.starts_with(&GZIP_MAGIC) {
+            Ok((
+                Box::new(BufReader::with_capacity(
+                    READ_BUFFER,
+                    MultiGzDecoder::new(buffered),
+                )),
+                true,
+            ))
+        } else {
+            Ok((Box::new(buffered), false))
+        }
+    }
+}
+
+/// Expands inputs in order: `-` is stdin, a file is read whatever its name, a directory is
+/// walked recursively in byte order of names, reading NDJSON files (plain or `.gz`) and listing
+/// everything else as skipped. A missing input is an error before anything is read.
+pub fn expand_inputs(inputs: &[String]) -> Result<(Vec<Source>, Vec<SkippedFile>), IngestError> {
+    if inputs.is_empty() {
+        return Err(IngestError::NoInputs);
+    }
+    let mut sources = Vec::new();
+    let mut skipped = Vec::new();
+    let mut stdin_seen = false;
+    for input in inputs {
+        if input == "-" {
+            if stdin_seen {
+                return Err(IngestError::StdinTwice);
+            }
+            stdin_seen = true;
+            sources.push(Source::Stdin);
+            continue;
+        }
+        let path = Path::new(input);
+        let meta = std::fs::metadata(path).map_err(|e| IngestError::Open {
+            path: input.clone(),
+            source: e,
+        })?;
+        if meta.is_dir() {
+            walk(path, &mut sources, &mut skipped)?;
+        } else {
+            sources.push(Source::File(path.to_path_buf()));
+        }
+    }
+    Ok((sources, skipped))
+}
+
+fn walk(
+    dir: &Path,
+    sources: &mut Vec<Source>,
+    skipped: &mut Vec<SkippedFile>,
+) -> Result<(), IngestError> {
+    let walk_err = |e| IngestError::Walk {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(walk_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(walk_err)?;
+    entries.sort_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
+    for path in entries {
+        let meta = std::fs::metadata(&path).map_err(|e| IngestError::Walk {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        if meta.is_dir() {
+            walk(&path, sources, skipped)?;
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if LINE_FILE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            sources.push(Source::File(path));
+        } else {
+            skipped.push(SkippedFile {
+                path: path.display().to_string(),
+                reason: "not .ndjson, .jsonl or .json (optionally .gz); name it as an input to read it anyway".into(),
+            });
+        }
+    }
+    Ok(())
+}

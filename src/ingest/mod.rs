@@ -1,0 +1,16 @@
+//! Ingestion: files, directories, `.gz` archives and stdin → canonical events, with every
+//! rejected line dead-lettered with its reason and every line counted.
+
+mod counts;
+mod dead_letter;
+mod error;
+mod input;
+mod lines;
+mod reader;
+
+pub use counts::{IngestSummary, SkippedFile, SourceCounts, Totals};
+pub use dead_letter::{DeadLetter, DeadLetterWriter};
+pub use error::IngestError;
+pub use input::{expand_inputs, Source};
+pub use lines::{LineError, LineReader, RawLine, RAW_KEEP_BYTES};
+pub use reader::{IngestOptions, Ingestor, Position, DEFAULT_MAX_LINE_BYTES};

@@ -1,0 +1,16 @@
+//! FHIR request grammar: interaction, resource type, id, operation, patient compartment,
+//! paging, page size and the SMART permission a request needs — from method + URL alone.
+
+mod classify;
+mod compartment;
+mod method;
+mod query;
+mod resource_types;
+mod types;
+
+pub use classify::{classify, Classifier};
+pub use compartment::{
+    is_known_resource_type, is_patient_compartment_type, known_resource_type, patient_link_params,
+};
+pub use method::Method;
+pub use types::{FhirRequest, Interaction, OperationLevel, Paging, PatientScope, Requirement};

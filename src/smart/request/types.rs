@@ -1,0 +1,311 @@
+//! What a FHIR request is, as derived from its method and URL.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::smart::scope::{Perms, ResourceTarget};
+
+/// FHIR RESTful interaction (codes from `http://hl7.org/fhir/restful-interaction`, plus the
+/// few request kinds a log shows that are not FHIR interactions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interaction {
+    Read,
+    Vread,
+    Update,
+    Patch,
+    Delete,
+    Create,
+    SearchType,
+    SearchSystem,
+    SearchCompartment,
+    HistoryInstance,
+    HistoryType,
+    HistorySystem,
+    Capabilities,
+    /// `POST [base]` with a Bundle: batch or transaction (the URL does not tell which).
+    BatchTransaction,
+    Operation,
+    /// A next-page fetch whose URL does not repeat the search (HAPI `_getpages`).
+    Page,
+    /// SMART discovery (`.well-known/smart-configuration`): not FHIR data.
+    Discovery,
+    /// Bulk Data status polling on a server-specific path (e.g. `bulkstatus/…`).
+    BulkStatus,
+    /// Bulk Data output file download on a server-specific path (e.g. `bulkfiles/…`).
+    BulkDownload,
+    Unknown,
+}
+
+impl Interaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interaction::Read => "read",
+            Interaction::Vread => "vread",
+            Interaction::Update => "update",
+            Interaction::Patch => "patch",
+            Interaction::Delete => "delete",
+            Interaction::Create => "create",
+            Interaction::SearchType => "search-type",
+            Interaction::SearchSystem => "search-system",
+            Interaction::SearchCompartment => "search-compartment",
+            Interaction::HistoryInstance => "history-instance",
+            Interaction::HistoryType => "history-type",
+            Interaction::HistorySystem => "history-system",
+            Interaction::Capabilities => "capabilities",
+            Interaction::BatchTransaction => "batch-transaction",
+            Interaction::Operation => "operation",
+            Interaction::Page => "page",
+            Interaction::Discovery => "discovery",
+            Interaction::BulkStatus => "bulk-status",
+            Interaction::BulkDownload => "bulk-download",
+            Interaction::Unknown => "unknown",
+        }
+    }
+
+    pub fn is_search(self) -> bool {
+        matches!(
+            self,
+            Interaction::SearchType
+                | Interaction::SearchSystem
+                | Interaction::SearchCompartment
+                | Interaction::HistoryType
+                | Interaction::HistorySystem
+                | Interaction::Page
+        )
+    }
+}
+
+impl fmt::Display for Interaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose data the request reaches, as far as the URL shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PatientScope<'a> {
+    /// Not patient data (capabilities, terminology, a non-compartment type such as Medication).
+    NotPatientData,
+    /// One patient, by logical id.
+    Patient(Cow<'a, str>),
+    /// Several patients listed in one parameter (`patient=1,2,3`).
+    Patients(Vec<Cow<'a, str>>),
+    /// A patient named by a chained identifier (`patient.identifier=…`), not by id.
+    PatientByIdentifier,
+    /// One resource instance of a compartment type; its patient is not in the URL.
+    Instance,
+    /// A compartment type searched with no patient constraint: population-level.
+    Unconstrained,
+    /// Explicitly all patients or a cohort (`Patient/$everything`, `$export`, `Group/…/$export`).
+    AllPatients,
+    /// The URL does not tell (body-borne parameters, paging tokens, batch bundles, unknown).
+    Unknown,
+}
+
+impl PatientScope<'_> {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PatientScope::NotPatientData => "not-patient-data",
+            PatientScope::Patient(_) => "patient",
+            PatientScope::Patients(_) => "patients",
+            PatientScope::PatientByIdentifier => "patient-by-identifier",
+            PatientScope::Instance => "instance",
+            PatientScope::Unconstrained => "unconstrained",
+            PatientScope::AllPatients => "all-patients",
+            PatientScope::Unknown => "unknown",
+        }
+    }
+}
+
+/// How a request continues an earlier search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Paging {
+    /// HAPI `_getpages=<id>` (with `_getpagesoffset`).
+    HapiGetPages,
+    /// Microsoft `ct=<continuation token>`.
+    ContinuationToken,
+    /// Google `_page_token`.
+    PageToken,
+    /// `page=N` or `_offset=N` style offsets.
+    Offset,
+}
+
+/// Which level an operation is invoked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationLevel {
+    System,
+    Type,
+    Instance,
+}
+
+/// The SMART permission a request needs: letters on a resource type (or on `*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub resource: ResourceTarget,
+    pub perms: Perms,
+}
+
+/// A FHIR request classified from method + URL. Borrowed from the URL where it can be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FhirRequest<'a> {
+    pub interaction: Interaction,
+    /// The resource type acted on (for a compartment search, the searched type).
+    pub resource_type: Option<&'static str>,
+    /// Logical id in the path (instance-level requests). May identify a patient: never log it.
+    pub resource_id: Option<Cow<'a, str>>,
+    /// Operation name with its `$`, e.g. `$export`.
+    pub operation: Option<Cow<'a, str>>,
+    pub operation_level: Option<OperationLevel>,
+    pub patient: PatientScope<'a>,
+    /// `_count` (page size) when given.
+    pub count: Option<u32>,
+    pub paging: Option<Paging>,
+    /// Conditional update/patch/delete (`PUT Type?search`): may touch many resources.
+    pub conditional: bool,
+    /// Types named by `_type` on system-level searches and exports.
+    pub types: Vec<&'static str>,
+    /// Search parameters travel in the body (POST `_search`), so the URL shows only part of them.
+    pub body_params: bool,
+    /// Why the request could not be fully classified (never contains ids or query values).
+    pub problem: Option<String>,
+}
+
+impl<'a> FhirRequest<'a> {
+    pub(crate) fn new(interaction: Interaction) -> FhirRequest<'a> {
+        FhirRequest {
+            interaction,
+            resource_type: None,
+            resource_id: None,
+            operation: None,
+            operation_level: None,
+            patient: PatientScope::Unknown,
+            count: None,
+            paging: None,
+            conditional: false,
+            types: Vec::new(),
+            body_params: false,
+            problem: None,
+        }
+    }
+
+    pub(crate) fn unknown(problem: impl Into<String>) -> FhirRequest<'a> {
+        let mut r = FhirRequest::new(Interaction::Unknown);
+        r.problem = Some(problem.into());
+        r
+    }
+
+    /// A search (or export, or whole-record dump) over patient data with no single patient:
+    /// the main tell of an app that used to work one patient at a time.
+    pub fn is_population_level(&self) -> bool {
+        matches!(
+            self.patient,
+            PatientScope::Unconstrained | PatientScope::AllPatients
+        )
+    }
+
+    /// The patient ids named in the URL (none for population-level or instance requests).
+    pub fn patient_ids(&self) -> Vec<&str> {
+        match &self.patient {
+            PatientScope::Patient(id) => vec![id.as_ref()],
+            PatientScope::Patients(ids) => ids.iter().map(AsRef::as_ref).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_operation(&self, name: &str) -> bool {
+        self.operation.as_deref() == Some(name)
+    }
+
+    /// Bulk Data kick-off (`$export` at system, Patient or Group level).
+    pub fn is_bulk_export(&self) -> bool {
+        self.is_operation("$export")
+    }
+
+    /// Is this a page fetch continuing an earlier search?
+    pub fn is_page_followup(&self) -> bool {
+        self.paging.is_some()
+    }
+
+    /// The SMART permission this request needs; None when it needs none (capabilities,
+    /// discovery, status polling) or when it is judged per entry (batch/transaction) or
+    /// server-defined (unknown operations).
+    pub fn requirement(&self) -> Option<Requirement> {
+        let on_type = |perms| {
+            self.resource_type.map(|t| Requirement {
+                resource: ResourceTarget::Type(t.to_string()),
+                perms,
+            })
+        };
+        let on_all = |perms| {
+            Some(Requirement {
+                resource: ResourceTarget::Any,
+                perms,
+            })
+        };
+        match self.interaction {
+            Interaction::Read | Interaction::Vread | Interaction::HistoryInstance => {
+                on_type(Perms::READ)
+            }
+            Interaction::SearchType | Interaction::HistoryType | Interaction::SearchCompartment => {
+                match self.resource_type {
+                    Some(_) => on_type(Perms::SEARCH),
+                    None => on_all(Perms::SEARCH),
+                }
+            }
+            Interaction::SearchSystem | Interaction::HistorySystem => on_all(Perms::SEARCH),
+            Interaction::Page => None,
+            Interaction::Create => on_type(Perms::CREATE),
+            Interaction::Update | Interaction::Patch => on_type(if self.conditional {
+                Perms::UPDATE.union(Perms::SEARCH)
+            } else {
+                Perms::UPDATE
+            }),
+            Interaction::Delete => on_type(if self.conditional {
+                Perms::DELETE.union(Perms::SEARCH)
+            } else {
+                Perms::DELETE
+            }),
+            Interaction::Operation => self.operation_requirement(),
+            Interaction::BulkDownload => on_all(Perms::V1_READ),
+            Interaction::Capabilities
+            | Interaction::BatchTransaction
+            | Interaction::Discovery
+            | Interaction::BulkStatus
+            | Interaction::Unknown => None,
+        }
+    }
+
+    fn operation_requirement(&self) -> Option<Requirement> {
+        let name = self.operation.as_deref()?;
+        let perms = match name {
+            "$export" | "$everything" | "$graphql" => {
+                return Some(Requirement {
+                    resource: ResourceTarget::Any,
+                    perms: Perms::V1_READ,
+                })
+            }
+            "$lastn" | "$stats" | "$docref" | "$match" => Perms::SEARCH,
+            "$meta"
+            | "$expand"
+            | "$lookup"
+            | "$validate-code"
+            | "$translate"
+            | "$subsumes"
+            | "$closure"
+            | "$document"
+            | "$summary"
+            | "$binary-access-read" => Perms::READ,
+            "$meta-add" | "$meta-delete" | "$binary-access-write" => Perms::UPDATE,
+            _ => return None,
+        };
+        self.resource_type.map(|t| Requirement {
+            resource: ResourceTarget::Type(t.to_string()),
+            perms,
+        })
+    }
+}

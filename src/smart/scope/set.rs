@@ -1,0 +1,266 @@
+//! A granted (or requested) scope string as a normalised set, and what it covers.
+
+use std::collections::BTreeSet;
+
+use super::parse::{Context, ResourceScope, ResourceTarget, Scope};
+use super::perms::Perms;
+
+/// A space-separated scope string, parsed and normalised: order and duplicates do not matter,
+/// v1 and v2 spellings of the same permission are equal, and a scope implied by a broader one
+/// in the same set is folded into it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSet {
+    resources: Vec<ResourceScope>,
+    /// Non-resource scopes (launch, identity, refresh, custom), in canonical spelling.
+    others: BTreeSet<Scope>,
+    /// Tokens that are not valid SMART scopes, with the reason.
+    invalid: Vec<(String, String)>,
+}
+
+impl PartialOrd for Scope {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scope {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.normalized().cmp(&other.normalized())
+    }
+}
+
+/// Which scopes of a set allow a request, and what is missing when they don't.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// Letters the request needs that no applicable scope grants (empty = covered).
+    pub missing: Perms,
+    /// Normalised scopes that contributed letters.
+    pub by: Vec<String>,
+    /// Covered only through scopes with search constraints: the server has to filter results.
+    pub constrained: bool,
+}
+
+impl Coverage {
+    pub fn is_covered(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+impl ScopeSet {
+    /// Parses a space-separated scope string. Never fails: invalid tokens are kept with a reason.
+    pub fn parse(scope_string: &str) -> ScopeSet {
+        ScopeSet::from_scopes(scope_string.split_ascii_whitespace().map(Scope::parse))
+    }
+
+    pub fn from_scopes(scopes: impl IntoIterator<Item = Scope>) -> ScopeSet {
+        let mut set = ScopeSet::default();
+        for scope in scopes {
+            set.insert(scope);
+        }
+        set.fold_subsumed();
+        set
+    }
+
+    fn insert(&mut self, scope: Scope) {
+        match scope {
+            Scope::Resource(r) => {
+                // Same context, target and constraints: union the letters.
+                if let Some(existing) = self.resources.iter_mut().find(|e| {
+                    e.context == r.context
+                        && e.resource == r.resource
+                        && e.constraints == r.constraints
+                }) {
+                    existing.perms = existing.perms.union(r.perms);
+                } else {
+                    self.resources.push(r);
+                }
+            }
+            Scope::Invalid { raw, reason } => {
+                if !self.invalid.iter().any(|(r, _)| *r == raw) {
+                    self.invalid.push((raw, reason));
+                }
+            }
+            other => {
+                self.others.insert(other);
+            }
+        }
+    }
+
+    /// Drops letters already granted by a broader scope in the same set, and scopes left empty.
+    fn fold_subsumed(&mut self) {
+        let snapshot = self.resources.clone();
+        for (i, scope) in self.resources.iter_mut().enumerate() {
+            let mut implied = Perms::NONE;
+            for (j, other) in snapshot.iter().enumerate() {
+                let broader = i != j
+                    && other.applies_to(scope.context, &scope.resource)
+                    && other.constraints_within(&scope.constraints)
+                    && (other.context != scope.context
+                        || other.resource != scope.resource
+                        || other.constraints.len() < scope.constraints.len());
+                if broader {
+                    implied = implied.union(other.perms);
+                }
+            }
+            scope.perms = scope.perms.minus(implied);
+        }
+        self.resources.retain(|r| !r.perms.is_empty());
+        self.resources.sort_by_key(|r| r.normalized());
+    }
+
+    pub fn resources(&self) -> &[ResourceScope] {
+        &self.resources
+    }
+    pub fn others(&self) -> impl Iterator<Item = &Scope> {
+        self.others.iter()
+    }
+    pub fn invalid(&self) -> &[(String, String)] {
+        &self.invalid
+    }
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty() && self.others.is_empty() && self.invalid.is_empty()
+    }
+    pub fn contains(&self, scope: &Scope) -> bool {
+        match scope {
+            Scope::Resource(r) => self
+                .coverage_for(r.context, &r.resource, r.perms)
+                .is_covered(),
+            Scope::Invalid { raw, .. } => self.invalid.iter().any(|(r, _)| r == raw),
+            other => self.others.contains(other),
+        }
+    }
+
+    /// The broadest context any resource scope reaches.
+    pub fn max_context(&self) -> Option<Context> {
+        self.resources.iter().map(|r| r.context).max()
+    }
+    pub fn has_wildcard(&self) -> bool {
+        self.resources.iter().any(ResourceScope::is_wildcard)
+    }
+
+    /// Canonical spellings: resource scopes (v2 letters), then other scopes, then invalid tokens
+    /// prefixed with `!`.
+    pub fn normalized(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.resources.iter().map(|r| r.normalized()).collect();
+        out.extend(self.others.iter().map(|s| s.normalized()));
+        out.extend(self.invalid.iter().map(|(raw, _)| format!("!{raw}")));
+        out
+    }
+
+    /// The normalised set as one space-separated string.
+    pub fn normalized_string(&self) -> String {
+        self.normalized().join(" ")
+    }
+
+    /// Does the set allow `perms` on `resource` for a request that needs `context`?
+    /// A request inside the launch patient's compartment needs `Patient`; one outside it needs
+    /// `User` (or `System` for a backend). Broader contexts cover narrower ones.
+    pub fn covers(&self, context: Context, resource: &ResourceTarget, perms: Perms) -> bool {
+        self.coverage_for(context, resource, perms).is_covered()
+    }
+
+    /// Like [`ScopeSet::covers`], with the scopes that justify the decision.
+    pub fn coverage_for(
+        &self,
+        context: Context,
+        resource: &ResourceTarget,
+        perms: Perms,
+    ) -> Coverage {
+        let mut unconstrained = Perms::NONE;
+        let mut constrained = Perms::NONE;
+        let mut by = Vec::new();
+        for scope in &self.resources {
+            if !scope.applies_to(context, resource) || !scope.perms.intersects(perms) {
+                continue;
+            }
+            if scope.constraints.is_empty() {
+                unconstrained = unconstrained.union(scope.perms);
+            } else {
+                constrained = constrained.union(scope.perms);
+            }
+            by.push(scope.normalized());
+        }
+        let missing = perms.minus(unconstrained.union(constrained));
+        Coverage {
+            missing,
+            by,
+            constrained: missing.is_empty() && !unconstrained.contains(perms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(t: &str) -> ResourceTarget {
+        ResourceTarget::Type(t.to_string())
+    }
+
+    #[test]
+    fn order_duplicates_and_spelling_do_not_matter() {
+        let a = ScopeSet::parse("patient/Observation.read launch/patient patient/Observation.read");
+        let b = ScopeSet::parse("launch/patient patient/Observation.r patient/Observation.s");
+        assert_eq!(a, b);
+        assert_eq!(
+            a.normalized_string(),
+            "patient/Observation.rs launch/patient"
+        );
+    }
+
+    #[test]
+    fn narrower_scopes_fold_into_broader_ones() {
+        let s = ScopeSet::parse("patient/*.rs patient/Observation.r patient/Condition.rs?category=x user/Observation.cruds");
+        assert_eq!(
+            s.normalized(),
+            vec!["patient/*.rs", "user/Observation.cruds"]
+        );
+    }
+
+    #[test]
+    fn covers_checks_context_type_and_letters() {
+        let s = ScopeSet::parse("patient/Observation.rs patient/Patient.r user/Appointment.cud");
+        let obs = ty("Observation");
+        assert!(s.covers(Context::Patient, &obs, Perms::READ));
+        assert!(s.covers(Context::Patient, &obs, Perms::SEARCH));
+        assert!(!s.covers(Context::Patient, &obs, Perms::CREATE));
+        // A patient/ scope does not cover access outside the launch patient's compartment.
+        assert!(!s.covers(Context::User, &obs, Perms::SEARCH));
+        assert!(!s.covers(Context::Patient, &ty("Patient"), Perms::SEARCH));
+        // user/ covers the narrower patient context.
+        assert!(s.covers(Context::Patient, &ty("Appointment"), Perms::UPDATE));
+        // A specific type never covers a request on all types.
+        assert!(!s.covers(Context::Patient, &ResourceTarget::Any, Perms::READ));
+    }
+
+    #[test]
+    fn wildcard_and_split_letters_cover() {
+        let s = ScopeSet::parse("system/*.r system/Observation.s");
+        let c = s.coverage_for(Context::System, &ty("Observation"), Perms::V1_READ);
+        assert!(c.is_covered());
+        assert_eq!(c.by, vec!["system/*.r", "system/Observation.s"]);
+        let c = s.coverage_for(Context::System, &ty("Condition"), Perms::V1_READ);
+        assert_eq!(c.missing, Perms::SEARCH);
+    }
+
+    #[test]
+    fn constrained_coverage_is_marked() {
+        let s = ScopeSet::parse("patient/Observation.rs?category=laboratory");
+        let c = s.coverage_for(Context::Patient, &ty("Observation"), Perms::SEARCH);
+        assert!(c.is_covered());
+        assert!(c.constrained);
+    }
+
+    #[test]
+    fn invalid_tokens_are_kept_with_reason() {
+        let s = ScopeSet::parse("patient/*.readx openid");
+        assert_eq!(s.invalid().len(), 1);
+        assert!(s.invalid()[0].1.contains("unknown permission"));
+        assert_eq!(s.normalized(), vec!["openid", "!patient/*.readx"]);
+    }
+
+    #[test]
+    fn empty_string_is_empty_set() {
+        assert!(ScopeSet::parse("").is_empty());
+        assert!(ScopeSet::parse("   ").is_empty());
+    }
+}

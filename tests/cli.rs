@@ -1,0 +1,107 @@
+//! End-to-end behaviour of the command line that is not about ingest counts.
+
+use std::process::Command;
+
+fn scopewatch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run scopewatch")
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_fail() {
+    for (cmd, issue) in [
+        ("detect", "#3"),
+        ("run", "#6"),
+        ("sql", "#4"),
+        ("simulate", "#3"),
+    ] {
+        let out = scopewatch(&[cmd, "sample-data", "--alerts", "-"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd} must not pretend to work");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("not available") && stderr.contains(issue),
+            "{cmd}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{cmd} printed to stdout");
+    }
+}
+
+#[test]
+fn help_explains_validate_flags() {
+    let out = scopewatch(&["validate", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--dead-letter",
+        "--summary",
+        "--max-line-bytes",
+        "--fhir-base",
+        "--log-format",
+    ] {
+        assert!(help.contains(flag), "validate --help lacks {flag}");
+    }
+}
+
+#[test]
+fn bundled_sample_data_is_valid() {
+    let out = scopewatch(&["validate", "sample-data", "--summary", "-"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
+    assert!(summary["events"]["token"].as_u64() > Some(100));
+    assert!(summary["events"]["access"].as_u64() > Some(1000));
+    assert_eq!(
+        summary["events"]["unclassified_urls"],
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn logs_never_print_patient_ids_or_urls_at_info() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("phi.ndjson");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"type":"access","time":"2024-03-01T12:00:00Z","client_id":"a","method":"GET","url":"Observation?patient=PHI-PATIENT-777","status":200,"patient":"PHI-PATIENT-777"}"#,
+            "\n",
+            r#"{"type":"access","time":"bad","client_id":"a","method":"GET","url":"Patient/PHI-PATIENT-778","status":200}"#,
+            "\n",
+            r#"{"type":"access","time":"2024-03-01T12:00:00Z","client_id":"a","method":"GET","url":"Patient/PHI PATIENT 779","status":200}"#,
+            "\n"
+        ),
+    )
+    .expect("write");
+    for format in ["text", "json"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .args(["validate", "--log-format", format, "--dead-letter"])
+            .arg(dir.path().join("dl.ndjson"))
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("source done"),
+            "info logging is on: {stderr}"
+        );
+        assert!(
+            !stderr.contains("PHI"),
+            "patient data leaked to logs: {stderr}"
+        );
+        if format == "json" {
+            let log_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+            assert!(!log_lines.is_empty());
+            for l in log_lines {
+                serde_json::from_str::<serde_json::Value>(l).expect("json log line");
+            }
+        }
+    }
+}
