@@ -97,11 +97,20 @@ fn logs_never_print_patient_ids_or_urls_at_info() {
             "patient data leaked to logs: {stderr}"
         );
         if format == "json" {
-            let log_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
-            assert!(!log_lines.is_empty());
-            for l in log_lines {
-                serde_json::from_str::<serde_json::Value>(l).expect("json log line");
-            }
+            // Every stderr line is JSON, and the last one is the run summary.
+            let values: Vec<serde_json::Value> = stderr
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json log line"))
+                .collect();
+            let summary = &values.last().expect("summary line")["summary"];
+            assert_eq!(summary["totals"]["read"], 3);
+            assert_eq!(summary["totals"]["accepted"], 2);
+            assert_eq!(summary["totals"]["dead_lettered"], 1);
+            assert_eq!(
+                summary["events"]["unclassified_urls"]
+                    ["URL contains whitespace or control characters"],
+                1
+            );
         }
     }
 }

@@ -78,7 +78,7 @@ pub const EXIT_FATAL: u8 = 2;
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     logging::init(cli.log_format);
     match cli.command {
-        Command::Validate(args) => validate::run(args),
+        Command::Validate(args) => validate::run(args, cli.log_format),
         Command::Detect(_) => not_yet("detect", 3),
         Command::Run(_) => not_yet("run", 6),
         Command::Sql(_) => not_yet("sql", 4),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::Outcome;
+use super::{LogFormat, Outcome};
 use crate::event::Event;
 use crate::ingest::{
     expand_inputs, DeadLetterWriter, IngestOptions, IngestSummary, Ingestor, DEFAULT_MAX_LINE_BYTES,
@@ -67,7 +67,7 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(Box::new(BufWriter::new(file)))
 }
 
-pub fn run(args: ValidateArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: ValidateArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     if args.max_line_bytes == 0 {
         anyhow::bail!("--max-line-bytes must be at least 1");
     }
@@ -100,20 +100,27 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Outcome> {
         ingestor.ingest(source, &mut on_event)?;
     }
     let summary = ingestor.finish()?;
-    eprint!("{}", summary.render_table());
-    eprintln!("events: {} token, {} access", tally.token, tally.access);
-    for (problem, n) in &tally.unclassified_urls {
-        eprintln!("  unclassified URL ({n}): {problem}");
+    let report = ValidateSummary {
+        ingest: &summary,
+        events: tally,
+    };
+    match log_format {
+        // With JSON logs, the end-of-run counts are one JSON line on stderr too.
+        LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &report })),
+        LogFormat::Text => {
+            eprint!("{}", summary.render_table());
+            eprintln!(
+                "events: {} token, {} access",
+                report.events.token, report.events.access
+            );
+            for (problem, n) in &report.events.unclassified_urls {
+                eprintln!("  unclassified URL ({n}): {problem}");
+            }
+        }
     }
     if let Some(path) = &args.summary {
         let mut out = open_output(path)?;
-        serde_json::to_writer_pretty(
-            &mut out,
-            &ValidateSummary {
-                ingest: &summary,
-                events: tally,
-            },
-        )?;
+        serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
         out.flush()?;
     }

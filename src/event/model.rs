@@ -1,21 +1,26 @@
 //! The canonical event contract (see docs/event-contract.md and docs/event.schema.json).
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 use super::time::Timestamp;
 use crate::smart::request::Method;
 
+/// Short identifiers are `CompactString`s: up to 24 bytes they live inline, which saves an
+/// allocation per field on the ingest hot path.
+pub type Text = CompactString;
+
 /// Fields every event carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Common {
     pub time: Timestamp,
-    pub client_id: String,
+    pub client_id: Text,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub source_ip: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
 }
 
 /// What happened to a token at the authorization server.
@@ -57,9 +62,9 @@ pub struct TokenEvent {
     pub common: Common,
     pub event: TokenAction,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
+    pub token_id: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grant_type: Option<String>,
+    pub grant_type: Option<Text>,
     /// Space-separated scope string as requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_requested: Option<String>,
@@ -68,7 +73,7 @@ pub struct TokenEvent {
     pub scope_granted: Option<String>,
     /// Launch patient. PHI: never log it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patient: Option<String>,
+    pub patient: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
 }
@@ -82,19 +87,19 @@ pub struct AccessEvent {
     pub url: String,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
+    pub token_id: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources_returned: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// Patient the request concerned. PHI: never log it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patient: Option<String>,
+    pub patient: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patient_count: Option<u64>,
     /// v3 PurposeOfUse code, e.g. `TREAT`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub purpose_of_use: Option<String>,
+    pub purpose_of_use: Option<Text>,
 }
 
 /// One canonical event.

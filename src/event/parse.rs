@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::model::{AccessEvent, Common, Event, TokenAction, TokenEvent};
+use super::model::{AccessEvent, Common, Event, Text, TokenAction, TokenEvent};
 use super::raw::{Field, RawEvent, Scalar};
 use super::reject::{Reject, RejectKind};
 use super::time::Timestamp;
@@ -130,10 +130,14 @@ fn required_str<'a>(raw: &mut RawEvent<'a>, field: Field) -> Result<Cow<'a, str>
 
 /// Optional string: absent, null and "" all mean "not given".
 fn optional_str(raw: &mut RawEvent<'_>, field: Field) -> Result<Option<String>, Reject> {
+    Ok(optional_text(raw, field)?.map(String::from))
+}
+
+fn optional_text(raw: &mut RawEvent<'_>, field: Field) -> Result<Option<Text>, Reject> {
     match raw.take(field) {
         None => Ok(None),
         Some(Scalar::Str(s)) if s.is_empty() => Ok(None),
-        Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Scalar::Str(s)) => Ok(Some(Text::from(s.as_ref()))),
         Some(other) => Err(wrong_type(field, "a string", &other)),
     }
 }
@@ -193,10 +197,10 @@ fn build_event(mut raw: RawEvent<'_>) -> Result<Event, Reject> {
     })?;
     let common = Common {
         time,
-        client_id: required_str(&mut raw, Field::ClientId)?.into_owned(),
-        user: optional_str(&mut raw, Field::User)?,
-        source_ip: optional_str(&mut raw, Field::SourceIp)?,
-        user_agent: optional_str(&mut raw, Field::UserAgent)?,
+        client_id: Text::from(required_str(&mut raw, Field::ClientId)?.as_ref()),
+        user: optional_text(&mut raw, Field::User)?,
+        source_ip: optional_text(&mut raw, Field::SourceIp)?,
+        user_agent: optional_text(&mut raw, Field::UserAgent)?,
     };
     match kind {
         Kind::Token => build_token(common, raw).map(Event::Token),
@@ -220,11 +224,11 @@ fn build_token(common: Common, mut raw: RawEvent<'_>) -> Result<TokenEvent, Reje
     Ok(TokenEvent {
         common,
         event,
-        token_id: optional_str(&mut raw, Field::TokenId)?,
-        grant_type: optional_str(&mut raw, Field::GrantType)?,
+        token_id: optional_text(&mut raw, Field::TokenId)?,
+        grant_type: optional_text(&mut raw, Field::GrantType)?,
         scope_requested: optional_str(&mut raw, Field::ScopeRequested)?,
         scope_granted: optional_str(&mut raw, Field::ScopeGranted)?,
-        patient: optional_str(&mut raw, Field::Patient)?,
+        patient: optional_text(&mut raw, Field::Patient)?,
         expires_in: integer(&mut raw, Field::ExpiresIn)?,
     })
 }
@@ -249,12 +253,12 @@ fn build_access(common: Common, mut raw: RawEvent<'_>) -> Result<AccessEvent, Re
         method,
         url,
         status: status as u16,
-        token_id: optional_str(&mut raw, Field::TokenId)?,
+        token_id: optional_text(&mut raw, Field::TokenId)?,
         resources_returned: count(&mut raw, Field::ResourcesReturned)?,
         bytes: count(&mut raw, Field::Bytes)?,
-        patient: optional_str(&mut raw, Field::Patient)?,
+        patient: optional_text(&mut raw, Field::Patient)?,
         patient_count: count(&mut raw, Field::PatientCount)?,
-        purpose_of_use: optional_str(&mut raw, Field::PurposeOfUse)?,
+        purpose_of_use: optional_text(&mut raw, Field::PurposeOfUse)?,
     })
 }
 
