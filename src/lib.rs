@@ -5,6 +5,8 @@
 //! grammar). Detection, alerting, SQL and the streaming pipeline build on these.
 
 pub mod cli;
+pub mod detect;
 pub mod event;
 pub mod ingest;
+pub mod registry;
 pub mod smart;

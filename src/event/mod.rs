@@ -6,7 +6,7 @@ mod raw;
 mod reject;
 mod time;
 
-pub use model::{AccessEvent, Common, Event, TokenAction, TokenEvent};
+pub use model::{AccessEvent, Common, Event, Text, TokenAction, TokenEvent};
 pub use parse::{parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN};
 pub use raw::FIELD_NAMES;
 pub use reject::{Reject, RejectKind};

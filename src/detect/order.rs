@@ -1,0 +1,196 @@
+//! Event-time ordering: events may arrive up to `lateness` out of order; they are released in
+//! (time, token-before-access, arrival) order once the watermark has passed them. Events older
+//! than what was already released are late and handed back, never silently dropped.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use crate::event::{Event, Timestamp, MICROS_PER_SECOND};
+
+/// Default allowed lateness: 5 minutes.
+pub const DEFAULT_LATENESS_SECONDS: i64 = 300;
+
+struct Pending {
+    time: Timestamp,
+    /// Token events sort before access events at the same instant, so an access made in the
+    /// same second its token was issued still finds the token.
+    rank: u8,
+    seq: u64,
+    event: Event,
+}
+
+impl Pending {
+    fn key(&self) -> (Timestamp, u8, u64) {
+        (self.time, self.rank, self.seq)
+    }
+}
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// An event that arrived after events later than it were already released.
+#[derive(Debug)]
+pub struct LateEvent {
+    pub event: Event,
+    /// How far behind the release frontier it was, in microseconds.
+    pub behind_micros: i64,
+}
+
+pub struct ReorderBuffer {
+    lateness_micros: i64,
+    heap: BinaryHeap<Reverse<Pending>>,
+    max_seen: Option<Timestamp>,
+    released_up_to: Option<Timestamp>,
+    seq: u64,
+}
+
+impl ReorderBuffer {
+    pub fn new(lateness_seconds: i64) -> ReorderBuffer {
+        ReorderBuffer {
+            lateness_micros: lateness_seconds.max(0) * MICROS_PER_SECOND,
+            heap: BinaryHeap::new(),
+            max_seen: None,
+            released_up_to: None,
+            seq: 0,
+        }
+    }
+
+    /// Buffers an event, or hands it back when it is late.
+    pub fn push(&mut self, event: Event) -> Result<(), Box<LateEvent>> {
+        let time = event.time();
+        if let Some(frontier) = self.released_up_to {
+            if time < frontier {
+                return Err(Box::new(LateEvent {
+                    event,
+                    behind_micros: frontier.0 - time.0,
+                }));
+            }
+        }
+        self.max_seen = Some(self.max_seen.map_or(time, |m| m.max(time)));
+        let rank = match event {
+            Event::Token(_) => 0,
+            Event::Access(_) => 1,
+        };
+        self.seq += 1;
+        self.heap.push(Reverse(Pending {
+            time,
+            rank,
+            seq: self.seq,
+            event,
+        }));
+        Ok(())
+    }
+
+    /// Event time up to which everything has arrived (max seen − lateness).
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.max_seen.map(|m| Timestamp(m.0 - self.lateness_micros))
+    }
+
+    /// The next event whose time is at or before the watermark.
+    pub fn pop_ready(&mut self) -> Option<Event> {
+        let watermark = self.watermark()?;
+        if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(p)| p.time <= watermark)
+        {
+            return self.release();
+        }
+        None
+    }
+
+    /// The next buffered event regardless of the watermark (end of input).
+    pub fn pop_any(&mut self) -> Option<Event> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Option<Event> {
+        let Reverse(p) = self.heap.pop()?;
+        self.released_up_to = Some(self.released_up_to.map_or(p.time, |r| r.max(p.time)));
+        Some(p.event)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event_str;
+
+    fn access(second: u32, client: &str) -> Event {
+        parse_event_str(&format!(
+            r#"{{"type":"access","time":"2024-03-01T12:00:{second:02}Z","client_id":"{client}","method":"GET","url":"metadata","status":200}}"#
+        ))
+        .unwrap()
+    }
+    fn token(second: u32, client: &str) -> Event {
+        parse_event_str(&format!(
+            r#"{{"type":"token","event":"issued","time":"2024-03-01T12:00:{second:02}Z","client_id":"{client}"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn drain_ready(b: &mut ReorderBuffer) -> Vec<String> {
+        std::iter::from_fn(|| b.pop_ready())
+            .map(|e| e.client_id().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn releases_in_event_time_once_the_watermark_passes() {
+        let mut b = ReorderBuffer::new(10);
+        for (s, c) in [(5, "b"), (1, "a"), (9, "c")] {
+            b.push(access(s, c)).unwrap();
+        }
+        assert!(drain_ready(&mut b).is_empty(), "nothing is 10 s old yet");
+        b.push(access(16, "d")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["a", "b"]);
+        b.push(access(30, "e")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["c", "d"]);
+        assert_eq!(std::iter::from_fn(|| b.pop_any()).count(), 1);
+    }
+
+    #[test]
+    fn token_before_access_at_the_same_instant() {
+        let mut b = ReorderBuffer::new(0);
+        b.push(access(1, "access")).unwrap();
+        b.push(token(1, "token")).unwrap();
+        let order: Vec<String> = std::iter::from_fn(|| b.pop_any())
+            .map(|e| e.kind().to_string())
+            .collect();
+        assert_eq!(order, vec!["token", "access"]);
+    }
+
+    #[test]
+    fn late_events_are_handed_back_with_how_late() {
+        let mut b = ReorderBuffer::new(5);
+        b.push(access(1, "a")).unwrap();
+        b.push(access(20, "b")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["a"]);
+        // 3 s is behind the released frontier (1 s)? No: 3 > 1, still in order.
+        b.push(access(3, "c")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["c"]);
+        let late = b.push(access(2, "late")).unwrap_err();
+        assert_eq!(late.behind_micros, MICROS_PER_SECOND);
+        assert_eq!(late.event.client_id(), "late");
+    }
+}

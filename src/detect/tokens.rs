@@ -1,0 +1,237 @@
+//! The token cache: what each live access token was granted, so an access event can be
+//! explained by its token's scopes and launch context. Bounded: tokens leave when they expire
+//! (plus a grace period) or are revoked, and the oldest-expiring go first when it is full.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::event::{Text, Timestamp, TokenAction, TokenEvent, MICROS_PER_SECOND};
+use crate::smart::scope::ScopeSet;
+
+/// What a token was granted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub token_id: Text,
+    pub client_id: Text,
+    pub grant_type: Option<Text>,
+    /// Granted scopes, normalised (shared: many accesses look them up).
+    pub scopes: Arc<ScopeSet>,
+    /// Launch patient (PHI).
+    pub patient: Option<Text>,
+    pub user: Option<Text>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl TokenInfo {
+    pub fn is_expired_at(&self, now: Timestamp) -> bool {
+        now > self.expires_at
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenCacheConfig {
+    /// Lifetime assumed when a token event has no `expires_in`.
+    pub default_ttl_seconds: i64,
+    /// How long an expired token is kept, so slightly late accesses still join.
+    pub grace_seconds: i64,
+    /// Most tokens held at once.
+    pub capacity: usize,
+}
+
+impl Default for TokenCacheConfig {
+    fn default() -> Self {
+        TokenCacheConfig {
+            default_ttl_seconds: 3600,
+            grace_seconds: 600,
+            capacity: 1_000_000,
+        }
+    }
+}
+
+pub struct TokenCache {
+    config: TokenCacheConfig,
+    by_id: HashMap<Text, TokenInfo>,
+    /// (eviction time, token id), for expiry in time order.
+    by_eviction: BTreeSet<(Timestamp, Text)>,
+    /// Tokens pushed out by the capacity bound before they expired.
+    pub evicted_early: u64,
+}
+
+impl TokenCache {
+    pub fn new(config: TokenCacheConfig) -> TokenCache {
+        TokenCache {
+            config,
+            by_id: HashMap::new(),
+            by_eviction: BTreeSet::new(),
+            evicted_early: 0,
+        }
+    }
+
+    /// Applies a token event. Issued, refreshed and introspected tokens with an id and a granted
+    /// scope string are remembered; revoked ones are forgotten; denials change nothing.
+    pub fn apply(&mut self, event: &TokenEvent) {
+        let Some(token_id) = event.token_id.as_ref() else {
+            return;
+        };
+        match event.event {
+            TokenAction::Revoked => self.remove(token_id),
+            TokenAction::Denied => {}
+            TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
+                let Some(granted) = event.scope_granted.as_deref() else {
+                    return;
+                };
+                // Introspection of a token we already know adds nothing.
+                if event.event == TokenAction::Introspected && self.by_id.contains_key(token_id) {
+                    return;
+                }
+                let issued_at = event.common.time;
+                let ttl = event
+                    .expires_in
+                    .filter(|s| *s > 0)
+                    .unwrap_or(self.config.default_ttl_seconds);
+                let info = TokenInfo {
+                    token_id: token_id.clone(),
+                    client_id: event.common.client_id.clone(),
+                    grant_type: event.grant_type.clone(),
+                    scopes: Arc::new(ScopeSet::parse(granted)),
+                    patient: event.patient.clone(),
+                    user: event.common.user.clone(),
+                    issued_at,
+                    expires_at: Timestamp(
+                        issued_at
+                            .0
+                            .saturating_add(ttl.saturating_mul(MICROS_PER_SECOND)),
+                    ),
+                };
+                self.insert(info);
+            }
+        }
+    }
+
+    fn eviction_time(&self, info: &TokenInfo) -> Timestamp {
+        Timestamp(
+            info.expires_at
+                .0
+                .saturating_add(self.config.grace_seconds * MICROS_PER_SECOND),
+        )
+    }
+
+    fn insert(&mut self, info: TokenInfo) {
+        self.remove(&info.token_id);
+        while self.by_id.len() >= self.config.capacity.max(1) {
+            let Some(first) = self.by_eviction.pop_first() else {
+                break;
+            };
+            self.by_id.remove(&first.1);
+            self.evicted_early += 1;
+        }
+        self.by_eviction
+            .insert((self.eviction_time(&info), info.token_id.clone()));
+        self.by_id.insert(info.token_id.clone(), info);
+    }
+
+    fn remove(&mut self, token_id: &str) {
+        if let Some(old) = self.by_id.remove(token_id) {
+            let key = (self.eviction_time(&old), old.token_id);
+            self.by_eviction.remove(&key);
+        }
+    }
+
+    /// Forgets tokens whose expiry plus grace is before `now`.
+    pub fn expire(&mut self, now: Timestamp) {
+        while let Some((at, _)) = self.by_eviction.first() {
+            if *at >= now {
+                break;
+            }
+            if let Some((_, id)) = self.by_eviction.pop_first() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+
+    pub fn get(&self, token_id: &str) -> Option<&TokenInfo> {
+        self.by_id.get(token_id)
+    }
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{parse_event_str, Event};
+
+    fn token(line: &str) -> TokenEvent {
+        match parse_event_str(line).unwrap() {
+            Event::Token(t) => t,
+            Event::Access(_) => panic!("not a token"),
+        }
+    }
+
+    fn issued(id: &str, at: &str, expires_in: i64) -> TokenEvent {
+        token(&format!(
+            r#"{{"type":"token","event":"issued","time":"{at}","client_id":"app","token_id":"{id}","scope_granted":"patient/Observation.read launch/patient","patient":"p1","expires_in":{expires_in}}}"#
+        ))
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn remembers_granted_scopes_and_launch_patient() {
+        let mut c = TokenCache::new(TokenCacheConfig::default());
+        c.apply(&issued("t1", "2024-03-01T12:00:00Z", 300));
+        let t = c.get("t1").unwrap();
+        assert_eq!(
+            t.scopes.normalized_string(),
+            "patient/Observation.rs launch/patient"
+        );
+        assert_eq!(t.patient.as_deref(), Some("p1"));
+        assert_eq!(t.expires_at, ts("2024-03-01T12:05:00Z"));
+        assert!(t.is_expired_at(ts("2024-03-01T12:05:01Z")));
+    }
+
+    #[test]
+    fn expiry_grace_and_revocation() {
+        let mut c = TokenCache::new(TokenCacheConfig {
+            grace_seconds: 60,
+            ..TokenCacheConfig::default()
+        });
+        c.apply(&issued("t1", "2024-03-01T12:00:00Z", 300));
+        c.apply(&issued("t2", "2024-03-01T12:00:00Z", 3600));
+        c.expire(ts("2024-03-01T12:05:30Z"));
+        assert!(c.get("t1").is_some(), "inside the grace period");
+        c.expire(ts("2024-03-01T12:06:01Z"));
+        assert!(c.get("t1").is_none());
+        c.apply(&token(r#"{"type":"token","event":"revoked","time":"2024-03-01T12:07:00Z","client_id":"app","token_id":"t2"}"#));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn capacity_evicts_the_soonest_to_expire() {
+        let mut c = TokenCache::new(TokenCacheConfig {
+            capacity: 2,
+            ..TokenCacheConfig::default()
+        });
+        c.apply(&issued("long", "2024-03-01T12:00:00Z", 3600));
+        c.apply(&issued("short", "2024-03-01T12:00:00Z", 60));
+        c.apply(&issued("new", "2024-03-01T12:01:00Z", 600));
+        assert!(c.get("short").is_none());
+        assert!(c.get("long").is_some() && c.get("new").is_some());
+        assert_eq!(c.evicted_early, 1);
+    }
+
+    #[test]
+    fn denials_and_tokens_without_scopes_are_not_cached() {
+        let mut c = TokenCache::new(TokenCacheConfig::default());
+        c.apply(&token(r#"{"type":"token","event":"denied","time":"2024-03-01T12:00:00Z","client_id":"app","token_id":"d","scope_granted":"system/*.rs"}"#));
+        c.apply(&token(r#"{"type":"token","event":"issued","time":"2024-03-01T12:00:00Z","client_id":"app","token_id":"n"}"#));
+        assert!(c.is_empty());
+    }
+}
