@@ -4,6 +4,7 @@
 //! from files, archives and stdin, with dead-lettering), `smart` (scope algebra and FHIR request
 //! grammar). Detection, alerting, SQL and the streaming pipeline build on these.
 
+pub mod alert;
 pub mod cli;
 pub mod detect;
 pub mod event;

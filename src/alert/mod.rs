@@ -1,0 +1,13 @@
+//! Alerts: the record a SOC reads (category, rule, severity, calibrated score, one-sentence
+//! summary, window, observed vs baseline, evidence, framework references), deterministic ids,
+//! and the NDJSON and OCSF 1.8.0 Detection Finding encodings.
+
+mod format;
+mod id;
+mod model;
+mod ocsf;
+
+pub use format::{write_alert, AlertFormat};
+pub use id::stable_id;
+pub use model::*;
+pub use ocsf::{to_ocsf, OCSF_VERSION};

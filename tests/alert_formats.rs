@@ -1,0 +1,126 @@
+//! Golden files pin both alert encodings (set UPDATE_GOLDEN=1 to rewrite them after a
+//! deliberate change), and the OCSF record carries what OCSF 1.8.0 requires.
+
+use std::collections::BTreeMap;
+
+use scopewatch::alert::{
+    to_ocsf, write_alert, Activity, Alert, AlertFormat, Category, Evidence, Severity, Window,
+    ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED,
+};
+use scopewatch::event::Timestamp;
+use serde_json::json;
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).expect("time")
+}
+
+fn sample(revision: u32) -> Alert {
+    let start = ts("2024-03-05T14:00:00Z");
+    let (id, incident_id) = Alert::ids("growth-chart", "enforcement_gap", start, revision);
+    Alert {
+        id,
+        incident_id,
+        activity: if revision == 0 { Activity::Create } else { Activity::Update },
+        revision,
+        time: ts("2024-03-05T14:07:12Z"),
+        client_id: "growth-chart".into(),
+        category: Category::ScopeCreep,
+        rule: "enforcement_gap",
+        severity: Severity::High,
+        score: 92,
+        summary: "growth-chart read Condition resources 14 times with a token whose scopes do not allow it, and the server answered 200."
+            .into(),
+        window: Window { start, end: ts("2024-03-05T15:00:00Z") },
+        observed: json!({ "resource_type": "Condition", "interaction": "search-type", "missing_permission": "s", "requests": 14 }),
+        baseline: json!({ "granted_scopes": ["patient/Observation.rs", "patient/Patient.rs"] }),
+        evidence: Evidence {
+            token_ids: vec!["tok-00042".into()],
+            example_requests: vec!["GET Condition?patient=…".into()],
+            counts: BTreeMap::from([("requests".to_string(), 14), ("tokens".to_string(), 1)]),
+        },
+        references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
+    }
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 creates it)");
+    assert_eq!(
+        actual, expected,
+        "{name} changed; rerun with UPDATE_GOLDEN=1 if deliberate"
+    );
+}
+
+#[test]
+fn ndjson_golden() {
+    let mut out = Vec::new();
+    write_alert(&mut out, &sample(0), AlertFormat::Ndjson).expect("write");
+    write_alert(&mut out, &sample(1), AlertFormat::Ndjson).expect("write");
+    golden("alert.ndjson", &String::from_utf8(out).expect("utf8"));
+}
+
+#[test]
+fn ocsf_golden() {
+    let pretty = serde_json::to_string_pretty(&to_ocsf(&sample(0))).expect("json") + "\n";
+    golden("alert.ocsf.json", &pretty);
+}
+
+#[test]
+fn ocsf_required_fields_and_activity() {
+    let create = to_ocsf(&sample(0));
+    for field in [
+        "activity_id",
+        "category_uid",
+        "class_uid",
+        "type_uid",
+        "severity_id",
+        "time",
+        "metadata",
+        "finding_info",
+    ] {
+        assert!(!create[field].is_null(), "missing {field}");
+    }
+    assert_eq!(create["class_uid"], 2004);
+    assert_eq!(create["type_uid"], 200401);
+    assert_eq!(create["severity_id"], 4);
+    assert_eq!(create["metadata"]["version"], "1.8.0");
+    assert_eq!(
+        create["finding_info"]["first_seen_time"],
+        1_709_647_200_000_i64
+    );
+    assert_eq!(
+        create["finding_info"]["attacks"][0]["technique"]["uid"],
+        "T1213"
+    );
+    let update = to_ocsf(&sample(1));
+    assert_eq!(update["type_uid"], 200402);
+    assert_eq!(
+        update["finding_info"]["uid"], create["finding_info"]["uid"],
+        "same incident"
+    );
+    assert_ne!(
+        update["metadata"]["uid"], create["metadata"]["uid"],
+        "distinct records"
+    );
+}
+
+#[test]
+fn ids_are_deterministic() {
+    let a = sample(0);
+    let b = sample(0);
+    assert_eq!(a.id, b.id);
+    let (_, other_app) = Alert::ids("other-app", "enforcement_gap", a.window.start, 0);
+    let (_, other_window) = Alert::ids(
+        "growth-chart",
+        "enforcement_gap",
+        ts("2024-03-05T15:00:00Z"),
+        0,
+    );
+    assert_ne!(a.incident_id, other_app);
+    assert_ne!(a.incident_id, other_window);
+}
