@@ -171,7 +171,7 @@ fn strip_scheme_and_host(url: &str) -> Option<&str> {
     Some(rest.find('/').map_or("", |i| &rest[i..]))
 }
 
-fn is_anchor(segment: &str) -> bool {
+pub(super) fn is_anchor(segment: &str) -> bool {
     segment.starts_with('$')
         || NON_RESOURCE_ANCHORS.contains(&segment)
         || known_resource_type(segment).is_some()

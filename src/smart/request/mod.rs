@@ -6,6 +6,7 @@ mod compartment;
 mod method;
 mod query;
 mod resource_types;
+mod shape;
 mod types;
 
 pub use classify::{classify, Classifier};
@@ -13,4 +14,5 @@ pub use compartment::{
     is_known_resource_type, is_patient_compartment_type, known_resource_type, patient_link_params,
 };
 pub use method::Method;
+pub use shape::request_shape;
 pub use types::{FhirRequest, Interaction, OperationLevel, Paging, PatientScope, Requirement};

@@ -1,0 +1,246 @@
+//! Incidents: one per app × rule while it lasts. The first finding opens it (an alert with
+//! activity `create`); later findings extend it silently; a higher severity re-alerts at once
+//! (`update`); when the app has been quiet for the quiet period, a closing `update` carries the
+//! final window and counts if anything changed since the last record.
+
+use std::collections::BTreeMap;
+
+use crate::alert::{Activity, Alert, Evidence, Window};
+use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
+
+use super::finding::Finding;
+
+const MAX_TOKEN_IDS: usize = 10;
+const MAX_EXAMPLES: usize = 5;
+
+struct Open {
+    incident_start: Timestamp,
+    last_seen: Timestamp,
+    revision: u32,
+    /// Findings since the incident opened.
+    count: u64,
+    changed_since_record: bool,
+    latest: Finding,
+    evidence: Evidence,
+}
+
+pub struct Incidents {
+    bucket_micros: i64,
+    quiet_micros: i64,
+    open: BTreeMap<(Text, &'static str), Open>,
+}
+
+impl Incidents {
+    /// `bucket_seconds` aligns incident windows; `quiet_seconds` without findings closes one.
+    pub fn new(bucket_seconds: i64, quiet_seconds: i64) -> Incidents {
+        Incidents {
+            bucket_micros: bucket_seconds.max(1) * MICROS_PER_SECOND,
+            quiet_micros: quiet_seconds.max(1) * MICROS_PER_SECOND,
+            open: BTreeMap::new(),
+        }
+    }
+
+    fn floor(&self, t: Timestamp) -> Timestamp {
+        Timestamp(t.0 - t.0.rem_euclid(self.bucket_micros))
+    }
+
+    fn alert(&self, open: &Open, activity: Activity) -> Alert {
+        let f = &open.latest;
+        let (id, incident_id) =
+            Alert::ids(&f.client_id, f.rule, open.incident_start, open.revision);
+        let end = Timestamp(self.floor(open.last_seen).0 + self.bucket_micros);
+        let mut evidence = open.evidence.clone();
+        evidence.counts.insert("findings".into(), open.count);
+        Alert {
+            id,
+            incident_id,
+            activity,
+            revision: open.revision,
+            time: f.time,
+            client_id: f.client_id.to_string(),
+            category: f.category,
+            rule: f.rule,
+            severity: f.severity,
+            score: f.score,
+            summary: f.summary.clone(),
+            window: Window {
+                start: open.incident_start,
+                end,
+            },
+            observed: f.observed.clone(),
+            baseline: f.baseline.clone(),
+            evidence,
+            references: f.references.to_vec(),
+        }
+    }
+
+    /// Adds a finding; pushes an alert when it opens an incident or escalates one.
+    pub fn record(&mut self, finding: Finding, out: &mut Vec<Alert>) {
+        self.close_quiet(finding.time, out);
+        let key = (finding.client_id.clone(), finding.rule);
+        match self.open.get_mut(&key) {
+            None => {
+                let mut evidence = Evidence::default();
+                add_evidence(&mut evidence, &finding);
+                let open = Open {
+                    incident_start: self.floor(finding.time),
+                    last_seen: finding.time,
+                    revision: 0,
+                    count: 1,
+                    changed_since_record: false,
+                    latest: finding,
+                    evidence,
+                };
+                out.push(self.alert(&open, Activity::Create));
+                self.open.insert(key, open);
+            }
+            Some(open) => {
+                add_evidence(&mut open.evidence, &finding);
+                open.count += 1;
+                open.last_seen = open.last_seen.max(finding.time);
+                let escalates = finding.severity > open.latest.severity;
+                let keep_latest_severity = open.latest.severity.max(finding.severity);
+                let keep_score = open.latest.score.max(finding.score);
+                open.latest = finding;
+                open.latest.severity = keep_latest_severity;
+                open.latest.score = keep_score;
+                open.changed_since_record = true;
+                if escalates {
+                    open.revision += 1;
+                    open.changed_since_record = false;
+                    let alert = {
+                        let open = &self.open[&key];
+                        self.alert(open, Activity::Update)
+                    };
+                    out.push(alert);
+                }
+            }
+        }
+    }
+
+    /// Closes incidents quiet for longer than the quiet period before `now`.
+    pub fn close_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+        let quiet: Vec<(Text, &'static str)> = self
+            .open
+            .iter()
+            .filter(|(_, o)| now.0 - o.last_seen.0 > self.quiet_micros)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in quiet {
+            self.close(&key, out);
+        }
+    }
+
+    /// Closes every open incident (end of input).
+    pub fn close_all(&mut self, out: &mut Vec<Alert>) {
+        let keys: Vec<(Text, &'static str)> = self.open.keys().cloned().collect();
+        for key in keys {
+            self.close(&key, out);
+        }
+    }
+
+    fn close(&mut self, key: &(Text, &'static str), out: &mut Vec<Alert>) {
+        let Some(mut open) = self.open.remove(key) else {
+            return;
+        };
+        if open.changed_since_record {
+            open.revision += 1;
+            out.push(self.alert(&open, Activity::Update));
+        }
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+}
+
+fn add_evidence(evidence: &mut Evidence, finding: &Finding) {
+    if let Some(t) = &finding.token_id {
+        if evidence.token_ids.len() < MAX_TOKEN_IDS
+            && !evidence.token_ids.iter().any(|x| x == t.as_str())
+        {
+            evidence.token_ids.push(t.to_string());
+        }
+    }
+    if let Some(r) = &finding.example_request {
+        if evidence.example_requests.len() < MAX_EXAMPLES && !evidence.example_requests.contains(r)
+        {
+            evidence.example_requests.push(r.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Category, Severity};
+
+    fn finding(minute: i64, severity: Severity) -> Finding {
+        Finding {
+            client_id: "app".into(),
+            rule: "enforcement_gap",
+            category: Category::ScopeCreep,
+            severity,
+            score: 80,
+            time: Timestamp(1_709_640_000 * MICROS_PER_SECOND + minute * 60 * MICROS_PER_SECOND),
+            summary: "s".into(),
+            observed: serde_json::json!({}),
+            baseline: serde_json::Value::Null,
+            token_id: Some(format!("t{minute}").as_str().into()),
+            example_request: Some("GET Condition?patient=…".into()),
+            references: &[],
+        }
+    }
+
+    #[test]
+    fn one_alert_per_incident_until_escalation_and_a_closing_update() {
+        let mut inc = Incidents::new(3600, 3600);
+        let mut out = Vec::new();
+        for m in 0..30 {
+            inc.record(finding(m, Severity::High), &mut out);
+        }
+        assert_eq!(out.len(), 1, "repeats extend, they do not re-alert");
+        assert_eq!(out[0].activity, Activity::Create);
+        inc.record(finding(31, Severity::Critical), &mut out);
+        assert_eq!(out.len(), 2, "escalation re-alerts");
+        assert_eq!(out[1].activity, Activity::Update);
+        assert_eq!(out[1].incident_id, out[0].incident_id);
+        assert_ne!(out[1].id, out[0].id);
+        inc.record(finding(40, Severity::High), &mut out);
+        assert_eq!(out[2..].len(), 0);
+        // Quiet for more than an hour: the next finding first closes the old incident.
+        inc.record(finding(200, Severity::High), &mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[2].activity, Activity::Update, "closing update");
+        assert_eq!(out[2].evidence.counts["findings"], 32);
+        assert_eq!(
+            out[2].severity,
+            Severity::Critical,
+            "severity never drops inside an incident"
+        );
+        assert_eq!(
+            out[2].evidence.token_ids.len(),
+            10,
+            "evidence lists are bounded"
+        );
+        assert_eq!(out[3].activity, Activity::Create);
+        assert_ne!(out[3].incident_id, out[0].incident_id, "a new incident");
+        inc.close_all(&mut out);
+        assert_eq!(out.len(), 4, "nothing changed since the last record");
+    }
+
+    #[test]
+    fn windows_align_to_buckets() {
+        let mut inc = Incidents::new(3600, 3600);
+        let mut out = Vec::new();
+        inc.record(finding(30, Severity::Low), &mut out);
+        inc.record(finding(80, Severity::Low), &mut out);
+        inc.close_all(&mut out);
+        let last = out.last().unwrap();
+        assert_eq!(last.window.start.unix_seconds() % 3600, 0);
+        assert_eq!(
+            last.window.end.0 - last.window.start.0,
+            2 * 3600 * MICROS_PER_SECOND
+        );
+    }
+}

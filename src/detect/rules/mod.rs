@@ -1,0 +1,5 @@
+//! Detection rules with stable ids. Each is a pure function of an event (and what the core
+//! already knows) that returns findings; incidents turn findings into alerts.
+
+pub mod enforcement;
+pub mod registry;

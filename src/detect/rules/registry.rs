@@ -1,0 +1,114 @@
+//! Rules that compare behaviour with the app registry (`--registry`); silent for apps the
+//! registry does not list and for fields an entry does not state.
+//!
+//! - `registry_scope_violation` (scope_creep): a token granted scopes outside the app's
+//!   registered `allowed_scopes` (semantically: a v1/v2 re-spelling is not a violation).
+//! - `registry_mode_violation` (scope_creep): a token whose broadest context (patient, user,
+//!   system) is not one of the app's registered `modes`.
+//! - `registry_purpose_violation` (purpose_drift): an access whose `purpose_of_use` is not one of
+//!   the app's registered purposes.
+
+use serde_json::json;
+
+use crate::alert::{Category, Severity, CSF_DE_CM_03, CSF_PR_AA_05, NHI5_OVERPRIVILEGED};
+use crate::event::{AccessEvent, TokenAction, TokenEvent};
+use crate::registry::Registry;
+use crate::smart::scope::ScopeSet;
+
+use super::super::finding::Finding;
+
+pub const SCOPE_RULE: &str = "registry_scope_violation";
+pub const MODE_RULE: &str = "registry_mode_violation";
+pub const PURPOSE_RULE: &str = "registry_purpose_violation";
+
+pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if !matches!(event.event, TokenAction::Issued | TokenAction::Refreshed) {
+        return out;
+    }
+    let client = &event.common.client_id;
+    let Some(app) = registry.get(client) else {
+        return out;
+    };
+    if let Some(allowed) = &app.allowed_scopes {
+        let delta = granted.additions_over(allowed);
+        let outside: Vec<String> = delta
+            .added
+            .iter()
+            .map(|a| a.scope.clone())
+            .chain(delta.new_other.iter().cloned())
+            .chain(delta.new_invalid.iter().cloned())
+            .collect();
+        if !outside.is_empty() {
+            let broad = !delta.new_wildcards.is_empty() || delta.context_escalation.is_some();
+            out.push(Finding {
+                client_id: client.clone(),
+                rule: SCOPE_RULE,
+                category: Category::ScopeCreep,
+                severity: if broad { Severity::High } else { Severity::Medium },
+                score: if broad { 80 } else { 65 },
+                time: event.common.time,
+                summary: format!(
+                    "{client} was granted {} scope(s) outside its registration ({}).",
+                    outside.len(),
+                    outside.join(" ")
+                ),
+                observed: json!({ "granted_scopes": granted.normalized(), "outside_registration": outside }),
+                baseline: json!({ "allowed_scopes": allowed.normalized() }),
+                token_id: event.token_id.clone(),
+                example_request: None,
+                references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+            });
+        }
+    }
+    if let Some(context) = granted.max_context() {
+        if !app.modes.is_empty() && !app.modes.contains(&context) {
+            let modes: Vec<&str> = app.modes.iter().map(|m| m.as_str()).collect();
+            out.push(Finding {
+                client_id: client.clone(),
+                rule: MODE_RULE,
+                category: Category::ScopeCreep,
+                severity: Severity::High,
+                score: 80,
+                time: event.common.time,
+                summary: format!(
+                    "{client} holds a {} context token but is registered for {} access only.",
+                    context.as_str(),
+                    modes.join("/")
+                ),
+                observed: json!({ "context": context.as_str(), "grant_type": event.grant_type }),
+                baseline: json!({ "modes": modes }),
+                token_id: event.token_id.clone(),
+                example_request: None,
+                references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+            });
+        }
+    }
+    out
+}
+
+pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding> {
+    let purpose = access.purpose_of_use.as_deref()?;
+    let client = &access.common.client_id;
+    let app = registry.get(client)?;
+    if app.purpose.is_empty() || app.purpose.iter().any(|p| p == purpose) {
+        return None;
+    }
+    Some(Finding {
+        client_id: client.clone(),
+        rule: PURPOSE_RULE,
+        category: Category::PurposeDrift,
+        severity: Severity::Medium,
+        score: 65,
+        time: access.common.time,
+        summary: format!(
+            "{client} accessed data for purpose {purpose}, which is not among its registered purposes ({}).",
+            app.purpose.join(", ")
+        ),
+        observed: json!({ "purpose_of_use": purpose }),
+        baseline: json!({ "registered_purposes": app.purpose }),
+        token_id: access.token_id.clone(),
+        example_request: Some(crate::smart::request::request_shape(access.method, &access.url)),
+        references: &[CSF_DE_CM_03],
+    })
+}

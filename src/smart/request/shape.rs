@@ -1,0 +1,98 @@
+//! A PHI-free shape of a request for evidence and logs: the FHIR path with ids replaced by `…`
+//! and query values replaced by `…` (except page-size and type lists, which carry no identity).
+
+use super::classify::is_anchor;
+use super::compartment::known_resource_type;
+use super::method::Method;
+use super::query;
+
+/// Query parameters whose values are kept: they shape volume, not identity.
+const KEPT_VALUES: &[&str] = &[
+    "_count",
+    "_type",
+    "_summary",
+    "_total",
+    "_sort",
+    "_elements",
+    "_format",
+];
+
+/// `GET Patient/…/Observation?category=…&_count=50` for
+/// `GET https://ehr/fhir/Patient/123/Observation?category=laboratory&_count=50`.
+pub fn request_shape(method: Method, url: &str) -> String {
+    let url = url.trim();
+    let url = url.split_once('#').map_or(url, |(u, _)| u);
+    let (path, query_text) = match url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (url, None),
+    };
+    let path = strip_scheme_and_host(path);
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let start = segments
+        .iter()
+        .position(|s| is_anchor(s))
+        .unwrap_or(segments.len());
+    let mut out = String::from(method.as_str());
+    out.push(' ');
+    let mut first = true;
+    for (i, segment) in segments[start..].iter().enumerate() {
+        if !first {
+            out.push('/');
+        }
+        first = false;
+        let keep = known_resource_type(segment).is_some()
+            || segment.starts_with('$')
+            || segment.starts_with('_')
+            || (i == 0 && is_anchor(segment))
+            || *segment == "*";
+        out.push_str(if keep { segment } else { "…" });
+    }
+    if let Some(q) = query_text.filter(|q| !q.is_empty()) {
+        out.push('?');
+        for (i, (name, value)) in query::pairs(q).enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(&name);
+            out.push('=');
+            if KEPT_VALUES.contains(&name.as_ref()) && value.len() <= 64 {
+                out.push_str(&value);
+            } else {
+                out.push('…');
+            }
+        }
+    }
+    out
+}
+
+fn strip_scheme_and_host(url: &str) -> &str {
+    for scheme in ["https://", "http://"] {
+        if url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &url[scheme.len()..];
+            return rest.find('/').map_or("", |i| &rest[i..]);
+        }
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_ids_and_values() {
+        let cases = [
+            (Method::Get, "Patient/123", "GET Patient/…"),
+            (Method::Get, "https://ehr.example.org/fhir/r4/Patient/123/Observation?category=laboratory&_count=50", "GET Patient/…/Observation?category=…&_count=50"),
+            (Method::Get, "Observation?patient=Patient/9&_type=x", "GET Observation?patient=…&_type=x"),
+            (Method::Get, "Patient/p1/_history/3", "GET Patient/…/_history/…"),
+            (Method::Post, "Patient/$export", "POST Patient/$export"),
+            (Method::Get, "?_getpages=abc&_count=20", "GET ?_getpages=…&_count=20"),
+            (Method::Get, "Patient/123/$everything", "GET Patient/…/$everything"),
+            (Method::Get, "metadata", "GET metadata"),
+        ];
+        for (m, url, want) in cases {
+            assert_eq!(request_shape(m, url), want, "{url}");
+        }
+    }
+}
