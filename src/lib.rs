@@ -5,6 +5,7 @@
 //! grammar). Detection, alerting, SQL and the streaming pipeline build on these.
 
 pub mod alert;
+pub mod baseline;
 pub mod cli;
 pub mod detect;
 pub mod event;

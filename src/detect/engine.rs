@@ -2,7 +2,8 @@
 //! Synchronous and deterministic; batch, streaming and tests drive the same code.
 
 use crate::alert::Alert;
-use crate::event::{Event, Timestamp};
+use crate::baseline::{AppProfile, Baselines, DEFAULT_LEARNING_DAYS};
+use crate::event::{Event, Timestamp, TokenAction};
 use crate::registry::Registry;
 use crate::smart::request::Classifier;
 
@@ -21,6 +22,8 @@ pub struct EngineConfig {
     /// An incident closes after this long without findings.
     pub quiet_seconds: i64,
     pub fhir_base: Option<String>,
+    /// Days of an app's own activity before baseline-driven rules fire for it.
+    pub learning_days: i64,
 }
 
 impl Default for EngineConfig {
@@ -31,6 +34,7 @@ impl Default for EngineConfig {
             bucket_seconds: 3600,
             quiet_seconds: 3600,
             fhir_base: None,
+            learning_days: DEFAULT_LEARNING_DAYS,
         }
     }
 }
@@ -47,7 +51,9 @@ pub struct EngineStats {
 }
 
 pub struct Engine {
+    learning_days: i64,
     registry: Registry,
+    baselines: Baselines,
     classifier: Classifier,
     order: ReorderBuffer,
     tokens: TokenCache,
@@ -59,7 +65,9 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
         Engine {
+            learning_days: config.learning_days,
             registry,
+            baselines: Baselines::default(),
             classifier: config
                 .fhir_base
                 .as_deref()
@@ -74,6 +82,16 @@ impl Engine {
 
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The learned per-app baselines (for snapshots and SQL).
+    pub fn baselines(&self) -> &Baselines {
+        &self.baselines
+    }
+
+    /// Continues from baselines learned earlier (e.g. read from a snapshot).
+    pub fn restore_baselines(&mut self, baselines: Baselines) {
+        self.baselines = baselines;
     }
 
     /// Takes one event; processes every buffered event the watermark has passed. A late event
@@ -106,12 +124,44 @@ impl Engine {
             self.incidents.close_quiet(time, out);
         }
         let mut findings = Vec::new();
+        let client = event.client_id();
+        if !self.baselines.apps.contains_key(client) {
+            findings.push(rules::novelty::new_app(event.common()));
+            self.baselines
+                .apps
+                .insert(client.into(), AppProfile::new(client.into(), time));
+        }
+        let Some(profile) = self.baselines.apps.get_mut(client) else {
+            return;
+        };
+        profile.touch(time);
+        let learning = profile.is_learning(time, self.learning_days);
         match &event {
             Event::Token(t) => {
                 self.tokens.apply(t);
-                if let Some(granted) = t.scope_granted.as_deref() {
+                let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
+                if let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) {
                     let granted = crate::smart::scope::ScopeSet::parse(granted);
                     findings.extend(rules::registry::check_token(t, &granted, &self.registry));
+                    if !learning {
+                        findings.extend(rules::novelty::check_token(t, &granted, profile));
+                    }
+                    for scope in granted.resources().iter().map(|r| r.normalized()) {
+                        profile.scopes.observe(&scope, time, learning);
+                    }
+                    for other in granted.others() {
+                        profile.scopes.observe(&other.normalized(), time, learning);
+                    }
+                    if let Some(context) = granted.max_context() {
+                        profile
+                            .contexts
+                            .observe(&context.as_str().to_string(), time, learning);
+                    }
+                    if let Some(grant) = t.grant_type.as_deref() {
+                        profile
+                            .grant_types
+                            .observe(&grant.to_string(), time, learning);
+                    }
                 }
             }
             Event::Access(a) => {
@@ -125,12 +175,60 @@ impl Engine {
                 }
                 findings.extend(rules::enforcement::check(a, &explained));
                 findings.extend(rules::registry::check_access(a, &self.registry));
+                if !learning {
+                    findings.extend(rules::novelty::check_access(a, &explained.request, profile));
+                }
+                observe_access(profile, a, &explained.request, time, learning);
             }
         }
         for f in findings {
             self.stats.findings += 1;
             self.incidents.record(f, out);
         }
+    }
+}
+
+/// Folds an access into the app's profile.
+fn observe_access(
+    profile: &mut AppProfile,
+    access: &crate::event::AccessEvent,
+    request: &crate::smart::request::FhirRequest<'_>,
+    time: Timestamp,
+    learning: bool,
+) {
+    let served = (200..300).contains(&access.status);
+    if let Some(purpose) = access.purpose_of_use.as_deref() {
+        profile
+            .purposes
+            .observe(&purpose.to_string(), time, learning);
+    }
+    if !served {
+        return;
+    }
+    if let Some(ty) = request.resource_type {
+        let key = (ty.to_string(), request.interaction.as_str().to_string());
+        profile.resources.observe(&key, time, learning);
+    }
+    if let Some(op) = request.operation.as_deref() {
+        profile.operations.observe(&op.to_string(), time, learning);
+    }
+    if request.is_population_level() {
+        let kind = if request.is_bulk_export() {
+            "export"
+        } else {
+            "search"
+        };
+        profile
+            .population
+            .observe(&kind.to_string(), time, learning);
+    }
+    // Monday 00:00 UTC is hour 0 (1970-01-01 was a Thursday: offset 3 days).
+    let hours = time.unix_seconds().div_euclid(3600) + 72;
+    if let Some(slot) = usize::try_from(hours.rem_euclid(168))
+        .ok()
+        .and_then(|h| profile.hour_of_week.get_mut(h))
+    {
+        *slot += 1;
     }
 }
 
@@ -225,6 +323,7 @@ mod tests {
         ));
         let (alerts, stats) = run(&lines, "");
         assert_eq!(stats.late, 0);
+        let alerts: Vec<Alert> = alerts.into_iter().filter(|a| a.rule != "new_app").collect();
         assert_eq!(alerts.len(), 2, "{alerts:#?}");
         let a = &alerts[0];
         assert_eq!(
@@ -335,7 +434,7 @@ modes = ["patient"]
         let (alerts, _) = run(&lines, registry);
         let rules: Vec<(&str, &str)> = alerts
             .iter()
-            .filter(|a| a.activity == Activity::Create)
+            .filter(|a| a.activity == Activity::Create && a.rule != "new_app")
             .map(|a| (a.client_id.as_str(), a.rule))
             .collect();
         assert_eq!(
@@ -346,13 +445,207 @@ modes = ["patient"]
                 ("chart", "registry_purpose_violation"),
             ]
         );
-        let scope = &alerts[0];
+        let find = |rule: &str| alerts.iter().find(|a| a.rule == rule).unwrap();
+        let scope = find("registry_scope_violation");
         assert_eq!(
             scope.severity,
             Severity::High,
             "wildcard + context escalation"
         );
         assert_eq!(scope.observed["outside_registration"][0], "user/*.rs");
-        assert_eq!(alerts[2].category, Category::PurposeDrift);
+        assert_eq!(
+            find("registry_purpose_violation").category,
+            Category::PurposeDrift
+        );
+    }
+
+    /// Eight days of a patient-facing app: a token and a few reads each day at 10:00.
+    fn learned_days(days: u32) -> Vec<String> {
+        let mut lines = Vec::new();
+        for d in 0..days {
+            let day = format!("2024-03-{:02}", d + 1);
+            let tok = format!("t{d}");
+            lines.push(token(
+                &format!("{day}T10:00:00Z"),
+                "chart",
+                &tok,
+                "launch/patient patient/Observation.read",
+                Some("p1"),
+            ));
+            for m in 1..4 {
+                lines.push(access(
+                    &format!("{day}T10:0{m}:00Z"),
+                    "chart",
+                    &tok,
+                    "Observation?patient=p1",
+                    200,
+                    "TREAT",
+                ));
+            }
+        }
+        lines
+    }
+
+    fn creates(alerts: &[Alert]) -> Vec<(String, &'static str, Category)> {
+        alerts
+            .iter()
+            .filter(|a| a.activity == Activity::Create)
+            .map(|a| (a.client_id.clone(), a.rule, a.category))
+            .collect()
+    }
+
+    #[test]
+    fn learning_period_then_novelty_rules() {
+        let mut lines = learned_days(8);
+        // Day 9: the same grant re-spelled in v2 — nothing new.
+        lines.push(token(
+            "2024-03-09T10:00:00Z",
+            "chart",
+            "a",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ));
+        lines.push(access(
+            "2024-03-09T10:01:00Z",
+            "chart",
+            "a",
+            "Observation?patient=p1",
+            200,
+            "TREAT",
+        ));
+        let (quiet, _) = run(&lines, "");
+        assert_eq!(
+            creates(&quiet),
+            vec![("chart".to_string(), "new_app", Category::PurposeDrift)]
+        );
+        assert_eq!(quiet[0].severity, Severity::Info);
+
+        // Day 10: a wildcard, a population search and a bulk export, for a new purpose.
+        lines.push(token(
+            "2024-03-10T15:00:00Z",
+            "chart",
+            "b",
+            "launch/patient patient/*.read offline_access",
+            Some("p1"),
+        ));
+        lines.push(token(
+            "2024-03-10T15:00:00Z",
+            "chart",
+            "c",
+            "system/*.read",
+            None,
+        ));
+        lines.push(access(
+            "2024-03-10T15:05:00Z",
+            "chart",
+            "c",
+            "Patient/$export",
+            202,
+            "HOPERAT",
+        ));
+        lines.push(access(
+            "2024-03-10T15:06:00Z",
+            "chart",
+            "c",
+            "Observation?code=1234-5",
+            200,
+            "TREAT",
+        ));
+        let (alerts, _) = run(&lines, "");
+        let got = creates(&alerts);
+        let rules: Vec<&str> = got.iter().map(|(_, r, _)| *r).collect();
+        assert_eq!(
+            rules,
+            vec![
+                "new_app",
+                "wildcard_broadening",
+                "offline_access_new",
+                "context_escalation",
+                "new_purpose",
+                "bulk_export_new",
+                "population_access_new",
+            ],
+            "{got:#?}"
+        );
+        for a in alerts.iter().filter(|a| a.rule != "new_app") {
+            assert_eq!(a.client_id, "chart");
+            assert_eq!(
+                a.window.start,
+                Timestamp::parse_rfc3339("2024-03-10T15:00:00Z").unwrap(),
+                "{}",
+                a.rule
+            );
+        }
+        let cat = |rule: &str| got.iter().find(|(_, r, _)| *r == rule).map(|(_, _, c)| *c);
+        assert_eq!(cat("wildcard_broadening"), Some(Category::ScopeCreep));
+        assert_eq!(cat("context_escalation"), Some(Category::ScopeCreep));
+        assert_eq!(cat("bulk_export_new"), Some(Category::PurposeDrift));
+    }
+
+    #[test]
+    fn nothing_fires_while_learning() {
+        let mut lines = learned_days(3);
+        lines.push(token(
+            "2024-03-03T15:00:00Z",
+            "chart",
+            "x",
+            "system/*.*",
+            None,
+        ));
+        lines.push(access(
+            "2024-03-03T15:01:00Z",
+            "chart",
+            "x",
+            "Patient/$export",
+            202,
+            "HMARKT",
+        ));
+        let (alerts, _) = run(&lines, "");
+        assert_eq!(
+            creates(&alerts),
+            vec![("chart".to_string(), "new_app", Category::PurposeDrift)]
+        );
+    }
+
+    #[test]
+    fn baselines_survive_a_snapshot() {
+        let lines = learned_days(8);
+        let mut engine = Engine::new(EngineConfig::default(), Registry::default());
+        let mut out = Vec::new();
+        for l in &lines {
+            engine.push(parse_event_str(l).unwrap(), &mut out).unwrap();
+        }
+        engine.finish(&mut out);
+        let dir = tempfile::tempdir().unwrap();
+        crate::baseline::write_snapshot(dir.path(), engine.baselines()).unwrap();
+        let restored = crate::baseline::read_snapshot(dir.path()).unwrap().unwrap();
+        assert_eq!(&restored, engine.baselines());
+        let chart = &restored.apps["chart"];
+        assert!(chart
+            .scopes
+            .is_established(&"patient/Observation.rs".to_string()));
+        assert_eq!(chart.active_days, 8);
+        assert_eq!(chart.hour_of_week.iter().sum::<u64>(), 24);
+        // A restored engine knows the app: no new_app alert, and the wildcard still fires.
+        let mut engine = Engine::new(EngineConfig::default(), Registry::default());
+        engine.restore_baselines(restored);
+        let mut out = Vec::new();
+        let t = token(
+            "2024-03-10T15:00:00Z",
+            "chart",
+            "b",
+            "launch/patient patient/*.read",
+            Some("p1"),
+        );
+        engine.push(parse_event_str(&t).unwrap(), &mut out).unwrap();
+        engine.finish(&mut out);
+        assert_eq!(
+            creates(&out),
+            vec![(
+                "chart".to_string(),
+                "wildcard_broadening",
+                Category::ScopeCreep
+            )]
+        );
     }
 }

@@ -2,4 +2,5 @@
 //! already knows) that returns findings; incidents turn findings into alerts.
 
 pub mod enforcement;
+pub mod novelty;
 pub mod registry;

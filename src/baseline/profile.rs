@@ -1,0 +1,191 @@
+//! Per-app behaviour profiles: what each app has been seen doing. Bounded by apps × profile
+//! size (distinct scopes, resource types, purposes …), never by the number of events.
+//!
+//! Anything new an app does enters its profile in quarantine: it becomes part of the
+//! established baseline only after it was seen on [`ESTABLISHED_AFTER_DAYS`] distinct days (or
+//! during the app's learning period), so an attacker cannot train the baseline in an afternoon.
+
+use std::collections::BTreeMap;
+
+use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
+
+/// Distinct days a new behaviour must recur on before it counts as normal.
+pub const ESTABLISHED_AFTER_DAYS: u32 = 3;
+/// Default learning period: days of an app's own activity before baseline rules fire.
+pub const DEFAULT_LEARNING_DAYS: i64 = 7;
+
+const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+
+pub fn day_number(t: Timestamp) -> i64 {
+    t.0.div_euclid(MICROS_PER_DAY)
+}
+
+/// When something was first and last seen, how often, and on how many distinct days.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub count: u64,
+    pub days: u32,
+    /// Seen during learning or on enough distinct days to be part of the baseline.
+    pub established: bool,
+}
+
+impl Seen {
+    fn new(at: Timestamp, learning: bool) -> Seen {
+        Seen {
+            first_seen: at,
+            last_seen: at,
+            count: 1,
+            days: 1,
+            established: learning,
+        }
+    }
+
+    fn touch(&mut self, at: Timestamp, learning: bool) {
+        if day_number(at) != day_number(self.last_seen) && at > self.last_seen {
+            self.days += 1;
+        }
+        self.first_seen = self.first_seen.min(at);
+        self.last_seen = self.last_seen.max(at);
+        self.count += 1;
+        self.established |= learning || self.days >= ESTABLISHED_AFTER_DAYS;
+    }
+}
+
+/// A keyed profile: key → [`Seen`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenMap<K: Ord> {
+    pub entries: BTreeMap<K, Seen>,
+}
+
+impl<K: Ord + Clone> SeenMap<K> {
+    /// Records `key` at `at`; returns true when the key was not established before.
+    pub fn observe(&mut self, key: &K, at: Timestamp, learning: bool) -> bool {
+        match self.entries.get_mut(key) {
+            Some(seen) => {
+                let was = seen.established;
+                seen.touch(at, learning);
+                !was
+            }
+            None => {
+                self.entries.insert(key.clone(), Seen::new(at, learning));
+                true
+            }
+        }
+    }
+    pub fn is_established(&self, key: &K) -> bool {
+        self.entries.get(key).is_some_and(|s| s.established)
+    }
+    pub fn established_keys(&self) -> impl Iterator<Item = &K> {
+        self.entries
+            .iter()
+            .filter(|(_, s)| s.established)
+            .map(|(k, _)| k)
+    }
+    pub fn has_established(&self) -> bool {
+        self.entries.values().any(|s| s.established)
+    }
+}
+
+/// Everything learned about one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppProfile {
+    pub client_id: Text,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Distinct days with any activity.
+    pub active_days: u32,
+    /// Granted scopes, normalised one by one (v2 spelling).
+    pub scopes: SeenMap<String>,
+    pub grant_types: SeenMap<String>,
+    /// Broadest context of each grant (patient, user, system).
+    pub contexts: SeenMap<String>,
+    /// (resource type, interaction) of accesses.
+    pub resources: SeenMap<(String, String)>,
+    pub purposes: SeenMap<String>,
+    /// Operations used (`$export`, `$everything`, …).
+    pub operations: SeenMap<String>,
+    /// Population-level access (searches over all patients, exports).
+    pub population: SeenMap<String>,
+    /// Accesses by hour of week (0 = Monday 00:00 in the configured zone).
+    pub hour_of_week: Vec<u64>,
+}
+
+impl AppProfile {
+    pub fn new(client_id: Text, at: Timestamp) -> AppProfile {
+        AppProfile {
+            client_id,
+            first_seen: at,
+            last_seen: at,
+            active_days: 1,
+            scopes: SeenMap::default(),
+            grant_types: SeenMap::default(),
+            contexts: SeenMap::default(),
+            resources: SeenMap::default(),
+            purposes: SeenMap::default(),
+            operations: SeenMap::default(),
+            population: SeenMap::default(),
+            hour_of_week: vec![0; 168],
+        }
+    }
+
+    /// Marks activity at `at`.
+    pub fn touch(&mut self, at: Timestamp) {
+        if day_number(at) != day_number(self.last_seen) && at > self.last_seen {
+            self.active_days += 1;
+        }
+        self.first_seen = self.first_seen.min(at);
+        self.last_seen = self.last_seen.max(at);
+    }
+
+    /// Still learning: less than `learning_days` since the app was first seen.
+    pub fn is_learning(&self, at: Timestamp, learning_days: i64) -> bool {
+        at.0 - self.first_seen.0 < learning_days * MICROS_PER_DAY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: i64, h: i64) -> Timestamp {
+        Timestamp(
+            1_709_251_200 * MICROS_PER_SECOND + d * MICROS_PER_DAY + h * 3600 * MICROS_PER_SECOND,
+        )
+    }
+
+    #[test]
+    fn new_behaviour_is_quarantined_until_it_recurs_on_three_days() {
+        let mut m: SeenMap<String> = SeenMap::default();
+        let k = "patient/*.rs".to_string();
+        assert!(m.observe(&k, day(10, 1), false));
+        // Many times in one afternoon: still not established.
+        for h in 2..20 {
+            assert!(m.observe(&k, day(10, h), false));
+        }
+        assert!(!m.is_established(&k));
+        assert!(m.observe(&k, day(11, 1), false));
+        assert!(
+            m.observe(&k, day(12, 1), false),
+            "established by this observation"
+        );
+        assert!(m.is_established(&k));
+        assert!(!m.observe(&k, day(13, 1), false));
+        assert_eq!(m.entries[&k].days, 4);
+    }
+
+    #[test]
+    fn learning_establishes_at_once() {
+        let mut m: SeenMap<String> = SeenMap::default();
+        assert!(m.observe(&"x".to_string(), day(0, 1), true));
+        assert!(m.is_established(&"x".to_string()));
+        let mut p = AppProfile::new("app".into(), day(0, 0));
+        assert!(p.is_learning(day(6, 23), DEFAULT_LEARNING_DAYS));
+        assert!(!p.is_learning(day(7, 0), DEFAULT_LEARNING_DAYS));
+        p.touch(day(1, 0));
+        p.touch(day(1, 5));
+        p.touch(day(3, 0));
+        assert_eq!(p.active_days, 3);
+    }
+}

@@ -1,0 +1,430 @@
+//! The baselines as Arrow tables (one per profile kind), and back. These record batches are
+//! what snapshots write to Parquet and what the SQL surface registers as `baseline_*` tables.
+//!
+//! Schemas (every table starts with `client_id`):
+//! - `baseline_apps`: first_seen, last_seen (timestamp µs UTC), active_days (u32)
+//! - `baseline_scopes` (scope), `baseline_grant_types` (grant_type), `baseline_contexts`
+//!   (context), `baseline_purposes` (purpose_of_use), `baseline_operations` (operation),
+//!   `baseline_population` (kind), `baseline_resources` (resource_type, interaction): the key
+//!   columns, then first_seen, last_seen, count (u64), days (u32), established (bool)
+//! - `baseline_activity`: hour_of_week (u8, 0 = Monday 00:00), requests (u64)
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    UInt32Builder, UInt64Builder, UInt8Builder,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt32Type, UInt64Type,
+    UInt8Type,
+};
+use datafusion::arrow::error::ArrowError;
+
+use super::profile::{AppProfile, Seen, SeenMap};
+use crate::event::{Text, Timestamp};
+
+/// All app profiles, by client id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Baselines {
+    pub apps: BTreeMap<Text, AppProfile>,
+}
+
+/// Single-key profile tables: (table, key column, accessor).
+type Accessor = fn(&AppProfile) -> &SeenMap<String>;
+type AccessorMut = fn(&mut AppProfile) -> &mut SeenMap<String>;
+const SEEN_TABLES: [(&str, &str, Accessor, AccessorMut); 6] = [
+    ("baseline_scopes", "scope", |p| &p.scopes, |p| &mut p.scopes),
+    (
+        "baseline_grant_types",
+        "grant_type",
+        |p| &p.grant_types,
+        |p| &mut p.grant_types,
+    ),
+    (
+        "baseline_contexts",
+        "context",
+        |p| &p.contexts,
+        |p| &mut p.contexts,
+    ),
+    (
+        "baseline_purposes",
+        "purpose_of_use",
+        |p| &p.purposes,
+        |p| &mut p.purposes,
+    ),
+    (
+        "baseline_operations",
+        "operation",
+        |p| &p.operations,
+        |p| &mut p.operations,
+    ),
+    (
+        "baseline_population",
+        "kind",
+        |p| &p.population,
+        |p| &mut p.population,
+    ),
+];
+
+/// Names of every baseline table, in snapshot order.
+pub fn table_names() -> Vec<&'static str> {
+    let mut names = vec!["baseline_apps", "baseline_resources", "baseline_activity"];
+    names.extend(SEEN_TABLES.iter().map(|t| t.0));
+    names
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn seen_fields() -> Vec<Field> {
+    vec![
+        Field::new("first_seen", ts_type(), false),
+        Field::new("last_seen", ts_type(), false),
+        Field::new("count", DataType::UInt64, false),
+        Field::new("days", DataType::UInt32, false),
+        Field::new("established", DataType::Boolean, false),
+    ]
+}
+
+fn schema(keys: &[&str], rest: Vec<Field>) -> SchemaRef {
+    let mut fields = vec![Field::new("client_id", DataType::Utf8, false)];
+    fields.extend(keys.iter().map(|k| Field::new(*k, DataType::Utf8, false)));
+    fields.extend(rest);
+    Arc::new(Schema::new(fields))
+}
+
+#[derive(Default)]
+struct SeenColumns {
+    first: TimestampMicrosecondBuilder,
+    last: TimestampMicrosecondBuilder,
+    count: UInt64Builder,
+    days: UInt32Builder,
+    established: BooleanBuilder,
+}
+
+impl SeenColumns {
+    fn append(&mut self, s: &Seen) {
+        self.first.append_value(s.first_seen.0);
+        self.last.append_value(s.last_seen.0);
+        self.count.append_value(s.count);
+        self.days.append_value(s.days);
+        self.established.append_value(s.established);
+    }
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.first.finish().with_timezone("UTC")),
+            Arc::new(self.last.finish().with_timezone("UTC")),
+            Arc::new(self.count.finish()),
+            Arc::new(self.days.finish()),
+            Arc::new(self.established.finish()),
+        ]
+    }
+}
+
+impl Baselines {
+    /// One record batch per table, named.
+    pub fn to_batches(&self) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
+        let mut out = Vec::new();
+
+        let mut id = StringBuilder::new();
+        let (mut first, mut last, mut days) = (
+            TimestampMicrosecondBuilder::new(),
+            TimestampMicrosecondBuilder::new(),
+            UInt32Builder::new(),
+        );
+        for p in self.apps.values() {
+            id.append_value(&p.client_id);
+            first.append_value(p.first_seen.0);
+            last.append_value(p.last_seen.0);
+            days.append_value(p.active_days);
+        }
+        out.push((
+            "baseline_apps",
+            RecordBatch::try_new(
+                schema(
+                    &[],
+                    vec![
+                        Field::new("first_seen", ts_type(), false),
+                        Field::new("last_seen", ts_type(), false),
+                        Field::new("active_days", DataType::UInt32, false),
+                    ],
+                ),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(first.finish().with_timezone("UTC")),
+                    Arc::new(last.finish().with_timezone("UTC")),
+                    Arc::new(days.finish()),
+                ],
+            )?,
+        ));
+
+        let (mut id, mut ty, mut interaction, mut seen) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            SeenColumns::default(),
+        );
+        for p in self.apps.values() {
+            for ((t, i), s) in &p.resources.entries {
+                id.append_value(&p.client_id);
+                ty.append_value(t);
+                interaction.append_value(i);
+                seen.append(s);
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(id.finish()),
+            Arc::new(ty.finish()),
+            Arc::new(interaction.finish()),
+        ];
+        columns.extend(seen.finish());
+        out.push((
+            "baseline_resources",
+            RecordBatch::try_new(
+                schema(&["resource_type", "interaction"], seen_fields()),
+                columns,
+            )?,
+        ));
+
+        let (mut id, mut hour, mut requests) = (
+            StringBuilder::new(),
+            UInt8Builder::new(),
+            UInt64Builder::new(),
+        );
+        for p in self.apps.values() {
+            for (h, n) in p.hour_of_week.iter().enumerate().filter(|(_, n)| **n > 0) {
+                id.append_value(&p.client_id);
+                hour.append_value(u8::try_from(h).unwrap_or(u8::MAX));
+                requests.append_value(*n);
+            }
+        }
+        out.push((
+            "baseline_activity",
+            RecordBatch::try_new(
+                schema(
+                    &[],
+                    vec![
+                        Field::new("hour_of_week", DataType::UInt8, false),
+                        Field::new("requests", DataType::UInt64, false),
+                    ],
+                ),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(hour.finish()),
+                    Arc::new(requests.finish()),
+                ],
+            )?,
+        ));
+
+        for (table, key, get, _) in SEEN_TABLES {
+            let (mut id, mut k, mut seen) = (
+                StringBuilder::new(),
+                StringBuilder::new(),
+                SeenColumns::default(),
+            );
+            for p in self.apps.values() {
+                for (value, s) in &get(p).entries {
+                    id.append_value(&p.client_id);
+                    k.append_value(value);
+                    seen.append(s);
+                }
+            }
+            let mut columns: Vec<ArrayRef> = vec![Arc::new(id.finish()), Arc::new(k.finish())];
+            columns.extend(seen.finish());
+            out.push((
+                table,
+                RecordBatch::try_new(schema(&[key], seen_fields()), columns)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds baselines from named tables (e.g. read back from a snapshot).
+    pub fn from_batches(
+        tables: &BTreeMap<String, Vec<RecordBatch>>,
+    ) -> Result<Baselines, ArrowError> {
+        let mut b = Baselines::default();
+        for batch in tables.get("baseline_apps").into_iter().flatten() {
+            let ids = string_column(batch, "client_id")?;
+            let first = ts_column(batch, "first_seen")?;
+            let last = ts_column(batch, "last_seen")?;
+            let days = batch_column(batch, "active_days")?
+                .as_primitive_opt::<UInt32Type>()
+                .ok_or_else(|| bad("active_days"))?;
+            for row in 0..batch.num_rows() {
+                let mut p =
+                    AppProfile::new(Text::from(ids.value(row)), Timestamp(first.value(row)));
+                p.last_seen = Timestamp(last.value(row));
+                p.active_days = days.value(row);
+                b.apps.insert(p.client_id.clone(), p);
+            }
+        }
+        for batch in tables.get("baseline_resources").into_iter().flatten() {
+            let ids = string_column(batch, "client_id")?;
+            let ty = string_column(batch, "resource_type")?;
+            let interaction = string_column(batch, "interaction")?;
+            for row in 0..batch.num_rows() {
+                let seen = read_seen(batch, row)?;
+                let p = app(&mut b, ids.value(row))?;
+                p.resources.entries.insert(
+                    (
+                        ty.value(row).to_string(),
+                        interaction.value(row).to_string(),
+                    ),
+                    seen,
+                );
+            }
+        }
+        for batch in tables.get("baseline_activity").into_iter().flatten() {
+            let ids = string_column(batch, "client_id")?;
+            let hour = batch_column(batch, "hour_of_week")?
+                .as_primitive_opt::<UInt8Type>()
+                .ok_or_else(|| bad("hour_of_week"))?;
+            let requests = batch_column(batch, "requests")?
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| bad("requests"))?;
+            for row in 0..batch.num_rows() {
+                let p = app(&mut b, ids.value(row))?;
+                let slot = p
+                    .hour_of_week
+                    .get_mut(usize::from(hour.value(row)))
+                    .ok_or_else(|| bad("hour_of_week"))?;
+                *slot = requests.value(row);
+            }
+        }
+        for (table, key, _, get_mut) in SEEN_TABLES {
+            for batch in tables.get(table).into_iter().flatten() {
+                let ids = string_column(batch, "client_id")?;
+                let keys = string_column(batch, key)?;
+                for row in 0..batch.num_rows() {
+                    let seen = read_seen(batch, row)?;
+                    let p = app(&mut b, ids.value(row))?;
+                    get_mut(p).entries.insert(keys.value(row).to_string(), seen);
+                }
+            }
+        }
+        Ok(b)
+    }
+}
+
+fn bad(column: &str) -> ArrowError {
+    ArrowError::SchemaError(format!(
+        "baseline column {column} is missing or has the wrong type"
+    ))
+}
+
+fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
+    batch.column_by_name(name).ok_or_else(|| bad(name))
+}
+
+fn string_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a datafusion::arrow::array::StringArray, ArrowError> {
+    batch_column(batch, name)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| bad(name))
+}
+
+fn ts_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a datafusion::arrow::array::TimestampMicrosecondArray, ArrowError> {
+    batch_column(batch, name)?
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| bad(name))
+}
+
+fn read_seen(batch: &RecordBatch, row: usize) -> Result<Seen, ArrowError> {
+    let count = batch_column(batch, "count")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("count"))?;
+    let days = batch_column(batch, "days")?
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("days"))?;
+    let established = batch_column(batch, "established")?
+        .as_boolean_opt()
+        .ok_or_else(|| bad("established"))?;
+    Ok(Seen {
+        first_seen: Timestamp(ts_column(batch, "first_seen")?.value(row)),
+        last_seen: Timestamp(ts_column(batch, "last_seen")?.value(row)),
+        count: count.value(row),
+        days: days.value(row),
+        established: established.value(row),
+    })
+}
+
+fn app<'a>(b: &'a mut Baselines, client_id: &str) -> Result<&'a mut AppProfile, ArrowError> {
+    b.apps.get_mut(client_id).ok_or_else(|| {
+        ArrowError::InvalidArgumentError(format!(
+            "baseline row for app '{client_id}' which baseline_apps does not list"
+        ))
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::event::MICROS_PER_SECOND;
+
+    pub(crate) fn sample() -> Baselines {
+        let t =
+            |h: i64| Timestamp(1_709_251_200 * MICROS_PER_SECOND + h * 3600 * MICROS_PER_SECOND);
+        let mut b = Baselines::default();
+        for (i, id) in ["bulk", "chart"].iter().enumerate() {
+            let mut p = AppProfile::new((*id).into(), t(0));
+            p.touch(t(30 + i as i64));
+            p.scopes
+                .observe(&"patient/Observation.rs".to_string(), t(1), true);
+            p.scopes.observe(&"patient/*.rs".to_string(), t(40), false);
+            p.grant_types
+                .observe(&"authorization_code".to_string(), t(1), true);
+            p.contexts.observe(&"patient".to_string(), t(1), true);
+            p.resources
+                .observe(&("Observation".into(), "search-type".into()), t(2), true);
+            p.purposes.observe(&"TREAT".to_string(), t(2), true);
+            p.operations.observe(&"$export".to_string(), t(3), false);
+            p.population.observe(&"search".to_string(), t(3), false);
+            p.hour_of_week[10] = 42 + i as u64;
+            b.apps.insert(p.client_id.clone(), p);
+        }
+        b
+    }
+
+    #[test]
+    fn arrow_round_trip_is_exact() {
+        let b = sample();
+        let batches = b.to_batches().unwrap();
+        let names: Vec<&str> = batches.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, table_names());
+        let scopes = &batches
+            .iter()
+            .find(|(n, _)| *n == "baseline_scopes")
+            .unwrap()
+            .1;
+        assert_eq!(scopes.num_rows(), 4);
+        assert_eq!(scopes.schema().field(1).name(), "scope");
+        let tables: BTreeMap<String, Vec<RecordBatch>> = batches
+            .into_iter()
+            .map(|(n, batch)| (n.to_string(), vec![batch]))
+            .collect();
+        assert_eq!(Baselines::from_batches(&tables).unwrap(), b);
+    }
+
+    #[test]
+    fn rows_for_unknown_apps_are_an_error() {
+        let b = sample();
+        let mut tables: BTreeMap<String, Vec<RecordBatch>> = b
+            .to_batches()
+            .unwrap()
+            .into_iter()
+            .map(|(n, batch)| (n.to_string(), vec![batch]))
+            .collect();
+        tables.remove("baseline_apps");
+        let e = Baselines::from_batches(&tables).unwrap_err();
+        assert!(e.to_string().contains("baseline_apps does not list"), "{e}");
+    }
+}

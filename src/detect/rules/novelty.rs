@@ -1,0 +1,313 @@
+//! Rules that compare an event with the app's established baseline (after its learning period):
+//! something the app was never seen doing. New behaviour stays in quarantine (see
+//! `baseline::profile`) until it recurs on several days, so these rules keep firing for a new
+//! behaviour until it has genuinely become normal; incidents stop them repeating.
+//!
+//! scope_creep: `new_scope`, `wildcard_broadening`, `context_escalation`, `offline_access_new`.
+//! purpose_drift: `new_grant_type`, `new_purpose`, `bulk_export_new`, `everything_new`,
+//! `population_access_new`. Info: `new_app` on an app's first event.
+
+use serde_json::json;
+
+use crate::alert::{
+    Category, FrameworkRef, Severity, ATTACK_T1213, ATTACK_T1530, CSF_DE_CM_03, CSF_PR_AA_05,
+    NHI10_HUMAN_USE, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
+};
+use crate::baseline::AppProfile;
+use crate::event::{AccessEvent, Common, TokenEvent};
+use crate::smart::request::{request_shape, FhirRequest};
+use crate::smart::scope::{Scope, ScopeSet};
+
+use super::super::finding::Finding;
+
+/// What identifies a rule's findings: id, family, how severe, and its framework references.
+struct Rule {
+    id: &'static str,
+    category: Category,
+    severity: Severity,
+    score: u8,
+    references: &'static [FrameworkRef],
+}
+
+const NEW_APP: Rule = Rule {
+    id: "new_app",
+    category: Category::PurposeDrift,
+    severity: Severity::Info,
+    score: 10,
+    references: &[CSF_DE_CM_03],
+};
+const CONTEXT_ESCALATION: Rule = Rule {
+    id: "context_escalation",
+    category: Category::ScopeCreep,
+    severity: Severity::High,
+    score: 80,
+    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+};
+const WILDCARD_BROADENING: Rule = Rule {
+    id: "wildcard_broadening",
+    category: Category::ScopeCreep,
+    severity: Severity::High,
+    score: 75,
+    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+};
+const NEW_SCOPE: Rule = Rule {
+    id: "new_scope",
+    category: Category::ScopeCreep,
+    severity: Severity::Medium,
+    score: 55,
+    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+};
+const OFFLINE_ACCESS_NEW: Rule = Rule {
+    id: "offline_access_new",
+    category: Category::ScopeCreep,
+    severity: Severity::Medium,
+    score: 60,
+    references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED],
+};
+/// A backend client suddenly used through an interactive login is human use of an NHI.
+const NEW_GRANT_TYPE_INTERACTIVE: Rule = Rule {
+    id: "new_grant_type",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 60,
+    references: &[NHI10_HUMAN_USE, CSF_DE_CM_03],
+};
+const NEW_GRANT_TYPE: Rule = Rule {
+    id: "new_grant_type",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 60,
+    references: &[NHI5_OVERPRIVILEGED, CSF_DE_CM_03],
+};
+const NEW_PURPOSE: Rule = Rule {
+    id: "new_purpose",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 55,
+    references: &[CSF_DE_CM_03],
+};
+const BULK_EXPORT_NEW: Rule = Rule {
+    id: "bulk_export_new",
+    category: Category::PurposeDrift,
+    severity: Severity::High,
+    score: 80,
+    references: &[ATTACK_T1530, ATTACK_T1213, CSF_DE_CM_03],
+};
+const EVERYTHING_NEW: Rule = Rule {
+    id: "everything_new",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 65,
+    references: &[ATTACK_T1213, CSF_DE_CM_03],
+};
+const POPULATION_ACCESS_NEW: Rule = Rule {
+    id: "population_access_new",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 65,
+    references: &[ATTACK_T1213, CSF_DE_CM_03],
+};
+
+fn finding(
+    common: &Common,
+    rule: &Rule,
+    summary: String,
+    observed: serde_json::Value,
+    baseline: serde_json::Value,
+) -> Finding {
+    Finding {
+        client_id: common.client_id.clone(),
+        rule: rule.id,
+        category: rule.category,
+        severity: rule.severity,
+        score: rule.score,
+        time: common.time,
+        summary,
+        observed,
+        baseline,
+        token_id: None,
+        example_request: None,
+        references: rule.references,
+    }
+}
+
+/// The app's established scopes as a set.
+fn established_scopes(profile: &AppProfile) -> ScopeSet {
+    ScopeSet::from_scopes(profile.scopes.established_keys().map(|s| Scope::parse(s)))
+}
+
+/// `new_app`: the first event of an app scopewatch has never seen.
+pub fn new_app(common: &Common) -> Finding {
+    let client = &common.client_id;
+    finding(
+        common,
+        &NEW_APP,
+        format!("{client} appeared for the first time; its baseline is being learned before other rules apply."),
+        json!({ "first_seen": common.time }),
+        serde_json::Value::Null,
+    )
+}
+
+pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let common = &event.common;
+    let client = &common.client_id;
+    let baseline = established_scopes(profile);
+    let delta = granted.additions_over(&baseline);
+    let baseline_json = json!({ "established_scopes": baseline.normalized() });
+    let token = event.token_id.clone();
+    let mut push = |mut f: Finding| {
+        f.token_id = token.clone();
+        out.push(f);
+    };
+    if let Some((from, to)) = delta.context_escalation {
+        push(finding(
+            common,
+            &CONTEXT_ESCALATION,
+            format!(
+                "{client} was granted {}-level scopes; until now it only held {}-level access.",
+                to.as_str(),
+                from.map_or("no resource", |c| c.as_str())
+            ),
+            json!({ "context": to.as_str(), "granted_scopes": granted.normalized() }),
+            baseline_json.clone(),
+        ));
+    }
+    if !delta.new_wildcards.is_empty() {
+        push(finding(
+        common,
+        &WILDCARD_BROADENING,
+            format!(
+                "{client} was granted wildcard scope(s) {} covering every resource type, beyond its usual scopes.",
+                delta.new_wildcards.join(" ")
+            ),
+            json!({ "new_wildcards": delta.new_wildcards, "added": delta.added }),
+            baseline_json.clone(),
+        ));
+    }
+    let specific: Vec<&str> = delta
+        .added
+        .iter()
+        .filter(|a| {
+            a.resource != "*"
+                && delta
+                    .context_escalation
+                    .is_none_or(|(_, to)| a.context < to)
+        })
+        .map(|a| a.scope.as_str())
+        .collect();
+    if !specific.is_empty() {
+        push(finding(
+            common,
+            &NEW_SCOPE,
+            format!(
+                "{client} was granted permissions it never held before: {}.",
+                specific.join(" ")
+            ),
+            json!({ "added": delta.added }),
+            baseline_json.clone(),
+        ));
+    }
+    if delta.adds_offline_access() {
+        push(finding(
+            common,
+            &OFFLINE_ACCESS_NEW,
+            format!(
+                "{client} obtained offline_access (long-lived refresh tokens) for the first time."
+            ),
+            json!({ "new_scopes": delta.new_other }),
+            baseline_json,
+        ));
+    }
+    if let Some(grant) = event.grant_type.as_deref() {
+        if profile.grant_types.has_established()
+            && !profile.grant_types.is_established(&grant.to_string())
+        {
+            let usual: Vec<&String> = profile.grant_types.established_keys().collect();
+            let rule = if grant == "authorization_code" {
+                &NEW_GRANT_TYPE_INTERACTIVE
+            } else {
+                &NEW_GRANT_TYPE
+            };
+            push(finding(
+                common,
+                rule,
+                format!("{client} obtained a token through {grant}, a grant type it has not used before."),
+                json!({ "grant_type": grant }),
+                json!({ "grant_types": usual }),
+            ));
+        }
+    }
+    out
+}
+
+pub fn check_access(
+    access: &AccessEvent,
+    request: &FhirRequest<'_>,
+    profile: &AppProfile,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let common = &access.common;
+    let client = &common.client_id;
+    let served = (200..300).contains(&access.status);
+    let shape = || request_shape(access.method, &access.url);
+    let mut push = |mut f: Finding| {
+        f.token_id = access.token_id.clone();
+        f.example_request = Some(shape());
+        out.push(f);
+    };
+    if let Some(purpose) = access.purpose_of_use.as_deref() {
+        if profile.purposes.has_established()
+            && !profile.purposes.is_established(&purpose.to_string())
+        {
+            let usual: Vec<&String> = profile.purposes.established_keys().collect();
+            push(finding(
+                common,
+                &NEW_PURPOSE,
+                format!(
+                    "{client} accessed data for purpose {purpose}, which it has not used before."
+                ),
+                json!({ "purpose_of_use": purpose }),
+                json!({ "purposes": usual }),
+            ));
+        }
+    }
+    if !served {
+        return out;
+    }
+    if let Some(op) = request.operation.as_deref() {
+        let rule = match op {
+            "$export" => Some(&BULK_EXPORT_NEW),
+            "$everything" => Some(&EVERYTHING_NEW),
+            _ => None,
+        };
+        if let Some(rule) = rule {
+            if !profile.operations.is_established(&op.to_string()) {
+                push(finding(
+                    common,
+                    rule,
+                    format!("{client} ran {op}, a bulk operation it has never used before."),
+                    json!({ "operation": op, "population_level": request.is_population_level() }),
+                    json!({ "operations": profile.operations.established_keys().collect::<Vec<_>>() }),
+                ));
+            }
+        }
+    }
+    if request.is_population_level()
+        && !request.is_bulk_export()
+        && profile.resources.has_established()
+        && !profile.population.has_established()
+    {
+        push(finding(
+        common,
+        &POPULATION_ACCESS_NEW,
+            format!(
+                "{client} searched {} across all patients; it has only worked one patient at a time before.",
+                request.resource_type.unwrap_or("data")
+            ),
+            json!({ "resource_type": request.resource_type, "interaction": request.interaction.as_str() }),
+            json!({ "population_level_access": false }),
+        ));
+    }
+    out
+}
