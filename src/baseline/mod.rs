@@ -3,10 +3,13 @@
 
 pub mod profile;
 pub mod snapshot;
+pub mod stats;
 pub mod tables;
 
 pub use profile::{
-    day_number, AppProfile, Seen, SeenMap, DEFAULT_LEARNING_DAYS, ESTABLISHED_AFTER_DAYS,
+    day_number, hour_of_week, seasonal_slot, AppProfile, Seen, SeenMap, DEFAULT_LEARNING_DAYS,
+    ESTABLISHED_AFTER_DAYS, SEASONAL_SLOTS,
 };
 pub use snapshot::{read_snapshot, write_snapshot, SnapshotError};
+pub use stats::{LogHistogram, SlotStats};
 pub use tables::{table_names, Baselines};

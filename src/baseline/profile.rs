@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::stats::{LogHistogram, SlotStats};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 /// Distinct days a new behaviour must recur on before it counts as normal.
@@ -89,7 +90,7 @@ impl<K: Ord + Clone> SeenMap<K> {
 }
 
 /// Everything learned about one app.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AppProfile {
     pub client_id: Text,
     pub first_seen: Timestamp,
@@ -110,6 +111,29 @@ pub struct AppProfile {
     pub population: SeenMap<String>,
     /// Accesses by hour of week (0 = Monday 00:00 in the configured zone).
     pub hour_of_week: Vec<u64>,
+    /// Requests per finished token.
+    pub token_requests: LogHistogram,
+    /// Distinct patients per finished token.
+    pub token_patients: LogHistogram,
+    /// Page follow-ups per finished token.
+    pub token_pages: LogHistogram,
+    /// Requests per hour, by seasonal slot (see [`seasonal_slot`]).
+    pub hourly_requests: Vec<SlotStats>,
+}
+
+/// Seasonal slots: 24 hours of a weekday, then 24 hours of a weekend day.
+pub const SEASONAL_SLOTS: usize = 48;
+
+/// The seasonal slot of an hour-of-week (0 = Monday 00:00).
+pub fn seasonal_slot(hour_of_week: usize) -> usize {
+    let weekend = hour_of_week >= 5 * 24;
+    usize::from(weekend) * 24 + hour_of_week % 24
+}
+
+/// Hour of week of an instant, Monday 00:00 = 0 (1970-01-01 was a Thursday).
+pub fn hour_of_week(t: Timestamp) -> usize {
+    let hours = t.unix_seconds().div_euclid(3600) + 72;
+    usize::try_from(hours.rem_euclid(168)).unwrap_or(0)
 }
 
 impl AppProfile {
@@ -127,6 +151,10 @@ impl AppProfile {
             operations: SeenMap::default(),
             population: SeenMap::default(),
             hour_of_week: vec![0; 168],
+            token_requests: LogHistogram::default(),
+            token_patients: LogHistogram::default(),
+            token_pages: LogHistogram::default(),
+            hourly_requests: vec![SlotStats::default(); SEASONAL_SLOTS],
         }
     }
 

@@ -8,25 +8,38 @@
 //!   `baseline_population` (kind), `baseline_resources` (resource_type, interaction): the key
 //!   columns, then first_seen, last_seen, count (u64), days (u32), established (bool)
 //! - `baseline_activity`: hour_of_week (u8, 0 = Monday 00:00), requests (u64)
+//! - `baseline_token_volume`: metric (requests | patients | pages per finished token), bucket
+//!   (u8: 0 holds 0, k holds [2^(k-1), 2^k)), tokens (u64)
+//! - `baseline_hourly`: slot (u8: 0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
+//!   exponentially weighted), n (u32) — requests per hour
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-    UInt32Builder, UInt64Builder, UInt8Builder,
+    ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, UInt32Type, UInt64Type,
-    UInt8Type,
+    DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::arrow::error::ArrowError;
 
 use super::profile::{AppProfile, Seen, SeenMap};
+use super::stats::LogHistogram;
+
+type HistogramAccessor = fn(&AppProfile) -> &LogHistogram;
+type HistogramAccessorMut = fn(&mut AppProfile) -> &mut LogHistogram;
+const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 3] = [
+    ("requests", |p| &p.token_requests, |p| &mut p.token_requests),
+    ("patients", |p| &p.token_patients, |p| &mut p.token_patients),
+    ("pages", |p| &p.token_pages, |p| &mut p.token_pages),
+];
 use crate::event::{Text, Timestamp};
 
 /// All app profiles, by client id.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Baselines {
     pub apps: BTreeMap<Text, AppProfile>,
 }
@@ -70,7 +83,13 @@ const SEEN_TABLES: [(&str, &str, Accessor, AccessorMut); 6] = [
 
 /// Names of every baseline table, in snapshot order.
 pub fn table_names() -> Vec<&'static str> {
-    let mut names = vec!["baseline_apps", "baseline_resources", "baseline_activity"];
+    let mut names = vec![
+        "baseline_apps",
+        "baseline_resources",
+        "baseline_activity",
+        "baseline_token_volume",
+        "baseline_hourly",
+    ];
     names.extend(SEEN_TABLES.iter().map(|t| t.0));
     names
 }
@@ -219,6 +238,84 @@ impl Baselines {
             )?,
         ));
 
+        let (mut id, mut metric, mut bucket, mut tokens) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            UInt8Builder::new(),
+            UInt64Builder::new(),
+        );
+        for p in self.apps.values() {
+            for (name, get, _) in TOKEN_HISTOGRAMS {
+                for (k, n) in get(p).buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    id.append_value(&p.client_id);
+                    metric.append_value(name);
+                    bucket.append_value(u8::try_from(k).unwrap_or(u8::MAX));
+                    tokens.append_value(*n);
+                }
+            }
+        }
+        out.push((
+            "baseline_token_volume",
+            RecordBatch::try_new(
+                schema(
+                    &["metric"],
+                    vec![
+                        Field::new("bucket", DataType::UInt8, false),
+                        Field::new("tokens", DataType::UInt64, false),
+                    ],
+                ),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(metric.finish()),
+                    Arc::new(bucket.finish()),
+                    Arc::new(tokens.finish()),
+                ],
+            )?,
+        ));
+
+        let (mut id, mut slot, mut mean, mut var, mut n) = (
+            StringBuilder::new(),
+            UInt8Builder::new(),
+            Float64Builder::new(),
+            Float64Builder::new(),
+            UInt32Builder::new(),
+        );
+        for p in self.apps.values() {
+            for (k, s) in p
+                .hourly_requests
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.n > 0)
+            {
+                id.append_value(&p.client_id);
+                slot.append_value(u8::try_from(k).unwrap_or(u8::MAX));
+                mean.append_value(s.mean);
+                var.append_value(s.var);
+                n.append_value(s.n);
+            }
+        }
+        out.push((
+            "baseline_hourly",
+            RecordBatch::try_new(
+                schema(
+                    &[],
+                    vec![
+                        Field::new("slot", DataType::UInt8, false),
+                        Field::new("mean", DataType::Float64, false),
+                        Field::new("var", DataType::Float64, false),
+                        Field::new("n", DataType::UInt32, false),
+                    ],
+                ),
+                vec![
+                    Arc::new(id.finish()),
+                    Arc::new(slot.finish()),
+                    Arc::new(mean.finish()),
+                    Arc::new(var.finish()),
+                    Arc::new(n.finish()),
+                ],
+            )?,
+        ));
+
         for (table, key, get, _) in SEEN_TABLES {
             let (mut id, mut k, mut seen) = (
                 StringBuilder::new(),
@@ -293,6 +390,53 @@ impl Baselines {
                     .get_mut(usize::from(hour.value(row)))
                     .ok_or_else(|| bad("hour_of_week"))?;
                 *slot = requests.value(row);
+            }
+        }
+        for batch in tables.get("baseline_token_volume").into_iter().flatten() {
+            let ids = string_column(batch, "client_id")?;
+            let metric = string_column(batch, "metric")?;
+            let bucket = batch_column(batch, "bucket")?
+                .as_primitive_opt::<UInt8Type>()
+                .ok_or_else(|| bad("bucket"))?;
+            let tokens = batch_column(batch, "tokens")?
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| bad("tokens"))?;
+            for row in 0..batch.num_rows() {
+                let p = app(&mut b, ids.value(row))?;
+                let (_, _, get_mut) = TOKEN_HISTOGRAMS
+                    .into_iter()
+                    .find(|(name, _, _)| *name == metric.value(row))
+                    .ok_or_else(|| bad("metric"))?;
+                let slot = get_mut(p)
+                    .buckets
+                    .get_mut(usize::from(bucket.value(row)))
+                    .ok_or_else(|| bad("bucket"))?;
+                *slot = tokens.value(row);
+            }
+        }
+        for batch in tables.get("baseline_hourly").into_iter().flatten() {
+            let ids = string_column(batch, "client_id")?;
+            let slot = batch_column(batch, "slot")?
+                .as_primitive_opt::<UInt8Type>()
+                .ok_or_else(|| bad("slot"))?;
+            let mean = batch_column(batch, "mean")?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| bad("mean"))?;
+            let var = batch_column(batch, "var")?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| bad("var"))?;
+            let n = batch_column(batch, "n")?
+                .as_primitive_opt::<UInt32Type>()
+                .ok_or_else(|| bad("n"))?;
+            for row in 0..batch.num_rows() {
+                let p = app(&mut b, ids.value(row))?;
+                let s = p
+                    .hourly_requests
+                    .get_mut(usize::from(slot.value(row)))
+                    .ok_or_else(|| bad("slot"))?;
+                s.mean = mean.value(row);
+                s.var = var.value(row);
+                s.n = n.value(row);
             }
         }
         for (table, key, _, get_mut) in SEEN_TABLES {
@@ -389,6 +533,11 @@ pub(crate) mod tests {
             p.operations.observe(&"$export".to_string(), t(3), false);
             p.population.observe(&"search".to_string(), t(3), false);
             p.hour_of_week[10] = 42 + i as u64;
+            p.token_requests.add(17);
+            p.token_patients.add(1);
+            p.token_pages.add(0);
+            p.hourly_requests[30].update(12.5);
+            p.hourly_requests[30].update(13.25);
             b.apps.insert(p.client_id.clone(), p);
         }
         b

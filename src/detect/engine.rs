@@ -11,7 +11,13 @@ use super::explain::explain;
 use super::incidents::Incidents;
 use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
 use super::rules;
-use super::tokens::{TokenCache, TokenCacheConfig};
+use super::rules::volume::TokenUsage;
+use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
+use crate::baseline::{hour_of_week, seasonal_slot};
+use crate::event::{Text, MICROS_PER_SECOND};
+use std::collections::{BTreeMap, HashMap};
+
+const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -60,6 +66,10 @@ pub struct Engine {
     incidents: Incidents,
     stats: EngineStats,
     now: Option<Timestamp>,
+    /// What each live token has done (folded into the app's histograms when it ends).
+    usage: HashMap<Text, TokenUsage>,
+    /// The hour each app is in, and its requests so far.
+    hours: BTreeMap<Text, (Timestamp, u64)>,
 }
 
 impl Engine {
@@ -77,6 +87,8 @@ impl Engine {
             incidents: Incidents::new(config.bucket_seconds, config.quiet_seconds),
             stats: EngineStats::default(),
             now: None,
+            usage: HashMap::new(),
+            hours: BTreeMap::new(),
         }
     }
 
@@ -112,7 +124,78 @@ impl Engine {
         while let Some(ready) = self.order.pop_any() {
             self.process(ready, out);
         }
+        let hours = std::mem::take(&mut self.hours);
+        for (client, (start, requests)) in hours {
+            let mut findings = Vec::new();
+            self.close_hour(&client, start, requests, None, &mut findings);
+            self.record(findings, out);
+        }
+        for info in self.tokens.drain() {
+            self.finish_token(&info);
+        }
         self.incidents.close_all(out);
+    }
+
+    fn record(&mut self, findings: Vec<super::finding::Finding>, out: &mut Vec<Alert>) {
+        for f in findings {
+            self.stats.findings += 1;
+            self.incidents.record(f, out);
+        }
+    }
+
+    /// Folds a finished token's usage into its app's per-token histograms.
+    fn finish_token(&mut self, info: &TokenInfo) {
+        if let Some(usage) = self.usage.remove(&info.token_id) {
+            if let Some(profile) = self.baselines.apps.get_mut(&info.client_id) {
+                usage.fold_into(profile);
+            }
+        }
+    }
+
+    /// Judges a finished hour of an app, then folds it (capped when anomalous, so a burst
+    /// is not absorbed at once) and the silent hours up to `next` into the seasonal slots.
+    fn close_hour(
+        &mut self,
+        client: &Text,
+        start: Timestamp,
+        requests: u64,
+        next: Option<Timestamp>,
+        findings: &mut Vec<super::finding::Finding>,
+    ) {
+        let learning_days = self.learning_days;
+        let Some(profile) = self.baselines.apps.get_mut(client) else {
+            return;
+        };
+        let slot_index = seasonal_slot(hour_of_week(start));
+        let Some(slot) = profile.hourly_requests.get(slot_index).copied() else {
+            return;
+        };
+        let mut value = requests as f64;
+        if !profile.is_learning(start, learning_days) {
+            let (finding, anomalous) = rules::volume::check_hour(client, start, requests, &slot);
+            findings.extend(finding);
+            if anomalous {
+                value = value.min(slot.mean + 3.0 * slot.var.sqrt());
+            }
+        }
+        if let Some(s) = profile.hourly_requests.get_mut(slot_index) {
+            s.update(value);
+        }
+        // Hours with no request at all are observations too (at most a week of them).
+        if let Some(next) = next {
+            let mut t = Timestamp(start.0 + MICROS_PER_HOUR);
+            let mut steps = 0;
+            while t < next && steps < 168 {
+                if let Some(s) = profile
+                    .hourly_requests
+                    .get_mut(seasonal_slot(hour_of_week(t)))
+                {
+                    s.update(0.0);
+                }
+                t = Timestamp(t.0 + MICROS_PER_HOUR);
+                steps += 1;
+            }
+        }
     }
 
     fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
@@ -120,7 +203,9 @@ impl Engine {
         let time = event.time();
         if self.now.is_none_or(|n| time > n) {
             self.now = Some(time);
-            self.tokens.expire(time);
+            for info in self.tokens.expire(time) {
+                self.finish_token(&info);
+            }
             self.incidents.close_quiet(time, out);
         }
         let mut findings = Vec::new();
@@ -131,6 +216,25 @@ impl Engine {
                 .apps
                 .insert(client.into(), AppProfile::new(client.into(), time));
         }
+        if let Event::Access(_) = &event {
+            let hour = Timestamp(time.0 - time.0.rem_euclid(MICROS_PER_HOUR));
+            let client_key: Text = client.into();
+            match self.hours.get(&client_key).copied() {
+                Some((start, _)) if start == hour => {
+                    if let Some(h) = self.hours.get_mut(&client_key) {
+                        h.1 += 1;
+                    }
+                }
+                Some((start, requests)) if start < hour => {
+                    self.close_hour(&client_key, start, requests, Some(hour), &mut findings);
+                    self.hours.insert(client_key, (hour, 1));
+                }
+                Some(_) => {}
+                None => {
+                    self.hours.insert(client_key, (hour, 1));
+                }
+            }
+        }
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
@@ -138,7 +242,11 @@ impl Engine {
         let learning = profile.is_learning(time, self.learning_days);
         match &event {
             Event::Token(t) => {
-                self.tokens.apply(t);
+                if let Some(revoked) = self.tokens.apply(t) {
+                    if let Some(usage) = self.usage.remove(&revoked.token_id) {
+                        usage.fold_into(profile);
+                    }
+                }
                 let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
                 if let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) {
                     let granted = crate::smart::scope::ScopeSet::parse(granted);
@@ -178,13 +286,22 @@ impl Engine {
                 if !learning {
                     findings.extend(rules::novelty::check_access(a, &explained.request, profile));
                 }
+                if let Some(token) = explained.token {
+                    let usage = self.usage.entry(token.token_id.clone()).or_default();
+                    usage.record(a, &explained.request);
+                    if !learning {
+                        findings.extend(rules::volume::check_token_usage(
+                            a,
+                            usage,
+                            token.patient.is_some(),
+                            profile,
+                        ));
+                    }
+                }
                 observe_access(profile, a, &explained.request, time, learning);
             }
         }
-        for f in findings {
-            self.stats.findings += 1;
-            self.incidents.record(f, out);
-        }
+        self.record(findings, out);
     }
 }
 
@@ -222,12 +339,7 @@ fn observe_access(
             .population
             .observe(&kind.to_string(), time, learning);
     }
-    // Monday 00:00 UTC is hour 0 (1970-01-01 was a Thursday: offset 3 days).
-    let hours = time.unix_seconds().div_euclid(3600) + 72;
-    if let Some(slot) = usize::try_from(hours.rem_euclid(168))
-        .ok()
-        .and_then(|h| profile.hour_of_week.get_mut(h))
-    {
+    if let Some(slot) = profile.hour_of_week.get_mut(hour_of_week(time)) {
         *slot += 1;
     }
 }
@@ -646,6 +758,149 @@ modes = ["patient"]
                 "wildcard_broadening",
                 Category::ScopeCreep
             )]
+        );
+    }
+
+    /// A clinician app over `days` days from Monday 2024-03-04: on weekdays, 9:00–16:59, each
+    /// hour one token (5 min lifetime) makes `per_hour(day)` requests for its launch patient.
+    fn steady(days: i64, per_hour: impl Fn(i64) -> u32) -> Vec<String> {
+        let start = Timestamp::parse_rfc3339("2024-03-04T00:00:00Z").unwrap();
+        let mut lines = Vec::new();
+        for d in 0..days {
+            if d % 7 >= 5 {
+                continue;
+            }
+            for h in 9..17 {
+                let t0 = Timestamp(start.0 + (d * 24 + h) * MICROS_PER_HOUR);
+                let tok = format!("d{d}h{h}");
+                let patient = format!("p{}", d * 24 + h);
+                lines.push(format!(
+                    r#"{{"type":"token","event":"issued","time":"{}","client_id":"ward","token_id":"{tok}","grant_type":"authorization_code","scope_granted":"launch/patient patient/Observation.rs","patient":"{patient}","expires_in":300}}"#,
+                    t0.to_rfc3339()
+                ));
+                let n = per_hour(d);
+                for i in 0..n {
+                    let t = Timestamp(
+                        t0.0 + 1_000_000 + i64::from(i) * (240_000_000 / i64::from(n.max(1))),
+                    );
+                    lines.push(format!(
+                        r#"{{"type":"access","time":"{}","client_id":"ward","token_id":"{tok}","method":"GET","url":"Observation?patient={patient}","status":200}}"#,
+                        t.to_rfc3339()
+                    ));
+                }
+            }
+        }
+        lines
+    }
+
+    fn non_info(alerts: &[Alert]) -> Vec<(&'static str, Category, String)> {
+        alerts
+            .iter()
+            .filter(|a| a.activity == Activity::Create && a.severity > Severity::Info)
+            .map(|a| (a.rule, a.category, a.window.start.to_rfc3339()))
+            .collect()
+    }
+
+    #[test]
+    fn steady_growth_and_a_holiday_dip_stay_silent() {
+        // +3 % a day for four weeks, and Wednesday of week 3 is a holiday (no activity).
+        let lines = steady(28, |d| {
+            if d == 16 {
+                0
+            } else {
+                (20.0 * 1.03f64.powi(d as i32)) as u32
+            }
+        });
+        let (alerts, _) = run(&lines, "");
+        assert_eq!(non_info(&alerts), vec![], "{alerts:#?}");
+    }
+
+    #[test]
+    fn an_hourly_burst_is_flagged_in_its_hour() {
+        let mut lines = steady(15, |_| 20);
+        // Tuesday of week 3 (day 15) at 11:00: one token pulls 600 requests.
+        let t0 = Timestamp::parse_rfc3339("2024-03-19T11:00:00Z").unwrap();
+        lines.push(token(
+            "2024-03-19T11:00:00Z",
+            "ward",
+            "big",
+            "launch/patient patient/Observation.rs",
+            Some("px"),
+        ));
+        for i in 0..600 {
+            let t = Timestamp(t0.0 + 1_000_000 + i * 5_000_000);
+            lines.push(access(
+                &t.to_rfc3339(),
+                "ward",
+                "big",
+                "Observation?patient=px",
+                200,
+                "TREAT",
+            ));
+        }
+        let (alerts, _) = run(&lines, "");
+        let got = non_info(&alerts);
+        assert!(
+            got.contains(&(
+                "hourly_burst",
+                Category::DataVolume,
+                "2024-03-19T11:00:00.000000Z".to_string()
+            )),
+            "{got:#?}"
+        );
+        assert!(
+            got.contains(&(
+                "token_outlier",
+                Category::DataVolume,
+                "2024-03-19T11:00:00.000000Z".to_string()
+            )),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter()
+                .all(|(_, _, w)| w == "2024-03-19T11:00:00.000000Z"),
+            "nothing else fires: {got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_patient_token_fanning_out_is_flagged() {
+        let mut lines = steady(10, |_| 5);
+        lines.push(token(
+            "2024-03-15T10:30:00Z",
+            "ward",
+            "fan",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ));
+        for i in 0..6 {
+            lines.push(access(
+                &format!("2024-03-15T10:31:{i:02}Z"),
+                "ward",
+                "fan",
+                &format!("Observation?patient=q{i}"),
+                200,
+                "TREAT",
+            ));
+        }
+        let (alerts, _) = run(&lines, "");
+        let got = non_info(&alerts);
+        assert!(
+            got.contains(&(
+                "patient_fanout",
+                Category::PurposeDrift,
+                "2024-03-15T10:00:00.000000Z".to_string()
+            )),
+            "{got:#?}"
+        );
+        let fan = alerts.iter().find(|a| a.rule == "patient_fanout").unwrap();
+        assert_eq!(
+            fan.observed["distinct_patients"], 4,
+            "fires once the fourth patient appears"
+        );
+        assert!(
+            !serde_json::to_string(fan).unwrap().contains("q3"),
+            "no patient ids in alerts"
         );
     }
 }

@@ -12,6 +12,9 @@ pub struct Finding {
     pub severity: Severity,
     pub score: u8,
     pub time: Timestamp,
+    /// The instant the finding is about, when it differs from `time` (an hourly total judged
+    /// when the hour ends is about the hour's start). Incident windows follow it.
+    pub about: Option<Timestamp>,
     /// One sentence a SOC analyst understands without the docs.
     pub summary: String,
     pub observed: serde_json::Value,
@@ -20,4 +23,11 @@ pub struct Finding {
     /// PHI-free request shape (see `smart::request::request_shape`).
     pub example_request: Option<String>,
     pub references: &'static [FrameworkRef],
+}
+
+impl Finding {
+    /// The instant incident windows are built from.
+    pub fn about(&self) -> Timestamp {
+        self.about.unwrap_or(self.time)
+    }
 }

@@ -76,15 +76,15 @@ impl Incidents {
 
     /// Adds a finding; pushes an alert when it opens an incident or escalates one.
     pub fn record(&mut self, finding: Finding, out: &mut Vec<Alert>) {
-        self.close_quiet(finding.time, out);
+        self.close_quiet(finding.about(), out);
         let key = (finding.client_id.clone(), finding.rule);
         match self.open.get_mut(&key) {
             None => {
                 let mut evidence = Evidence::default();
                 add_evidence(&mut evidence, &finding);
                 let open = Open {
-                    incident_start: self.floor(finding.time),
-                    last_seen: finding.time,
+                    incident_start: self.floor(finding.about()),
+                    last_seen: finding.about(),
                     revision: 0,
                     count: 1,
                     changed_since_record: false,
@@ -97,7 +97,7 @@ impl Incidents {
             Some(open) => {
                 add_evidence(&mut open.evidence, &finding);
                 open.count += 1;
-                open.last_seen = open.last_seen.max(finding.time);
+                open.last_seen = open.last_seen.max(finding.about());
                 let escalates = finding.severity > open.latest.severity;
                 let keep_latest_severity = open.latest.severity.max(finding.severity);
                 let keep_score = open.latest.score.max(finding.score);
@@ -183,6 +183,7 @@ mod tests {
             severity,
             score: 80,
             time: Timestamp(1_709_640_000 * MICROS_PER_SECOND + minute * 60 * MICROS_PER_SECOND),
+            about: None,
             summary: "s".into(),
             observed: serde_json::json!({}),
             baseline: serde_json::Value::Null,

@@ -69,21 +69,18 @@ impl TokenCache {
     }
 
     /// Applies a token event. Issued, refreshed and introspected tokens with an id and a granted
-    /// scope string are remembered; revoked ones are forgotten; denials change nothing.
-    pub fn apply(&mut self, event: &TokenEvent) {
-        let Some(token_id) = event.token_id.as_ref() else {
-            return;
-        };
+    /// scope string are remembered; revoked ones are forgotten (and returned); denials change
+    /// nothing.
+    pub fn apply(&mut self, event: &TokenEvent) -> Option<TokenInfo> {
+        let token_id = event.token_id.as_ref()?;
         match event.event {
-            TokenAction::Revoked => self.remove(token_id),
+            TokenAction::Revoked => return self.remove(token_id),
             TokenAction::Denied => {}
             TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
-                let Some(granted) = event.scope_granted.as_deref() else {
-                    return;
-                };
+                let granted = event.scope_granted.as_deref()?;
                 // Introspection of a token we already know adds nothing.
                 if event.event == TokenAction::Introspected && self.by_id.contains_key(token_id) {
-                    return;
+                    return None;
                 }
                 let issued_at = event.common.time;
                 let ttl = event
@@ -107,6 +104,7 @@ impl TokenCache {
                 self.insert(info);
             }
         }
+        None
     }
 
     fn eviction_time(&self, info: &TokenInfo) -> Timestamp {
@@ -131,23 +129,31 @@ impl TokenCache {
         self.by_id.insert(info.token_id.clone(), info);
     }
 
-    fn remove(&mut self, token_id: &str) {
-        if let Some(old) = self.by_id.remove(token_id) {
-            let key = (self.eviction_time(&old), old.token_id);
-            self.by_eviction.remove(&key);
-        }
+    fn remove(&mut self, token_id: &str) -> Option<TokenInfo> {
+        let old = self.by_id.remove(token_id)?;
+        let key = (self.eviction_time(&old), old.token_id.clone());
+        self.by_eviction.remove(&key);
+        Some(old)
     }
 
-    /// Forgets tokens whose expiry plus grace is before `now`.
-    pub fn expire(&mut self, now: Timestamp) {
+    /// Forgets tokens whose expiry plus grace is before `now`, and returns them.
+    pub fn expire(&mut self, now: Timestamp) -> Vec<TokenInfo> {
+        let mut gone = Vec::new();
         while let Some((at, _)) = self.by_eviction.first() {
             if *at >= now {
                 break;
             }
             if let Some((_, id)) = self.by_eviction.pop_first() {
-                self.by_id.remove(&id);
+                gone.extend(self.by_id.remove(&id));
             }
         }
+        gone
+    }
+
+    /// Every token still held (end of input).
+    pub fn drain(&mut self) -> Vec<TokenInfo> {
+        self.by_eviction.clear();
+        std::mem::take(&mut self.by_id).into_values().collect()
     }
 
     pub fn get(&self, token_id: &str) -> Option<&TokenInfo> {

@@ -4,3 +4,4 @@
 pub mod enforcement;
 pub mod novelty;
 pub mod registry;
+pub mod volume;

@@ -122,6 +122,7 @@ fn finding(
         severity: rule.severity,
         score: rule.score,
         time: common.time,
+        about: None,
         summary,
         observed,
         baseline,

@@ -1,0 +1,278 @@
+//! data_volume (and patient fan-out) rules over per-token usage and hourly totals.
+//!
+//! - `token_outlier`: one token pulls far more requests than the app's tokens normally do, even
+//!   when the app's total looks normal (threshold: 5 × the app's p99 per token, at least 200).
+//! - `paging_sweep`: one token follows pages far more than usual (5 × p99, at least 20) with a
+//!   large page size (`_count` ≥ 100).
+//! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
+//!   for a token with a launch patient, else 3 × the app's p99 (at least 20).
+//! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
+//!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6 with at
+//!   least 4 × the expected count and at least 100 requests, so sparse apps don't flap.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
+
+use crate::alert::{Category, Severity, ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03};
+use crate::baseline::{AppProfile, SlotStats};
+use crate::event::{AccessEvent, Text, Timestamp};
+use crate::smart::request::{request_shape, FhirRequest};
+
+use super::super::finding::Finding;
+
+/// Histograms need this many finished tokens before per-token thresholds are trusted.
+pub const MIN_TOKENS: u64 = 20;
+/// Seasonal slots need this many hourly observations before bursts are judged.
+pub const MIN_SLOT_OBSERVATIONS: u32 = 4;
+const MAX_TRACKED_PATIENTS: usize = 1024;
+
+/// What one token has done so far.
+#[derive(Clone, Debug, Default)]
+pub struct TokenUsage {
+    pub requests: u64,
+    pub pages: u64,
+    pub max_count: u32,
+    /// Distinct patients named by its requests (capped; PHI — never logged).
+    pub patients: BTreeSet<Text>,
+    pub fired: BTreeSet<&'static str>,
+}
+
+impl TokenUsage {
+    pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
+        self.requests += 1;
+        if request.is_page_followup() {
+            self.pages += 1;
+        }
+        self.max_count = self.max_count.max(request.count.unwrap_or(0));
+        let named = request
+            .patient_ids()
+            .into_iter()
+            .map(Text::from)
+            .chain(access.patient.clone());
+        for p in named {
+            if self.patients.len() < MAX_TRACKED_PATIENTS {
+                self.patients.insert(p);
+            }
+        }
+    }
+
+    /// Folds a finished token into the app's per-token histograms.
+    pub fn fold_into(&self, profile: &mut AppProfile) {
+        profile.token_requests.add(self.requests);
+        profile.token_patients.add(self.patients.len() as u64);
+        profile.token_pages.add(self.pages);
+    }
+}
+
+/// Score from a tail probability: the same surprise gives the same score across rules.
+pub fn surprise_score(p: f64) -> u8 {
+    let bits = -p.max(1e-300).log10();
+    (40.0 + 5.0 * bits).clamp(0.0, 100.0) as u8
+}
+
+fn base(
+    access: &AccessEvent,
+    rule: &'static str,
+    category: Category,
+    severity: Severity,
+    score: u8,
+) -> Finding {
+    Finding {
+        client_id: access.common.client_id.clone(),
+        rule,
+        category,
+        severity,
+        score,
+        time: access.common.time,
+        about: None,
+        summary: String::new(),
+        observed: serde_json::Value::Null,
+        baseline: serde_json::Value::Null,
+        token_id: access.token_id.clone(),
+        example_request: Some(request_shape(access.method, &access.url)),
+        references: &[ATTACK_T1213, CSF_DE_CM_03],
+    }
+}
+
+/// Per-token rules, checked after each access of a known token; each fires once per token.
+pub fn check_token_usage(
+    access: &AccessEvent,
+    usage: &mut TokenUsage,
+    has_launch_patient: bool,
+    profile: &AppProfile,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let client = &access.common.client_id;
+    let trusted = profile.token_requests.total() >= MIN_TOKENS;
+
+    let patients = usage.patients.len() as u64;
+    let fanout_limit = if has_launch_patient {
+        Some(3)
+    } else if trusted {
+        Some((3 * profile.token_patients.quantile_upper(0.99)).max(20))
+    } else {
+        None
+    };
+    if let Some(limit) = fanout_limit {
+        if patients > limit && usage.fired.insert("patient_fanout") {
+            let mut f = base(
+                access,
+                "patient_fanout",
+                Category::PurposeDrift,
+                Severity::High,
+                80,
+            );
+            if !has_launch_patient {
+                f.severity = Severity::Medium;
+                f.score = 65;
+            }
+            f.summary = format!(
+                "One {client} token touched {patients} distinct patients; its tokens normally touch at most {limit}."
+            );
+            f.observed =
+                json!({ "distinct_patients": patients, "launch_patient": has_launch_patient });
+            f.baseline = json!({ "patients_per_token_limit": limit });
+            out.push(f);
+        }
+    }
+    if !trusted {
+        return out;
+    }
+    let request_limit = (5 * profile.token_requests.quantile_upper(0.99)).max(200);
+    if usage.requests > request_limit && usage.fired.insert("token_outlier") {
+        let mut f = base(
+            access,
+            "token_outlier",
+            Category::DataVolume,
+            Severity::Medium,
+            70,
+        );
+        f.summary = format!(
+            "One {client} token made {} requests, far more than the app's tokens normally do (p99 × 5 = {request_limit}).",
+            usage.requests
+        );
+        f.observed = json!({ "requests": usage.requests });
+        f.baseline = json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() });
+        f.references = &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
+        out.push(f);
+    }
+    let page_limit = (5 * profile.token_pages.quantile_upper(0.99)).max(20);
+    if usage.pages > page_limit && usage.max_count >= 100 && usage.fired.insert("paging_sweep") {
+        let mut f = base(
+            access,
+            "paging_sweep",
+            Category::DataVolume,
+            Severity::Medium,
+            65,
+        );
+        f.summary = format!(
+            "One {client} token paged through {} result pages of up to {} resources each, a deep sweep its tokens don't normally make.",
+            usage.pages, usage.max_count
+        );
+        f.observed = json!({ "pages": usage.pages, "max_count": usage.max_count });
+        f.baseline = json!({ "pages_per_token_p99": profile.token_pages.quantile_upper(0.99) });
+        out.push(f);
+    }
+    out
+}
+
+/// P(X ≥ observed) for a count with the slot's mean and variance: negative binomial when
+/// over-dispersed, Poisson otherwise.
+pub fn upper_tail(observed: u64, slot: &SlotStats) -> f64 {
+    if observed == 0 {
+        return 1.0;
+    }
+    // A floor keeps near-silent slots from making every request look impossible.
+    let mean = slot.mean.max(1.0);
+    let var = slot.var.max(mean);
+    let p = if var > mean * 1.05 {
+        let success = mean / var;
+        let r = mean * mean / (var - mean);
+        NegativeBinomial::new(r, success)
+            .map(|d| d.sf(observed - 1))
+            .ok()
+    } else {
+        Poisson::new(mean).map(|d| d.sf(observed - 1)).ok()
+    };
+    p.unwrap_or(1.0)
+}
+
+/// Judges one finished hour of an app. Returns the finding (if any) and whether the hour was
+/// anomalous (an anomalous hour must not be absorbed into the baseline as it is).
+pub fn check_hour(
+    client_id: &Text,
+    hour_start: Timestamp,
+    requests: u64,
+    slot: &SlotStats,
+) -> (Option<Finding>, bool) {
+    if slot.n < MIN_SLOT_OBSERVATIONS {
+        return (None, false);
+    }
+    let p = upper_tail(requests, slot);
+    let practical = requests as f64 >= (4.0_f64 * slot.mean).max(100.0);
+    if p >= 1e-6 || !practical {
+        return (None, false);
+    }
+    let finding = Finding {
+        client_id: client_id.clone(),
+        rule: "hourly_burst",
+        category: Category::DataVolume,
+        severity: if p < 1e-12 { Severity::High } else { Severity::Medium },
+        score: surprise_score(p),
+        time: Timestamp(hour_start.0 + 3_600_000_000),
+        about: Some(hour_start),
+        summary: format!(
+            "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour (p = {p:.1e}).",
+            slot.mean
+        ),
+        observed: json!({ "requests": requests, "hour_start": hour_start, "tail_probability": p }),
+        baseline: json!({ "mean": slot.mean, "std_dev": slot.var.sqrt(), "observations": slot.n }),
+        token_id: None,
+        example_request: None,
+        references: &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+    };
+    (Some(finding), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_probabilities_behave() {
+        let mut slot = SlotStats::default();
+        for v in [100.0, 110.0, 90.0, 105.0, 95.0, 100.0] {
+            slot.update(v);
+        }
+        assert!(upper_tail(100, &slot) > 0.3);
+        assert!(upper_tail(200, &slot) < 1e-6);
+        assert_eq!(upper_tail(0, &slot), 1.0);
+        assert!(surprise_score(1e-6) > surprise_score(1e-3));
+        assert_eq!(surprise_score(1e-30), 100);
+    }
+
+    #[test]
+    fn bursts_need_history_and_magnitude() {
+        let id: Text = "app".into();
+        let t = Timestamp(0);
+        let mut slot = SlotStats::default();
+        slot.update(2.0);
+        assert!(
+            check_hour(&id, t, 500, &slot).0.is_none(),
+            "one observation is not a baseline"
+        );
+        for _ in 0..10 {
+            slot.update(2.0);
+        }
+        // Sparse app: 30 requests is very unlikely but not a practical burst.
+        let (f, anomalous) = check_hour(&id, t, 30, &slot);
+        assert!(f.is_none() && !anomalous);
+        let (f, anomalous) = check_hour(&id, t, 400, &slot);
+        let f = f.unwrap();
+        assert!(anomalous);
+        assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
+        assert_eq!(f.time, Timestamp(3_600_000_000));
+    }
+}
