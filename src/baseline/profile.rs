@@ -115,7 +115,7 @@ pub struct AppProfile {
     pub token_requests: LogHistogram,
     /// Distinct patients per finished token.
     pub token_patients: LogHistogram,
-    /// Page follow-ups per finished token.
+    /// Large-page follow-ups (`_count` ≥ 100) per finished token.
     pub token_pages: LogHistogram,
     /// Requests per hour, by seasonal slot (see [`seasonal_slot`]).
     pub hourly_requests: Vec<SlotStats>,

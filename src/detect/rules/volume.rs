@@ -2,13 +2,16 @@
 //!
 //! - `token_outlier`: one token pulls far more requests than the app's tokens normally do, even
 //!   when the app's total looks normal (threshold: 5 × the app's p99 per token, at least 200).
-//! - `paging_sweep`: one token follows pages far more than usual (5 × p99, at least 20) with a
-//!   large page size (`_count` ≥ 100).
+//! - `paging_sweep`: one token follows far more large pages (page follow-ups with `_count` ≥
+//!   100) than the app's tokens do (5 × p99, at least 20).
 //! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
 //!   for a token with a launch patient, else 3 × the app's p99 (at least 20).
 //! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
-//!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6 with at
-//!   least 4 × the expected count and at least 100 requests, so sparse apps don't flap.
+//!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6, and at
+//!   least 4 × the expected count, 6 standard deviations above it and 100 requests, so sparse
+//!   or bursty apps don't flap. The standard deviation is taken as at least 0.75 × the mean:
+//!   hourly totals of session-driven apps are over-dispersed, and a few weeks of history
+//!   underestimate their spread.
 
 use std::collections::BTreeSet;
 
@@ -25,13 +28,16 @@ use super::super::finding::Finding;
 /// Histograms need this many finished tokens before per-token thresholds are trusted.
 pub const MIN_TOKENS: u64 = 20;
 /// Seasonal slots need this many hourly observations before bursts are judged.
-pub const MIN_SLOT_OBSERVATIONS: u32 = 4;
+pub const MIN_SLOT_OBSERVATIONS: u32 = 6;
 const MAX_TRACKED_PATIENTS: usize = 1024;
+/// A page of at least this many resources is a large page.
+pub const LARGE_PAGE: u32 = 100;
 
 /// What one token has done so far.
 #[derive(Clone, Debug, Default)]
 pub struct TokenUsage {
     pub requests: u64,
+    /// Page follow-ups with a large page size.
     pub pages: u64,
     pub max_count: u32,
     /// Distinct patients named by its requests (capped; PHI — never logged).
@@ -42,7 +48,7 @@ pub struct TokenUsage {
 impl TokenUsage {
     pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
         self.requests += 1;
-        if request.is_page_followup() {
+        if request.is_page_followup() && request.count.unwrap_or(0) >= LARGE_PAGE {
             self.pages += 1;
         }
         self.max_count = self.max_count.max(request.count.unwrap_or(0));
@@ -159,7 +165,7 @@ pub fn check_token_usage(
         out.push(f);
     }
     let page_limit = (5 * profile.token_pages.quantile_upper(0.99)).max(20);
-    if usage.pages > page_limit && usage.max_count >= 100 && usage.fired.insert("paging_sweep") {
+    if usage.pages > page_limit && usage.fired.insert("paging_sweep") {
         let mut f = base(
             access,
             "paging_sweep",
@@ -186,7 +192,7 @@ pub fn upper_tail(observed: u64, slot: &SlotStats) -> f64 {
     }
     // A floor keeps near-silent slots from making every request look impossible.
     let mean = slot.mean.max(1.0);
-    let var = slot.var.max(mean);
+    let var = slot.var.max(mean).max(spread_floor(mean).powi(2));
     let p = if var > mean * 1.05 {
         let success = mean / var;
         let r = mean * mean / (var - mean);
@@ -197,6 +203,11 @@ pub fn upper_tail(observed: u64, slot: &SlotStats) -> f64 {
         Poisson::new(mean).map(|d| d.sf(observed - 1)).ok()
     };
     p.unwrap_or(1.0)
+}
+
+/// The smallest standard deviation assumed for an hourly total with this mean.
+fn spread_floor(mean: f64) -> f64 {
+    0.75 * mean
 }
 
 /// Judges one finished hour of an app. Returns the finding (if any) and whether the hour was
@@ -211,7 +222,8 @@ pub fn check_hour(
         return (None, false);
     }
     let p = upper_tail(requests, slot);
-    let practical = requests as f64 >= (4.0_f64 * slot.mean).max(100.0);
+    let sd = slot.var.sqrt().max(spread_floor(slot.mean));
+    let practical = requests as f64 >= (4.0_f64 * slot.mean).max(slot.mean + 6.0 * sd).max(100.0);
     if p >= 1e-6 || !practical {
         return (None, false);
     }
@@ -247,7 +259,8 @@ mod tests {
             slot.update(v);
         }
         assert!(upper_tail(100, &slot) > 0.3);
-        assert!(upper_tail(200, &slot) < 1e-6);
+        assert!(upper_tail(1000, &slot) < 1e-6);
+        assert!(upper_tail(200, &slot) > 1e-6, "over-dispersion floor");
         assert_eq!(upper_tail(0, &slot), 1.0);
         assert!(surprise_score(1e-6) > surprise_score(1e-3));
         assert_eq!(surprise_score(1e-30), 100);

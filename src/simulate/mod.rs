@@ -1,0 +1,8 @@
+//! `scopewatch simulate`: a seeded, deterministic generator of realistic multi-app token and
+//! access logs with injected anomalies (labelled) and benign changes.
+
+pub mod apps;
+mod generate;
+pub mod rng;
+
+pub use generate::{simulate, BenignChange, Label, SimConfig, Simulation, START};
