@@ -1,6 +1,10 @@
 //! The `scopewatch` command line: argument definitions and dispatch.
 
+mod detect;
+mod eval;
 mod logging;
+mod output;
+mod simulate;
 mod validate;
 
 use std::process::ExitCode;
@@ -37,14 +41,21 @@ pub enum Command {
     /// accepted, 1 when any line was rejected or a source could not be read to its end, and 2
     /// when the run could not start (e.g. a missing input).
     Validate(validate::ValidateArgs),
-    /// Replay archived logs through the detection core (not available yet: issue #3).
-    Detect(NotYet),
+    /// Replay archived logs through the detection core and write alerts.
+    ///
+    /// Events may arrive out of order up to --lateness; alerts are written as incidents open
+    /// and update. Exits 0 when every line was accepted, 1 when any line was dead-lettered
+    /// (rejected or late), 2 when the run could not start.
+    Detect(detect::DetectArgs),
     /// Run the streaming service over Kafka, files or stdin (not available yet: issue #6).
     Run(NotYet),
     /// SQL over access history, alerts and baselines (not available yet: issue #4).
     Sql(NotYet),
-    /// Generate realistic multi-app logs with injected anomalies (not available yet: issue #3).
-    Simulate(NotYet),
+    /// Generate realistic multi-app logs with injected anomalies, labels and an app registry.
+    Simulate(simulate::SimulateArgs),
+    /// Score alerts against labelled incidents: precision and recall per category and rule,
+    /// false alerts per 100 app-days, detection delay.
+    Eval(eval::EvalArgs),
 }
 
 /// Arguments of a subcommand that is not built yet; accepted so the error says so clearly.
@@ -79,16 +90,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     logging::init(cli.log_format);
     match cli.command {
         Command::Validate(args) => validate::run(args, cli.log_format),
-        Command::Detect(_) => not_yet("detect", 3),
+        Command::Detect(args) => detect::run(args, cli.log_format),
+        Command::Eval(args) => eval::run(args),
         Command::Run(_) => not_yet("run", 6),
         Command::Sql(_) => not_yet("sql", 4),
-        Command::Simulate(_) => not_yet("simulate", 3),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 
 fn not_yet(name: &str, issue: u32) -> anyhow::Result<Outcome> {
     anyhow::bail!(
         "`scopewatch {name}` is not available in this version (tracked in issue #{issue}); \
-         `scopewatch validate` checks input files against the event contract"
+ `scopewatch detect` replays archived logs"
     )
 }

@@ -18,6 +18,8 @@ pub enum RejectKind {
     DuplicateField,
     LineTooLong,
     ReadError,
+    /// Parsed, but older than the allowed lateness behind events already processed.
+    Late,
 }
 
 impl RejectKind {
@@ -33,6 +35,7 @@ impl RejectKind {
             RejectKind::DuplicateField => "duplicate_field",
             RejectKind::LineTooLong => "line_too_long",
             RejectKind::ReadError => "read_error",
+            RejectKind::Late => "late",
         }
     }
 }

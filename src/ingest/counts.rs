@@ -18,6 +18,9 @@ pub struct SourceCounts {
     pub blank: u64,
     /// Bytes read from the (decompressed) stream.
     pub bytes: u64,
+    /// Accepted by the parser, then dead-lettered by detection as later than the allowed
+    /// lateness (a subset of `accepted`).
+    pub late: u64,
     pub by_reason: BTreeMap<RejectKind, u64>,
     /// A read failure that ended this source early (truncated gzip, I/O error).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +60,7 @@ pub struct Totals {
     pub dead_lettered: u64,
     pub blank: u64,
     pub bytes: u64,
+    pub late: u64,
     pub source_errors: u64,
     pub skipped_files: u64,
 }
@@ -89,7 +93,15 @@ impl IngestSummary {
 
     /// True when every line was accepted and every source was read to its end.
     pub fn is_clean(&self) -> bool {
-        self.totals.dead_lettered == 0 && self.totals.source_errors == 0
+        self.totals.dead_lettered == 0 && self.totals.source_errors == 0 && self.totals.late == 0
+    }
+
+    /// Counts a late event of the most recently read source.
+    pub fn record_late(&mut self) {
+        self.totals.late += 1;
+        if let Some(last) = self.sources.last_mut() {
+            last.late += 1;
+        }
     }
 
     /// A plain-text table for stderr.
@@ -113,6 +125,9 @@ impl IngestSummary {
                 "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
                 s.source, s.read, s.accepted, s.dead_lettered, s.blank
             );
+            if s.late > 0 {
+                let _ = writeln!(out, "    late (dead-lettered by detection) {}", s.late);
+            }
             if let Some(e) = &s.error {
                 let _ = writeln!(out, "  ! {e}");
             }

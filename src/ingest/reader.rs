@@ -57,6 +57,20 @@ impl Ingestor {
         }
     }
 
+    /// Dead-letters an event that was accepted but rejected later (e.g. late), counting it
+    /// against the most recently read source.
+    pub fn dead_letter_late(&mut self, record: &DeadLetter) -> Result<(), IngestError> {
+        self.summary.record_late();
+        self.dead_letter
+            .write(record)
+            .map_err(IngestError::DeadLetter)
+    }
+
+    /// Records written to the dead-letter output so far.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_letter.written()
+    }
+
     /// Flushes the dead-letter output and returns the summary.
     pub fn finish(mut self) -> Result<IngestSummary, IngestError> {
         self.dead_letter.flush().map_err(IngestError::DeadLetter)?;

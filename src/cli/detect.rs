@@ -1,0 +1,272 @@
+//! `scopewatch detect`: replay archived logs through the detection core.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::output::Output;
+use super::{LogFormat, Outcome};
+use crate::alert::{write_alert, Alert, AlertFormat, Severity};
+use crate::baseline::{read_snapshot, write_snapshot};
+use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
+use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
+use crate::ingest::{
+    expand_inputs, DeadLetter, DeadLetterWriter, IngestOptions, Ingestor, Position,
+    DEFAULT_MAX_LINE_BYTES,
+};
+use crate::registry::Registry;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// scopewatch's own alert records, one JSON object per line.
+    Ndjson,
+    /// OCSF 1.8.0 Detection Finding objects, one per line.
+    Ocsf,
+}
+
+impl From<FormatArg> for AlertFormat {
+    fn from(f: FormatArg) -> AlertFormat {
+        match f {
+            FormatArg::Ndjson => AlertFormat::Ndjson,
+            FormatArg::Ocsf => AlertFormat::Ocsf,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// Files (.ndjson, .jsonl, .json, optionally .gz), directories (read recursively in name
+    /// order), or - for stdin. Token and access events may be mixed in any file.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// App registry (TOML): per app client_id, name, purpose, allowed_scopes, modes.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+
+    /// Where alerts go (- for stdout).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub alerts: String,
+
+    /// Alert encoding.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    pub format: FormatArg,
+
+    /// State directory: baselines are restored from it at start (when present) and
+    /// snapshotted to it (Parquet) at the end, so the next run continues learning.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// Where rejected lines and late events go, as NDJSON; created only when needed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "scopewatch-dead-letter.ndjson"
+    )]
+    pub dead_letter: String,
+
+    /// Also write the run's counts as JSON to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<String>,
+
+    /// Longest line accepted, in bytes; longer lines are dead-lettered without being loaded.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
+    /// FHIR base URL for absolute URLs whose base is not recognised automatically.
+    #[arg(long, value_name = "URL")]
+    pub fhir_base: Option<String>,
+
+    /// How far out of event-time order events may arrive, in seconds; older ones are
+    /// dead-lettered as late.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
+    pub lateness: i64,
+
+    /// Days of an app's own activity before baseline-driven rules fire for it.
+    #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
+    pub learning_days: i64,
+}
+
+/// Alerts by app and category, for the end-of-run table.
+#[derive(Default)]
+struct AlertTally {
+    incidents: BTreeMap<(String, &'static str), (u64, Severity)>,
+    records: u64,
+}
+
+impl AlertTally {
+    fn add(&mut self, a: &Alert) {
+        self.records += 1;
+        let e = self
+            .incidents
+            .entry((a.client_id.clone(), a.category.as_str()))
+            .or_insert((0, Severity::Info));
+        if a.revision == 0 {
+            e.0 += 1;
+        }
+        e.1 = e.1.max(a.severity);
+    }
+
+    fn render(&self) -> String {
+        let mut out = format!(
+            "{:<24} {:<14} {:>9}  {}\n",
+            "app", "category", "incidents", "max severity"
+        );
+        for ((app, category), (n, sev)) in &self.incidents {
+            out.push_str(&format!(
+                "{app:<24} {category:<14} {n:>9}  {}\n",
+                sev.as_str()
+            ));
+        }
+        out.push_str(&format!("alert records written: {}\n", self.records));
+        out
+    }
+}
+
+pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
+    let registry = match &args.registry {
+        Some(path) => Registry::load(path)?,
+        None => Registry::default(),
+    };
+    let (sources, skipped) = expand_inputs(&args.inputs)?;
+    let mut engine = Engine::new(
+        EngineConfig {
+            lateness_seconds: args.lateness,
+            fhir_base: args.fhir_base.clone(),
+            learning_days: args.learning_days,
+            ..EngineConfig::default()
+        },
+        registry,
+    );
+    if let Some(state) = &args.state {
+        if let Some(baselines) = read_snapshot(state)
+            .with_context(|| format!("restoring baselines from {}", state.display()))?
+        {
+            tracing::info!(apps = baselines.apps.len(), "restored baselines");
+            engine.restore_baselines(baselines);
+        }
+    }
+    let mut alerts_out = Output::new(&args.alerts);
+    let format = AlertFormat::from(args.format);
+    let mut ingestor = Ingestor::new(
+        IngestOptions {
+            max_line_bytes: args.max_line_bytes.max(1),
+        },
+        DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter))),
+    );
+    ingestor.skip_files(skipped);
+
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut tally = AlertTally::default();
+    let mut events: u64 = 0;
+    let mut pending: Vec<Alert> = Vec::new();
+    let mut write_error: Option<std::io::Error> = None;
+    for source in &sources {
+        let name = source.name();
+        let mut late: Vec<(Position, Event, i64)> = Vec::new();
+        ingestor.ingest(source, &mut |event, pos| {
+            events += 1;
+            if let Err(l) = engine.push(event, &mut pending) {
+                late.push((pos, l.event, l.behind_micros));
+            }
+            for a in pending.drain(..) {
+                tally.add(&a);
+                if write_error.is_none() {
+                    if let Err(e) = write_alert(&mut alerts_out, &a, format) {
+                        write_error = Some(e);
+                    }
+                }
+            }
+            if progress && events % 1_000_000 == 0 {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\r{events} events, {:.0} events/s", events as f64 / secs);
+            }
+        })?;
+        for (pos, event, behind) in late {
+            let raw = serde_json::to_vec(&event).unwrap_or_default();
+            let record = DeadLetter::new(
+                &name,
+                Some(pos.line),
+                Some(pos.offset),
+                RejectKind::Late,
+                format!(
+                    "late beyond {} s: {} s behind events already processed",
+                    args.lateness,
+                    behind / MICROS_PER_SECOND
+                ),
+                &raw,
+                raw.len() as u64,
+            );
+            ingestor.dead_letter_late(&record)?;
+        }
+        if let Some(e) = write_error.take() {
+            return Err(anyhow::Error::new(e).context(format!("writing alerts to {}", args.alerts)));
+        }
+    }
+    engine.finish(&mut pending);
+    for a in pending.drain(..) {
+        tally.add(&a);
+        write_alert(&mut alerts_out, &a, format)
+            .with_context(|| format!("writing alerts to {}", args.alerts))?;
+    }
+    alerts_out
+        .flush()
+        .with_context(|| format!("writing alerts to {}", args.alerts))?;
+    if progress && events >= 1_000_000 {
+        eprintln!();
+    }
+    if let Some(state) = &args.state {
+        write_snapshot(state, engine.baselines())
+            .with_context(|| format!("snapshotting baselines to {}", state.display()))?;
+    }
+    let dead_lettered = ingestor.dead_lettered();
+    let summary = ingestor.finish()?;
+    let stats = engine.stats();
+    let elapsed = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({
+        "ingest": &summary,
+        "detection": {
+            "events": stats.events,
+            "accesses": stats.accesses,
+            "explained_accesses": stats.explained,
+            "accesses_with_unknown_token": stats.unknown_token,
+            "findings": stats.findings,
+            "alert_records": tally.records,
+            "incidents": tally.incidents.values().map(|(n, _)| n).sum::<u64>(),
+            "apps": engine.baselines().apps.len(),
+        },
+        "elapsed_seconds": elapsed,
+    });
+    match log_format {
+        LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &report })),
+        LogFormat::Text => {
+            eprint!("{}", tally.render());
+            eprint!("{}", summary.render_table());
+            eprintln!(
+                "detection: {} events ({} accesses, {} explained by their token, {} with an unknown token), {} findings, {:.1} s",
+                stats.events, stats.accesses, stats.explained, stats.unknown_token, stats.findings, elapsed
+            );
+            if dead_lettered > 0 {
+                eprintln!(
+                    "dead-letter: {dead_lettered} record(s) in {}",
+                    args.dead_letter
+                );
+            }
+        }
+    }
+    if let Some(path) = &args.summary {
+        let mut out = Output::new(path);
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        out.flush()?;
+    }
+    Ok(if summary.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Rejected
+    })
+}
