@@ -181,7 +181,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                     }
                 }
             }
-            if progress && events % 1_000_000 == 0 {
+            if progress && events.is_multiple_of(1_000_000) {
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 eprint!("\r{events} events, {:.0} events/s", events as f64 / secs);
             }
