@@ -7,6 +7,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match scopewatch::cli::run(cli) {
         Ok(outcome) => outcome.into(),
+        // A closed pipe (`scopewatch … | head`) is not an error worth a message.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("scopewatch: error: {e:#}");
             ExitCode::from(EXIT_FATAL)

@@ -1,5 +1,7 @@
 //! `scopewatch eval`: score an alerts file against a labels file.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
@@ -133,35 +135,41 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
         .app_days
         .unwrap_or_else(|| estimate_app_days(&labels, &alerts));
     let e = evaluate(&labels, &alerts, args.min_severity.into(), app_days);
+    let mut out = String::new();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&e)?);
+        let text = serde_json::to_string_pretty(&e)? + "\n";
+        std::io::stdout().write_all(text.as_bytes())?;
         return Ok(Outcome::Clean);
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{:<28} {:>6} {:>6} {:>7} {:>7} {:>6} {:>9}",
         "category / rule", "labels", "found", "recall", "alerts", "true", "precision"
     );
     for (title, map) in [("by category", &e.by_category), ("by rule", &e.by_rule)] {
-        println!("-- {title}");
+        let _ = writeln!(out, "-- {title}");
         for (name, s) in map {
-            println!(
+            let _ = writeln!(
+                out,
                 "{name:<28} {:>6} {:>6} {:>7.2} {:>7} {:>6} {:>9.2}",
                 s.labels, s.found, s.recall, s.alerts, s.true_alerts, s.precision
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "false alerts per 100 app-days: {:.2} (app-days: {app_days:.0})",
         e.false_alerts_per_100_app_days
     );
     if let (Some(median), Some(max)) = (e.median_delay_seconds, e.max_delay_seconds) {
-        println!("detection delay: median {median} s, max {max} s");
+        let _ = writeln!(out, "detection delay: median {median} s, max {max} s");
     }
     for m in &e.missed {
-        println!("missed: {m}");
+        let _ = writeln!(out, "missed: {m}");
     }
     for f in &e.false_alerts {
-        println!("false alert: {f}");
+        let _ = writeln!(out, "false alert: {f}");
     }
+    std::io::stdout().write_all(out.as_bytes())?;
     Ok(Outcome::Clean)
 }

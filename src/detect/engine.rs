@@ -70,6 +70,8 @@ pub struct Engine {
     usage: HashMap<Text, TokenUsage>,
     /// The hour each app is in, and its requests so far.
     hours: BTreeMap<Text, (Timestamp, u64)>,
+    /// The day each app is in, and its served requests by resource type.
+    days: BTreeMap<Text, (Timestamp, BTreeMap<String, u64>)>,
 }
 
 impl Engine {
@@ -89,6 +91,7 @@ impl Engine {
             now: None,
             usage: HashMap::new(),
             hours: BTreeMap::new(),
+            days: BTreeMap::new(),
         }
     }
 
@@ -130,6 +133,12 @@ impl Engine {
             self.close_hour(&client, start, requests, None, &mut findings);
             self.record(findings, out);
         }
+        let days = std::mem::take(&mut self.days);
+        for (client, (start, mix)) in days {
+            let mut findings = Vec::new();
+            self.close_day(&client, start, &mix, &mut findings);
+            self.record(findings, out);
+        }
         for info in self.tokens.drain() {
             self.finish_token(&info);
         }
@@ -149,6 +158,22 @@ impl Engine {
             if let Some(profile) = self.baselines.apps.get_mut(&info.client_id) {
                 usage.fold_into(profile);
             }
+        }
+    }
+
+    /// Judges a finished day of an app's resource mix.
+    fn close_day(
+        &mut self,
+        client: &Text,
+        start: Timestamp,
+        mix: &BTreeMap<String, u64>,
+        findings: &mut Vec<super::finding::Finding>,
+    ) {
+        let Some(profile) = self.baselines.apps.get(client) else {
+            return;
+        };
+        if !profile.is_learning(start, self.learning_days) {
+            findings.extend(rules::drift::check_day(client, start, mix, profile));
         }
     }
 
@@ -174,6 +199,9 @@ impl Engine {
         if !profile.is_learning(start, learning_days) {
             let (finding, anomalous) = rules::volume::check_hour(client, start, requests, &slot);
             findings.extend(finding);
+            findings.extend(rules::drift::check_off_hours(
+                client, start, requests, &slot, profile,
+            ));
             if anomalous {
                 value = value.min(slot.mean + 3.0 * slot.var.sqrt());
             }
@@ -234,6 +262,20 @@ impl Engine {
                     self.hours.insert(client_key, (hour, 1));
                 }
             }
+        }
+        if let Event::Access(_) = &event {
+            let day = Timestamp(time.0 - time.0.rem_euclid(24 * MICROS_PER_HOUR));
+            let client_key: Text = client.into();
+            if let Some((start, _)) = self.days.get(&client_key) {
+                if *start < day {
+                    if let Some((start, mix)) = self.days.remove(&client_key) {
+                        self.close_day(&client_key, start, &mix, &mut findings);
+                    }
+                }
+            }
+            self.days
+                .entry(client_key)
+                .or_insert_with(|| (day, BTreeMap::new()));
         }
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
@@ -299,6 +341,14 @@ impl Engine {
                     }
                 }
                 observe_access(profile, a, &explained.request, time, learning);
+                if let (true, Some(ty)) = (
+                    (200..300).contains(&a.status),
+                    explained.request.resource_type,
+                ) {
+                    if let Some((_, mix)) = self.days.get_mut(client) {
+                        *mix.entry(ty.to_string()).or_default() += 1;
+                    }
+                }
             }
         }
         self.record(findings, out);

@@ -12,9 +12,9 @@ pub struct Finding {
     pub severity: Severity,
     pub score: u8,
     pub time: Timestamp,
-    /// The instant the finding is about, when it differs from `time` (an hourly total judged
-    /// when the hour ends is about the hour's start). Incident windows follow it.
-    pub about: Option<Timestamp>,
+    /// The period the finding is about, when it differs from the instant `time` (an hourly
+    /// total judged when the hour ends is about that hour). Incident windows follow it.
+    pub span: Option<(Timestamp, Timestamp)>,
     /// One sentence a SOC analyst understands without the docs.
     pub summary: String,
     pub observed: serde_json::Value,
@@ -26,8 +26,13 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// The instant incident windows are built from.
+    /// Where the finding's period starts.
     pub fn about(&self) -> Timestamp {
-        self.about.unwrap_or(self.time)
+        self.span.map_or(self.time, |(start, _)| start)
+    }
+
+    /// The last instant of the finding's period.
+    pub fn about_end(&self) -> Timestamp {
+        self.span.map_or(self.time, |(_, end)| Timestamp(end.0 - 1))
     }
 }

@@ -84,7 +84,7 @@ impl Incidents {
                 add_evidence(&mut evidence, &finding);
                 let open = Open {
                     incident_start: self.floor(finding.about()),
-                    last_seen: finding.about(),
+                    last_seen: finding.about_end(),
                     revision: 0,
                     count: 1,
                     changed_since_record: false,
@@ -97,7 +97,7 @@ impl Incidents {
             Some(open) => {
                 add_evidence(&mut open.evidence, &finding);
                 open.count += 1;
-                open.last_seen = open.last_seen.max(finding.about());
+                open.last_seen = open.last_seen.max(finding.about_end());
                 let escalates = finding.severity > open.latest.severity;
                 let keep_latest_severity = open.latest.severity.max(finding.severity);
                 let keep_score = open.latest.score.max(finding.score);
@@ -183,7 +183,7 @@ mod tests {
             severity,
             score: 80,
             time: Timestamp(1_709_640_000 * MICROS_PER_SECOND + minute * 60 * MICROS_PER_SECOND),
-            about: None,
+            span: None,
             summary: "s".into(),
             observed: serde_json::json!({}),
             baseline: serde_json::Value::Null,

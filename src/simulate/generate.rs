@@ -791,6 +791,99 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         "one analytics token pages through 150 pages of 500",
     );
 
+    // Day 25 (Friday) — the payer app is granted clinical notes and spends the day reading them.
+    let d = 25;
+    if d < days {
+        let payer = app("payer-link");
+        let scopes = format!("{} patient/DocumentReference.rs", payer.scopes);
+        for (i, hour) in [9, 11, 13, 15].into_iter().enumerate() {
+            let t0 = Timestamp(g.at(d, hour).0 + 300 * MICROS_PER_SECOND);
+            let patient = format!("pat-{:05}", 900 + i);
+            let tok = g.token(
+                t0,
+                "payer-link",
+                "authorization_code",
+                &scopes,
+                Some(&patient),
+                3600,
+            );
+            for k in 0..20 {
+                let t = Timestamp(t0.0 + (k + 1) * 20 * MICROS_PER_SECOND);
+                g.access(
+                    t,
+                    "payer-link",
+                    &tok,
+                    "GET",
+                    format!("DocumentReference?patient={patient}&category=clinical-note"),
+                    200,
+                    4,
+                    400_000,
+                    Some(&patient),
+                    "HPAYMT",
+                );
+            }
+        }
+    }
+    if d < days {
+        labels.push(Label {
+            client_id: "payer-link".into(),
+            category: PurposeDrift,
+            rule: "resource_mix_shift",
+            start: g.at(d, 0),
+            end: g.at(d + 1, 0),
+            description: "payer app shifts its day to reading clinical notes (DocumentReference)",
+        });
+        labels.push(Label {
+            client_id: "payer-link".into(),
+            category: ScopeCreep,
+            rule: "registry_scope_violation",
+            start: g.at(d, 9),
+            end: g.at(d, 16),
+            description:
+                "payer app granted patient/DocumentReference.rs (four times, 09:00 to 15:00)",
+        });
+    }
+
+    // Day 26 (Saturday) 02:00 — the payer app syncs at night, when it is normally silent.
+    let (d, h) = (26, 2);
+    if d < days {
+        let payer = app("payer-link");
+        let t0 = Timestamp(g.at(d, h).0 + 600 * MICROS_PER_SECOND);
+        let tok = g.token(
+            t0,
+            "payer-link",
+            "authorization_code",
+            payer.scopes,
+            Some("pat-00321"),
+            3600,
+        );
+        for k in 0..40 {
+            let t = Timestamp(t0.0 + (k + 1) * 15 * MICROS_PER_SECOND);
+            g.access(
+                t,
+                "payer-link",
+                &tok,
+                "GET",
+                "ExplanationOfBenefit?patient=pat-00321&_count=20".into(),
+                200,
+                20,
+                80_000,
+                Some("pat-00321"),
+                "HPAYMT",
+            );
+        }
+    }
+    if d < days {
+        labels.push(Label {
+            client_id: "payer-link".into(),
+            category: PurposeDrift,
+            rule: "off_hours",
+            start: g.at(d, h),
+            end: g.at(d, h + 1),
+            description: "payer app makes 40 requests at 02:00 on a Saturday",
+        });
+    }
+
     labels
 }
 

@@ -36,7 +36,7 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
         severity: Severity::High,
         score: 85,
         time: access.common.time,
-        about: None,
+        span: None,
         summary: format!(
             "{client} was served a {interaction} on {resource} (HTTP {}) that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes.",
             access.status

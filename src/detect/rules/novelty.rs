@@ -122,7 +122,7 @@ fn finding(
         severity: rule.severity,
         score: rule.score,
         time: common.time,
-        about: None,
+        span: None,
         summary,
         observed,
         baseline,

@@ -48,7 +48,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
                 severity: if broad { Severity::High } else { Severity::Medium },
                 score: if broad { 80 } else { 65 },
                 time: event.common.time,
-                about: None,
+                span: None,
                 summary: format!(
                     "{client} was granted {} scope(s) outside its registration ({}).",
                     outside.len(),
@@ -72,7 +72,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
                 severity: Severity::High,
                 score: 80,
                 time: event.common.time,
-                about: None,
+                span: None,
                 summary: format!(
                     "{client} holds a {} context token but is registered for {} access only.",
                     context.as_str(),
@@ -103,7 +103,7 @@ pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding
         severity: Severity::Medium,
         score: 65,
         time: access.common.time,
-        about: None,
+        span: None,
         summary: format!(
             "{client} accessed data for purpose {purpose}, which is not among its registered purposes ({}).",
             app.purpose.join(", ")

@@ -20,7 +20,7 @@ use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
 use crate::alert::{Category, Severity, ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03};
 use crate::baseline::{AppProfile, SlotStats};
-use crate::event::{AccessEvent, Text, Timestamp};
+use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{request_shape, FhirRequest};
 
 use super::super::finding::Finding;
@@ -92,7 +92,7 @@ fn base(
         severity,
         score,
         time: access.common.time,
-        about: None,
+        span: None,
         summary: String::new(),
         observed: serde_json::Value::Null,
         baseline: serde_json::Value::Null,
@@ -234,7 +234,7 @@ pub fn check_hour(
         severity: if p < 1e-12 { Severity::High } else { Severity::Medium },
         score: surprise_score(p),
         time: Timestamp(hour_start.0 + 3_600_000_000),
-        about: Some(hour_start),
+        span: Some((hour_start, Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND))),
         summary: format!(
             "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour (p = {p:.1e}).",
             slot.mean

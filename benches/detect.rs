@@ -1,0 +1,123 @@
+//! End-to-end `detect` throughput and memory over simulated data.
+//!
+//! Run: `cargo bench --bench detect` (default 5 M events, then 2×), or
+//! `cargo bench --bench detect -- 1000000` for another size. For each size it writes the
+//! simulated events to a temporary NDJSON file, then runs a child process that ingests the file
+//! and drives the detection core exactly as `scopewatch detect` does, and prints events/s and
+//! the child's peak RSS (VmHWM), so generation never inflates the figure.
+
+use std::io::{BufWriter, Write};
+use std::process::Command;
+use std::time::Instant;
+
+use scopewatch::detect::{Engine, EngineConfig};
+use scopewatch::event::Event;
+use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, Source};
+use scopewatch::registry::Registry;
+use scopewatch::simulate::{simulate, SimConfig};
+
+const CHILD_ENV: &str = "SCOPEWATCH_BENCH_INPUT";
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Child: detect over the file, print one result line.
+fn measure(path: &str) {
+    let mut engine = Engine::new(EngineConfig::default(), Registry::default());
+    let mut ingestor = Ingestor::new(
+        IngestOptions::default(),
+        DeadLetterWriter::new(Box::new(std::io::sink())),
+    );
+    let mut alerts = Vec::new();
+    let mut emitted = 0usize;
+    let started = Instant::now();
+    ingestor
+        .ingest(&Source::File(path.into()), &mut |e, _| {
+            let _ = engine.push(e, &mut alerts);
+            emitted += alerts.len();
+            alerts.clear();
+        })
+        .expect("ingest");
+    engine.finish(&mut alerts);
+    emitted += alerts.len();
+    let secs = started.elapsed().as_secs_f64();
+    let summary = ingestor.finish().expect("finish");
+    let events = summary.totals.accepted;
+    println!(
+        "detect: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records; peak RSS {:.0} MB",
+        summary.totals.bytes as f64 / 1e6,
+        events as f64 / secs,
+        summary.totals.bytes as f64 / 1e6 / secs,
+        engine.baselines().apps.len(),
+        peak_rss_mb()
+    );
+}
+
+/// Writes at least `target` events: whole simulations of successive seeds, each seed's apps and
+/// tokens renamed so seeds are distinct apps (more apps, same per-app behaviour).
+fn generate(target: u64, path: &std::path::Path) -> u64 {
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut written = 0u64;
+    let mut seed = 1;
+    while written < target {
+        let sim = simulate(&SimConfig { seed, days: 28 });
+        for mut e in sim.events {
+            let suffix = format!("-s{seed}");
+            match &mut e {
+                Event::Token(t) => {
+                    t.common.client_id.push_str(&suffix);
+                    if let Some(id) = &mut t.token_id {
+                        id.push_str(&suffix);
+                    }
+                }
+                Event::Access(a) => {
+                    a.common.client_id.push_str(&suffix);
+                    if let Some(id) = &mut a.token_id {
+                        id.push_str(&suffix);
+                    }
+                }
+            }
+            serde_json::to_writer(&mut out, &e).expect("write");
+            out.write_all(b"\n").expect("write");
+            written += 1;
+        }
+        seed += 1;
+    }
+    out.flush().expect("flush");
+    written
+}
+
+fn main() {
+    if let Ok(path) = std::env::var(CHILD_ENV) {
+        measure(&path);
+        return;
+    }
+    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let base: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if benching { 5_000_000 } else { 20_000 });
+    let scales: &[u64] = if benching { &[1, 2] } else { &[1] };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for &scale in scales {
+        let path = dir.path().join(format!("events-{scale}.ndjson"));
+        let n = generate(base * scale, &path);
+        eprintln!("generated {n} events");
+        let status = Command::new(std::env::current_exe().expect("exe"))
+            .env(CHILD_ENV, &path)
+            .status()
+            .expect("child");
+        assert!(status.success());
+        std::fs::remove_file(&path).ok();
+    }
+}

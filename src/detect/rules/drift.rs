@@ -1,0 +1,145 @@
+//! Purpose-drift rules over an app's daily and hourly shape.
+//!
+//! - `resource_mix_shift`: a day's mix of resource types diverges from the app's established mix
+//!   (chi-square goodness of fit, p < 1e-6) *and* at least 20 % of the day's requests (20 or
+//!   more) went to types that made up under 1 % of its baseline — a shift toward new classes
+//!   (billing: Claim, ExplanationOfBenefit, Coverage; notes: DocumentReference, DiagnosticReport,
+//!   Composition, Binary are high) even at the same total volume.
+//! - `off_hours`: at least 20 requests in an hour of the day where the app's baseline has
+//!   essentially none (under 2 % of its busiest hour's mean, with at least 6 observations).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+use crate::alert::{Category, Severity, ATTACK_T1213, CSF_DE_CM_03, NHI10_HUMAN_USE};
+use crate::baseline::{AppProfile, SlotStats};
+use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
+
+use super::super::finding::Finding;
+use super::volume::surprise_score;
+
+const SENSITIVE: &[&str] = &[
+    "Claim",
+    "ExplanationOfBenefit",
+    "Coverage",
+    "DocumentReference",
+    "DiagnosticReport",
+    "Composition",
+    "Binary",
+];
+
+/// Established request counts by resource type.
+fn baseline_mix(profile: &AppProfile) -> BTreeMap<&str, u64> {
+    let mut mix = BTreeMap::new();
+    for ((ty, _), seen) in &profile.resources.entries {
+        if seen.established {
+            *mix.entry(ty.as_str()).or_default() += seen.count;
+        }
+    }
+    mix
+}
+
+/// Judges one finished day of an app's served requests by resource type.
+pub fn check_day(
+    client_id: &Text,
+    day_start: Timestamp,
+    day: &BTreeMap<String, u64>,
+    profile: &AppProfile,
+) -> Option<Finding> {
+    let base = baseline_mix(profile);
+    let base_total: u64 = base.values().sum();
+    let day_total: u64 = day.values().sum();
+    if base_total < 100 || day_total < 20 {
+        return None;
+    }
+    let share = |ty: &str| base.get(ty).copied().unwrap_or(0) as f64 / base_total as f64;
+    let rare: Vec<(&String, u64)> = day
+        .iter()
+        .filter(|(ty, _)| share(ty) < 0.01)
+        .map(|(ty, n)| (ty, *n))
+        .collect();
+    let rare_total: u64 = rare.iter().map(|(_, n)| n).sum();
+    if rare_total < 20 || (rare_total as f64) < 0.2 * day_total as f64 {
+        return None;
+    }
+    // Chi-square goodness of fit of the day against the (smoothed) baseline proportions.
+    let mut categories: Vec<&str> = base.keys().copied().collect();
+    for ty in day.keys() {
+        if !base.contains_key(ty.as_str()) {
+            categories.push(ty);
+        }
+    }
+    let k = categories.len() as f64;
+    let mut stat = 0.0;
+    for ty in &categories {
+        let p = (base.get(ty).copied().unwrap_or(0) as f64 + 0.5) / (base_total as f64 + 0.5 * k);
+        let expected = p * day_total as f64;
+        let observed = day.get(*ty).copied().unwrap_or(0) as f64;
+        stat += (observed - expected).powi(2) / expected;
+    }
+    let p_value = ChiSquared::new((k - 1.0).max(1.0))
+        .map(|d| d.sf(stat))
+        .unwrap_or(1.0);
+    if p_value >= 1e-6 {
+        return None;
+    }
+    let sensitive = rare.iter().any(|(ty, _)| SENSITIVE.contains(&ty.as_str()));
+    let new_types: Vec<&str> = rare.iter().map(|(ty, _)| ty.as_str()).collect();
+    Some(Finding {
+        client_id: client_id.clone(),
+        rule: "resource_mix_shift",
+        category: Category::PurposeDrift,
+        severity: if sensitive { Severity::High } else { Severity::Medium },
+        score: surprise_score(p_value),
+        time: Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND),
+        span: Some((day_start, Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND))),
+        summary: format!(
+            "{client_id} shifted {rare_total} of {day_total} requests in a day to resource types it rarely or never used ({}).",
+            new_types.join(", ")
+        ),
+        observed: json!({ "requests_by_type": day, "shifted_to": new_types, "chi_square": stat, "p_value": p_value }),
+        baseline: json!({ "requests_by_type": base }),
+        token_id: None,
+        example_request: None,
+        references: &[ATTACK_T1213, CSF_DE_CM_03],
+    })
+}
+
+/// Judges one finished hour for activity at a time the app is normally silent.
+pub fn check_off_hours(
+    client_id: &Text,
+    hour_start: Timestamp,
+    requests: u64,
+    slot: &SlotStats,
+    profile: &AppProfile,
+) -> Option<Finding> {
+    let busiest = profile
+        .hourly_requests
+        .iter()
+        .filter(|s| s.n >= 6)
+        .map(|s| s.mean)
+        .fold(0.0_f64, f64::max);
+    if requests < 20 || slot.n < 6 || busiest <= 0.0 || slot.mean >= 0.02 * busiest {
+        return None;
+    }
+    Some(Finding {
+        client_id: client_id.clone(),
+        rule: "off_hours",
+        category: Category::PurposeDrift,
+        severity: Severity::Medium,
+        score: 65,
+        time: Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND),
+        span: Some((hour_start, Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND))),
+        summary: format!(
+            "{client_id} made {requests} requests in an hour when it is normally silent (usual {:.1}, busiest hour {busiest:.0}).",
+            slot.mean
+        ),
+        observed: json!({ "requests": requests, "hour_start": hour_start }),
+        baseline: json!({ "mean_this_hour": slot.mean, "mean_busiest_hour": busiest }),
+        token_id: None,
+        example_request: None,
+        references: &[NHI10_HUMAN_USE, CSF_DE_CM_03],
+    })
+}
