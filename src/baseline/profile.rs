@@ -119,6 +119,10 @@ pub struct AppProfile {
     pub token_pages: LogHistogram,
     /// Requests per hour, by seasonal slot (see [`seasonal_slot`]).
     pub hourly_requests: Vec<SlotStats>,
+    /// Requests per day: weekdays, weekends.
+    pub daily_requests: Vec<SlotStats>,
+    /// State of the slow-drip CUSUM over daily totals (0 = no sustained excess).
+    pub drip_cusum: f64,
 }
 
 /// Seasonal slots: 24 hours of a weekday, then 24 hours of a weekend day.
@@ -155,6 +159,8 @@ impl AppProfile {
             token_patients: LogHistogram::default(),
             token_pages: LogHistogram::default(),
             hourly_requests: vec![SlotStats::default(); SEASONAL_SLOTS],
+            daily_requests: vec![SlotStats::default(); 2],
+            drip_cusum: 0.0,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   (u8: 0 holds 0, k holds [2^(k-1), 2^k)), tokens (u64)
 //! - `baseline_hourly`: slot (u8: 0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
 //!   exponentially weighted), n (u32) — requests per hour
+//! - `baseline_daily`: the same columns for requests per day (slot 0 weekdays, 1 weekends)
+//! - `baseline_apps` also carries `drip_cusum` (f64), the slow-drip change detector's state
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 
 use super::profile::{AppProfile, Seen, SeenMap};
-use super::stats::LogHistogram;
+use super::stats::{LogHistogram, SlotStats};
 
 type HistogramAccessor = fn(&AppProfile) -> &LogHistogram;
 type HistogramAccessorMut = fn(&mut AppProfile) -> &mut LogHistogram;
@@ -89,6 +91,7 @@ pub fn table_names() -> Vec<&'static str> {
         "baseline_activity",
         "baseline_token_volume",
         "baseline_hourly",
+        "baseline_daily",
     ];
     names.extend(SEEN_TABLES.iter().map(|t| t.0));
     names
@@ -149,16 +152,18 @@ impl Baselines {
         let mut out = Vec::new();
 
         let mut id = StringBuilder::new();
-        let (mut first, mut last, mut days) = (
+        let (mut first, mut last, mut days, mut drip) = (
             TimestampMicrosecondBuilder::new(),
             TimestampMicrosecondBuilder::new(),
             UInt32Builder::new(),
+            Float64Builder::new(),
         );
         for p in self.apps.values() {
             id.append_value(&p.client_id);
             first.append_value(p.first_seen.0);
             last.append_value(p.last_seen.0);
             days.append_value(p.active_days);
+            drip.append_value(p.drip_cusum);
         }
         out.push((
             "baseline_apps",
@@ -169,6 +174,7 @@ impl Baselines {
                         Field::new("first_seen", ts_type(), false),
                         Field::new("last_seen", ts_type(), false),
                         Field::new("active_days", DataType::UInt32, false),
+                        Field::new("drip_cusum", DataType::Float64, false),
                     ],
                 ),
                 vec![
@@ -176,6 +182,7 @@ impl Baselines {
                     Arc::new(first.finish().with_timezone("UTC")),
                     Arc::new(last.finish().with_timezone("UTC")),
                     Arc::new(days.finish()),
+                    Arc::new(drip.finish()),
                 ],
             )?,
         ));
@@ -273,48 +280,8 @@ impl Baselines {
             )?,
         ));
 
-        let (mut id, mut slot, mut mean, mut var, mut n) = (
-            StringBuilder::new(),
-            UInt8Builder::new(),
-            Float64Builder::new(),
-            Float64Builder::new(),
-            UInt32Builder::new(),
-        );
-        for p in self.apps.values() {
-            for (k, s) in p
-                .hourly_requests
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.n > 0)
-            {
-                id.append_value(&p.client_id);
-                slot.append_value(u8::try_from(k).unwrap_or(u8::MAX));
-                mean.append_value(s.mean);
-                var.append_value(s.var);
-                n.append_value(s.n);
-            }
-        }
-        out.push((
-            "baseline_hourly",
-            RecordBatch::try_new(
-                schema(
-                    &[],
-                    vec![
-                        Field::new("slot", DataType::UInt8, false),
-                        Field::new("mean", DataType::Float64, false),
-                        Field::new("var", DataType::Float64, false),
-                        Field::new("n", DataType::UInt32, false),
-                    ],
-                ),
-                vec![
-                    Arc::new(id.finish()),
-                    Arc::new(slot.finish()),
-                    Arc::new(mean.finish()),
-                    Arc::new(var.finish()),
-                    Arc::new(n.finish()),
-                ],
-            )?,
-        ));
+        out.push(("baseline_hourly", slot_table(self, |p| &p.hourly_requests)?));
+        out.push(("baseline_daily", slot_table(self, |p| &p.daily_requests)?));
 
         for (table, key, get, _) in SEEN_TABLES {
             let (mut id, mut k, mut seen) = (
@@ -351,11 +318,15 @@ impl Baselines {
             let days = batch_column(batch, "active_days")?
                 .as_primitive_opt::<UInt32Type>()
                 .ok_or_else(|| bad("active_days"))?;
+            let drip = batch_column(batch, "drip_cusum")?
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| bad("drip_cusum"))?;
             for row in 0..batch.num_rows() {
                 let mut p =
                     AppProfile::new(Text::from(ids.value(row)), Timestamp(first.value(row)));
                 p.last_seen = Timestamp(last.value(row));
                 p.active_days = days.value(row);
+                p.drip_cusum = drip.value(row);
                 b.apps.insert(p.client_id.clone(), p);
             }
         }
@@ -415,29 +386,10 @@ impl Baselines {
             }
         }
         for batch in tables.get("baseline_hourly").into_iter().flatten() {
-            let ids = string_column(batch, "client_id")?;
-            let slot = batch_column(batch, "slot")?
-                .as_primitive_opt::<UInt8Type>()
-                .ok_or_else(|| bad("slot"))?;
-            let mean = batch_column(batch, "mean")?
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| bad("mean"))?;
-            let var = batch_column(batch, "var")?
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| bad("var"))?;
-            let n = batch_column(batch, "n")?
-                .as_primitive_opt::<UInt32Type>()
-                .ok_or_else(|| bad("n"))?;
-            for row in 0..batch.num_rows() {
-                let p = app(&mut b, ids.value(row))?;
-                let s = p
-                    .hourly_requests
-                    .get_mut(usize::from(slot.value(row)))
-                    .ok_or_else(|| bad("slot"))?;
-                s.mean = mean.value(row);
-                s.var = var.value(row);
-                s.n = n.value(row);
-            }
+            read_slot_table(&mut b, batch, |p| &mut p.hourly_requests)?;
+        }
+        for batch in tables.get("baseline_daily").into_iter().flatten() {
+            read_slot_table(&mut b, batch, |p| &mut p.daily_requests)?;
         }
         for (table, key, _, get_mut) in SEEN_TABLES {
             for batch in tables.get(table).into_iter().flatten() {
@@ -452,6 +404,77 @@ impl Baselines {
         }
         Ok(b)
     }
+}
+
+/// A table of seasonal slot statistics: client_id, slot, mean, var, n (slots with data only).
+fn slot_table(
+    b: &Baselines,
+    get: fn(&AppProfile) -> &Vec<SlotStats>,
+) -> Result<RecordBatch, ArrowError> {
+    let (mut id, mut slot, mut mean, mut var, mut n) = (
+        StringBuilder::new(),
+        UInt8Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        UInt32Builder::new(),
+    );
+    for p in b.apps.values() {
+        for (k, s) in get(p).iter().enumerate().filter(|(_, s)| s.n > 0) {
+            id.append_value(&p.client_id);
+            slot.append_value(u8::try_from(k).unwrap_or(u8::MAX));
+            mean.append_value(s.mean);
+            var.append_value(s.var);
+            n.append_value(s.n);
+        }
+    }
+    RecordBatch::try_new(
+        schema(
+            &[],
+            vec![
+                Field::new("slot", DataType::UInt8, false),
+                Field::new("mean", DataType::Float64, false),
+                Field::new("var", DataType::Float64, false),
+                Field::new("n", DataType::UInt32, false),
+            ],
+        ),
+        vec![
+            Arc::new(id.finish()),
+            Arc::new(slot.finish()),
+            Arc::new(mean.finish()),
+            Arc::new(var.finish()),
+            Arc::new(n.finish()),
+        ],
+    )
+}
+
+fn read_slot_table(
+    b: &mut Baselines,
+    batch: &RecordBatch,
+    get_mut: fn(&mut AppProfile) -> &mut Vec<SlotStats>,
+) -> Result<(), ArrowError> {
+    let ids = string_column(batch, "client_id")?;
+    let slot = batch_column(batch, "slot")?
+        .as_primitive_opt::<UInt8Type>()
+        .ok_or_else(|| bad("slot"))?;
+    let mean = batch_column(batch, "mean")?
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| bad("mean"))?;
+    let var = batch_column(batch, "var")?
+        .as_primitive_opt::<Float64Type>()
+        .ok_or_else(|| bad("var"))?;
+    let n = batch_column(batch, "n")?
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("n"))?;
+    for row in 0..batch.num_rows() {
+        let p = app(b, ids.value(row))?;
+        let s = get_mut(p)
+            .get_mut(usize::from(slot.value(row)))
+            .ok_or_else(|| bad("slot"))?;
+        s.mean = mean.value(row);
+        s.var = var.value(row);
+        s.n = n.value(row);
+    }
+    Ok(())
 }
 
 fn bad(column: &str) -> ArrowError {
@@ -538,6 +561,8 @@ pub(crate) mod tests {
             p.token_pages.add(0);
             p.hourly_requests[30].update(12.5);
             p.hourly_requests[30].update(13.25);
+            p.daily_requests[1].update(300.0);
+            p.drip_cusum = 1.25;
             b.apps.insert(p.client_id.clone(), p);
         }
         b

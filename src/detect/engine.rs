@@ -161,7 +161,7 @@ impl Engine {
         }
     }
 
-    /// Judges a finished day of an app's resource mix.
+    /// Judges a finished day of an app: its resource mix and its total.
     fn close_day(
         &mut self,
         client: &Text,
@@ -169,12 +169,18 @@ impl Engine {
         mix: &BTreeMap<String, u64>,
         findings: &mut Vec<super::finding::Finding>,
     ) {
-        let Some(profile) = self.baselines.apps.get(client) else {
+        let learning_days = self.learning_days;
+        let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        if !profile.is_learning(start, self.learning_days) {
+        let learning = profile.is_learning(start, learning_days);
+        if !learning {
             findings.extend(rules::drift::check_day(client, start, mix, profile));
         }
+        let total = mix.values().sum();
+        findings.extend(rules::volume::check_daily(
+            client, start, total, profile, learning,
+        ));
     }
 
     /// Judges a finished hour of an app, then folds it (capped when anomalous, so a burst
@@ -280,6 +286,7 @@ impl Engine {
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
+        findings.extend(rules::novelty::dormant(event.common(), profile));
         profile.touch(time);
         let learning = profile.is_learning(time, self.learning_days);
         match &event {
@@ -952,5 +959,28 @@ modes = ["patient"]
             !serde_json::to_string(fan).unwrap().contains("q3"),
             "no patient ids in alerts"
         );
+    }
+
+    #[test]
+    fn a_dormant_app_waking_up_is_flagged() {
+        let mut lines = learned_days(8);
+        lines.push(token(
+            "2024-04-20T10:00:00Z",
+            "chart",
+            "late",
+            "launch/patient patient/Observation.read",
+            Some("p1"),
+        ));
+        let (alerts, _) = run(&lines, "");
+        let got = creates(&alerts);
+        assert_eq!(
+            got.last(),
+            Some(&(
+                "chart".to_string(),
+                "dormant_app_active",
+                Category::PurposeDrift
+            ))
+        );
+        assert_eq!(alerts.last().unwrap().observed["silent_days"], 42);
     }
 }

@@ -14,6 +14,8 @@ use crate::smart::request::Method;
 /// Day 0 is Monday 2024-03-04 (UTC).
 pub const START: &str = "2024-03-04T00:00:00Z";
 const HOUR: i64 = 3600 * MICROS_PER_SECOND;
+/// First day of the injected slow drip (Monday of week 4).
+const DRIP_FROM: i64 = 21;
 const DAY: i64 = 24 * HOUR;
 
 #[derive(Clone, Debug)]
@@ -326,8 +328,16 @@ pub fn simulate(config: &SimConfig) -> Simulation {
             } else {
                 1.0
             };
+            // Injected slow drip: the payer app pulls 3.5× its usual volume for four days.
+            let drip = if app.client_id == "payer-link" && (DRIP_FROM..DRIP_FROM + 4).contains(&day)
+            {
+                3.5
+            } else {
+                1.0
+            };
             for hour in 0..24 {
-                let mean = app.hourly_sessions[hour as usize]
+                let mean = drip
+                    * app.hourly_sessions[hour as usize]
                     * if weekend { app.weekend_factor } else { 1.0 };
                 if mean <= 0.0 {
                     continue;
@@ -790,6 +800,17 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         h,
         "one analytics token pages through 150 pages of 500",
     );
+
+    if DRIP_FROM < days {
+        labels.push(Label {
+            client_id: "payer-link".into(),
+            category: DataVolume,
+            rule: "slow_drip",
+            start: g.at(DRIP_FROM, 0),
+            end: g.at((DRIP_FROM + 4).min(days), 0),
+            description: "payer app pulls 3.5 times its usual volume for four days",
+        });
+    }
 
     // Day 25 (Friday) — the payer app is granted clinical notes and spends the day reading them.
     let d = 25;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::alert::{
     Category, FrameworkRef, Severity, ATTACK_T1213, ATTACK_T1530, CSF_DE_CM_03, CSF_PR_AA_05,
-    NHI10_HUMAN_USE, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
+    NHI10_HUMAN_USE, NHI1_IMPROPER_OFFBOARDING, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
 };
 use crate::baseline::AppProfile;
 use crate::event::{AccessEvent, Common, TokenEvent};
@@ -64,6 +64,16 @@ const OFFLINE_ACCESS_NEW: Rule = Rule {
     score: 60,
     references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED],
 };
+const DORMANT_APP_ACTIVE: Rule = Rule {
+    id: "dormant_app_active",
+    category: Category::PurposeDrift,
+    severity: Severity::Medium,
+    score: 60,
+    references: &[NHI1_IMPROPER_OFFBOARDING, CSF_DE_CM_03],
+};
+/// An app silent this long that acts again is worth a look (credentials never offboarded).
+pub const DORMANT_DAYS: i64 = 30;
+
 /// A backend client suddenly used through an interactive login is human use of an NHI.
 const NEW_GRANT_TYPE_INTERACTIVE: Rule = Rule {
     id: "new_grant_type",
@@ -147,6 +157,23 @@ pub fn new_app(common: &Common) -> Finding {
         json!({ "first_seen": common.time }),
         serde_json::Value::Null,
     )
+}
+
+/// `dormant_app_active`: an established app acts again after [`DORMANT_DAYS`] of silence.
+pub fn dormant(common: &Common, profile: &AppProfile) -> Option<Finding> {
+    let silent_days =
+        (common.time.0 - profile.last_seen.0) / (86_400 * crate::event::MICROS_PER_SECOND);
+    if silent_days < DORMANT_DAYS {
+        return None;
+    }
+    let client = &common.client_id;
+    Some(finding(
+        common,
+        &DORMANT_APP_ACTIVE,
+        format!("{client} is active again after {silent_days} days of silence; check that it is still meant to have access."),
+        json!({ "silent_days": silent_days }),
+        json!({ "last_seen": profile.last_seen }),
+    ))
 }
 
 pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile) -> Vec<Finding> {

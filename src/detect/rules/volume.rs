@@ -6,6 +6,10 @@
 //!   100) than the app's tokens do (5 × p99, at least 20).
 //! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
 //!   for a token with a launch patient, else 3 × the app's p99 (at least 20).
+//! - `slow_drip`: a sustained rise in daily totals (CUSUM over the ratio to the weekday/weekend
+//!   expectation, allowance 0.5, threshold 2.5: about five days at 2×, two at 3×), with at
+//!   least 100 requests a day above the expectation. The expectation absorbs at most +5 % a day,
+//!   so a drip cannot teach itself into the baseline, while steady growth is followed.
 //! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
 //!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6, and at
 //!   least 4 × the expected count, 6 standard deviations above it and 100 requests, so sparse
@@ -288,4 +292,55 @@ mod tests {
         assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
         assert_eq!(f.time, Timestamp(3_600_000_000));
     }
+}
+
+const DRIP_ALLOWANCE: f64 = 0.5;
+const DRIP_THRESHOLD: f64 = 2.5;
+const DRIP_MIN_EXCESS: f64 = 100.0;
+
+/// Judges one finished day's total, updating the app's daily expectation and CUSUM state.
+pub fn check_daily(
+    client_id: &Text,
+    day_start: Timestamp,
+    total: u64,
+    profile: &mut AppProfile,
+    learning: bool,
+) -> Option<Finding> {
+    let weekend = crate::baseline::hour_of_week(day_start) >= 5 * 24;
+    let index = usize::from(weekend);
+    let slot = *profile.daily_requests.get(index)?;
+    let value = total as f64;
+    let mut finding = None;
+    let mut absorbed = value;
+    if !learning && slot.n >= 3 {
+        let expected = slot.mean.max(1.0);
+        let before = profile.drip_cusum;
+        profile.drip_cusum = (before + value / expected - 1.0 - DRIP_ALLOWANCE).max(0.0);
+        if profile.drip_cusum > DRIP_THRESHOLD && value - expected >= DRIP_MIN_EXCESS {
+            finding = Some(Finding {
+                client_id: client_id.clone(),
+                rule: "slow_drip",
+                category: Category::DataVolume,
+                severity: Severity::Medium,
+                score: 65,
+                time: Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND),
+                span: Some((day_start, Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND))),
+                summary: format!(
+                    "{client_id} has pulled well above its usual daily volume for several days ({total} requests today against about {expected:.0})."
+                ),
+                observed: json!({ "requests_today": total, "cusum": profile.drip_cusum }),
+                baseline: json!({ "expected_per_day": expected, "observations": slot.n }),
+                token_id: None,
+                example_request: None,
+                references: &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+            });
+            // Restart the detector: a drip that goes on alerts again after a few more days.
+            profile.drip_cusum = 0.0;
+        }
+        absorbed = value.min(expected * (1.0 + 0.5));
+    }
+    if let Some(s) = profile.daily_requests.get_mut(index) {
+        s.update(absorbed);
+    }
+    finding
 }
