@@ -252,48 +252,6 @@ pub fn check_hour(
     (Some(finding), true)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_probabilities_behave() {
-        let mut slot = SlotStats::default();
-        for v in [100.0, 110.0, 90.0, 105.0, 95.0, 100.0] {
-            slot.update(v);
-        }
-        assert!(upper_tail(100, &slot) > 0.3);
-        assert!(upper_tail(1000, &slot) < 1e-6);
-        assert!(upper_tail(200, &slot) > 1e-6, "over-dispersion floor");
-        assert_eq!(upper_tail(0, &slot), 1.0);
-        assert!(surprise_score(1e-6) > surprise_score(1e-3));
-        assert_eq!(surprise_score(1e-30), 100);
-    }
-
-    #[test]
-    fn bursts_need_history_and_magnitude() {
-        let id: Text = "app".into();
-        let t = Timestamp(0);
-        let mut slot = SlotStats::default();
-        slot.update(2.0);
-        assert!(
-            check_hour(&id, t, 500, &slot).0.is_none(),
-            "one observation is not a baseline"
-        );
-        for _ in 0..10 {
-            slot.update(2.0);
-        }
-        // Sparse app: 30 requests is very unlikely but not a practical burst.
-        let (f, anomalous) = check_hour(&id, t, 30, &slot);
-        assert!(f.is_none() && !anomalous);
-        let (f, anomalous) = check_hour(&id, t, 400, &slot);
-        let f = f.unwrap();
-        assert!(anomalous);
-        assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
-        assert_eq!(f.time, Timestamp(3_600_000_000));
-    }
-}
-
 const DRIP_ALLOWANCE: f64 = 0.5;
 const DRIP_THRESHOLD: f64 = 2.5;
 const DRIP_MIN_EXCESS: f64 = 100.0;
@@ -343,4 +301,46 @@ pub fn check_daily(
         s.update(absorbed);
     }
     finding
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_probabilities_behave() {
+        let mut slot = SlotStats::default();
+        for v in [100.0, 110.0, 90.0, 105.0, 95.0, 100.0] {
+            slot.update(v);
+        }
+        assert!(upper_tail(100, &slot) > 0.3);
+        assert!(upper_tail(1000, &slot) < 1e-6);
+        assert!(upper_tail(200, &slot) > 1e-6, "over-dispersion floor");
+        assert_eq!(upper_tail(0, &slot), 1.0);
+        assert!(surprise_score(1e-6) > surprise_score(1e-3));
+        assert_eq!(surprise_score(1e-30), 100);
+    }
+
+    #[test]
+    fn bursts_need_history_and_magnitude() {
+        let id: Text = "app".into();
+        let t = Timestamp(0);
+        let mut slot = SlotStats::default();
+        slot.update(2.0);
+        assert!(
+            check_hour(&id, t, 500, &slot).0.is_none(),
+            "one observation is not a baseline"
+        );
+        for _ in 0..10 {
+            slot.update(2.0);
+        }
+        // Sparse app: 30 requests is very unlikely but not a practical burst.
+        let (f, anomalous) = check_hour(&id, t, 30, &slot);
+        assert!(f.is_none() && !anomalous);
+        let (f, anomalous) = check_hour(&id, t, 400, &slot);
+        let f = f.unwrap();
+        assert!(anomalous);
+        assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
+        assert_eq!(f.time, Timestamp(3_600_000_000));
+    }
 }
