@@ -18,6 +18,11 @@ use crate::event::{Text, MICROS_PER_SECOND};
 use std::collections::{BTreeMap, HashMap};
 
 const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
+/// Most grants remembered for refresh comparison; beyond it the map starts over (a refresh
+/// whose original grant was forgotten is then not compared).
+const MAX_REMEMBERED_GRANTS: usize = 200_000;
+
+type GrantKey = (Text, Option<Text>, Option<Text>);
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -68,6 +73,9 @@ pub struct Engine {
     now: Option<Timestamp>,
     /// What each live token has done (folded into the app's histograms when it ends).
     usage: HashMap<Text, TokenUsage>,
+    /// The latest issued grant per (app, user, launch patient): what a refresh is compared
+    /// with (SMART: a refresh may grant only a subset of the original grant).
+    grants: BTreeMap<GrantKey, crate::smart::scope::ScopeSet>,
     /// The hour each app is in, and its requests so far.
     hours: BTreeMap<Text, (Timestamp, u64)>,
     /// The day each app is in, and its served requests by resource type.
@@ -90,6 +98,7 @@ impl Engine {
             stats: EngineStats::default(),
             now: None,
             usage: HashMap::new(),
+            grants: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
         }
@@ -300,6 +309,23 @@ impl Engine {
                 if let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) {
                     let granted = crate::smart::scope::ScopeSet::parse(granted);
                     findings.extend(rules::registry::check_token(t, &granted, &self.registry));
+                    let key: GrantKey = (
+                        t.common.client_id.clone(),
+                        t.common.user.clone(),
+                        t.patient.clone(),
+                    );
+                    if t.event == TokenAction::Refreshed {
+                        if let Some(original) = self.grants.get(&key) {
+                            findings
+                                .extend(rules::novelty::refresh_broadening(t, &granted, original));
+                        }
+                    }
+                    if t.event == TokenAction::Issued {
+                        if self.grants.len() >= MAX_REMEMBERED_GRANTS {
+                            self.grants.clear();
+                        }
+                        self.grants.insert(key, granted.clone());
+                    }
                     if !learning {
                         findings.extend(rules::novelty::check_token(t, &granted, profile));
                     }
@@ -982,5 +1008,54 @@ modes = ["patient"]
             ))
         );
         assert_eq!(alerts.last().unwrap().observed["silent_days"], 42);
+    }
+
+    #[test]
+    fn a_refresh_that_broadens_the_grant_is_flagged() {
+        let refreshed = |at: &str, scopes: &str| {
+            format!(
+                r#"{{"type":"token","event":"refreshed","time":"{at}","client_id":"chart","token_id":"r","grant_type":"refresh_token","scope_granted":"{scopes}","patient":"p1","expires_in":3600}}"#
+            )
+        };
+        let lines = vec![
+            token(
+                "2024-03-01T10:00:00Z",
+                "chart",
+                "t",
+                "launch/patient patient/Observation.read",
+                Some("p1"),
+            ),
+            // Same grant re-spelled: fine. Narrower: fine.
+            refreshed(
+                "2024-03-01T11:00:00Z",
+                "launch/patient patient/Observation.rs",
+            ),
+            refreshed("2024-03-01T12:00:00Z", "patient/Observation.r"),
+            // Broader than what it refreshes.
+            refreshed(
+                "2024-03-01T13:00:00Z",
+                "patient/Observation.rs patient/Condition.rs",
+            ),
+        ];
+        let (alerts, _) = run(&lines, "");
+        let got = creates(&alerts);
+        assert_eq!(
+            got.last(),
+            Some(&(
+                "chart".to_string(),
+                "refresh_broadening",
+                Category::ScopeCreep
+            )),
+            "{got:#?}"
+        );
+        let a = alerts
+            .iter()
+            .find(|a| a.rule == "refresh_broadening")
+            .unwrap();
+        assert_eq!(
+            a.window.start,
+            Timestamp::parse_rfc3339("2024-03-01T13:00:00Z").unwrap()
+        );
+        assert_eq!(a.observed["added"][0]["scope"], "patient/Condition.rs");
     }
 }

@@ -120,6 +120,32 @@ impl Gen {
         id
     }
 
+    /// A refresh of the session with the given launch patient (same user as the grant).
+    fn refresh(&mut self, t: Timestamp, client: &str, scopes: &str, patient: Option<&str>) {
+        self.tokens += 1;
+        let id: Text = format!("tok-{:07}", self.tokens).as_str().into();
+        let user = self.events.iter().rev().find_map(|(_, _, e)| match e {
+            Event::Token(tok)
+                if tok.common.client_id == client && tok.patient.as_deref() == patient =>
+            {
+                tok.common.user.clone()
+            }
+            _ => None,
+        });
+        let mut c = common(t, client);
+        c.user = user;
+        self.push(Event::Token(TokenEvent {
+            common: c,
+            event: TokenAction::Refreshed,
+            token_id: Some(id),
+            grant_type: Some("refresh_token".into()),
+            scope_requested: None,
+            scope_granted: Some(scopes.into()),
+            patient: patient.map(Text::from),
+            expires_in: Some(3600),
+        }));
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn access(
         &mut self,
@@ -799,6 +825,47 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         d,
         h,
         "one analytics token pages through 150 pages of 500",
+    );
+
+    // Day 24 16:00 — a charting token is refreshed into more than its original grant.
+    let (d, h) = (24, 16);
+    if d < days {
+        let t0 = Timestamp(g.at(d, h).0 + 900 * MICROS_PER_SECOND);
+        let original =
+            "launch openid fhirUser patient/Observation.rs patient/Condition.rs patient/Patient.rs";
+        g.token(
+            t0,
+            "ehr-charts",
+            "authorization_code",
+            original,
+            Some("pat-00888"),
+            3600,
+        );
+        let t1 = Timestamp(t0.0 + 1800 * MICROS_PER_SECOND);
+        g.refresh(
+            t1,
+            "ehr-charts",
+            &format!("{original} patient/MedicationRequest.rs"),
+            Some("pat-00888"),
+        );
+    }
+    label(
+        g,
+        "ehr-charts",
+        ScopeCreep,
+        "refresh_broadening",
+        d,
+        h,
+        "a refresh grants MedicationRequest on top of the original grant",
+    );
+    label(
+        g,
+        "ehr-charts",
+        PurposeDrift,
+        "new_grant_type",
+        d,
+        h,
+        "the charting app never refreshed a token before",
     );
 
     if DRIP_FROM < days {

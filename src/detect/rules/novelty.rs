@@ -159,6 +159,37 @@ pub fn new_app(common: &Common) -> Finding {
     )
 }
 
+const REFRESH_BROADENING: Rule = Rule {
+    id: "refresh_broadening",
+    category: Category::ScopeCreep,
+    severity: Severity::High,
+    score: 80,
+    references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+};
+
+/// `refresh_broadening`: a refresh granted more than the grant it refreshes (SMART requires a
+/// refresh to grant a subset). Checked in learning too: it is never normal.
+pub fn refresh_broadening(
+    event: &TokenEvent,
+    granted: &ScopeSet,
+    original: &ScopeSet,
+) -> Option<Finding> {
+    let delta = granted.additions_over(original);
+    if delta.added.is_empty() && delta.context_escalation.is_none() && delta.new_other.is_empty() {
+        return None;
+    }
+    let client = &event.common.client_id;
+    let mut f = finding(
+        &event.common,
+        &REFRESH_BROADENING,
+        format!("A refresh gave {client} more than the grant it refreshed; refreshes may only narrow a grant."),
+        json!({ "granted_scopes": granted.normalized(), "added": delta.added, "new_scopes": delta.new_other }),
+        json!({ "original_scopes": original.normalized() }),
+    );
+    f.token_id = event.token_id.clone();
+    Some(f)
+}
+
 /// `dormant_app_active`: an established app acts again after [`DORMANT_DAYS`] of silence.
 pub fn dormant(common: &Common, profile: &AppProfile) -> Option<Finding> {
     let silent_days =
