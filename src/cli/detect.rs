@@ -88,6 +88,11 @@ pub struct DetectArgs {
     /// Days of an app's own activity before baseline-driven rules fire for it.
     #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
     pub learning_days: i64,
+
+    /// Time zone for seasonality (hours of the week, weekdays, days): UTC, an IANA name such
+    /// as Europe/Berlin (daylight saving followed), or a fixed offset such as +01:00.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: String,
 }
 
 /// Alerts by app and category, for the end-of-run table.
@@ -131,12 +136,15 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         Some(path) => Registry::load(path)?,
         None => Registry::default(),
     };
+    let clock = crate::baseline::LocalClock::parse(&args.timezone)
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     let (sources, skipped) = expand_inputs(&args.inputs)?;
     let mut engine = Engine::new(
         EngineConfig {
             lateness_seconds: args.lateness,
             fhir_base: args.fhir_base.clone(),
             learning_days: args.learning_days,
+            clock,
             ..EngineConfig::default()
         },
         registry,

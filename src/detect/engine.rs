@@ -13,7 +13,7 @@ use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
 use super::rules;
 use super::rules::volume::TokenUsage;
 use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
-use crate::baseline::{hour_of_week, seasonal_slot};
+use crate::baseline::{seasonal_slot, LocalClock};
 use crate::event::{Text, MICROS_PER_SECOND};
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub fhir_base: Option<String>,
     /// Days of an app's own activity before baseline-driven rules fire for it.
     pub learning_days: i64,
+    /// Time zone for seasonality (hours of the week, days); default UTC.
+    pub clock: LocalClock,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +48,7 @@ impl Default for EngineConfig {
             quiet_seconds: 3600,
             fhir_base: None,
             learning_days: DEFAULT_LEARNING_DAYS,
+            clock: LocalClock::utc(),
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct EngineStats {
 
 pub struct Engine {
     learning_days: i64,
+    clock: LocalClock,
     registry: Registry,
     baselines: Baselines,
     classifier: Classifier,
@@ -86,6 +90,7 @@ impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
         Engine {
             learning_days: config.learning_days,
+            clock: config.clock.clone(),
             registry,
             baselines: Baselines::default(),
             classifier: config
@@ -187,8 +192,9 @@ impl Engine {
             findings.extend(rules::drift::check_day(client, start, mix, profile));
         }
         let total = mix.values().sum();
+        let weekend = self.clock.is_weekend(start);
         findings.extend(rules::volume::check_daily(
-            client, start, total, profile, learning,
+            client, start, weekend, total, profile, learning,
         ));
     }
 
@@ -206,7 +212,7 @@ impl Engine {
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        let slot_index = seasonal_slot(hour_of_week(start));
+        let slot_index = seasonal_slot(self.clock.hour_of_week(start));
         let Some(slot) = profile.hourly_requests.get(slot_index).copied() else {
             return;
         };
@@ -231,7 +237,7 @@ impl Engine {
             while t < next && steps < 168 {
                 if let Some(s) = profile
                     .hourly_requests
-                    .get_mut(seasonal_slot(hour_of_week(t)))
+                    .get_mut(seasonal_slot(self.clock.hour_of_week(t)))
                 {
                     s.update(0.0);
                 }
@@ -279,7 +285,7 @@ impl Engine {
             }
         }
         if let Event::Access(_) = &event {
-            let day = Timestamp(time.0 - time.0.rem_euclid(24 * MICROS_PER_HOUR));
+            let day = self.clock.day_start(time);
             let client_key: Text = client.into();
             if let Some((start, _)) = self.days.get(&client_key) {
                 if *start < day {
@@ -373,7 +379,14 @@ impl Engine {
                         ));
                     }
                 }
-                observe_access(profile, a, &explained.request, time, learning);
+                observe_access(
+                    profile,
+                    a,
+                    &explained.request,
+                    time,
+                    self.clock.hour_of_week(time),
+                    learning,
+                );
                 if let (true, Some(ty)) = (
                     (200..300).contains(&a.status),
                     explained.request.resource_type,
@@ -394,6 +407,7 @@ fn observe_access(
     access: &crate::event::AccessEvent,
     request: &crate::smart::request::FhirRequest<'_>,
     time: Timestamp,
+    local_hour_of_week: usize,
     learning: bool,
 ) {
     let served = (200..300).contains(&access.status);
@@ -422,7 +436,7 @@ fn observe_access(
             .population
             .observe(&kind.to_string(), time, learning);
     }
-    if let Some(slot) = profile.hour_of_week.get_mut(hour_of_week(time)) {
+    if let Some(slot) = profile.hour_of_week.get_mut(local_hour_of_week) {
         *slot += 1;
     }
 }
@@ -1057,5 +1071,74 @@ modes = ["patient"]
             Timestamp::parse_rfc3339("2024-03-01T13:00:00Z").unwrap()
         );
         assert_eq!(a.observed["added"][0]["scope"], "patient/Condition.rs");
+    }
+
+    /// A Berlin clinic, weekdays 08:00–16:59 local time, 20 requests an hour, from Monday
+    /// 2024-03-04 to Friday 2024-04-12 (clocks go forward on Sunday 2024-03-31).
+    fn berlin_clinic() -> Vec<String> {
+        let berlin = LocalClock::parse("Europe/Berlin").unwrap();
+        let mut lines = Vec::new();
+        let start = Timestamp::parse_rfc3339("2024-03-04T00:00:00Z").unwrap();
+        for d in 0..40 {
+            if d % 7 >= 5 {
+                continue;
+            }
+            for h in 8..17 {
+                // Local d, h → UTC, using the offset in force at that moment.
+                let guess = Timestamp(start.0 + (d * 24 + h) * MICROS_PER_HOUR);
+                let t0 = Timestamp(guess.0 - berlin.offset_micros(guess));
+                let tok = format!("b{d}h{h}");
+                lines.push(token(
+                    &t0.to_rfc3339(),
+                    "clinic",
+                    &tok,
+                    "launch/patient patient/Observation.rs",
+                    Some("p1"),
+                ));
+                for i in 0..20 {
+                    let t = Timestamp(t0.0 + 1_000_000 + i * 60_000_000);
+                    lines.push(access(
+                        &t.to_rfc3339(),
+                        "clinic",
+                        &tok,
+                        "Observation?patient=p1",
+                        200,
+                        "TREAT",
+                    ));
+                }
+            }
+        }
+        lines
+    }
+
+    fn run_with_clock(lines: &[String], clock: LocalClock) -> Vec<Alert> {
+        let config = EngineConfig {
+            clock,
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, Registry::default());
+        let mut out = Vec::new();
+        for l in lines {
+            engine.push(parse_event_str(l).unwrap(), &mut out).unwrap();
+        }
+        engine.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn daylight_saving_shift_is_silent_in_the_local_time_zone() {
+        let lines = berlin_clinic();
+        let local = run_with_clock(&lines, LocalClock::parse("Europe/Berlin").unwrap());
+        assert_eq!(non_info(&local), vec![], "{local:#?}");
+        // In UTC the same clinic starts an hour earlier after the change, in an hour that was
+        // silent: the time zone setting is what keeps that quiet.
+        let utc = run_with_clock(&lines, LocalClock::utc());
+        assert!(
+            non_info(&utc)
+                .iter()
+                .any(|(rule, _, _)| *rule == "off_hours"),
+            "{:#?}",
+            non_info(&utc)
+        );
     }
 }

@@ -260,11 +260,11 @@ const DRIP_MIN_EXCESS: f64 = 100.0;
 pub fn check_daily(
     client_id: &Text,
     day_start: Timestamp,
+    weekend: bool,
     total: u64,
     profile: &mut AppProfile,
     learning: bool,
 ) -> Option<Finding> {
-    let weekend = crate::baseline::hour_of_week(day_start) >= 5 * 24;
     let index = usize::from(weekend);
     let slot = *profile.daily_requests.get(index)?;
     let value = total as f64;
