@@ -39,10 +39,13 @@ fn measure(path: &str) {
     );
     let mut alerts = Vec::new();
     let mut emitted = 0usize;
+    let mut late = 0u64;
     let started = Instant::now();
     ingestor
         .ingest(&Source::File(path.into()), &mut |e, _| {
-            let _ = engine.push(e, &mut alerts);
+            if engine.push(e, &mut alerts).is_err() {
+                late += 1;
+            }
             emitted += alerts.len();
             alerts.clear();
         })
@@ -53,7 +56,7 @@ fn measure(path: &str) {
     let summary = ingestor.finish().expect("finish");
     let events = summary.totals.accepted;
     println!(
-        "detect: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records; peak RSS {:.0} MB",
+        "detect: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records, {late} late; peak RSS {:.0} MB",
         summary.totals.bytes as f64 / 1e6,
         events as f64 / secs,
         summary.totals.bytes as f64 / 1e6 / secs,
@@ -63,12 +66,12 @@ fn measure(path: &str) {
 }
 
 /// Writes at least `target` events: whole simulations of successive seeds, each seed's apps and
-/// tokens renamed so seeds are distinct apps (more apps, same per-app behaviour).
+/// tokens renamed so seeds are distinct apps (more apps, same per-app behaviour), merged in
+/// event-time order as one log would be.
 fn generate(target: u64, path: &std::path::Path) -> u64 {
-    let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut written = 0u64;
+    let mut all: Vec<Event> = Vec::new();
     let mut seed = 1;
-    while written < target {
+    while (all.len() as u64) < target {
         let sim = simulate(&SimConfig { seed, days: 28 });
         for mut e in sim.events {
             let suffix = format!("-s{seed}");
@@ -86,14 +89,18 @@ fn generate(target: u64, path: &std::path::Path) -> u64 {
                     }
                 }
             }
-            serde_json::to_writer(&mut out, &e).expect("write");
-            out.write_all(b"\n").expect("write");
-            written += 1;
+            all.push(e);
         }
         seed += 1;
     }
+    all.sort_by_key(Event::time);
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
+    for e in &all {
+        serde_json::to_writer(&mut out, e).expect("write");
+        out.write_all(b"\n").expect("write");
+    }
     out.flush().expect("flush");
-    written
+    all.len() as u64
 }
 
 fn main() {
