@@ -16,6 +16,7 @@ use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
 use crate::baseline::{seasonal_slot, LocalClock};
 use crate::event::{Text, MICROS_PER_SECOND};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 /// Most grants remembered for refresh comparison; beyond it the map starts over (a refresh
@@ -79,7 +80,7 @@ pub struct Engine {
     usage: HashMap<Text, TokenUsage>,
     /// The latest issued grant per (app, user, launch patient): what a refresh is compared
     /// with (SMART: a refresh may grant only a subset of the original grant).
-    grants: BTreeMap<GrantKey, crate::smart::scope::ScopeSet>,
+    grants: BTreeMap<GrantKey, Arc<crate::smart::scope::ScopeSet>>,
     /// The hour each app is in, and its requests so far.
     hours: BTreeMap<Text, (Timestamp, u64)>,
     /// The day each app is in, and its served requests by resource type.
@@ -313,7 +314,13 @@ impl Engine {
                 }
                 let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
                 if let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) {
-                    let granted = crate::smart::scope::ScopeSet::parse(granted);
+                    // The cache has just parsed this grant; parse again only for tokens without an id.
+                    let granted = t
+                        .token_id
+                        .as_deref()
+                        .and_then(|id| self.tokens.get(id))
+                        .map(|info| Arc::clone(&info.scopes))
+                        .unwrap_or_else(|| Arc::new(crate::smart::scope::ScopeSet::parse(granted)));
                     findings.extend(rules::registry::check_token(t, &granted, &self.registry));
                     let key: GrantKey = (
                         t.common.client_id.clone(),
@@ -330,7 +337,7 @@ impl Engine {
                         if self.grants.len() >= MAX_REMEMBERED_GRANTS {
                             self.grants.clear();
                         }
-                        self.grants.insert(key, granted.clone());
+                        self.grants.insert(key, Arc::clone(&granted));
                     }
                     if !learning {
                         findings.extend(rules::novelty::check_token(t, &granted, profile));

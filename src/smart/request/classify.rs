@@ -159,7 +159,9 @@ pub fn classify(method: Method, url: &str) -> FhirRequest<'_> {
     Classifier::new().classify(method, url)
 }
 
-fn strip_scheme_and_host(url: &str) -> Option<&str> {
+/// The path of an absolute `http(s)://host/…` URL (empty when it has none); None when `url`
+/// is not absolute.
+pub(super) fn strip_scheme_and_host(url: &str) -> Option<&str> {
     let scheme_len = if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
         8
     } else if url.len() >= 7 && url[..7].eq_ignore_ascii_case("http://") {

@@ -1,7 +1,7 @@
 //! A PHI-free shape of a request for evidence and logs: the FHIR path with ids replaced by `…`
 //! and query values replaced by `…` (except page-size and type lists, which carry no identity).
 
-use super::classify::is_anchor;
+use super::classify::{is_anchor, strip_scheme_and_host};
 use super::compartment::known_resource_type;
 use super::method::Method;
 use super::query;
@@ -26,7 +26,7 @@ pub fn request_shape(method: Method, url: &str) -> String {
         Some((p, q)) => (p, Some(q)),
         None => (url, None),
     };
-    let path = strip_scheme_and_host(path);
+    let path = strip_scheme_and_host(path).unwrap_or(path);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let start = segments
         .iter()
@@ -63,16 +63,6 @@ pub fn request_shape(method: Method, url: &str) -> String {
         }
     }
     out
-}
-
-fn strip_scheme_and_host(url: &str) -> &str {
-    for scheme in ["https://", "http://"] {
-        if url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &url[scheme.len()..];
-            return rest.find('/').map_or("", |i| &rest[i..]);
-        }
-    }
-    url
 }
 
 #[cfg(test)]
