@@ -11,6 +11,7 @@ pub mod detect;
 pub mod eval;
 pub mod event;
 pub mod ingest;
+pub mod pipeline;
 pub mod registry;
 pub mod simulate;
 pub mod smart;

@@ -51,6 +51,7 @@ fn simulate_detect_eval_end_to_end() {
             "sim/registry.toml",
             "--state",
             "state",
+            "--flush",
             "--summary",
             "summary.json",
         ],
@@ -59,9 +60,81 @@ fn simulate_detect_eval_end_to_end() {
     ok(&file_run);
     let alert_ids = ids(&file_run.stdout);
     assert!(alert_ids.len() > 10, "alerts on stdout");
+    assert_eq!(
+        std::fs::read_to_string(d.join("state/CURRENT")).expect("CURRENT"),
+        "gen-000001\n"
+    );
     assert!(
-        d.join("state/baseline/baseline_apps.parquet").exists(),
-        "baselines snapshotted"
+        d.join("state/gen-000001/baseline/baseline_apps.parquet")
+            .exists()
+            && d.join("state/gen-000001/engine.json").exists(),
+        "checkpoint written"
+    );
+
+    // Two runs over consecutive halves, continuing through --state, give the one run's alerts.
+    let text = std::fs::read_to_string(d.join("sim/events.ndjson")).expect("events");
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    std::fs::write(d.join("part1.ndjson"), lines[..half].join("\n") + "\n").expect("part1");
+    std::fs::write(d.join("part2.ndjson"), lines[half..].join("\n") + "\n").expect("part2");
+    let registry = "sim/registry.toml";
+    let first = scopewatch(
+        &[
+            "detect",
+            "part1.ndjson",
+            "--registry",
+            registry,
+            "--state",
+            "split",
+        ],
+        d,
+    );
+    ok(&first);
+    let first_err = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        first_err.contains("carried over in split:"),
+        "carry-over reported: {first_err}"
+    );
+    let second = scopewatch(
+        &[
+            "detect",
+            "part2.ndjson",
+            "--registry",
+            registry,
+            "--state",
+            "split",
+            "--flush",
+        ],
+        d,
+    );
+    ok(&second);
+    let mut split_ids = ids(&first.stdout);
+    split_ids.extend(ids(&second.stdout));
+    assert_eq!(
+        split_ids, alert_ids,
+        "split runs give the alerts of one run"
+    );
+    // Reading the same file into the state again is warned about.
+    let again = scopewatch(
+        &[
+            "detect",
+            "part2.ndjson",
+            "--registry",
+            registry,
+            "--state",
+            "split",
+            "--dead-letter",
+            "again-dl.ndjson",
+        ],
+        d,
+    );
+    assert_eq!(again.status.code(), Some(1), "replayed events are late");
+    let replayed = std::fs::read_to_string(d.join("again-dl.ndjson")).expect("dead letters");
+    assert!(replayed.lines().count() > 1000 && replayed.contains("\"kind\":\"late\""));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already read into the state directory"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
     );
     assert!(
         !d.join("scopewatch-dead-letter.ndjson").exists(),

@@ -130,3 +130,20 @@ fn valid_v1_rows_normalise_to_their_v2_meaning() {
         assert_eq!(res.perms.letters(), expected, "{}", row.scope);
     }
 }
+
+/// Snapshots store granted scope sets as `to_tokens`; restoring must give the identical set,
+/// for every corpus row alone and for the whole corpus as one grant.
+#[test]
+fn scope_sets_round_trip_through_their_snapshot_tokens() {
+    let rows = corpus();
+    let all = rows
+        .iter()
+        .map(|r| r.scope.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for text in rows.iter().map(|r| r.scope.clone()).chain([all]) {
+        let set = ScopeSet::parse(&text);
+        let back = ScopeSet::from_tokens(&set.to_tokens());
+        assert_eq!(back, set, "scope string {text:?}");
+    }
+}

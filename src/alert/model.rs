@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::id::stable_id;
 use crate::event::Timestamp;
 
 /// The three families of findings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     ScopeCreep,
@@ -34,7 +34,7 @@ impl fmt::Display for Category {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -144,8 +144,32 @@ pub const CSF_DE_CM_03: FrameworkRef = FrameworkRef {
         "Personnel activity and technology usage are monitored to find potentially adverse events",
 };
 
+/// Every framework reference a rule may cite (snapshots name them by framework and id).
+pub const ALL_REFERENCES: [FrameworkRef; 9] = [
+    NHI1_IMPROPER_OFFBOARDING,
+    NHI5_OVERPRIVILEGED,
+    NHI7_LONG_LIVED_SECRETS,
+    NHI10_HUMAN_USE,
+    ATTACK_T1213,
+    ATTACK_T1530,
+    ATTACK_T1567,
+    CSF_PR_AA_05,
+    CSF_DE_CM_03,
+];
+
+impl FrameworkRef {
+    /// The known reference with this framework and id.
+    pub fn lookup(framework: &str, id: &str) -> Option<FrameworkRef> {
+        ALL_REFERENCES
+            .iter()
+            .find(|r| r.framework == framework && r.id == id)
+            .cloned()
+    }
+}
+
 /// What backs the finding. Example requests never carry patient ids.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Evidence {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub token_ids: Vec<String>,

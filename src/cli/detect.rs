@@ -8,15 +8,16 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::output::Output;
+use super::progress::Progress;
 use super::{LogFormat, Outcome};
 use crate::alert::{write_alert, Alert, AlertFormat, Severity};
-use crate::baseline::{read_snapshot, write_snapshot};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
 use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
 use crate::ingest::{
     expand_inputs, DeadLetter, DeadLetterWriter, IngestOptions, Ingestor, Position,
     DEFAULT_MAX_LINE_BYTES,
 };
+use crate::pipeline::{Checkpoint, StateDir};
 use crate::registry::Registry;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,10 +56,17 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
     pub format: FormatArg,
 
-    /// State directory: baselines are restored from it at start (when present) and
-    /// snapshotted to it (Parquet) at the end, so the next run continues learning.
+    /// State directory: the run continues from the checkpoint in DIR (when there is one) and
+    /// leaves a new one at the end (baselines as Parquet, buffered events, live tokens, open
+    /// hours and incidents), so runs over consecutive archives give the alerts of one run over
+    /// all of them. The end of input is then not the end of the stream: see --flush.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+
+    /// With --state: treat the end of input as the end of the stream — judge open hours and
+    /// days and close open incidents before checkpointing (always done without --state).
+    #[arg(long, requires = "state")]
+    pub flush: bool,
 
     /// Where rejected lines and late events go, as NDJSON; created only when needed.
     #[arg(
@@ -139,24 +147,39 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let clock = crate::baseline::LocalClock::parse(&args.timezone)
         .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     let (sources, skipped) = expand_inputs(&args.inputs)?;
-    let mut engine = Engine::new(
-        EngineConfig {
-            lateness_seconds: args.lateness,
-            fhir_base: args.fhir_base.clone(),
-            learning_days: args.learning_days,
-            clock,
-            ..EngineConfig::default()
-        },
-        registry,
-    );
-    if let Some(state) = &args.state {
-        if let Some(baselines) = read_snapshot(state)
-            .with_context(|| format!("restoring baselines from {}", state.display()))?
-        {
-            tracing::info!(apps = baselines.apps.len(), "restored baselines");
-            engine.restore_baselines(baselines);
+    let config = EngineConfig {
+        lateness_seconds: args.lateness,
+        fhir_base: args.fhir_base.clone(),
+        learning_days: args.learning_days,
+        clock,
+        ..EngineConfig::default()
+    };
+    let state_dir = args.state.as_ref().map(StateDir::new);
+    let state_name = args
+        .state
+        .as_ref()
+        .map_or(String::new(), |p| p.display().to_string());
+    let checkpoint = match &state_dir {
+        Some(dir) => dir
+            .load()
+            .with_context(|| format!("restoring state from {}", dir.root().display()))?,
+        None => None,
+    };
+    let mut positions = BTreeMap::new();
+    let mut engine = match checkpoint {
+        Some(c) => {
+            tracing::info!(
+                apps = c.baselines.apps.len(),
+                buffered_events = c.engine.order.pending.len(),
+                open_incidents = c.engine.incidents.len(),
+                "continuing from checkpoint"
+            );
+            positions = c.positions;
+            Engine::restore(config, registry, c.baselines, c.engine)
+                .with_context(|| format!("restoring state from {state_name}"))?
         }
-    }
+        None => Engine::new(config, registry),
+    };
     let mut alerts_out = Output::new(&args.alerts);
     let format = AlertFormat::from(args.format);
     let mut ingestor = Ingestor::new(
@@ -167,7 +190,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     );
     ingestor.skip_files(skipped);
 
-    let progress = std::io::stderr().is_terminal();
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     let started = Instant::now();
     let mut tally = AlertTally::default();
     let mut events: u64 = 0;
@@ -175,6 +198,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let mut write_error: Option<std::io::Error> = None;
     for source in &sources {
         let name = source.name();
+        if positions.contains_key(&name) {
+            tracing::warn!(
+                source = %name,
+                "this input was already read into the state directory: events behind the checkpoint are dead-lettered as late (use a new --state DIR to replay it)"
+            );
+        }
         let mut late: Vec<(Position, Event, i64)> = Vec::new();
         ingestor.ingest(source, &mut |event, pos| {
             events += 1;
@@ -189,11 +218,9 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                     }
                 }
             }
-            if progress && events.is_multiple_of(1_000_000) {
-                let secs = started.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\r{events} events, {:.0} events/s", events as f64 / secs);
-            }
+            progress.tick(events, pos.offset);
         })?;
+        progress.source_done();
         for (pos, event, behind) in late {
             let raw = serde_json::to_vec(&event).unwrap_or_default();
             let record = DeadLetter::new(
@@ -215,7 +242,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             return Err(anyhow::Error::new(e).context(format!("writing alerts to {}", args.alerts)));
         }
     }
-    engine.finish(&mut pending);
+    let carried = if state_dir.is_none() || args.flush {
+        engine.finish(&mut pending);
+        None
+    } else {
+        Some(engine.carried_over())
+    };
     for a in pending.drain(..) {
         tally.add(&a);
         write_alert(&mut alerts_out, &a, format)
@@ -224,15 +256,22 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     alerts_out
         .flush()
         .with_context(|| format!("writing alerts to {}", args.alerts))?;
-    if progress && events >= 1_000_000 {
-        eprintln!();
-    }
-    if let Some(state) = &args.state {
-        write_snapshot(state, engine.baselines())
-            .with_context(|| format!("snapshotting baselines to {}", state.display()))?;
-    }
+    progress.done();
     let dead_lettered = ingestor.dead_lettered();
     let summary = ingestor.finish()?;
+    if let Some(dir) = &state_dir {
+        for counts in &summary.sources {
+            *positions.entry(counts.source.clone()).or_insert(0) += counts.bytes;
+        }
+        let saved = dir
+            .save(&Checkpoint {
+                baselines: engine.baselines().clone(),
+                engine: engine.snapshot(),
+                positions,
+            })
+            .with_context(|| format!("checkpointing state to {}", dir.root().display()))?;
+        tracing::info!(checkpoint = %saved.display(), "state checkpointed");
+    }
     let stats = engine.stats();
     let elapsed = started.elapsed().as_secs_f64();
     let report = serde_json::json!({
@@ -247,6 +286,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "incidents": tally.incidents.values().map(|(n, _)| n).sum::<u64>(),
             "apps": engine.baselines().apps.len(),
         },
+        "carried_over": carried,
         "elapsed_seconds": elapsed,
     });
     match log_format {
@@ -258,6 +298,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 "detection: {} events ({} accesses, {} explained by their token, {} with an unknown token), {} findings, {:.1} s",
                 stats.events, stats.accesses, stats.explained, stats.unknown_token, stats.findings, elapsed
             );
+            if let Some(c) = carried {
+                eprintln!(
+                    "carried over in {state_name}: {} buffered events, {} live tokens, {} open hours, {} open incidents (--flush ends the stream instead)",
+                    c.buffered_events, c.live_tokens, c.open_hours, c.open_incidents
+                );
+            }
             if dead_lettered > 0 {
                 eprintln!(
                     "dead-letter: {dead_lettered} record(s) in {}",

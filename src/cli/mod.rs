@@ -4,6 +4,7 @@ mod detect;
 mod eval;
 mod logging;
 mod output;
+mod progress;
 mod simulate;
 mod validate;
 

@@ -55,7 +55,7 @@ impl Default for EngineConfig {
 }
 
 /// Counts of what the core did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
     pub events: u64,
     pub late: u64,
@@ -66,25 +66,25 @@ pub struct EngineStats {
 }
 
 pub struct Engine {
-    learning_days: i64,
-    clock: LocalClock,
-    registry: Registry,
-    baselines: Baselines,
-    classifier: Classifier,
-    order: ReorderBuffer,
-    tokens: TokenCache,
-    incidents: Incidents,
-    stats: EngineStats,
-    now: Option<Timestamp>,
+    pub(super) learning_days: i64,
+    pub(super) clock: LocalClock,
+    pub(super) registry: Registry,
+    pub(super) baselines: Baselines,
+    pub(super) classifier: Classifier,
+    pub(super) order: ReorderBuffer,
+    pub(super) tokens: TokenCache,
+    pub(super) incidents: Incidents,
+    pub(super) stats: EngineStats,
+    pub(super) now: Option<Timestamp>,
     /// What each live token has done (folded into the app's histograms when it ends).
-    usage: HashMap<Text, TokenUsage>,
+    pub(super) usage: HashMap<Text, TokenUsage>,
     /// The latest issued grant per (app, user, launch patient): what a refresh is compared
     /// with (SMART: a refresh may grant only a subset of the original grant).
-    grants: BTreeMap<GrantKey, Arc<crate::smart::scope::ScopeSet>>,
+    pub(super) grants: BTreeMap<GrantKey, Arc<crate::smart::scope::ScopeSet>>,
     /// The hour each app is in, and its requests so far.
-    hours: BTreeMap<Text, (Timestamp, u64)>,
+    pub(super) hours: BTreeMap<Text, (Timestamp, u64)>,
     /// The day each app is in, and its served requests by resource type.
-    days: BTreeMap<Text, (Timestamp, BTreeMap<String, u64>)>,
+    pub(super) days: BTreeMap<Text, (Timestamp, BTreeMap<String, u64>)>,
 }
 
 impl Engine {
@@ -370,6 +370,7 @@ impl Engine {
                     self.stats.unknown_token += 1;
                 }
                 findings.extend(rules::enforcement::check(a, &explained));
+                findings.extend(rules::enforcement::check_expired(a, &explained));
                 findings.extend(rules::registry::check_access(a, &self.registry));
                 if !learning {
                     findings.extend(rules::novelty::check_access(a, &explained.request, profile));
@@ -565,6 +566,61 @@ mod tests {
             "the 403 is not a gap"
         );
         assert_eq!(stats.accesses, 41);
+    }
+
+    #[test]
+    fn serving_an_expired_token_is_flagged_beyond_the_skew_allowance() {
+        let issue = r#"{"type":"token","event":"issued","time":"2024-03-05T09:00:00Z","client_id":"portal","token_id":"t1","scope_granted":"launch/patient patient/Observation.rs","patient":"p1","expires_in":300}"#;
+        let mut lines = vec![issue.to_string()];
+        // Inside the lifetime, then 30 s past it (clock skew): both silent.
+        for at in ["09:04:00", "09:05:30"] {
+            lines.push(access(
+                &format!("2024-03-05T{at}Z"),
+                "portal",
+                "t1",
+                "Observation?patient=p1",
+                200,
+                "PATRQT",
+            ));
+        }
+        // Seven minutes past expiry: served, flagged; a 401 at the same time is not.
+        lines.push(access(
+            "2024-03-05T09:12:00Z",
+            "portal",
+            "t1",
+            "Observation?patient=p1",
+            401,
+            "PATRQT",
+        ));
+        lines.push(access(
+            "2024-03-05T09:12:10Z",
+            "portal",
+            "t1",
+            "Observation?patient=p1",
+            200,
+            "PATRQT",
+        ));
+        let (alerts, _) = run(&lines, "");
+        let expired: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "expired_token_use")
+            .collect();
+        assert_eq!(expired.len(), 1, "{alerts:#?}");
+        let a = expired[0];
+        assert_eq!(
+            (a.client_id.as_str(), a.category),
+            ("portal", Category::ScopeCreep)
+        );
+        assert_eq!(
+            a.time,
+            Timestamp::parse_rfc3339("2024-03-05T09:12:10Z").unwrap()
+        );
+        assert_eq!(
+            a.window.start,
+            Timestamp::parse_rfc3339("2024-03-05T09:00:00Z").unwrap()
+        );
+        assert_eq!(a.observed["seconds_past_expiry"], 430);
+        assert_eq!(a.evidence.token_ids, vec!["t1"]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct Finding {
     pub token_id: Option<Text>,
     /// PHI-free request shape (see `smart::request::request_shape`).
     pub example_request: Option<String>,
-    pub references: &'static [FrameworkRef],
+    pub references: Vec<FrameworkRef>,
 }
 
 impl Finding {

@@ -5,10 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::alert::{Activity, Alert, Evidence, Window};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Activity, Alert, Category, Evidence, FrameworkRef, Severity, Window};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 use super::finding::Finding;
+use super::rules::catalog::rule_id;
 
 const MAX_TOKEN_IDS: usize = 10;
 const MAX_EXAMPLES: usize = 5;
@@ -22,6 +25,90 @@ struct Open {
     changed_since_record: bool,
     latest: Finding,
     evidence: Evidence,
+}
+
+/// An open incident in a snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentState {
+    pub incident_start: Timestamp,
+    pub last_seen: Timestamp,
+    pub revision: u32,
+    pub count: u64,
+    pub changed_since_record: bool,
+    pub latest: FindingState,
+    pub evidence: Evidence,
+}
+
+/// A finding in a snapshot: rule ids and framework references by name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingState {
+    pub client_id: Text,
+    pub rule: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub score: u8,
+    pub time: Timestamp,
+    pub span: Option<(Timestamp, Timestamp)>,
+    pub summary: String,
+    pub observed: serde_json::Value,
+    pub baseline: serde_json::Value,
+    pub token_id: Option<Text>,
+    pub example_request: Option<String>,
+    /// (framework, id) pairs.
+    pub references: Vec<(String, String)>,
+}
+
+impl From<&Finding> for FindingState {
+    fn from(f: &Finding) -> FindingState {
+        FindingState {
+            client_id: f.client_id.clone(),
+            rule: f.rule.to_string(),
+            category: f.category,
+            severity: f.severity,
+            score: f.score,
+            time: f.time,
+            span: f.span,
+            summary: f.summary.clone(),
+            observed: f.observed.clone(),
+            baseline: f.baseline.clone(),
+            token_id: f.token_id.clone(),
+            example_request: f.example_request.clone(),
+            references: f
+                .references
+                .iter()
+                .map(|r| (r.framework.to_string(), r.id.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl FindingState {
+    fn into_finding(self) -> Result<Finding, String> {
+        let rule = rule_id(&self.rule).ok_or_else(|| format!("unknown rule id '{}'", self.rule))?;
+        let references = self
+            .references
+            .iter()
+            .map(|(framework, id)| {
+                FrameworkRef::lookup(framework, id)
+                    .ok_or_else(|| format!("unknown framework reference '{framework} {id}'"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Finding {
+            client_id: self.client_id,
+            rule,
+            category: self.category,
+            severity: self.severity,
+            score: self.score,
+            time: self.time,
+            span: self.span,
+            summary: self.summary,
+            observed: self.observed,
+            baseline: self.baseline,
+            token_id: self.token_id,
+            example_request: self.example_request,
+            references,
+        })
+    }
 }
 
 pub struct Incidents {
@@ -70,7 +157,7 @@ impl Incidents {
             observed: f.observed.clone(),
             baseline: f.baseline.clone(),
             evidence,
-            references: f.references.to_vec(),
+            references: f.references.clone(),
         }
     }
 
@@ -152,6 +239,48 @@ impl Incidents {
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
+
+    /// The open incidents, for a snapshot (in key order).
+    pub fn to_state(&self) -> Vec<IncidentState> {
+        self.open
+            .values()
+            .map(|o| IncidentState {
+                incident_start: o.incident_start,
+                last_seen: o.last_seen,
+                revision: o.revision,
+                count: o.count,
+                changed_since_record: o.changed_since_record,
+                latest: FindingState::from(&o.latest),
+                evidence: o.evidence.clone(),
+            })
+            .collect()
+    }
+
+    /// Incidents holding exactly the open incidents of a snapshot.
+    pub fn from_state(
+        bucket_seconds: i64,
+        quiet_seconds: i64,
+        state: Vec<IncidentState>,
+    ) -> Result<Incidents, String> {
+        let mut incidents = Incidents::new(bucket_seconds, quiet_seconds);
+        for i in state {
+            let latest = i.latest.into_finding()?;
+            let key = (latest.client_id.clone(), latest.rule);
+            incidents.open.insert(
+                key,
+                Open {
+                    incident_start: i.incident_start,
+                    last_seen: i.last_seen,
+                    revision: i.revision,
+                    count: i.count,
+                    changed_since_record: i.changed_since_record,
+                    latest,
+                    evidence: i.evidence,
+                },
+            );
+        }
+        Ok(incidents)
+    }
 }
 
 fn add_evidence(evidence: &mut Evidence, finding: &Finding) {
@@ -189,7 +318,7 @@ mod tests {
             baseline: serde_json::Value::Null,
             token_id: Some(format!("t{minute}").as_str().into()),
             example_request: Some("GET Condition?patient=…".into()),
-            references: &[],
+            references: Vec::new(),
         }
     }
 

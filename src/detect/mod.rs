@@ -3,10 +3,8 @@
 //! granted scopes, explained, checked by the rules, and grouped into incidents that become
 //! alerts.
 //!
-//! Built so far: ordering, the token cache, explanation, incidents, and the rules that need no
-//! learned baseline (`enforcement_gap`, the registry rules). Baseline-driven rules, Arrow
-//! baselines and snapshots are issue #3's remaining work; `scopewatch detect` stays unavailable
-//! until they exist.
+//! The whole state outside the baselines is one serialisable value (`state::EngineState`):
+//! `Engine::snapshot` and `Engine::restore` make a stop-and-continue exact.
 
 pub mod engine;
 pub mod explain;
@@ -14,6 +12,7 @@ pub mod finding;
 pub mod incidents;
 pub mod order;
 pub mod rules;
+pub mod state;
 pub mod tokens;
 
 pub use engine::{Engine, EngineConfig, EngineStats};
@@ -21,4 +20,5 @@ pub use explain::{explain, Explained, LaunchFit, ScopeFit};
 pub use finding::Finding;
 pub use incidents::Incidents;
 pub use order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
+pub use state::{CarriedOver, EngineState, StateError, STATE_VERSION};
 pub use tokens::{TokenCache, TokenCacheConfig, TokenInfo};

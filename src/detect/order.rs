@@ -5,6 +5,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Event, Timestamp, MICROS_PER_SECOND};
 
 /// Default allowed lateness: 5 minutes.
@@ -39,6 +41,23 @@ impl Ord for Pending {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key().cmp(&other.key())
     }
+}
+
+/// The reorder buffer in a snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub pending: Vec<PendingState>,
+    pub max_seen: Option<Timestamp>,
+    pub released_up_to: Option<Timestamp>,
+    pub seq: u64,
+}
+
+/// A buffered event with its arrival number (ties at one instant release in arrival order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingState {
+    pub seq: u64,
+    #[serde(with = "crate::event::as_contract_json")]
+    pub event: Event,
 }
 
 /// An event that arrived after events later than it were already released.
@@ -125,6 +144,45 @@ impl ReorderBuffer {
 
     pub fn len(&self) -> usize {
         self.heap.len()
+    }
+
+    /// The buffered events and the frontier, for a snapshot (events in release order).
+    pub fn to_state(&self) -> OrderState {
+        let mut pending: Vec<&Pending> = self.heap.iter().map(|Reverse(p)| p).collect();
+        pending.sort_by_key(|p| p.key());
+        OrderState {
+            pending: pending
+                .into_iter()
+                .map(|p| PendingState {
+                    seq: p.seq,
+                    event: p.event.clone(),
+                })
+                .collect(),
+            max_seen: self.max_seen,
+            released_up_to: self.released_up_to,
+            seq: self.seq,
+        }
+    }
+
+    /// A buffer holding exactly what `to_state` saw.
+    pub fn from_state(lateness_seconds: i64, state: OrderState) -> ReorderBuffer {
+        let mut buffer = ReorderBuffer::new(lateness_seconds);
+        for p in state.pending {
+            let rank = match p.event {
+                Event::Token(_) => 0,
+                Event::Access(_) => 1,
+            };
+            buffer.heap.push(Reverse(Pending {
+                time: p.event.time(),
+                rank,
+                seq: p.seq,
+                event: p.event,
+            }));
+        }
+        buffer.max_seen = state.max_seen;
+        buffer.released_up_to = state.released_up_to;
+        buffer.seq = state.seq;
+        buffer
     }
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()

@@ -5,6 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Text, Timestamp, TokenAction, TokenEvent, MICROS_PER_SECOND};
 use crate::smart::scope::ScopeSet;
 
@@ -26,6 +28,56 @@ pub struct TokenInfo {
 impl TokenInfo {
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
         now > self.expires_at
+    }
+}
+
+/// The token cache in a snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenCacheState {
+    pub tokens: Vec<TokenState>,
+    pub evicted_early: u64,
+}
+
+/// One cached token in a snapshot; scopes as the canonical tokens `ScopeSet::to_tokens` gives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenState {
+    pub token_id: Text,
+    pub client_id: Text,
+    pub grant_type: Option<Text>,
+    pub scopes: Vec<String>,
+    pub patient: Option<Text>,
+    pub user: Option<Text>,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl From<&TokenInfo> for TokenState {
+    fn from(t: &TokenInfo) -> TokenState {
+        TokenState {
+            token_id: t.token_id.clone(),
+            client_id: t.client_id.clone(),
+            grant_type: t.grant_type.clone(),
+            scopes: t.scopes.to_tokens(),
+            patient: t.patient.clone(),
+            user: t.user.clone(),
+            issued_at: t.issued_at,
+            expires_at: t.expires_at,
+        }
+    }
+}
+
+impl From<TokenState> for TokenInfo {
+    fn from(t: TokenState) -> TokenInfo {
+        TokenInfo {
+            token_id: t.token_id,
+            client_id: t.client_id,
+            grant_type: t.grant_type,
+            scopes: Arc::new(ScopeSet::from_tokens(&t.scopes)),
+            patient: t.patient,
+            user: t.user,
+            issued_at: t.issued_at,
+            expires_at: t.expires_at,
+        }
     }
 }
 
@@ -154,6 +206,26 @@ impl TokenCache {
     pub fn drain(&mut self) -> Vec<TokenInfo> {
         self.by_eviction.clear();
         std::mem::take(&mut self.by_id).into_values().collect()
+    }
+
+    /// The cached tokens (sorted by id, so a snapshot is the same bytes for the same state).
+    pub fn to_state(&self) -> TokenCacheState {
+        let mut tokens: Vec<TokenState> = self.by_id.values().map(TokenState::from).collect();
+        tokens.sort_by(|a, b| a.token_id.cmp(&b.token_id));
+        TokenCacheState {
+            tokens,
+            evicted_early: self.evicted_early,
+        }
+    }
+
+    /// A cache holding exactly the tokens of a snapshot.
+    pub fn from_state(config: TokenCacheConfig, state: TokenCacheState) -> TokenCache {
+        let mut cache = TokenCache::new(config);
+        for token in state.tokens {
+            cache.insert(token.into());
+        }
+        cache.evicted_early = state.evicted_early;
+        cache
     }
 
     pub fn get(&self, token_id: &str) -> Option<&TokenInfo> {

@@ -1,5 +1,6 @@
 //! The canonical event contract: types, the line parser, and RFC 3339 time.
 
+pub mod as_contract_json;
 mod model;
 mod parse;
 mod raw;

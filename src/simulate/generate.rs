@@ -180,7 +180,7 @@ impl Gen {
         let patient = app
             .patient_context
             .then(|| format!("pat-{:05}", self.rng.range(1, 20_000)));
-        let token = self.token(
+        let mut token = self.token(
             t0,
             app.client_id,
             app.grant_type,
@@ -188,12 +188,26 @@ impl Gen {
             patient.as_deref(),
             app.token_lifetime,
         );
+        let lifetime = app.token_lifetime * MICROS_PER_SECOND;
+        let mut expires = t0.0 + lifetime;
         let (lo, hi) = app.requests_per_session;
         let n = ((self.rng.range(lo, hi) as f64) * request_factor).round() as u64;
         let total_weight: u32 = app.kinds.iter().map(|k| k.weight).sum();
         let mut t = t0;
         for _ in 0..n {
             t = Timestamp(t.0 + self.rng.range(1, 20) as i64 * MICROS_PER_SECOND);
+            // A well-behaved client gets a new token before the old one lapses.
+            if t.0 + 2 * 60 * MICROS_PER_SECOND > expires {
+                token = self.token(
+                    t,
+                    app.client_id,
+                    app.grant_type,
+                    scopes,
+                    patient.as_deref(),
+                    app.token_lifetime,
+                );
+                expires = t.0 + lifetime;
+            }
             let mut pick = self.rng.range(0, u64::from(total_weight.max(1)) - 1) as u32;
             let Some(kind) = app.kinds.iter().find(|k| {
                 if pick < k.weight {
@@ -235,6 +249,17 @@ impl Gen {
                     .range(app.pages_per_session.0, app.pages_per_session.1);
                 for page in 0..pages {
                     t = Timestamp(t.0 + 2 * MICROS_PER_SECOND);
+                    if t.0 + 2 * 60 * MICROS_PER_SECOND > expires {
+                        token = self.token(
+                            t,
+                            app.client_id,
+                            app.grant_type,
+                            scopes,
+                            patient.as_deref(),
+                            app.token_lifetime,
+                        );
+                        expires = t.0 + lifetime;
+                    }
                     let next = format!("{url}&ct=c{page}x{}", self.rng.range(1, 1 << 30));
                     self.access(
                         t,
@@ -622,7 +647,7 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
             "client_credentials",
             sched.scopes,
             None,
-            300,
+            3600,
         );
         for i in 0..2500 {
             let t = Timestamp(t0.0 + (i + 1) * 1_000_000);
@@ -687,6 +712,44 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         d,
         h,
         "portal served DocumentReference outside its token's scopes",
+    );
+
+    // Day 24 09:00 — the portal is served with a five-minute token seven minutes after it lapsed.
+    let (d, h) = (24, 9);
+    if d < days {
+        let t0 = Timestamp(g.at(d, h).0 + 300 * MICROS_PER_SECOND);
+        let tok = g.token(
+            t0,
+            "patient-portal",
+            "authorization_code",
+            app("patient-portal").scopes,
+            Some("pat-00456"),
+            300,
+        );
+        for i in 0..4 {
+            let t = Timestamp(t0.0 + (720 + i * 15) * MICROS_PER_SECOND);
+            g.access(
+                t,
+                "patient-portal",
+                &tok,
+                "GET",
+                "Observation?patient=pat-00456&category=vital-signs&_count=50".into(),
+                200,
+                20,
+                24_000,
+                Some("pat-00456"),
+                "PATRQT",
+            );
+        }
+    }
+    label(
+        g,
+        "patient-portal",
+        ScopeCreep,
+        "expired_token_use",
+        d,
+        h,
+        "portal served with a token seven minutes past its expiry",
     );
 
     // Day 23 15:00 — one charting token reads 25 other patients.

@@ -103,7 +103,7 @@ pub fn check_day(
         baseline: json!({ "requests_by_type": base }),
         token_id: None,
         example_request: None,
-        references: &[ATTACK_T1213, CSF_DE_CM_03],
+        references: vec![ATTACK_T1213, CSF_DE_CM_03],
     })
 }
 
@@ -140,6 +140,6 @@ pub fn check_off_hours(
         baseline: json!({ "mean_this_hour": slot.mean, "mean_busiest_hour": busiest }),
         token_id: None,
         example_request: None,
-        references: &[NHI10_HUMAN_USE, CSF_DE_CM_03],
+        references: vec![NHI10_HUMAN_USE, CSF_DE_CM_03],
     })
 }

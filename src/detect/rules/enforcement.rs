@@ -4,8 +4,10 @@
 
 use serde_json::json;
 
-use crate::alert::{Category, Severity, ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED};
-use crate::event::AccessEvent;
+use crate::alert::{
+    Category, Severity, ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
+};
+use crate::event::{AccessEvent, MICROS_PER_SECOND};
 use crate::smart::request::request_shape;
 
 use super::super::explain::{Explained, ScopeFit};
@@ -51,6 +53,41 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
         baseline: json!({ "granted_scopes": token.scopes.normalized() }),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: &[NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
+        references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
+    })
+}
+
+pub const EXPIRED_RULE: &str = "expired_token_use";
+/// Clock skew between the authorization server and the FHIR server is tolerated up to this.
+const EXPIRY_SKEW_SECONDS: i64 = 60;
+
+/// `expired_token_use` (scope_creep, medium): an access served with a token more than a minute
+/// past its `expires_in` — the server accepted a token the authorization server had already let
+/// lapse. Seen while the token cache still holds the token (its expiry plus the grace period).
+pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+    let token = explained.token?;
+    let late_by = access.common.time.0 - token.expires_at.0;
+    if !explained.served || late_by <= EXPIRY_SKEW_SECONDS * MICROS_PER_SECOND {
+        return None;
+    }
+    let client = &access.common.client_id;
+    let late_seconds = late_by / MICROS_PER_SECOND;
+    Some(Finding {
+        client_id: client.clone(),
+        rule: EXPIRED_RULE,
+        category: Category::ScopeCreep,
+        severity: Severity::Medium,
+        score: 70,
+        time: access.common.time,
+        span: None,
+        summary: format!(
+            "{client} was served (HTTP {}) with a token that had expired {late_seconds} s earlier: the server is not enforcing token lifetimes.",
+            access.status
+        ),
+        observed: json!({ "seconds_past_expiry": late_seconds, "status": access.status }),
+        baseline: json!({ "expires_at": token.expires_at.to_rfc3339(), "allowed_skew_seconds": EXPIRY_SKEW_SECONDS }),
+        token_id: Some(token.token_id.clone()),
+        example_request: Some(request_shape(access.method, &access.url)),
+        references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
     })
 }

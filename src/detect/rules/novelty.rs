@@ -138,7 +138,7 @@ fn finding(
         baseline,
         token_id: None,
         example_request: None,
-        references: rule.references,
+        references: rule.references.to_vec(),
     }
 }
 

@@ -58,7 +58,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
                 baseline: json!({ "allowed_scopes": allowed.normalized() }),
                 token_id: event.token_id.clone(),
                 example_request: None,
-                references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+                references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
             });
         }
     }
@@ -82,7 +82,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
                 baseline: json!({ "modes": modes }),
                 token_id: event.token_id.clone(),
                 example_request: None,
-                references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+                references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
             });
         }
     }
@@ -112,6 +112,6 @@ pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding
         baseline: json!({ "registered_purposes": app.purpose }),
         token_id: access.token_id.clone(),
         example_request: Some(crate::smart::request::request_shape(access.method, &access.url)),
-        references: &[CSF_DE_CM_03],
+        references: vec![CSF_DE_CM_03],
     })
 }

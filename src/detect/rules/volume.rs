@@ -102,7 +102,7 @@ fn base(
         baseline: serde_json::Value::Null,
         token_id: access.token_id.clone(),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: &[ATTACK_T1213, CSF_DE_CM_03],
+        references: vec![ATTACK_T1213, CSF_DE_CM_03],
     }
 }
 
@@ -165,7 +165,7 @@ pub fn check_token_usage(
         );
         f.observed = json!({ "requests": usage.requests });
         f.baseline = json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() });
-        f.references = &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
+        f.references = vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
         out.push(f);
     }
     let page_limit = (5 * profile.token_pages.quantile_upper(0.99)).max(20);
@@ -247,7 +247,7 @@ pub fn check_hour(
         baseline: json!({ "mean": slot.mean, "std_dev": slot.var.sqrt(), "observations": slot.n }),
         token_id: None,
         example_request: None,
-        references: &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+        references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
     };
     (Some(finding), true)
 }
@@ -290,7 +290,7 @@ pub fn check_daily(
                 baseline: json!({ "expected_per_day": expected, "observations": slot.n }),
                 token_id: None,
                 example_request: None,
-                references: &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+                references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
             });
             // Restart the detector: a drip that goes on alerts again after a few more days.
             profile.drip_cusum = 0.0;

@@ -146,6 +146,19 @@ impl ScopeSet {
         out
     }
 
+    /// The scope tokens that rebuild this exact set with `from_tokens` (canonical spellings,
+    /// invalid tokens as they were written): what a snapshot stores.
+    pub fn to_tokens(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.resources.iter().map(|r| r.normalized()).collect();
+        out.extend(self.others.iter().map(|s| s.normalized()));
+        out.extend(self.invalid.iter().map(|(raw, _)| raw.clone()));
+        out
+    }
+
+    pub fn from_tokens(tokens: &[String]) -> ScopeSet {
+        ScopeSet::from_scopes(tokens.iter().map(|t| Scope::parse(t)))
+    }
+
     /// The normalised set as one space-separated string.
     pub fn normalized_string(&self) -> String {
         self.normalized().join(" ")
