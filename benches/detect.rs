@@ -13,6 +13,7 @@ use std::time::Instant;
 use scopewatch::detect::{Engine, EngineConfig};
 use scopewatch::event::Event;
 use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, Source};
+use scopewatch::pipeline::replay;
 use scopewatch::registry::Registry;
 use scopewatch::simulate::{simulate, SimConfig};
 
@@ -30,26 +31,29 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Child: detect over the file, print one result line.
+/// Child: detect over the file exactly as `scopewatch detect` does (reader thread + engine
+/// through `pipeline::replay`), print one result line.
 fn measure(path: &str) {
     let mut engine = Engine::new(EngineConfig::default(), Registry::default());
-    let mut ingestor = Ingestor::new(
+    let ingestor = Ingestor::new(
         IngestOptions::default(),
         DeadLetterWriter::new(Box::new(std::io::sink())),
     );
-    let mut alerts = Vec::new();
     let mut emitted = 0usize;
-    let mut late = 0u64;
     let started = Instant::now();
-    ingestor
-        .ingest(&Source::File(path.into()), &mut |e, _| {
-            if engine.push(e, &mut alerts).is_err() {
-                late += 1;
-            }
+    let (ingestor, late) = replay(
+        &[Source::File(path.into())],
+        ingestor,
+        &mut engine,
+        300,
+        &mut |alerts| {
             emitted += alerts.len();
-            alerts.clear();
-        })
-        .expect("ingest");
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .expect("replay");
+    let mut alerts = Vec::new();
     engine.finish(&mut alerts);
     emitted += alerts.len();
     let secs = started.elapsed().as_secs_f64();

@@ -5,6 +5,7 @@
 //! established baseline only after it was seen on [`ESTABLISHED_AFTER_DAYS`] distinct days (or
 //! during the app's learning period), so an attacker cannot train the baseline in an afternoon.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::stats::{LogHistogram, SlotStats};
@@ -62,7 +63,12 @@ pub struct SeenMap<K: Ord> {
 
 impl<K: Ord + Clone> SeenMap<K> {
     /// Records `key` at `at`; returns true when the key was not established before.
-    pub fn observe(&mut self, key: &K, at: Timestamp, learning: bool) -> bool {
+    /// Takes a borrowed key (`&str` for `String` keys) so a known key costs no allocation.
+    pub fn observe<Q>(&mut self, key: &Q, at: Timestamp, learning: bool) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
         match self.entries.get_mut(key) {
             Some(seen) => {
                 let was = seen.established;
@@ -70,12 +76,16 @@ impl<K: Ord + Clone> SeenMap<K> {
                 !was
             }
             None => {
-                self.entries.insert(key.clone(), Seen::new(at, learning));
+                self.entries.insert(key.to_owned(), Seen::new(at, learning));
                 true
             }
         }
     }
-    pub fn is_established(&self, key: &K) -> bool {
+    pub fn is_established<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.entries.get(key).is_some_and(|s| s.established)
     }
     pub fn established_keys(&self) -> impl Iterator<Item = &K> {

@@ -12,12 +12,11 @@ use super::progress::Progress;
 use super::{LogFormat, Outcome};
 use crate::alert::{write_alert, Alert, AlertFormat, Severity};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
-use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
+
 use crate::ingest::{
-    expand_inputs, DeadLetter, DeadLetterWriter, IngestOptions, Ingestor, Position,
-    DEFAULT_MAX_LINE_BYTES,
+    expand_inputs, DeadLetterWriter, IngestOptions, Ingestor, DEFAULT_MAX_LINE_BYTES,
 };
-use crate::pipeline::{Checkpoint, StateDir};
+use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -193,55 +192,36 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let started = Instant::now();
     let mut tally = AlertTally::default();
-    let mut events: u64 = 0;
     let mut pending: Vec<Alert> = Vec::new();
-    let mut write_error: Option<std::io::Error> = None;
-    for source in &sources {
-        let name = source.name();
+    for name in sources.iter().map(|s| s.name()) {
         if positions.contains_key(&name) {
             tracing::warn!(
                 source = %name,
                 "this input was already read into the state directory: events behind the checkpoint are dead-lettered as late (use a new --state DIR to replay it)"
             );
         }
-        let mut late: Vec<(Position, Event, i64)> = Vec::new();
-        ingestor.ingest(source, &mut |event, pos| {
-            events += 1;
-            if let Err(l) = engine.push(event, &mut pending) {
-                late.push((pos, l.event, l.behind_micros));
-            }
-            for a in pending.drain(..) {
-                tally.add(&a);
-                if write_error.is_none() {
-                    if let Err(e) = write_alert(&mut alerts_out, &a, format) {
-                        write_error = Some(e);
-                    }
-                }
-            }
-            progress.tick(events, pos.offset);
-        })?;
-        progress.source_done();
-        for (pos, event, behind) in late {
-            let raw = serde_json::to_vec(&event).unwrap_or_default();
-            let record = DeadLetter::new(
-                &name,
-                Some(pos.line),
-                Some(pos.offset),
-                RejectKind::Late,
-                format!(
-                    "late beyond {} s: {} s behind events already processed",
-                    args.lateness,
-                    behind / MICROS_PER_SECOND
-                ),
-                &raw,
-                raw.len() as u64,
-            );
-            ingestor.dead_letter_late(&record)?;
-        }
-        if let Some(e) = write_error.take() {
-            return Err(anyhow::Error::new(e).context(format!("writing alerts to {}", args.alerts)));
-        }
     }
+    let replayed = replay(
+        &sources,
+        ingestor,
+        &mut engine,
+        args.lateness,
+        &mut |alerts| {
+            for a in alerts {
+                tally.add(a);
+                write_alert(&mut alerts_out, a, format)?;
+            }
+            Ok(())
+        },
+        &mut |p| progress.tick(p.events, p.source, p.offset),
+    );
+    let (ingestor, _late) = match replayed {
+        Ok(r) => r,
+        Err(ReplayError::Alerts(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("writing alerts to {}", args.alerts)))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let carried = if state_dir.is_none() || args.flush {
         engine.finish(&mut pending);
         None

@@ -12,7 +12,8 @@ pub struct Progress {
     drawn: bool,
     /// Bytes of the sources already finished.
     bytes_done: u64,
-    /// Offset reached in the current source.
+    /// The current source and the offset reached in it.
+    current_source: String,
     current_offset: u64,
 }
 
@@ -25,14 +26,19 @@ impl Progress {
             last_draw: now,
             drawn: false,
             bytes_done: 0,
+            current_source: String::new(),
             current_offset: 0,
         }
     }
 
-    /// Called per event; checks the clock only every 4096 events.
-    pub fn tick(&mut self, events: u64, offset: u64) {
+    /// Called as events are processed (once per batch of about a thousand).
+    pub fn tick(&mut self, events: u64, source: &str, offset: u64) {
+        if source != self.current_source {
+            self.bytes_done += self.current_offset;
+            self.current_source = source.to_string();
+        }
         self.current_offset = offset;
-        if !self.enabled || !events.is_multiple_of(4096) {
+        if !self.enabled {
             return;
         }
         let now = Instant::now();
@@ -47,11 +53,6 @@ impl Progress {
             "\r\x1b[K{events} events  {:.0} events/s  {mib:.1} MiB read",
             events as f64 / secs
         );
-    }
-
-    pub fn source_done(&mut self) {
-        self.bytes_done += self.current_offset;
-        self.current_offset = 0;
     }
 
     /// Clears the line so the end-of-run report starts clean.

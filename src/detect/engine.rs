@@ -349,14 +349,10 @@ impl Engine {
                         profile.scopes.observe(&other.normalized(), time, learning);
                     }
                     if let Some(context) = granted.max_context() {
-                        profile
-                            .contexts
-                            .observe(&context.as_str().to_string(), time, learning);
+                        profile.contexts.observe(context.as_str(), time, learning);
                     }
                     if let Some(grant) = t.grant_type.as_deref() {
-                        profile
-                            .grant_types
-                            .observe(&grant.to_string(), time, learning);
+                        profile.grant_types.observe(grant, time, learning);
                     }
                 }
             }
@@ -400,7 +396,12 @@ impl Engine {
                     explained.request.resource_type,
                 ) {
                     if let Some((_, mix)) = self.days.get_mut(client) {
-                        *mix.entry(ty.to_string()).or_default() += 1;
+                        match mix.get_mut(ty) {
+                            Some(n) => *n += 1,
+                            None => {
+                                mix.insert(ty.to_string(), 1);
+                            }
+                        }
                     }
                 }
             }
@@ -420,9 +421,7 @@ fn observe_access(
 ) {
     let served = (200..300).contains(&access.status);
     if let Some(purpose) = access.purpose_of_use.as_deref() {
-        profile
-            .purposes
-            .observe(&purpose.to_string(), time, learning);
+        profile.purposes.observe(purpose, time, learning);
     }
     if !served {
         return;
@@ -432,7 +431,7 @@ fn observe_access(
         profile.resources.observe(&key, time, learning);
     }
     if let Some(op) = request.operation.as_deref() {
-        profile.operations.observe(&op.to_string(), time, learning);
+        profile.operations.observe(op, time, learning);
     }
     if request.is_population_level() {
         let kind = if request.is_bulk_export() {
@@ -440,9 +439,7 @@ fn observe_access(
         } else {
             "search"
         };
-        profile
-            .population
-            .observe(&kind.to_string(), time, learning);
+        profile.population.observe(kind, time, learning);
     }
     if let Some(slot) = profile.hour_of_week.get_mut(local_hour_of_week) {
         *slot += 1;

@@ -101,8 +101,14 @@ impl Default for TokenCacheConfig {
     }
 }
 
+/// Distinct scope strings remembered for reuse; beyond it the memo starts over.
+const MAX_MEMO_SCOPE_STRINGS: usize = 4096;
+
 pub struct TokenCache {
     config: TokenCacheConfig,
+    /// Parsed grants by their scope string: an app's tokens mostly carry the same string, so
+    /// each distinct string is parsed and normalised once.
+    parsed: HashMap<String, Arc<ScopeSet>>,
     by_id: HashMap<Text, TokenInfo>,
     /// (eviction time, token id), for expiry in time order.
     by_eviction: BTreeSet<(Timestamp, Text)>,
@@ -114,6 +120,7 @@ impl TokenCache {
     pub fn new(config: TokenCacheConfig) -> TokenCache {
         TokenCache {
             config,
+            parsed: HashMap::new(),
             by_id: HashMap::new(),
             by_eviction: BTreeSet::new(),
             evicted_early: 0,
@@ -143,7 +150,7 @@ impl TokenCache {
                     token_id: token_id.clone(),
                     client_id: event.common.client_id.clone(),
                     grant_type: event.grant_type.clone(),
-                    scopes: Arc::new(ScopeSet::parse(granted)),
+                    scopes: self.parse_scopes(granted),
                     patient: event.patient.clone(),
                     user: event.common.user.clone(),
                     issued_at,
@@ -157,6 +164,18 @@ impl TokenCache {
             }
         }
         None
+    }
+
+    fn parse_scopes(&mut self, granted: &str) -> Arc<ScopeSet> {
+        if let Some(set) = self.parsed.get(granted) {
+            return Arc::clone(set);
+        }
+        if self.parsed.len() >= MAX_MEMO_SCOPE_STRINGS {
+            self.parsed.clear();
+        }
+        let set = Arc::new(ScopeSet::parse(granted));
+        self.parsed.insert(granted.to_string(), Arc::clone(&set));
+        set
     }
 
     fn eviction_time(&self, info: &TokenInfo) -> Timestamp {

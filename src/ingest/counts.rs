@@ -97,10 +97,11 @@ impl IngestSummary {
     }
 
     /// Counts a late event of the most recently read source.
-    pub fn record_late(&mut self) {
+    /// Counts a late event against the (latest) source of that name.
+    pub fn record_late(&mut self, source: &str) {
         self.totals.late += 1;
-        if let Some(last) = self.sources.last_mut() {
-            last.late += 1;
+        if let Some(counts) = self.sources.iter_mut().rev().find(|s| s.source == source) {
+            counts.late += 1;
         }
     }
 

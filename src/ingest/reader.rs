@@ -59,8 +59,12 @@ impl Ingestor {
 
     /// Dead-letters an event that was accepted but rejected later (e.g. late), counting it
     /// against the most recently read source.
-    pub fn dead_letter_late(&mut self, record: &DeadLetter) -> Result<(), IngestError> {
-        self.summary.record_late();
+    pub fn dead_letter_late(
+        &mut self,
+        source: &str,
+        record: &DeadLetter,
+    ) -> Result<(), IngestError> {
+        self.summary.record_late(source);
         self.dead_letter
             .write(record)
             .map_err(IngestError::DeadLetter)

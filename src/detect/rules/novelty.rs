@@ -213,7 +213,8 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
     let client = &common.client_id;
     let baseline = established_scopes(profile);
     let delta = granted.additions_over(&baseline);
-    let baseline_json = json!({ "established_scopes": baseline.normalized() });
+    // Built only when a finding needs it: most grants add nothing.
+    let baseline_json = || json!({ "established_scopes": baseline.normalized() });
     let token = event.token_id.clone();
     let mut push = |mut f: Finding| {
         f.token_id = token.clone();
@@ -229,7 +230,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
                 from.map_or("no resource", |c| c.as_str())
             ),
             json!({ "context": to.as_str(), "granted_scopes": granted.normalized() }),
-            baseline_json.clone(),
+            baseline_json(),
         ));
     }
     if !delta.new_wildcards.is_empty() {
@@ -241,7 +242,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
                 delta.new_wildcards.join(" ")
             ),
             json!({ "new_wildcards": delta.new_wildcards, "added": delta.added }),
-            baseline_json.clone(),
+            baseline_json(),
         ));
     }
     let specific: Vec<&str> = delta
@@ -264,7 +265,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
                 specific.join(" ")
             ),
             json!({ "added": delta.added }),
-            baseline_json.clone(),
+            baseline_json(),
         ));
     }
     if delta.adds_offline_access() {
@@ -275,13 +276,11 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
                 "{client} obtained offline_access (long-lived refresh tokens) for the first time."
             ),
             json!({ "new_scopes": delta.new_other }),
-            baseline_json,
+            baseline_json(),
         ));
     }
     if let Some(grant) = event.grant_type.as_deref() {
-        if profile.grant_types.has_established()
-            && !profile.grant_types.is_established(&grant.to_string())
-        {
+        if profile.grant_types.has_established() && !profile.grant_types.is_established(grant) {
             let usual: Vec<&String> = profile.grant_types.established_keys().collect();
             let rule = if grant == "authorization_code" {
                 &NEW_GRANT_TYPE_INTERACTIVE
@@ -316,9 +315,7 @@ pub fn check_access(
         out.push(f);
     };
     if let Some(purpose) = access.purpose_of_use.as_deref() {
-        if profile.purposes.has_established()
-            && !profile.purposes.is_established(&purpose.to_string())
-        {
+        if profile.purposes.has_established() && !profile.purposes.is_established(purpose) {
             let usual: Vec<&String> = profile.purposes.established_keys().collect();
             push(finding(
                 common,
@@ -341,7 +338,7 @@ pub fn check_access(
             _ => None,
         };
         if let Some(rule) = rule {
-            if !profile.operations.is_established(&op.to_string()) {
+            if !profile.operations.is_established(op) {
                 push(finding(
                     common,
                     rule,

@@ -1,6 +1,6 @@
 //! A granted (or requested) scope string as a normalised set, and what it covers.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::parse::{Context, ResourceScope, ResourceTarget, Scope};
 use super::perms::Perms;
@@ -12,7 +12,8 @@ use super::perms::Perms;
 pub struct ScopeSet {
     resources: Vec<ResourceScope>,
     /// Non-resource scopes (launch, identity, refresh, custom), in canonical spelling.
-    others: BTreeSet<Scope>,
+    /// Keyed by canonical spelling (computed once per insert, not per comparison).
+    others: BTreeMap<String, Scope>,
     /// Tokens that are not valid SMART scopes, with the reason.
     invalid: Vec<(String, String)>,
 }
@@ -33,8 +34,9 @@ impl Ord for Scope {
 pub struct Coverage {
     /// Letters the request needs that no applicable scope grants (empty = covered).
     pub missing: Perms,
-    /// Normalised scopes that contributed letters.
-    pub by: Vec<String>,
+    /// Indices into [`ScopeSet::resources`] of the scopes that contributed letters (names via
+    /// [`ScopeSet::names_of`]; kept as indices so the per-access check allocates nothing).
+    pub by: Vec<usize>,
     /// Covered only through scopes with search constraints: the server has to filter results.
     pub constrained: bool,
 }
@@ -80,7 +82,7 @@ impl ScopeSet {
                 }
             }
             other => {
-                self.others.insert(other);
+                self.others.entry(other.normalized()).or_insert(other);
             }
         }
     }
@@ -104,14 +106,14 @@ impl ScopeSet {
             scope.perms = scope.perms.minus(implied);
         }
         self.resources.retain(|r| !r.perms.is_empty());
-        self.resources.sort_by_key(|r| r.normalized());
+        self.resources.sort_by_cached_key(|r| r.normalized());
     }
 
     pub fn resources(&self) -> &[ResourceScope] {
         &self.resources
     }
     pub fn others(&self) -> impl Iterator<Item = &Scope> {
-        self.others.iter()
+        self.others.values()
     }
     pub fn invalid(&self) -> &[(String, String)] {
         &self.invalid
@@ -125,7 +127,7 @@ impl ScopeSet {
                 .coverage_for(r.context, &r.resource, r.perms)
                 .is_covered(),
             Scope::Invalid { raw, .. } => self.invalid.iter().any(|(r, _)| r == raw),
-            other => self.others.contains(other),
+            other => self.others.contains_key(&other.normalized()),
         }
     }
 
@@ -141,7 +143,7 @@ impl ScopeSet {
     /// prefixed with `!`.
     pub fn normalized(&self) -> Vec<String> {
         let mut out: Vec<String> = self.resources.iter().map(|r| r.normalized()).collect();
-        out.extend(self.others.iter().map(|s| s.normalized()));
+        out.extend(self.others.keys().cloned());
         out.extend(self.invalid.iter().map(|(raw, _)| format!("!{raw}")));
         out
     }
@@ -150,13 +152,22 @@ impl ScopeSet {
     /// invalid tokens as they were written): what a snapshot stores.
     pub fn to_tokens(&self) -> Vec<String> {
         let mut out: Vec<String> = self.resources.iter().map(|r| r.normalized()).collect();
-        out.extend(self.others.iter().map(|s| s.normalized()));
+        out.extend(self.others.keys().cloned());
         out.extend(self.invalid.iter().map(|(raw, _)| raw.clone()));
         out
     }
 
     pub fn from_tokens(tokens: &[String]) -> ScopeSet {
         ScopeSet::from_scopes(tokens.iter().map(|t| Scope::parse(t)))
+    }
+
+    /// Normalised names of the resource scopes at `indices` (as in [`Coverage::by`]).
+    pub fn names_of(&self, indices: &[usize]) -> Vec<String> {
+        indices
+            .iter()
+            .filter_map(|&i| self.resources.get(i))
+            .map(ResourceScope::normalized)
+            .collect()
     }
 
     /// The normalised set as one space-separated string.
@@ -181,7 +192,7 @@ impl ScopeSet {
         let mut unconstrained = Perms::NONE;
         let mut constrained = Perms::NONE;
         let mut by = Vec::new();
-        for scope in &self.resources {
+        for (index, scope) in self.resources.iter().enumerate() {
             if !scope.applies_to(context, resource) || !scope.perms.intersects(perms) {
                 continue;
             }
@@ -190,7 +201,7 @@ impl ScopeSet {
             } else {
                 constrained = constrained.union(scope.perms);
             }
-            by.push(scope.normalized());
+            by.push(index);
         }
         let missing = perms.minus(unconstrained.union(constrained));
         Coverage {
@@ -250,7 +261,10 @@ mod tests {
         let s = ScopeSet::parse("system/*.r system/Observation.s");
         let c = s.coverage_for(Context::System, &ty("Observation"), Perms::V1_READ);
         assert!(c.is_covered());
-        assert_eq!(c.by, vec!["system/*.r", "system/Observation.s"]);
+        assert_eq!(
+            s.names_of(&c.by),
+            vec!["system/*.r", "system/Observation.s"]
+        );
         let c = s.coverage_for(Context::System, &ty("Condition"), Perms::V1_READ);
         assert_eq!(c.missing, Perms::SEARCH);
     }
