@@ -46,6 +46,7 @@ fn measure(path: &str) {
         ingestor,
         &mut engine,
         300,
+        None,
         &mut |alerts| {
             emitted += alerts.len();
             Ok(())

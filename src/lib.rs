@@ -15,3 +15,4 @@ pub mod pipeline;
 pub mod registry;
 pub mod simulate;
 pub mod smart;
+pub mod sql;

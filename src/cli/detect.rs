@@ -18,6 +18,7 @@ use crate::ingest::{
 };
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
+use crate::sql::history::{write_alerts, write_baselines, write_dead_letters, HistoryWriter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -66,6 +67,16 @@ pub struct DetectArgs {
     /// days and close open incidents before checkpointing (always done without --state).
     #[arg(long, requires = "state")]
     pub flush: bool,
+
+    /// History store: accepted events, alerts, dead letters and baselines as Hive-partitioned
+    /// Parquet, for `scopewatch sql`. Re-running over the same input files replaces that run's
+    /// files instead of adding duplicates.
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    pub data: PathBuf,
+
+    /// Do not write the history store.
+    #[arg(long)]
+    pub no_history: bool,
 
     /// Where rejected lines and late events go, as NDJSON; created only when needed.
     #[arg(
@@ -201,15 +212,28 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             );
         }
     }
+    let run_id = run_id(&sources);
+    let mut history = (!args.no_history)
+        .then(|| HistoryWriter::new(&args.data, &run_id, args.fhir_base.as_deref()));
+    let mut tap = |e: &crate::event::Event| match history.as_mut() {
+        Some(h) => h.add(e).map_err(|e| format!("writing history: {e}")),
+        None => Ok(()),
+    };
+    let mut all_alerts: Vec<Alert> = Vec::new();
+    let keep_alerts = !args.no_history;
     let replayed = replay(
         &sources,
         ingestor,
         &mut engine,
         args.lateness,
+        Some(&mut tap),
         &mut |alerts| {
             for a in alerts {
                 tally.add(a);
                 write_alert(&mut alerts_out, a, format)?;
+            }
+            if keep_alerts {
+                all_alerts.extend_from_slice(alerts);
             }
             Ok(())
         },
@@ -228,6 +252,9 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     } else {
         Some(engine.carried_over())
     };
+    if keep_alerts {
+        all_alerts.extend_from_slice(&pending);
+    }
     for a in pending.drain(..) {
         tally.add(&a);
         write_alert(&mut alerts_out, &a, format)
@@ -239,6 +266,35 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     progress.done();
     let dead_lettered = ingestor.dead_lettered();
     let summary = ingestor.finish()?;
+    let history_report = match history.as_mut() {
+        Some(h) => {
+            let counts = h
+                .finish()
+                .with_context(|| format!("writing history to {}", args.data.display()))?;
+            let alert_files = write_alerts(&args.data, &run_id, &all_alerts)?;
+            // Only a dead-letter file this run created holds this run's records.
+            let dead_letter_rows = if dead_lettered > 0 && args.dead_letter != "-" {
+                write_dead_letters(
+                    &args.data,
+                    &run_id,
+                    crate::event::Timestamp::now(),
+                    std::path::Path::new(&args.dead_letter),
+                )?
+            } else {
+                0
+            };
+            write_baselines(&args.data, engine.baselines())?;
+            Some(serde_json::json!({
+                "dir": args.data.display().to_string(),
+                "access_rows": counts.access_rows,
+                "token_rows": counts.token_rows,
+                "alert_rows": all_alerts.len(),
+                "dead_letter_rows": dead_letter_rows,
+                "files": counts.files + alert_files,
+            }))
+        }
+        None => None,
+    };
     if let Some(dir) = &state_dir {
         for counts in &summary.sources {
             *positions.entry(counts.source.clone()).or_insert(0) += counts.bytes;
@@ -267,6 +323,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "apps": engine.baselines().apps.len(),
         },
         "carried_over": carried,
+        "history": history_report,
         "elapsed_seconds": elapsed,
     });
     match log_format {
@@ -278,6 +335,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 "detection: {} events ({} accesses, {} explained by their token, {} with an unknown token), {} findings, {:.1} s",
                 stats.events, stats.accesses, stats.explained, stats.unknown_token, stats.findings, elapsed
             );
+            if let Some(h) = &history_report {
+                eprintln!(
+                    "history: {} access rows, {} token rows, {} alerts written to {} (scopewatch sql --data {})",
+                    h["access_rows"], h["token_rows"], h["alert_rows"], args.data.display(), args.data.display()
+                );
+            }
             if let Some(c) = carried {
                 eprintln!(
                     "carried over in {state_name}: {} buffered events, {} live tokens, {} open hours, {} open incidents (--flush ends the stream instead)",
@@ -303,4 +366,23 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Rejected
     })
+}
+
+/// Names this run's history files: the same input files (names and sizes) give the same id, so
+/// re-running over them replaces their files instead of duplicating rows; stdin gets the time.
+fn run_id(sources: &[crate::ingest::Source]) -> String {
+    let mut fields: Vec<String> = Vec::new();
+    for s in sources {
+        match s {
+            crate::ingest::Source::File(path) => {
+                let len = std::fs::metadata(path).map_or(0, |m| m.len());
+                fields.push(format!("{}:{len}", path.display()));
+            }
+            crate::ingest::Source::Stdin => {
+                fields.push(format!("stdin:{}", crate::event::Timestamp::now().0));
+            }
+        }
+    }
+    let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+    crate::alert::stable_id(&refs)[..16].to_string()
 }

@@ -6,6 +6,7 @@ mod logging;
 mod output;
 mod progress;
 mod simulate;
+mod sql;
 mod validate;
 
 use std::process::ExitCode;
@@ -50,8 +51,12 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Run the streaming service over Kafka, files or stdin (not available yet: issue #6).
     Run(NotYet),
-    /// SQL over access history, alerts and baselines (not available yet: issue #4).
-    Sql(NotYet),
+    /// SQL over access history, alerts and baselines (DataFusion; read-only).
+    ///
+    /// Tables: access, tokens, alerts, dead_letter (from `detect --data`) and baseline_*;
+    /// functions scope_covers, scope_is_wildcard, scope_normalize, scope_context,
+    /// fhir_resource_type, fhir_interaction, fhir_patient. Saved queries are in queries/.
+    Sql(sql::SqlArgs),
     /// Generate realistic multi-app logs with injected anomalies, labels and an app registry.
     Simulate(simulate::SimulateArgs),
     /// Score alerts against labelled incidents: precision and recall per category and rule,
@@ -94,7 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Detect(args) => detect::run(args, cli.log_format),
         Command::Eval(args) => eval::run(args),
         Command::Run(_) => not_yet("run", 6),
-        Command::Sql(_) => not_yet("sql", 4),
+        Command::Sql(args) => sql::run(args),
         Command::Simulate(args) => simulate::run(args),
     }
 }

@@ -98,6 +98,14 @@ impl Timestamp {
         Ok(Timestamp(seconds * MICROS_PER_SECOND + micros))
     }
 
+    /// The wall clock (for names of runs, never for event time).
+    pub fn now() -> Timestamp {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        Timestamp(micros)
+    }
+
     /// RFC 3339 in UTC with microseconds, e.g. `2024-03-01T12:00:00.000000Z`.
     pub fn to_rfc3339(self) -> String {
         let secs = self.0.div_euclid(MICROS_PER_SECOND);

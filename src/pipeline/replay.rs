@@ -29,6 +29,9 @@ pub enum ReplayError {
     Alerts(#[source] std::io::Error),
     #[error("the reading thread panicked")]
     ReaderPanicked,
+    /// The tap (e.g. the history writer) failed; reading stopped.
+    #[error("{0}")]
+    Tap(String),
 }
 
 /// What the reader sends: accepted events with where they came from.
@@ -43,6 +46,10 @@ pub struct Progress<'a> {
     pub offset: u64,
 }
 
+/// A function that sees every accepted event on the reading thread, before the engine does
+/// (late events included): the history writer.
+pub type Tap<'a> = &'a mut (dyn FnMut(&Event) -> Result<(), String> + Send);
+
 /// Replays `sources` in order through `engine`. `on_alerts` receives every batch of alerts as
 /// the engine emits them; an error from it stops the run. `on_progress` is called once per batch.
 /// Does not call `engine.finish` (the caller decides whether the end of input ends the stream).
@@ -52,13 +59,14 @@ pub fn replay(
     ingestor: Ingestor,
     engine: &mut Engine,
     lateness_seconds: i64,
+    tap: Option<Tap<'_>>,
     on_alerts: &mut dyn FnMut(&[Alert]) -> std::io::Result<()>,
     on_progress: &mut dyn FnMut(&Progress<'_>),
 ) -> Result<(Ingestor, u64), ReplayError> {
     let names: Vec<String> = sources.iter().map(Source::name).collect();
     let (tx, rx) = sync_channel::<Message>(IN_FLIGHT);
     let (result, late) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read_all(sources, ingestor, tx));
+        let reader = scope.spawn(move || read_all(sources, ingestor, tap, tx));
         let late = drive(&rx, engine, &names, on_alerts, on_progress);
         // On an alert error the receiver goes away and the reader stops at its next send.
         drop(rx);
@@ -126,14 +134,23 @@ fn drive(
 fn read_all(
     sources: &[Source],
     mut ingestor: Ingestor,
+    mut tap: Option<Tap<'_>>,
     tx: SyncSender<Message>,
-) -> Result<Ingestor, IngestError> {
+) -> Result<Ingestor, ReplayError> {
     let mut batch = Vec::with_capacity(BATCH);
     let mut open = true;
+    let mut tap_error = None;
     for (index, source) in sources.iter().enumerate() {
         ingestor.ingest(source, &mut |event, pos| {
             if !open {
                 return;
+            }
+            if let Some(tap) = tap.as_mut() {
+                if let Err(e) = tap(&event) {
+                    tap_error = Some(e);
+                    open = false;
+                    return;
+                }
             }
             batch.push((event, index, pos));
             if batch.len() == BATCH {
@@ -144,6 +161,9 @@ fn read_all(
         if !open {
             break;
         }
+    }
+    if let Some(e) = tap_error {
+        return Err(ReplayError::Tap(e));
     }
     if open && !batch.is_empty() {
         let _ = tx.send(Message::Events(batch));

@@ -415,6 +415,11 @@ pub fn simulate(config: &SimConfig) -> Simulation {
         }
     }
 
+    // Background that no rule should weigh heavily, from a separate random stream so the rest
+    // of the data (and every injected anomaly) stays exactly as it was.
+    let main_rng = std::mem::replace(&mut g.rng, Rng::new(config.seed ^ 0x5EED_DE41));
+    background(&mut g, config.days);
+    g.rng = main_rng;
     let labels = inject(&mut g, config.days);
     g.events.sort_by_key(|(t, seq, _)| (*t, *seq));
     Simulation {
@@ -424,6 +429,61 @@ pub fn simulate(config: &SimConfig) -> Simulation {
         registry_toml: registry_toml(),
     }
 }
+
+/// Consent the user declined (denied authorization requests) for the interactive apps, and a
+/// new app (`trial-reader`, not in the registry) that appears in the last four days.
+fn background(g: &mut Gen, days: i64) {
+    for day in 0..days {
+        for client in ["patient-portal", "ehr-charts"] {
+            if g.rng.unit() < 0.3 {
+                let t = Timestamp(
+                    g.at(day, 9).0 + g.rng.range(0, 10 * 3600) as i64 * MICROS_PER_SECOND,
+                );
+                g.push(Event::Token(TokenEvent {
+                    common: common(t, client),
+                    event: TokenAction::Denied,
+                    token_id: None,
+                    grant_type: Some("authorization_code".into()),
+                    scope_requested: Some(app(client).scopes.into()),
+                    scope_granted: None,
+                    patient: None,
+                    expires_in: None,
+                }));
+            }
+        }
+    }
+    for day in days.saturating_sub(4)..days {
+        for hour in [10, 14] {
+            let t0 = Timestamp(g.at(day, hour).0 + g.rng.range(0, 3000) as i64 * MICROS_PER_SECOND);
+            let patient = format!("pat-{:05}", g.rng.range(1, 20_000));
+            let token = g.token(
+                t0,
+                TRIAL_APP,
+                "authorization_code",
+                "launch/patient openid fhirUser patient/Observation.rs",
+                Some(&patient),
+                3600,
+            );
+            for i in 0..3 {
+                g.access(
+                    Timestamp(t0.0 + (i + 1) * 20 * MICROS_PER_SECOND),
+                    TRIAL_APP,
+                    &token,
+                    "GET",
+                    format!("Observation?patient={patient}&category=vital-signs"),
+                    200,
+                    12,
+                    14_400,
+                    Some(&patient),
+                    "TREAT",
+                );
+            }
+        }
+    }
+}
+
+/// The app that appears late in the simulated period (unregistered).
+pub const TRIAL_APP: &str = "trial-reader";
 
 fn app(id: &str) -> &'static Archetype {
     ARCHETYPES

@@ -1,0 +1,210 @@
+//! `scopewatch sql`: SQL over the history store (DataFusion), read-only.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::output::Output;
+use super::Outcome;
+use crate::ingest::{expand_inputs, DeadLetterWriter, IngestOptions, Ingestor};
+use crate::sql::history::{write_dead_letters, HistoryWriter};
+use crate::sql::output::{OutputFormat, ResultWriter};
+use crate::sql::session::{open, plan, read_only_statements, SqlError};
+
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// History store written by `scopewatch detect` (tables access, tokens, alerts,
+    /// dead_letter, baseline_*).
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    pub data: PathBuf,
+
+    /// Query archived NDJSON directly instead of a history store: the files are read through
+    /// the event parser into temporary `access`/`tokens`/`dead_letter` tables.
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "data")]
+    pub input: Vec<String>,
+
+    /// Run this SQL (several statements separated by `;` run in order).
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub command: Option<String>,
+
+    /// Run the SQL in this file (e.g. one of `queries/`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Result format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Write results to FILE instead of stdout (required for parquet).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<String>,
+
+    /// FHIR base URL for absolute URLs whose base is not recognised automatically (--input).
+    #[arg(long, value_name = "URL")]
+    pub fhir_base: Option<String>,
+}
+
+pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
+    if args.output == OutputFormat::Parquet && args.out.is_none() {
+        anyhow::bail!("--output parquet needs --out FILE");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")?;
+    // Holds the temporary store of --input until the end of the run.
+    let mut _scratch = None;
+    let data: PathBuf = if args.input.is_empty() {
+        if !args.data.exists() {
+            anyhow::bail!(
+                "{} does not exist: run `scopewatch detect … --data {}` first, or query files directly with --input",
+                args.data.display(),
+                args.data.display()
+            );
+        }
+        args.data.clone()
+    } else {
+        let dir = tempfile::tempdir().context("creating a temporary store")?;
+        load_inputs(&args.input, dir.path(), args.fhir_base.as_deref())?;
+        let path = dir.path().to_path_buf();
+        _scratch = Some(dir);
+        path
+    };
+    let ctx = runtime.block_on(open(&data))?;
+    let script = match (&args.command, &args.file) {
+        (Some(sql), _) => Some(sql.clone()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+        ),
+        (None, None) if !std::io::stdin().is_terminal() => {
+            let mut sql = String::new();
+            std::io::stdin()
+                .read_to_string(&mut sql)
+                .context("reading SQL from stdin")?;
+            Some(sql)
+        }
+        (None, None) => None,
+    };
+    match script {
+        Some(sql) => {
+            runtime.block_on(run_script(&ctx, &sql, &args))?;
+            Ok(Outcome::Clean)
+        }
+        None => repl(&runtime, &ctx, &args),
+    }
+}
+
+/// Reads archived NDJSON into a temporary history store.
+fn load_inputs(inputs: &[String], dir: &Path, fhir_base: Option<&str>) -> anyhow::Result<()> {
+    let (sources, skipped) = expand_inputs(inputs)?;
+    let dead_letter_path = dir.join("dead-letter.ndjson");
+    let file = std::fs::File::create(&dead_letter_path)
+        .with_context(|| format!("creating {}", dead_letter_path.display()))?;
+    let mut ingestor = Ingestor::new(
+        IngestOptions::default(),
+        DeadLetterWriter::new(Box::new(std::io::BufWriter::new(file))),
+    );
+    ingestor.skip_files(skipped);
+    let mut writer = HistoryWriter::new(dir, "input", fhir_base);
+    let mut failed = None;
+    for source in &sources {
+        ingestor.ingest(source, &mut |event, _| {
+            if failed.is_none() {
+                if let Err(e) = writer.add(&event) {
+                    failed = Some(e);
+                }
+            }
+        })?;
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    writer.finish()?;
+    let summary = ingestor.finish()?;
+    write_dead_letters(
+        dir,
+        "input",
+        crate::event::Timestamp::now(),
+        &dead_letter_path,
+    )?;
+    eprint!("{}", summary.render_table());
+    Ok(())
+}
+
+async fn run_script(ctx: &SessionContext, sql: &str, args: &SqlArgs) -> anyhow::Result<()> {
+    let statements = read_only_statements(sql)?;
+    if statements.is_empty() {
+        anyhow::bail!("no SQL statement given");
+    }
+    for statement in statements {
+        run_statement(ctx, &statement, args).await?;
+    }
+    Ok(())
+}
+
+/// Plans and runs one statement, streaming its result to the output; reports rows and time.
+async fn run_statement(ctx: &SessionContext, sql: &str, args: &SqlArgs) -> Result<(), SqlError> {
+    let started = Instant::now();
+    let df = plan(ctx, sql).await?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let out: Box<dyn Write + Send> = Box::new(Output::new(args.out.as_deref().unwrap_or("-")));
+    let mut writer = ResultWriter::new(args.output, out, &schema).map_err(SqlError::Query)?;
+    let mut stream = df.execute_stream().await?;
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        writer.write(&batch).map_err(SqlError::Query)?;
+    }
+    writer.finish(&schema).map_err(SqlError::Query)?;
+    eprintln!(
+        "({rows} row{}, {:.3} s)",
+        if rows == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Interactive use: line editing and in-memory history (not saved to disk: queries may name
+/// patients). A statement ends with `;`; `\q` or Ctrl-D quits.
+fn repl(
+    runtime: &tokio::runtime::Runtime,
+    ctx: &SessionContext,
+    args: &SqlArgs,
+) -> anyhow::Result<Outcome> {
+    let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
+    eprintln!("scopewatch sql — tables: access, tokens, alerts, dead_letter, baseline_*; end statements with ';', \\q to quit");
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { "sql> " } else { "  -> " };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if buffer.is_empty() && line.trim() == "\\q" {
+                    break;
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if line.trim_end().ends_with(';') {
+                    let _ = editor.add_history_entry(buffer.trim());
+                    if let Err(e) = runtime.block_on(run_script(ctx, &buffer, args)) {
+                        eprintln!("error: {e:#}");
+                    }
+                    buffer.clear();
+                }
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => buffer.clear(),
+            Err(rustyline::error::ReadlineError::Eof) => break,
+            Err(e) => return Err(e).context("reading input"),
+        }
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,53 @@
+//! The history store in `--data DIR`: accepted events (`access`, `tokens`), alerts and
+//! dead-letter records as Hive-partitioned Parquet, and the baseline tables of the detection
+//! core. See `writer.rs` for the layout and how files are written.
+
+mod records;
+mod schema;
+mod writer;
+
+use std::path::Path;
+
+use thiserror::Error;
+
+pub use records::{write_alerts, write_baselines, write_dead_letters};
+pub use schema::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
+pub use writer::{date_of, HistoryCounts, HistoryWriter, FLUSH_ROWS};
+
+/// The tables of the store, as directories under the data directory.
+pub const TABLES: [&str; 4] = ["access", "tokens", "alerts", "dead_letter"];
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parquet { path: String, message: String },
+    #[error("building a history batch: {0}")]
+    Arrow(String),
+    #[error("{path} line {line}: {message}")]
+    Record {
+        path: String,
+        line: u64,
+        message: String,
+    },
+}
+
+impl HistoryError {
+    fn io(path: &Path, source: std::io::Error) -> HistoryError {
+        HistoryError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    fn parquet(path: &Path, e: impl std::fmt::Display) -> HistoryError {
+        HistoryError::Parquet {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! The history store writer: every accepted event as a row of `access` or `tokens`, in
+//! Hive-partitioned Parquet (`<data>/<table>/date=YYYY-MM-DD/part-<run>-<n>.parquet`).
+//!
+//! Rows are buffered per date and written sorted by (patient, time) in row groups of 64 k rows
+//! with a bloom filter on `patient`, so a one-patient lookup prunes by partition, row-group
+//! statistics and bloom filter instead of scanning. Every file is written to a dot-prefixed
+//! temporary name and renamed into place: a crash never leaves a half-written file where a
+//! query would read it (readers skip dot files). Memory is bounded by `FLUSH_ROWS` per open date
+//! and `MAX_OPEN_DATES`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
+
+use super::schema::{access_schema, tokens_schema};
+use super::HistoryError;
+use crate::event::{AccessEvent, Event, Text, Timestamp, TokenEvent};
+use crate::smart::request::Classifier;
+use crate::smart::scope::ScopeSet;
+
+/// Rows buffered per date before a file is written.
+pub const FLUSH_ROWS: usize = 262_144;
+/// Dates buffered at once; the oldest is written out when a new one would exceed this.
+const MAX_OPEN_DATES: usize = 4;
+const ROW_GROUP_ROWS: usize = 65_536;
+/// Tokens remembered for the `granted_scopes` join; beyond it the map starts over.
+const MAX_TOKENS: usize = 1_000_000;
+
+/// A granted scope list shared by every access of the token.
+type Granted = Arc<Vec<String>>;
+
+struct AccessRow {
+    event: AccessEvent,
+    patient: Option<Text>,
+    resource_type: Option<&'static str>,
+    interaction: &'static str,
+    operation: Option<String>,
+    patient_scope: &'static str,
+    population_level: bool,
+    page_size: Option<i64>,
+    granted: Option<Granted>,
+    token_patient: Option<Text>,
+}
+
+struct TokenRow {
+    event: TokenEvent,
+    granted: Option<Granted>,
+    context: Option<&'static str>,
+}
+
+/// What the writer did, for the end-of-run report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryCounts {
+    pub access_rows: u64,
+    pub token_rows: u64,
+    pub files: u64,
+}
+
+pub struct HistoryWriter {
+    root: PathBuf,
+    run_id: String,
+    classifier: Classifier,
+    tokens: HashMap<Text, (Granted, Option<Text>)>,
+    access: BTreeMap<String, Vec<AccessRow>>,
+    token_rows: BTreeMap<String, Vec<TokenRow>>,
+    seq: u64,
+    counts: HistoryCounts,
+}
+
+/// The UTC date (`YYYY-MM-DD`) of an instant: the partition it goes to.
+pub fn date_of(t: Timestamp) -> String {
+    t.to_rfc3339()[..10].to_string()
+}
+
+impl HistoryWriter {
+    /// `run_id` names this run's files (unique per run, so runs never overwrite each other).
+    pub fn new(root: &Path, run_id: &str, fhir_base: Option<&str>) -> HistoryWriter {
+        HistoryWriter {
+            root: root.to_path_buf(),
+            run_id: run_id.to_string(),
+            classifier: fhir_base.map_or_else(Classifier::new, Classifier::with_base),
+            tokens: HashMap::new(),
+            access: BTreeMap::new(),
+            token_rows: BTreeMap::new(),
+            seq: 0,
+            counts: HistoryCounts::default(),
+        }
+    }
+
+    pub fn counts(&self) -> &HistoryCounts {
+        &self.counts
+    }
+
+    /// Adds one accepted event (in input order).
+    pub fn add(&mut self, event: &Event) -> Result<(), HistoryError> {
+        match event {
+            Event::Token(t) => self.add_token(t),
+            Event::Access(a) => self.add_access(a),
+        }
+    }
+
+    fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
+        let parsed = t.scope_granted.as_deref().map(ScopeSet::parse);
+        let granted = parsed.as_ref().map(|s| Arc::new(s.normalized()));
+        let context = parsed
+            .as_ref()
+            .and_then(ScopeSet::max_context)
+            .map(|c| c.as_str());
+        if let (Some(id), Some(g)) = (&t.token_id, &granted) {
+            if self.tokens.len() >= MAX_TOKENS {
+                self.tokens.clear();
+            }
+            self.tokens
+                .insert(id.clone(), (Arc::clone(g), t.patient.clone()));
+        }
+        let date = date_of(t.common.time);
+        self.token_rows
+            .entry(date.clone())
+            .or_default()
+            .push(TokenRow {
+                event: t.clone(),
+                granted,
+                context,
+            });
+        self.flush_if_needed(&date, Table::Tokens)
+    }
+
+    fn add_access(&mut self, a: &AccessEvent) -> Result<(), HistoryError> {
+        let request = self.classifier.classify(a.method, &a.url);
+        let named = request.patient_ids();
+        let patient = a
+            .patient
+            .clone()
+            .or_else(|| (named.len() == 1).then(|| Text::from(named[0])));
+        let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
+        let row = AccessRow {
+            patient,
+            resource_type: request.resource_type,
+            interaction: request.interaction.as_str(),
+            operation: request.operation.as_deref().map(str::to_string),
+            patient_scope: request.patient.as_str(),
+            population_level: request.is_population_level(),
+            page_size: request.count.map(i64::from),
+            granted: token.map(|(g, _)| Arc::clone(g)),
+            token_patient: token.and_then(|(_, p)| p.clone()),
+            event: a.clone(),
+        };
+        let date = date_of(a.common.time);
+        self.access.entry(date.clone()).or_default().push(row);
+        self.flush_if_needed(&date, Table::Access)
+    }
+
+    fn flush_if_needed(&mut self, date: &str, table: Table) -> Result<(), HistoryError> {
+        let (rows, open) = match table {
+            Table::Access => (self.access.get(date).map_or(0, Vec::len), self.access.len()),
+            Table::Tokens => (
+                self.token_rows.get(date).map_or(0, Vec::len),
+                self.token_rows.len(),
+            ),
+        };
+        if rows >= FLUSH_ROWS {
+            self.flush_date(table, date)?;
+        }
+        if open > MAX_OPEN_DATES {
+            let oldest = match table {
+                Table::Access => self.access.keys().next().cloned(),
+                Table::Tokens => self.token_rows.keys().next().cloned(),
+            };
+            if let Some(oldest) = oldest {
+                self.flush_date(table, &oldest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_date(&mut self, table: Table, date: &str) -> Result<(), HistoryError> {
+        let batch = match table {
+            Table::Access => match self.access.remove(date) {
+                Some(mut rows) => {
+                    rows.sort_by(|a, b| {
+                        (a.patient.is_none(), &a.patient, a.event.common.time).cmp(&(
+                            b.patient.is_none(),
+                            &b.patient,
+                            b.event.common.time,
+                        ))
+                    });
+                    self.counts.access_rows += rows.len() as u64;
+                    access_batch(&rows)?
+                }
+                None => return Ok(()),
+            },
+            Table::Tokens => match self.token_rows.remove(date) {
+                Some(rows) => {
+                    self.counts.token_rows += rows.len() as u64;
+                    tokens_batch(&rows)?
+                }
+                None => return Ok(()),
+            },
+        };
+        self.seq += 1;
+        let dir = self.root.join(table.name()).join(format!("date={date}"));
+        let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
+        write_parquet_atomic(&dir, &name, &batch, table == Table::Access)?;
+        self.counts.files += 1;
+        Ok(())
+    }
+
+    /// Writes everything still buffered.
+    pub fn finish(&mut self) -> Result<HistoryCounts, HistoryError> {
+        for date in self.access.keys().cloned().collect::<Vec<_>>() {
+            self.flush_date(Table::Access, &date)?;
+        }
+        for date in self.token_rows.keys().cloned().collect::<Vec<_>>() {
+            self.flush_date(Table::Tokens, &date)?;
+        }
+        Ok(self.counts.clone())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Access,
+    Tokens,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Access => "access",
+            Table::Tokens => "tokens",
+        }
+    }
+}
+
+fn opt_i64(v: Option<u64>) -> Option<i64> {
+    v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
+}
+
+fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
+    let n = rows.len();
+    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut strings: Vec<StringBuilder> = (0..8).map(|_| StringBuilder::new()).collect();
+    let mut status = Int32Builder::with_capacity(n);
+    let mut returned = Int64Builder::with_capacity(n);
+    let mut bytes = Int64Builder::with_capacity(n);
+    let mut patient = StringBuilder::new();
+    let mut patient_count = Int64Builder::with_capacity(n);
+    let mut purpose = StringBuilder::new();
+    let mut resource_type = StringBuilder::new();
+    let mut interaction = StringBuilder::new();
+    let mut operation = StringBuilder::new();
+    let mut patient_scope = StringBuilder::new();
+    let mut population = BooleanBuilder::with_capacity(n);
+    let mut page_size = Int64Builder::with_capacity(n);
+    let mut granted = ListBuilder::new(StringBuilder::new());
+    let mut token_patient = StringBuilder::new();
+    for r in rows {
+        let e = &r.event;
+        time.append_value(e.common.time.0);
+        strings[0].append_value(&e.common.client_id);
+        strings[1].append_option(e.common.user.as_deref());
+        strings[2].append_option(e.common.source_ip.as_deref());
+        strings[3].append_option(e.common.user_agent.as_deref());
+        strings[4].append_option(e.token_id.as_deref());
+        strings[5].append_value(e.method.as_str());
+        strings[6].append_value(&e.url);
+        status.append_value(i32::from(e.status));
+        returned.append_option(opt_i64(e.resources_returned));
+        bytes.append_option(opt_i64(e.bytes));
+        patient.append_option(r.patient.as_deref());
+        patient_count.append_option(opt_i64(e.patient_count));
+        purpose.append_option(e.purpose_of_use.as_deref());
+        resource_type.append_option(r.resource_type);
+        interaction.append_value(r.interaction);
+        operation.append_option(r.operation.as_deref());
+        patient_scope.append_value(r.patient_scope);
+        population.append_value(r.population_level);
+        page_size.append_option(r.page_size);
+        match &r.granted {
+            Some(g) => {
+                for s in g.iter() {
+                    granted.values().append_value(s);
+                }
+                granted.append(true);
+            }
+            None => granted.append(false),
+        }
+        token_patient.append_option(r.token_patient.as_deref());
+    }
+    let mut s = strings.into_iter();
+    let mut next = || s.next().map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(time.finish()),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        next().unwrap_or_else(empty),
+        Arc::new(status.finish()),
+        Arc::new(returned.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(patient.finish()),
+        Arc::new(patient_count.finish()),
+        Arc::new(purpose.finish()),
+        Arc::new(resource_type.finish()),
+        Arc::new(interaction.finish()),
+        Arc::new(operation.finish()),
+        Arc::new(patient_scope.finish()),
+        Arc::new(population.finish()),
+        Arc::new(page_size.finish()),
+        Arc::new(granted.finish()),
+        Arc::new(token_patient.finish()),
+    ];
+    batch(access_schema(), columns)
+}
+
+fn empty() -> ArrayRef {
+    Arc::new(StringBuilder::new().finish())
+}
+
+fn tokens_batch(rows: &[TokenRow]) -> Result<RecordBatch, HistoryError> {
+    let n = rows.len();
+    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut client = StringBuilder::new();
+    let mut user = StringBuilder::new();
+    let mut ip = StringBuilder::new();
+    let mut agent = StringBuilder::new();
+    let mut action = StringBuilder::new();
+    let mut token_id = StringBuilder::new();
+    let mut grant_type = StringBuilder::new();
+    let mut requested = StringBuilder::new();
+    let mut granted_raw = StringBuilder::new();
+    let mut granted = ListBuilder::new(StringBuilder::new());
+    let mut context = StringBuilder::new();
+    let mut patient = StringBuilder::new();
+    let mut expires = Int64Builder::with_capacity(n);
+    for r in rows {
+        let e = &r.event;
+        time.append_value(e.common.time.0);
+        client.append_value(&e.common.client_id);
+        user.append_option(e.common.user.as_deref());
+        ip.append_option(e.common.source_ip.as_deref());
+        agent.append_option(e.common.user_agent.as_deref());
+        action.append_value(e.event.as_str());
+        token_id.append_option(e.token_id.as_deref());
+        grant_type.append_option(e.grant_type.as_deref());
+        requested.append_option(e.scope_requested.as_deref());
+        granted_raw.append_option(e.scope_granted.as_deref());
+        match &r.granted {
+            Some(g) => {
+                for s in g.iter() {
+                    granted.values().append_value(s);
+                }
+                granted.append(true);
+            }
+            None => granted.append(false),
+        }
+        context.append_option(r.context);
+        patient.append_option(e.patient.as_deref());
+        expires.append_option(e.expires_in);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(time.finish()),
+        Arc::new(client.finish()),
+        Arc::new(user.finish()),
+        Arc::new(ip.finish()),
+        Arc::new(agent.finish()),
+        Arc::new(action.finish()),
+        Arc::new(token_id.finish()),
+        Arc::new(grant_type.finish()),
+        Arc::new(requested.finish()),
+        Arc::new(granted_raw.finish()),
+        Arc::new(granted.finish()),
+        Arc::new(context.finish()),
+        Arc::new(patient.finish()),
+        Arc::new(expires.finish()),
+    ];
+    batch(tokens_schema(), columns)
+}
+
+pub(super) fn batch(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, HistoryError> {
+    RecordBatch::try_new(schema, columns).map_err(|e| HistoryError::Arrow(e.to_string()))
+}
+
+/// Writes `batch` as `<dir>/<name>` through a dot-prefixed temporary file and a rename.
+pub(super) fn write_parquet_atomic(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    patient_bloom: bool,
+) -> Result<PathBuf, HistoryError> {
+    fs::create_dir_all(dir).map_err(|e| HistoryError::io(dir, e))?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    if patient_bloom {
+        props = props.set_column_bloom_filter_enabled(ColumnPath::from("patient"), true);
+    }
+    let file = File::create(&tmp).map_err(|e| HistoryError::io(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props.build()))
+        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+    writer
+        .write(batch)
+        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+    file.sync_all().map_err(|e| HistoryError::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| HistoryError::io(&path, e))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event_str;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn rows_go_to_date_partitions_sorted_by_patient_with_their_tokens_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HistoryWriter::new(dir.path(), "run1", None);
+        let lines = [
+            r#"{"type":"token","event":"issued","time":"2024-03-01T23:59:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.read launch/patient","patient":"p9"}"#,
+            r#"{"type":"access","time":"2024-03-01T23:59:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200}"#,
+            r#"{"type":"access","time":"2024-03-01T23:59:20Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p2","status":200}"#,
+            r#"{"type":"access","time":"2024-03-02T00:00:10Z","client_id":"app","method":"GET","url":"metadata","status":200}"#,
+        ];
+        for l in lines {
+            w.add(&parse_event_str(l).unwrap()).unwrap();
+        }
+        let counts = w.finish().unwrap();
+        assert_eq!(
+            (counts.access_rows, counts.token_rows, counts.files),
+            (3, 1, 3)
+        );
+        let all = files(dir.path());
+        let names: Vec<String> = all
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "access/date=2024-03-01/part-run1-00001.parquet",
+                "access/date=2024-03-02/part-run1-00002.parquet",
+                "tokens/date=2024-03-01/part-run1-00003.parquet",
+            ]
+        );
+        let file = File::open(&all[0]).unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let patient = batch.column_by_name("patient").unwrap().as_string::<i32>();
+        assert_eq!(
+            (patient.value(0), patient.value(1)),
+            ("p2", "p9"),
+            "sorted by patient"
+        );
+        let granted = batch
+            .column_by_name("granted_scopes")
+            .unwrap()
+            .as_list::<i32>();
+        let first = granted.value(0);
+        assert_eq!(first.as_string::<i32>().value(0), "patient/Observation.rs");
+        let token_patient = batch
+            .column_by_name("token_patient")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(token_patient.value(0), "p9");
+        let resource = batch
+            .column_by_name("resource_type")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(resource.value(0), "Observation");
+        assert!(!batch.column_by_name("population_level").unwrap().is_null(0));
+    }
+}

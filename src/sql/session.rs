@@ -1,0 +1,240 @@
+//! The SQL session: DataFusion over the history store, read-only.
+//!
+//! Tables: `access`, `tokens`, `alerts`, `dead_letter` (Hive-partitioned Parquet under the data
+//! directory, with the partition column `date`; an absent table is registered empty so saved
+//! queries still plan) and one `baseline_*` table per baseline profile.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+use thiserror::Error;
+
+use super::history::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
+use super::udf;
+use crate::baseline::table_names;
+
+#[derive(Debug, Error)]
+pub enum SqlError {
+    #[error("scopewatch sql is read-only: {0} statements are refused (only SELECT, WITH, EXPLAIN, SHOW and DESCRIBE run)")]
+    ReadOnly(String),
+    #[error("{0}")]
+    Query(String),
+    #[error("{path}: {message}")]
+    Table { path: String, message: String },
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(e: DataFusionError) -> SqlError {
+        // DataFusion's messages name the problem and, for parse errors, the line and column.
+        SqlError::Query(e.strip_backtrace().to_string())
+    }
+}
+
+/// The history tables and their schemas.
+pub fn history_tables() -> [(&'static str, SchemaRef); 4] {
+    [
+        ("access", access_schema()),
+        ("tokens", tokens_schema()),
+        ("alerts", alerts_schema()),
+        ("dead_letter", dead_letter_schema()),
+    ]
+}
+
+/// A session with every table of the data directory and the SMART/FHIR functions registered.
+pub async fn open(data: &Path) -> Result<SessionContext, SqlError> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        // Plain Utf8 strings in results: what the saved queries and the output writers expect.
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+    let ctx = SessionContext::new_with_config(config);
+    udf::register(&ctx);
+    for (name, schema) in history_tables() {
+        let dir = data.join(name);
+        if has_parquet(&dir) {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
+            let url = format!("{}/", dir.display());
+            ctx.register_listing_table(name, &url, options, Some(schema), None)
+                .await
+                .map_err(|e| SqlError::Table {
+                    path: dir.display().to_string(),
+                    message: e.strip_backtrace().to_string(),
+                })?;
+        } else {
+            let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+            fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+                "date",
+                DataType::Utf8,
+                false,
+            )));
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+            let empty = MemTable::try_new(schema, vec![vec![]])?;
+            ctx.register_table(name, Arc::new(empty))?;
+        }
+    }
+    for name in table_names() {
+        let path = data.join("baseline").join(format!("{name}.parquet"));
+        if path.exists() {
+            ctx.register_parquet(
+                name,
+                path.display().to_string(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|e| SqlError::Table {
+                path: path.display().to_string(),
+                message: e.strip_backtrace().to_string(),
+            })?;
+        }
+    }
+    Ok(ctx)
+}
+
+fn has_parquet(dir: &Path) -> bool {
+    fn walk(dir: &Path) -> bool {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let path = e.path();
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    false
+                } else if path.is_dir() {
+                    walk(&path)
+                } else {
+                    name.ends_with(".parquet")
+                }
+            })
+        })
+    }
+    walk(dir)
+}
+
+/// Splits `text` into statements and refuses any that would write or reach outside the data
+/// directory, before anything runs.
+pub fn read_only_statements(text: &str) -> Result<Vec<String>, SqlError> {
+    let statements = DFParser::parse_sql(text).map_err(|e| syntax_error(text, &e))?;
+    let mut out = Vec::new();
+    for statement in statements {
+        let refused = match &statement {
+            Statement::Statement(s) => {
+                use datafusion::sql::sqlparser::ast::Statement as S;
+                match s.as_ref() {
+                    S::Query(_) | S::Explain { .. } | S::ExplainTable { .. } => None,
+                    S::ShowTables { .. } | S::ShowColumns { .. } | S::ShowFunctions { .. } => None,
+                    other => Some(statement_kind(&other.to_string())),
+                }
+            }
+            Statement::CreateExternalTable(_) => Some("CREATE EXTERNAL TABLE".to_string()),
+            Statement::CopyTo(_) => Some("COPY".to_string()),
+            Statement::Explain(_) => None,
+            Statement::Reset(_) => Some("RESET".to_string()),
+        };
+        if let Some(kind) = refused {
+            return Err(SqlError::ReadOnly(kind));
+        }
+        out.push(statement.to_string());
+    }
+    Ok(out)
+}
+
+/// A parse error as `SQL syntax error: <what> at Line: L, Column: C`; an error at the end of
+/// the input (which the parser reports without a position) gets the position of the end.
+fn syntax_error(text: &str, e: &DataFusionError) -> SqlError {
+    let message = e.strip_backtrace().to_string();
+    let inner = message
+        .split_once("ParserError(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map_or(message.as_str(), |(inner, _)| inner)
+        .replace("\\\"", "\"");
+    if inner.contains(" at Line: ") {
+        return SqlError::Query(format!("SQL syntax error: {inner}"));
+    }
+    let end = text.trim_end();
+    let line = end.lines().count().max(1);
+    let column = end.lines().last().map_or(0, |l| l.chars().count()) + 1;
+    SqlError::Query(format!(
+        "SQL syntax error: {inner} at Line: {line}, Column: {column} (end of input)"
+    ))
+}
+
+/// The leading keywords of a statement (`INSERT`, `CREATE TABLE`, …) for the refusal message.
+fn statement_kind(sql: &str) -> String {
+    let words: Vec<&str> = sql.split_whitespace().take(2).collect();
+    match words.as_slice() {
+        [first, second]
+            if matches!(
+                first.to_ascii_uppercase().as_str(),
+                "CREATE" | "DROP" | "ALTER"
+            ) =>
+        {
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
+        }
+        [first, ..] => first.to_ascii_uppercase(),
+        [] => "empty".to_string(),
+    }
+}
+
+/// Plans one statement that `read_only_statements` accepted; DataFusion's own checks refuse
+/// DDL, DML and SET as a second line of defence.
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame, SqlError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    Ok(ctx.sql_with_options(sql, options).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_ddl_are_refused_before_running() {
+        for (sql, kind) in [
+            ("COPY access TO '/tmp/x.parquet'", "COPY"),
+            ("INSERT INTO access VALUES (1)", "INSERT"),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc/'",
+                "CREATE EXTERNAL TABLE",
+            ),
+            ("CREATE TABLE t AS SELECT 1", "CREATE TABLE"),
+            ("DROP TABLE access", "DROP TABLE"),
+            ("SET datafusion.execution.batch_size = 1", "SET"),
+            ("SELECT 1; DELETE FROM access", "DELETE"),
+        ] {
+            let e = read_only_statements(sql).unwrap_err().to_string();
+            assert!(e.contains("read-only") && e.contains(kind), "{sql}: {e}");
+        }
+        assert_eq!(
+            read_only_statements("SELECT 1; WITH t AS (SELECT 2) SELECT * FROM t")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_position() {
+        let e = read_only_statements("SELECT * FROM access WHERE")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Line: 1") || e.contains("line 1"), "{e}");
+    }
+}
