@@ -1,6 +1,7 @@
 //! End-to-end `detect` throughput and memory over simulated data.
 //!
-//! Run: `cargo bench --bench detect` (default 5 M events, then 2×), or
+//! Run: `cargo bench --bench detect` (default 5 M events, then 2×; each size without and with
+//! the Parquet history store that `detect` writes by default), or
 //! `cargo bench --bench detect -- 1000000` for another size. For each size it writes the
 //! simulated events to a temporary NDJSON file, then runs a child process that ingests the file
 //! and drives the detection core exactly as `scopewatch detect` does, and prints events/s and
@@ -16,8 +17,10 @@ use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, Source};
 use scopewatch::pipeline::replay;
 use scopewatch::registry::Registry;
 use scopewatch::simulate::{simulate, SimConfig};
+use scopewatch::sql::history::HistoryWriter;
 
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_INPUT";
+const HISTORY_ENV: &str = "SCOPEWATCH_BENCH_HISTORY";
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -40,13 +43,23 @@ fn measure(path: &str) {
         DeadLetterWriter::new(Box::new(std::io::sink())),
     );
     let mut emitted = 0usize;
+    // With a history directory the run also writes the Parquet history store, as
+    // `scopewatch detect` does by default.
+    let history_dir = std::env::var(HISTORY_ENV).ok();
+    let mut history = history_dir
+        .as_deref()
+        .map(|d| HistoryWriter::new(std::path::Path::new(d), "bench", None));
+    let mut tap = |e: &Event| match history.as_mut() {
+        Some(h) => h.add(e).map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
     let started = Instant::now();
     let (ingestor, late) = replay(
         &[Source::File(path.into())],
         ingestor,
         &mut engine,
         300,
-        None,
+        Some(&mut tap),
         &mut |alerts| {
             emitted += alerts.len();
             Ok(())
@@ -57,11 +70,15 @@ fn measure(path: &str) {
     let mut alerts = Vec::new();
     engine.finish(&mut alerts);
     emitted += alerts.len();
+    if let Some(h) = history.as_mut() {
+        h.finish().expect("history");
+    }
     let secs = started.elapsed().as_secs_f64();
     let summary = ingestor.finish().expect("finish");
     let events = summary.totals.accepted;
     println!(
-        "detect: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records, {late} late; peak RSS {:.0} MB",
+        "detect{}: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records, {late} late; peak RSS {:.0} MB",
+        if history_dir.is_some() { " + history" } else { "" },
         summary.totals.bytes as f64 / 1e6,
         events as f64 / secs,
         summary.totals.bytes as f64 / 1e6 / secs,
@@ -125,11 +142,17 @@ fn main() {
         let path = dir.path().join(format!("events-{scale}.ndjson"));
         let n = generate(base * scale, &path);
         eprintln!("generated {n} events");
-        let status = Command::new(std::env::current_exe().expect("exe"))
-            .env(CHILD_ENV, &path)
-            .status()
-            .expect("child");
-        assert!(status.success());
+        let history = dir.path().join(format!("history-{scale}"));
+        for with_history in [false, true] {
+            let mut child = Command::new(std::env::current_exe().expect("exe"));
+            child.env(CHILD_ENV, &path);
+            if with_history {
+                child.env(HISTORY_ENV, &history);
+            }
+            let status = child.status().expect("child");
+            assert!(status.success());
+        }
+        std::fs::remove_dir_all(&history).ok();
         std::fs::remove_file(&path).ok();
     }
 }
