@@ -176,6 +176,29 @@ impl Gen {
     }
 
     /// One normal session of `app` starting at `t0`.
+    /// A well-behaved client gets a new token two minutes before the old one lapses.
+    fn renew_if_lapsing(
+        &mut self,
+        app: &Archetype,
+        t: Timestamp,
+        scopes: &str,
+        patient: Option<&str>,
+        token: &mut Text,
+        expires: &mut i64,
+    ) {
+        if t.0 + 2 * 60 * MICROS_PER_SECOND > *expires {
+            *token = self.token(
+                t,
+                app.client_id,
+                app.grant_type,
+                scopes,
+                patient,
+                app.token_lifetime,
+            );
+            *expires = t.0 + app.token_lifetime * MICROS_PER_SECOND;
+        }
+    }
+
     fn session(&mut self, app: &Archetype, t0: Timestamp, scopes: &str, request_factor: f64) {
         let patient = app
             .patient_context
@@ -188,26 +211,14 @@ impl Gen {
             patient.as_deref(),
             app.token_lifetime,
         );
-        let lifetime = app.token_lifetime * MICROS_PER_SECOND;
-        let mut expires = t0.0 + lifetime;
+        let mut expires = t0.0 + app.token_lifetime * MICROS_PER_SECOND;
         let (lo, hi) = app.requests_per_session;
         let n = ((self.rng.range(lo, hi) as f64) * request_factor).round() as u64;
         let total_weight: u32 = app.kinds.iter().map(|k| k.weight).sum();
         let mut t = t0;
         for _ in 0..n {
             t = Timestamp(t.0 + self.rng.range(1, 20) as i64 * MICROS_PER_SECOND);
-            // A well-behaved client gets a new token before the old one lapses.
-            if t.0 + 2 * 60 * MICROS_PER_SECOND > expires {
-                token = self.token(
-                    t,
-                    app.client_id,
-                    app.grant_type,
-                    scopes,
-                    patient.as_deref(),
-                    app.token_lifetime,
-                );
-                expires = t.0 + lifetime;
-            }
+            self.renew_if_lapsing(app, t, scopes, patient.as_deref(), &mut token, &mut expires);
             let mut pick = self.rng.range(0, u64::from(total_weight.max(1)) - 1) as u32;
             let Some(kind) = app.kinds.iter().find(|k| {
                 if pick < k.weight {
@@ -249,17 +260,14 @@ impl Gen {
                     .range(app.pages_per_session.0, app.pages_per_session.1);
                 for page in 0..pages {
                     t = Timestamp(t.0 + 2 * MICROS_PER_SECOND);
-                    if t.0 + 2 * 60 * MICROS_PER_SECOND > expires {
-                        token = self.token(
-                            t,
-                            app.client_id,
-                            app.grant_type,
-                            scopes,
-                            patient.as_deref(),
-                            app.token_lifetime,
-                        );
-                        expires = t.0 + lifetime;
-                    }
+                    self.renew_if_lapsing(
+                        app,
+                        t,
+                        scopes,
+                        patient.as_deref(),
+                        &mut token,
+                        &mut expires,
+                    );
                     let next = format!("{url}&ct=c{page}x{}", self.rng.range(1, 1 << 30));
                     self.access(
                         t,

@@ -287,15 +287,7 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         patient_scope.append_value(r.patient_scope);
         population.append_value(r.population_level);
         page_size.append_option(r.page_size);
-        match &r.granted {
-            Some(g) => {
-                for s in g.iter() {
-                    granted.values().append_value(s);
-                }
-                granted.append(true);
-            }
-            None => granted.append(false),
-        }
+        append_list(&mut granted, r.granted.as_deref());
         token_patient.append_option(r.token_patient.as_deref());
     }
     let mut s = strings.into_iter();
@@ -325,6 +317,19 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         Arc::new(token_patient.finish()),
     ];
     batch(access_schema(), columns)
+}
+
+/// One row of a list-of-strings column (NULL when absent).
+fn append_list(builder: &mut ListBuilder<StringBuilder>, values: Option<&Vec<String>>) {
+    match values {
+        Some(values) => {
+            for v in values {
+                builder.values().append_value(v);
+            }
+            builder.append(true);
+        }
+        None => builder.append(false),
+    }
 }
 
 fn empty() -> ArrayRef {
@@ -359,15 +364,7 @@ fn tokens_batch(rows: &[TokenRow]) -> Result<RecordBatch, HistoryError> {
         grant_type.append_option(e.grant_type.as_deref());
         requested.append_option(e.scope_requested.as_deref());
         granted_raw.append_option(e.scope_granted.as_deref());
-        match &r.granted {
-            Some(g) => {
-                for s in g.iter() {
-                    granted.values().append_value(s);
-                }
-                granted.append(true);
-            }
-            None => granted.append(false),
-        }
+        append_list(&mut granted, r.granted.as_deref());
         context.append_option(r.context);
         patient.append_option(e.patient.as_deref());
         expires.append_option(e.expires_in);
