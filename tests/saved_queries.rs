@@ -359,3 +359,79 @@ fn archived_ndjson_can_be_queried_without_a_detect_run() {
         "--input leaves no store behind"
     );
 }
+
+#[test]
+fn a_pseudonymised_store_holds_no_patient_id_and_is_searchable_with_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .args(args)
+            .current_dir(d)
+            .env("SW_KEY", "a-test-key-of-at-least-16-bytes")
+            .output()
+            .expect("run")
+    };
+    let detect = run(&[
+        "detect",
+        &root("sample-data/events.ndjson.gz"),
+        "--data",
+        "data",
+        "--alerts",
+        "alerts.ndjson",
+        "--pseudonymize-key-env",
+        "SW_KEY",
+    ]);
+    assert!(
+        detect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detect.stderr)
+    );
+    let sql = |q: &str| {
+        let out = run(&[
+            "sql",
+            "--data",
+            "data",
+            "--pseudonymize-key-env",
+            "SW_KEY",
+            "-c",
+            q,
+            "--output",
+            "csv",
+        ]);
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        sql("SELECT count(*) AS n FROM access WHERE url LIKE '%pat-%' OR patient LIKE 'pat-%' OR token_patient LIKE 'pat-%'"),
+        "n\n0\n"
+    );
+    assert_eq!(
+        sql("SELECT count(*) AS n FROM tokens WHERE patient LIKE 'pat-%'"),
+        "n\n0\n"
+    );
+    assert_eq!(
+        sql("SELECT count(*) AS n FROM access WHERE patient = pseudonym('pat-00123')"),
+        "n\n5\n",
+        "the five injected reads, found through the pseudonym"
+    );
+    assert!(
+        sql("SELECT url FROM access WHERE patient = pseudonym('pat-00123') LIMIT 1")
+            .contains("DocumentReference?patient=…")
+    );
+    // The same store refuses plain ids (or another key) afterwards.
+    let plain = run(&[
+        "detect",
+        &root("sample-data/events.ndjson.gz"),
+        "--data",
+        "data",
+        "--alerts",
+        "a2.ndjson",
+    ]);
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("pseudonymised with key"));
+}

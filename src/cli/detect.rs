@@ -18,7 +18,9 @@ use crate::ingest::{
 };
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
-use crate::sql::history::{write_alerts, write_baselines, write_dead_letters, HistoryWriter};
+use crate::sql::history::{
+    check_store, write_alerts, write_baselines, write_dead_letters, HistoryWriter,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -77,6 +79,9 @@ pub struct DetectArgs {
     /// Do not write the history store.
     #[arg(long)]
     pub no_history: bool,
+
+    #[command(flatten)]
+    pub pseudonym: super::pseudonym_args::PseudonymArgs,
 
     /// Where rejected lines and late events go, as NDJSON; created only when needed.
     #[arg(
@@ -213,8 +218,15 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         }
     }
     let run_id = run_id(&sources);
-    let mut history = (!args.no_history)
-        .then(|| HistoryWriter::new(&args.data, &run_id, args.fhir_base.as_deref()));
+    let pseudonymizer = args.pseudonym.load()?;
+    if !args.no_history {
+        check_store(&args.data, pseudonymizer.as_ref())?;
+    }
+    let keep_raw = pseudonymizer.is_none();
+    let mut history = (!args.no_history).then(|| {
+        HistoryWriter::new(&args.data, &run_id, args.fhir_base.as_deref())
+            .with_pseudonymizer(pseudonymizer.clone())
+    });
     let mut tap = |e: &crate::event::Event| match history.as_mut() {
         Some(h) => h.add(e).map_err(|e| format!("writing history: {e}")),
         None => Ok(()),
@@ -279,6 +291,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                     &run_id,
                     crate::event::Timestamp::now(),
                     std::path::Path::new(&args.dead_letter),
+                    keep_raw,
                 )?
             } else {
                 0

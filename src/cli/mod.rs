@@ -5,6 +5,7 @@ mod eval;
 mod logging;
 mod output;
 mod progress;
+mod pseudonym_args;
 mod simulate;
 mod sql;
 mod validate;

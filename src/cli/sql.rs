@@ -51,6 +51,12 @@ pub struct SqlArgs {
     /// FHIR base URL for absolute URLs whose base is not recognised automatically (--input).
     #[arg(long, value_name = "URL")]
     pub fhir_base: Option<String>,
+
+    /// The key of a pseudonymised store: registers `pseudonym(id)`, so a lookup reads
+    /// `WHERE patient = pseudonym('pat-00123')` (with --input, the temporary store is
+    /// pseudonymised too).
+    #[command(flatten)]
+    pub pseudonym: super::pseudonym_args::PseudonymArgs,
 }
 
 pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
@@ -61,6 +67,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("starting the query runtime")?;
+    let pseudonymizer = args.pseudonym.load()?;
     // Holds the temporary store of --input until the end of the run.
     let mut _scratch = None;
     let data: PathBuf = if args.input.is_empty() {
@@ -74,12 +81,20 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         args.data.clone()
     } else {
         let dir = tempfile::tempdir().context("creating a temporary store")?;
-        load_inputs(&args.input, dir.path(), args.fhir_base.as_deref())?;
+        load_inputs(
+            &args.input,
+            dir.path(),
+            args.fhir_base.as_deref(),
+            pseudonymizer.clone(),
+        )?;
         let path = dir.path().to_path_buf();
         _scratch = Some(dir);
         path
     };
     let ctx = runtime.block_on(open(&data))?;
+    if let Some(p) = pseudonymizer {
+        crate::sql::udf::register_pseudonym(&ctx, p);
+    }
     let script = match (&args.command, &args.file) {
         (Some(sql), _) => Some(sql.clone()),
         (None, Some(file)) => Some(
@@ -104,7 +119,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Reads archived NDJSON into a temporary history store.
-fn load_inputs(inputs: &[String], dir: &Path, fhir_base: Option<&str>) -> anyhow::Result<()> {
+fn load_inputs(
+    inputs: &[String],
+    dir: &Path,
+    fhir_base: Option<&str>,
+    pseudonymizer: Option<crate::sql::history::Pseudonymizer>,
+) -> anyhow::Result<()> {
+    let keep_raw = pseudonymizer.is_none();
     let (sources, skipped) = expand_inputs(inputs)?;
     let dead_letter_path = dir.join("dead-letter.ndjson");
     let file = std::fs::File::create(&dead_letter_path)
@@ -114,7 +135,7 @@ fn load_inputs(inputs: &[String], dir: &Path, fhir_base: Option<&str>) -> anyhow
         DeadLetterWriter::new(Box::new(std::io::BufWriter::new(file))),
     );
     ingestor.skip_files(skipped);
-    let mut writer = HistoryWriter::new(dir, "input", fhir_base);
+    let mut writer = HistoryWriter::new(dir, "input", fhir_base).with_pseudonymizer(pseudonymizer);
     let mut failed = None;
     for source in &sources {
         ingestor.ingest(source, &mut |event, _| {
@@ -135,6 +156,7 @@ fn load_inputs(inputs: &[String], dir: &Path, fhir_base: Option<&str>) -> anyhow
         "input",
         crate::event::Timestamp::now(),
         &dead_letter_path,
+        keep_raw,
     )?;
     eprint!("{}", summary.render_table());
     Ok(())

@@ -26,6 +26,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::smart::request::{Classifier, Interaction, Method};
 use crate::smart::scope::{Context, Perms, ResourceTarget, Scope, ScopeSet};
+use crate::sql::history::Pseudonymizer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
@@ -138,6 +139,24 @@ pub fn register(ctx: &SessionContext) {
             signature: Signature::any(kind.arity(), Volatility::Immutable),
         }));
     }
+}
+
+/// `pseudonym(id)`: the pseudonym a store written with this key holds for a patient id.
+pub fn register_pseudonym(ctx: &SessionContext, pseudonymizer: Pseudonymizer) {
+    let fun = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(args)?;
+        let ids = strings(&arrays[0])?;
+        Ok(ColumnarValue::Array(string_of(&ids, |id| {
+            Some(pseudonymizer.pseudonym(id))
+        })))
+    };
+    ctx.register_udf(datafusion::logical_expr::create_udf(
+        "pseudonym",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(fun),
+    ));
 }
 
 /// Any string column (Utf8, LargeUtf8, Utf8View, dictionary) as plain Utf8.

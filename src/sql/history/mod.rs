@@ -2,6 +2,7 @@
 //! dead-letter records as Hive-partitioned Parquet, and the baseline tables of the detection
 //! core. See `writer.rs` for the layout and how files are written.
 
+mod pseudonym;
 mod records;
 mod schema;
 mod writer;
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+pub use pseudonym::{check_store, Pseudonymizer, MIN_KEY_BYTES};
 pub use records::{write_alerts, write_baselines, write_dead_letters};
 pub use schema::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
 pub use writer::{date_of, HistoryCounts, HistoryWriter, FLUSH_ROWS};

@@ -110,11 +110,14 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 /// Converts the run's dead-letter NDJSON (as written by the dead-letter writer) into
 /// `<data>/dead_letter/date=<run date>/dead-letter-<run>-<n>.parquet`, in bounded chunks.
+/// Without `keep_raw` (a pseudonymised store) the raw lines, which may hold patient ids, are
+/// left out; they stay in the dead-letter file itself.
 pub fn write_dead_letters(
     data: &Path,
     run_id: &str,
     run_date: Timestamp,
     ndjson: &Path,
+    keep_raw: bool,
 ) -> Result<u64, HistoryError> {
     let file = match std::fs::File::open(ndjson) {
         Ok(f) => f,
@@ -132,11 +135,15 @@ pub fn write_dead_letters(
         if line.trim().is_empty() {
             continue;
         }
-        let record: DeadLetter = serde_json::from_str(&line).map_err(|e| HistoryError::Record {
-            path: ndjson.display().to_string(),
-            line: i as u64 + 1,
-            message: e.to_string(),
-        })?;
+        let mut record: DeadLetter =
+            serde_json::from_str(&line).map_err(|e| HistoryError::Record {
+                path: ndjson.display().to_string(),
+                line: i as u64 + 1,
+                message: e.to_string(),
+            })?;
+        if !keep_raw {
+            record.raw.clear();
+        }
         rows.push(record);
         if rows.len() == DEAD_LETTER_CHUNK {
             chunk += 1;

@@ -23,10 +23,11 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
+use super::pseudonym::Pseudonymizer;
 use super::schema::{access_schema, tokens_schema};
 use super::HistoryError;
 use crate::event::{AccessEvent, Event, Text, Timestamp, TokenEvent};
-use crate::smart::request::Classifier;
+use crate::smart::request::{request_shape, Classifier};
 use crate::smart::scope::ScopeSet;
 
 /// Rows buffered per date before a file is written.
@@ -76,6 +77,7 @@ pub struct HistoryWriter {
     token_rows: BTreeMap<String, Vec<TokenRow>>,
     seq: u64,
     counts: HistoryCounts,
+    pseudonymizer: Option<Pseudonymizer>,
 }
 
 /// The UTC date (`YYYY-MM-DD`) of an instant: the partition it goes to.
@@ -95,6 +97,21 @@ impl HistoryWriter {
             token_rows: BTreeMap::new(),
             seq: 0,
             counts: HistoryCounts::default(),
+            pseudonymizer: None,
+        }
+    }
+
+    /// Stores patient ids as keyed pseudonyms, and URLs as their id-free shape
+    /// (`Observation?patient=…`), so the store holds no patient identifier.
+    pub fn with_pseudonymizer(mut self, pseudonymizer: Option<Pseudonymizer>) -> HistoryWriter {
+        self.pseudonymizer = pseudonymizer;
+        self
+    }
+
+    fn patient_value(&self, id: Option<Text>) -> Option<Text> {
+        match (&self.pseudonymizer, id) {
+            (Some(p), Some(id)) => Some(Text::from(p.pseudonym(&id))),
+            (_, id) => id,
         }
     }
 
@@ -117,19 +134,21 @@ impl HistoryWriter {
             .as_ref()
             .and_then(ScopeSet::max_context)
             .map(|c| c.as_str());
+        let mut event = t.clone();
+        event.patient = self.patient_value(event.patient.take());
         if let (Some(id), Some(g)) = (&t.token_id, &granted) {
             if self.tokens.len() >= MAX_TOKENS {
                 self.tokens.clear();
             }
             self.tokens
-                .insert(id.clone(), (Arc::clone(g), t.patient.clone()));
+                .insert(id.clone(), (Arc::clone(g), event.patient.clone()));
         }
         let date = date_of(t.common.time);
         self.token_rows
             .entry(date.clone())
             .or_default()
             .push(TokenRow {
-                event: t.clone(),
+                event,
                 granted,
                 context,
             });
@@ -139,10 +158,20 @@ impl HistoryWriter {
     fn add_access(&mut self, a: &AccessEvent) -> Result<(), HistoryError> {
         let request = self.classifier.classify(a.method, &a.url);
         let named = request.patient_ids();
-        let patient = a
-            .patient
-            .clone()
-            .or_else(|| (named.len() == 1).then(|| Text::from(named[0])));
+        let patient = self.patient_value(
+            a.patient
+                .clone()
+                .or_else(|| (named.len() == 1).then(|| Text::from(named[0]))),
+        );
+        let mut event = a.clone();
+        if self.pseudonymizer.is_some() {
+            let shape = request_shape(a.method, &a.url);
+            event.url = shape
+                .split_once(' ')
+                .map_or(shape.as_str(), |(_, rest)| rest)
+                .to_string();
+            event.patient = None;
+        }
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
         let row = AccessRow {
             patient,
@@ -154,7 +183,7 @@ impl HistoryWriter {
             page_size: request.count.map(i64::from),
             granted: token.map(|(g, _)| Arc::clone(g)),
             token_patient: token.and_then(|(_, p)| p.clone()),
-            event: a.clone(),
+            event,
         };
         let date = date_of(a.common.time);
         self.access.entry(date.clone()).or_default().push(row);
