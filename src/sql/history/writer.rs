@@ -31,12 +31,12 @@ use crate::smart::request::{request_shape, Classifier};
 use crate::smart::scope::ScopeSet;
 
 /// Rows buffered per date before a file is written.
-pub const FLUSH_ROWS: usize = 262_144;
+pub const FLUSH_ROWS: usize = 131_072;
 /// Dates buffered at once; the oldest is written out when a new one would exceed this.
-const MAX_OPEN_DATES: usize = 4;
+const MAX_OPEN_DATES: usize = 2;
 const ROW_GROUP_ROWS: usize = 65_536;
 /// Tokens remembered for the `granted_scopes` join; beyond it the map starts over.
-const MAX_TOKENS: usize = 1_000_000;
+const MAX_TOKENS: usize = 250_000;
 
 /// A granted scope list shared by every access of the token.
 type Granted = Arc<Vec<String>>;
