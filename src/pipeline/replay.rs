@@ -34,10 +34,8 @@ pub enum ReplayError {
     Tap(String),
 }
 
-/// What the reader sends: accepted events with where they came from.
-enum Message {
-    Events(Vec<(Event, usize, Position)>),
-}
+/// What the reader sends: accepted events with their source index and position.
+type Message = Vec<(Event, usize, Position)>;
 
 /// Progress as seen by the engine side: events pushed, and the source and offset reached.
 pub struct Progress<'a> {
@@ -107,7 +105,7 @@ fn drive(
     let mut late = Vec::new();
     let mut alerts = Vec::new();
     let mut events = 0u64;
-    while let Ok(Message::Events(batch)) = rx.recv() {
+    while let Ok(batch) = rx.recv() {
         let mut last = None;
         for (event, source, pos) in batch {
             events += 1;
@@ -155,7 +153,7 @@ fn read_all(
             batch.push((event, index, pos));
             if batch.len() == BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                open = tx.send(Message::Events(full)).is_ok();
+                open = tx.send(full).is_ok();
             }
         })?;
         if !open {
@@ -166,7 +164,7 @@ fn read_all(
         return Err(ReplayError::Tap(e));
     }
     if open && !batch.is_empty() {
-        let _ = tx.send(Message::Events(batch));
+        let _ = tx.send(batch);
     }
     Ok(ingestor)
 }

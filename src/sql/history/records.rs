@@ -6,11 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Int64Array, Int64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 
 use super::schema::{alerts_schema, dead_letter_schema};
-use super::writer::{batch, date_of, write_parquet_atomic};
+use super::writer::{batch, date_of, text, write_parquet_atomic};
 use super::HistoryError;
 use crate::alert::Alert;
 use crate::baseline::{write_snapshot, Baselines};
@@ -28,66 +29,40 @@ pub fn write_alerts(data: &Path, run_id: &str, alerts: &[Alert]) -> Result<u64, 
     }
     let mut files = 0;
     for (date, alerts) in by_date {
-        let mut time = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let mut start = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let mut end = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-        let mut text: Vec<StringBuilder> = (0..11).map(|_| StringBuilder::new()).collect();
-        let mut revision = Int64Builder::new();
-        let mut score = Int64Builder::new();
-        for a in alerts {
-            text[0].append_value(&a.id);
-            text[1].append_value(&a.incident_id);
-            text[2].append_value(activity(a));
-            revision.append_value(i64::from(a.revision));
-            time.append_value(a.time.0);
-            text[3].append_value(&a.client_id);
-            text[4].append_value(a.category.as_str());
-            text[5].append_value(a.rule);
-            text[6].append_value(a.severity.as_str());
-            score.append_value(i64::from(a.score));
-            text[7].append_value(&a.summary);
-            start.append_value(a.window.start.0);
-            end.append_value(a.window.end.0);
-            text[8].append_value(to_json(&a.observed));
-            text[9].append_value(to_json(&a.baseline));
-            text[10].append_value(to_json(&a.evidence));
-        }
-        let mut t: Vec<ArrayRef> = text
-            .into_iter()
-            .map(|mut b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        let evidence = t.pop();
-        let baseline = t.pop();
-        let observed = t.pop();
-        let summary = t.pop();
-        let severity = t.pop();
-        let rule = t.pop();
-        let category = t.pop();
-        let client = t.pop();
-        let activity_col = t.pop();
-        let incident = t.pop();
-        let id = t.pop();
-        let columns = [
-            id,
-            incident,
-            activity_col,
-            Some(Arc::new(revision.finish()) as ArrayRef),
-            Some(Arc::new(time.finish()) as ArrayRef),
-            client,
-            category,
-            rule,
-            severity,
-            Some(Arc::new(score.finish()) as ArrayRef),
-            summary,
-            Some(Arc::new(start.finish()) as ArrayRef),
-            Some(Arc::new(end.finish()) as ArrayRef),
-            observed,
-            baseline,
-            evidence,
-        ]
-        .into_iter()
-        .collect::<Option<Vec<ArrayRef>>>()
-        .ok_or_else(|| HistoryError::Arrow("alert columns".into()))?;
+        let micros = |value: fn(&Alert) -> i64| -> ArrayRef {
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(alerts.iter().map(|a| value(a)))
+                    .with_timezone("UTC"),
+            )
+        };
+        let int = |value: fn(&Alert) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                alerts.iter().map(|a| value(a)),
+            ))
+        };
+        let json = |value: fn(&Alert) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(
+                alerts.iter().map(|a| value(a)),
+            ))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(&alerts, |a| Some(a.id.as_str())),
+            text(&alerts, |a| Some(a.incident_id.as_str())),
+            text(&alerts, |a| Some(activity(a))),
+            int(|a| i64::from(a.revision)),
+            micros(|a| a.time.0),
+            text(&alerts, |a| Some(a.client_id.as_str())),
+            text(&alerts, |a| Some(a.category.as_str())),
+            text(&alerts, |a| Some(a.rule)),
+            text(&alerts, |a| Some(a.severity.as_str())),
+            int(|a| i64::from(a.score)),
+            text(&alerts, |a| Some(a.summary.as_str())),
+            micros(|a| a.window.start.0),
+            micros(|a| a.window.end.0),
+            json(|a| to_json(&a.observed)),
+            json(|a| to_json(&a.baseline)),
+            json(|a| to_json(&a.evidence)),
+        ];
         let b = batch(alerts_schema(), columns)?;
         let dir = data.join("alerts").join(format!("date={date}"));
         write_parquet_atomic(&dir, &format!("alerts-{run_id}.parquet"), &b, false)?;

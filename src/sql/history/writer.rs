@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -279,7 +279,6 @@ fn opt_i64(v: Option<u64>) -> Option<i64> {
 fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
     let n = rows.len();
     let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut strings: Vec<StringBuilder> = (0..8).map(|_| StringBuilder::new()).collect();
     let mut status = Int32Builder::with_capacity(n);
     let mut returned = Int64Builder::with_capacity(n);
     let mut bytes = Int64Builder::with_capacity(n);
@@ -297,13 +296,6 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
     for r in rows {
         let e = &r.event;
         time.append_value(e.common.time.0);
-        strings[0].append_value(&e.common.client_id);
-        strings[1].append_option(e.common.user.as_deref());
-        strings[2].append_option(e.common.source_ip.as_deref());
-        strings[3].append_option(e.common.user_agent.as_deref());
-        strings[4].append_option(e.token_id.as_deref());
-        strings[5].append_value(e.method.as_str());
-        strings[6].append_value(&e.url);
         status.append_value(i32::from(e.status));
         returned.append_option(opt_i64(e.resources_returned));
         bytes.append_option(opt_i64(e.bytes));
@@ -319,17 +311,15 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         append_list(&mut granted, r.granted.as_deref());
         token_patient.append_option(r.token_patient.as_deref());
     }
-    let mut s = strings.into_iter();
-    let mut next = || s.next().map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(time.finish()),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
-        next().unwrap_or_else(empty),
+        text(rows, |r| Some(r.event.common.client_id.as_str())),
+        text(rows, |r| r.event.common.user.as_deref()),
+        text(rows, |r| r.event.common.source_ip.as_deref()),
+        text(rows, |r| r.event.common.user_agent.as_deref()),
+        text(rows, |r| r.event.token_id.as_deref()),
+        text(rows, |r| Some(r.event.method.as_str())),
+        text(rows, |r| Some(r.event.url.as_str())),
         Arc::new(status.finish()),
         Arc::new(returned.finish()),
         Arc::new(bytes.finish()),
@@ -361,8 +351,9 @@ fn append_list(builder: &mut ListBuilder<StringBuilder>, values: Option<&Vec<Str
     }
 }
 
-fn empty() -> ArrayRef {
-    Arc::new(StringBuilder::new().finish())
+/// A UTF-8 column with one value (or NULL) per row.
+pub(super) fn text<'a, T>(rows: &'a [T], value: impl Fn(&'a T) -> Option<&'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(rows.iter().map(value)))
 }
 
 fn tokens_batch(rows: &[TokenRow]) -> Result<RecordBatch, HistoryError> {
