@@ -232,6 +232,7 @@ fn cli_validate_exits_non_zero_and_prints_counts() {
             fx.expected.len().to_string(),
             good.to_string(),
             bad.to_string(),
+            "0".to_string(),
             "1".to_string()
         ]
     );

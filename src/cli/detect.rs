@@ -13,9 +13,8 @@ use super::{LogFormat, Outcome};
 use crate::alert::{write_alert, Alert, AlertFormat, Severity};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
 
-use crate::ingest::{
-    expand_inputs, DeadLetterWriter, IngestOptions, Ingestor, DEFAULT_MAX_LINE_BYTES,
-};
+use super::input_args::{InputArgs, InputFormatArg};
+use crate::ingest::{expand_inputs, DeadLetterWriter, Ingestor};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
 use crate::sql::history::{
@@ -95,13 +94,12 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<String>,
 
-    /// Longest line accepted, in bytes; longer lines are dead-lettered without being loaded.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
-    pub max_line_bytes: usize,
+    /// Input format (auto-detected per record unless given; --format is the alert format).
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
 
-    /// FHIR base URL for absolute URLs whose base is not recognised automatically.
-    #[arg(long, value_name = "URL")]
-    pub fhir_base: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 
     /// How far out of event-time order events may arrive, in seconds; older ones are
     /// dead-lettered as late.
@@ -164,7 +162,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let (sources, skipped) = expand_inputs(&args.inputs)?;
     let config = EngineConfig {
         lateness_seconds: args.lateness,
-        fhir_base: args.fhir_base.clone(),
+        fhir_base: args.input.fhir_base.clone(),
         learning_days: args.learning_days,
         clock,
         ..EngineConfig::default()
@@ -198,9 +196,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let mut alerts_out = Output::new(&args.alerts);
     let format = AlertFormat::from(args.format);
     let mut ingestor = Ingestor::new(
-        IngestOptions {
-            max_line_bytes: args.max_line_bytes.max(1),
-        },
+        args.input.ingest_options(args.input_format)?,
         DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter))),
     );
     ingestor.skip_files(skipped);
@@ -224,7 +220,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     }
     let keep_raw = pseudonymizer.is_none();
     let mut history = (!args.no_history).then(|| {
-        HistoryWriter::new(&args.data, &run_id, args.fhir_base.as_deref())
+        HistoryWriter::new(&args.data, &run_id, args.input.fhir_base.as_deref())
             .with_pseudonymizer(pseudonymizer.clone())
     });
     let mut tap = |e: &crate::event::Event| match history.as_mut() {

@@ -2,6 +2,7 @@
 
 mod detect;
 mod eval;
+mod input_args;
 mod logging;
 mod output;
 mod progress;

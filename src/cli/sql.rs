@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
+use super::input_args::{InputArgs, InputFormatArg};
 use super::output::Output;
 use super::Outcome;
 use crate::ingest::{expand_inputs, DeadLetterWriter, IngestOptions, Ingestor};
@@ -48,9 +49,12 @@ pub struct SqlArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
 
-    /// FHIR base URL for absolute URLs whose base is not recognised automatically (--input).
-    #[arg(long, value_name = "URL")]
-    pub fhir_base: Option<String>,
+    /// Format of the --input files (auto-detected per record unless given).
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
+
+    #[command(flatten)]
+    pub input_options: InputArgs,
 
     /// The key of a pseudonymised store: registers `pseudonym(id)`, so a lookup reads
     /// `WHERE patient = pseudonym('pat-00123')` (with --input, the temporary store is
@@ -84,7 +88,8 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         load_inputs(
             &args.input,
             dir.path(),
-            args.fhir_base.as_deref(),
+            args.input_options.ingest_options(args.input_format)?,
+            args.input_options.fhir_base.as_deref(),
             pseudonymizer.clone(),
         )?;
         let path = dir.path().to_path_buf();
@@ -122,6 +127,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
 fn load_inputs(
     inputs: &[String],
     dir: &Path,
+    options: IngestOptions,
     fhir_base: Option<&str>,
     pseudonymizer: Option<crate::sql::history::Pseudonymizer>,
 ) -> anyhow::Result<()> {
@@ -131,7 +137,7 @@ fn load_inputs(
     let file = std::fs::File::create(&dead_letter_path)
         .with_context(|| format!("creating {}", dead_letter_path.display()))?;
     let mut ingestor = Ingestor::new(
-        IngestOptions::default(),
+        options,
         DeadLetterWriter::new(Box::new(std::io::BufWriter::new(file))),
     );
     ingestor.skip_files(skipped);

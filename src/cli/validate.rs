@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::input_args::{InputArgs, InputFormatArg};
 use super::{LogFormat, Outcome};
 use crate::event::Event;
-use crate::ingest::{
-    expand_inputs, DeadLetterWriter, IngestOptions, IngestSummary, Ingestor, DEFAULT_MAX_LINE_BYTES,
-};
+use crate::ingest::{expand_inputs, DeadLetterWriter, IngestSummary, Ingestor};
 use crate::smart::request::{Classifier, Interaction};
 
 #[derive(Debug, clap::Args)]
@@ -31,14 +30,12 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<String>,
 
-    /// Longest line accepted, in bytes; longer lines are dead-lettered without being loaded.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
-    pub max_line_bytes: usize,
+    /// Input format (auto-detected per record unless given).
+    #[arg(long, value_enum, alias = "input-format", default_value_t = InputFormatArg::Auto)]
+    pub format: InputFormatArg,
 
-    /// FHIR base URL (e.g. https://ehr.example.org/fhir/r4) for absolute URLs whose base is not
-    /// recognised automatically.
-    #[arg(long, value_name = "URL")]
-    pub fhir_base: Option<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 /// The JSON written by `--summary`: ingest counts plus what the request grammar made of URLs.
@@ -68,19 +65,12 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
 }
 
 pub fn run(args: ValidateArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
-    if args.max_line_bytes == 0 {
-        anyhow::bail!("--max-line-bytes must be at least 1");
-    }
+    let options = args.input.ingest_options(args.format)?;
     let (sources, skipped) = expand_inputs(&args.inputs)?;
     let dead_letter = DeadLetterWriter::new(open_output(&args.dead_letter)?);
-    let mut ingestor = Ingestor::new(
-        IngestOptions {
-            max_line_bytes: args.max_line_bytes,
-        },
-        dead_letter,
-    );
+    let mut ingestor = Ingestor::new(options, dead_letter);
     ingestor.skip_files(skipped);
-    let classifier = match &args.fhir_base {
+    let classifier = match &args.input.fhir_base {
         Some(base) => Classifier::with_base(base),
         None => Classifier::new(),
     };

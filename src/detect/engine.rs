@@ -378,7 +378,8 @@ impl Engine {
                         findings.extend(rules::volume::check_token_usage(
                             a,
                             usage,
-                            token.patient.is_some(),
+                            token.patient.is_some()
+                                || super::explain::launches_patient(&token.scopes),
                             profile,
                         ));
                     }

@@ -4,7 +4,7 @@
 
 use crate::event::AccessEvent;
 use crate::smart::request::{Classifier, FhirRequest, PatientScope, Requirement};
-use crate::smart::scope::{Context, Coverage};
+use crate::smart::scope::{Context, Coverage, Scope, ScopeSet};
 
 use super::tokens::{TokenCache, TokenInfo};
 
@@ -22,6 +22,10 @@ pub enum LaunchFit {
     AllPatients,
     /// Not patient data.
     NotPatientData,
+    /// The token was granted a patient launch (`launch/patient`, `launch`) but its source
+    /// did not record which patient (Keycloak events carry no claims): a request naming at
+    /// most one patient is given the benefit of the doubt.
+    UnrecordedLaunchPatient,
 }
 
 /// Whether the token's granted scopes allow the request.
@@ -117,6 +121,15 @@ fn launch_fit(request: &FhirRequest<'_>, token: Option<&TokenInfo>) -> LaunchFit
         return LaunchFit::NotPatientData;
     }
     let Some(launch_patient) = token.and_then(|t| t.patient.as_deref()) else {
+        if token.is_some_and(|t| launches_patient(&t.scopes)) {
+            return match &request.patient {
+                PatientScope::AllPatients => LaunchFit::AllPatients,
+                PatientScope::Patients(ids) if ids.iter().any(|id| *id != ids[0]) => {
+                    LaunchFit::OtherPatient
+                }
+                _ => LaunchFit::UnrecordedLaunchPatient,
+            };
+        }
         return LaunchFit::NoLaunchPatient;
     };
     match &request.patient {
@@ -129,11 +142,22 @@ fn launch_fit(request: &FhirRequest<'_>, token: Option<&TokenInfo>) -> LaunchFit
     }
 }
 
+/// Whether the scopes ask for a patient launch context (`launch/patient`, or `launch` in an
+/// EHR launch, which brings the patient in context).
+pub fn launches_patient(scopes: &ScopeSet) -> bool {
+    scopes.others().any(|s| {
+        matches!(s, Scope::Launch { context, .. }
+            if context.as_deref().is_none_or(|c| c.eq_ignore_ascii_case("patient")))
+    })
+}
+
 /// The scope context a request needs: inside the launch patient a `patient/` scope suffices;
 /// anything beyond it needs `user/` (or `system/`, which covers `user/`).
 fn needed_context(launch: LaunchFit) -> Context {
     match launch {
-        LaunchFit::InLaunchPatient | LaunchFit::NotPatientData => Context::Patient,
+        LaunchFit::InLaunchPatient
+        | LaunchFit::NotPatientData
+        | LaunchFit::UnrecordedLaunchPatient => Context::Patient,
         LaunchFit::OtherPatient | LaunchFit::AllPatients | LaunchFit::NoLaunchPatient => {
             Context::User
         }

@@ -8,7 +8,9 @@ mod reject;
 mod time;
 
 pub use model::{AccessEvent, Common, Event, Text, TokenAction, TokenEvent};
-pub use parse::{parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN};
+pub use parse::{
+    json_reject, parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN,
+};
 pub use raw::FIELD_NAMES;
 pub use reject::{Reject, RejectKind};
 pub use time::{Timestamp, MICROS_PER_SECOND};

@@ -56,7 +56,8 @@ fn not_an_object(text: &str) -> Reject {
     )
 }
 
-fn json_reject(e: serde_json::Error) -> Reject {
+/// A serde_json error as a reject with a specific kind and the column.
+pub fn json_reject(e: serde_json::Error) -> Reject {
     let column = e.column();
     let message = e.to_string();
     let message = message

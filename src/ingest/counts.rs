@@ -7,13 +7,20 @@ use serde::Serialize;
 
 use crate::event::RejectKind;
 
+/// Distinct skip reasons kept per source; further ones are counted as "other reasons".
+const MAX_SKIP_REASONS: usize = 64;
+
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SourceCounts {
     pub source: String,
-    /// Non-blank lines read (including over-long and partial ones). Always accepted + dead_lettered.
+    /// Records read: non-blank lines (including over-long and partial ones), or, for a Bundle or
+    /// JSON array, each of its entries. Always accepted + dead_lettered + skipped.
     pub read: u64,
     pub accepted: u64,
     pub dead_lettered: u64,
+    /// Valid records that are not events scopewatch uses (a login AuditEvent, a Keycloak admin
+    /// event), counted by reason in `skipped_by_reason`.
+    pub skipped: u64,
     /// Whitespace-only lines: not events, not errors; counted so every line is accounted for.
     pub blank: u64,
     /// Bytes read from the (decompressed) stream.
@@ -22,6 +29,8 @@ pub struct SourceCounts {
     /// lateness (a subset of `accepted`).
     pub late: u64,
     pub by_reason: BTreeMap<RejectKind, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_by_reason: BTreeMap<String, u64>,
     /// A read failure that ended this source early (truncated gzip, I/O error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -38,6 +47,19 @@ impl SourceCounts {
         self.read += 1;
         self.dead_lettered += 1;
         *self.by_reason.entry(kind).or_default() += 1;
+    }
+    pub fn record_skip(&mut self, reason: String) {
+        self.read += 1;
+        self.skipped += 1;
+        // Reasons are built from short codes, but cap the map anyway: input decides them.
+        let key = if self.skipped_by_reason.len() < MAX_SKIP_REASONS
+            || self.skipped_by_reason.contains_key(&reason)
+        {
+            reason
+        } else {
+            "other reasons".to_string()
+        };
+        *self.skipped_by_reason.entry(key).or_default() += 1;
     }
     pub fn record_accept(&mut self) {
         self.read += 1;
@@ -58,6 +80,7 @@ pub struct Totals {
     pub read: u64,
     pub accepted: u64,
     pub dead_lettered: u64,
+    pub skipped: u64,
     pub blank: u64,
     pub bytes: u64,
     pub late: u64,
@@ -80,6 +103,7 @@ impl IngestSummary {
         t.read += counts.read;
         t.accepted += counts.accepted;
         t.dead_lettered += counts.dead_lettered;
+        t.skipped += counts.skipped;
         t.blank += counts.blank;
         t.bytes += counts.bytes;
         t.source_errors += u64::from(counts.error.is_some());
@@ -117,14 +141,14 @@ impl IngestSummary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
-            "source", "read", "accepted", "dead-lettered", "blank"
+            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>8}  {:>7}",
+            "source", "read", "accepted", "dead-lettered", "skipped", "blank"
         );
         for s in &self.sources {
             let _ = writeln!(
                 out,
-                "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
-                s.source, s.read, s.accepted, s.dead_lettered, s.blank
+                "{:<width$}  {:>10}  {:>10}  {:>13}  {:>8}  {:>7}",
+                s.source, s.read, s.accepted, s.dead_lettered, s.skipped, s.blank
             );
             if s.late > 0 {
                 let _ = writeln!(out, "    late (dead-lettered by detection) {}", s.late);
@@ -135,12 +159,15 @@ impl IngestSummary {
             for (kind, n) in &s.by_reason {
                 let _ = writeln!(out, "    {:<20} {n}", kind.as_str());
             }
+            for (reason, n) in &s.skipped_by_reason {
+                let _ = writeln!(out, "    skipped: {reason}: {n}");
+            }
         }
         let t = &self.totals;
         let _ = writeln!(
             out,
-            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>7}",
-            "total", t.read, t.accepted, t.dead_lettered, t.blank
+            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>8}  {:>7}",
+            "total", t.read, t.accepted, t.dead_lettered, t.skipped, t.blank
         );
         for f in &self.skipped_files {
             let _ = writeln!(out, "skipped {}: {}", f.path, f.reason);

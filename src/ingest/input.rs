@@ -17,6 +17,9 @@ const LINE_FILE_SUFFIXES: &[&str] = &[
     ".ndjson.gz",
     ".jsonl.gz",
     ".json.gz",
+    // Keycloak and gateway logs usually end in .log.
+    ".log",
+    ".log.gz",
 ];
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -138,7 +141,7 @@ fn walk(
         } else {
             skipped.push(SkippedFile {
                 path: path.display().to_string(),
-                reason: "not .ndjson, .jsonl or .json (optionally .gz); name it as an input to read it anyway".into(),
+                reason: "not .ndjson, .jsonl, .json or .log (optionally .gz); name it as an input to read it anyway".into(),
             });
         }
     }

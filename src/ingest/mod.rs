@@ -4,6 +4,7 @@
 mod counts;
 mod dead_letter;
 mod error;
+pub mod format;
 mod input;
 mod lines;
 mod reader;
@@ -11,6 +12,9 @@ mod reader;
 pub use counts::{IngestSummary, SkippedFile, SourceCounts, Totals};
 pub use dead_letter::{DeadLetter, DeadLetterWriter};
 pub use error::IngestError;
+pub use format::{DecodeOptions, InputFormat};
 pub use input::{expand_inputs, Source};
 pub use lines::{LineError, LineReader, RawLine, RAW_KEEP_BYTES};
-pub use reader::{IngestOptions, Ingestor, Position, DEFAULT_MAX_LINE_BYTES};
+pub use reader::{
+    IngestOptions, Ingestor, Position, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES,
+};

@@ -3,22 +3,31 @@
 use super::counts::{IngestSummary, SourceCounts};
 use super::dead_letter::{DeadLetter, DeadLetterWriter};
 use super::error::IngestError;
+use super::format::{decode_line, DecodeOptions, Decoded, InputFormat};
 use super::input::Source;
 use super::lines::{LineError, LineReader};
-use crate::event::{parse_event, Event, Reject, RejectKind};
+use std::collections::VecDeque;
+
+use crate::event::{parse_event, Event, Reject, RejectKind, Timestamp};
 
 /// Default longest line accepted: 1 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Default largest multi-line JSON document (a pretty-printed Bundle or array): 256 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
     pub max_line_bytes: usize,
+    pub max_document_bytes: usize,
+    pub decode: DecodeOptions,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            decode: DecodeOptions::default(),
         }
     }
 }
@@ -28,6 +37,18 @@ impl Default for IngestOptions {
 pub struct Position {
     pub line: u64,
     pub offset: u64,
+}
+
+/// One source being read: its line reader, counts, and events decoded but not yet taken (a
+/// Bundle line or document yields several).
+pub struct SourceCursor {
+    counts: SourceCounts,
+    /// `None` once the source has ended (or could not be opened).
+    lines: Option<LineReader<Box<dyn std::io::BufRead + Send>>>,
+    compressed: bool,
+    first_record: bool,
+    pending: VecDeque<(Event, Position)>,
+    decoded: Vec<Decoded>,
 }
 
 /// Reads sources into events; owns the counts and the dead-letter writer.
@@ -88,10 +109,31 @@ impl Ingestor {
         source: &Source,
         on_event: &mut dyn FnMut(Event, Position),
     ) -> Result<(), IngestError> {
+        let mut cursor = self.open(source)?;
+        while let Some((event, position)) = self.next_event(&mut cursor)? {
+            on_event(event, position);
+        }
+        self.close(cursor);
+        Ok(())
+    }
+
+    /// Opens a source for reading event by event. A source that cannot be opened is recorded
+    /// and dead-lettered here and reads as empty.
+    pub fn open(&mut self, source: &Source) -> Result<SourceCursor, IngestError> {
         let name = source.name();
-        let mut counts = SourceCounts::new(&name);
-        let (reader, compressed) = match source.open() {
-            Ok(r) => r,
+        let mut cursor = SourceCursor {
+            counts: SourceCounts::new(&name),
+            lines: None,
+            compressed: false,
+            first_record: true,
+            pending: VecDeque::new(),
+            decoded: Vec::new(),
+        };
+        match source.open() {
+            Ok((reader, compressed)) => {
+                cursor.lines = Some(LineReader::new(reader, self.options.max_line_bytes));
+                cursor.compressed = compressed;
+            }
             Err(e) => {
                 // The source vanished or became unreadable after the inputs were listed.
                 let reason = e.to_string();
@@ -107,99 +149,430 @@ impl Ingestor {
                     ))
                     .map_err(IngestError::DeadLetter)?;
                 tracing::warn!(source = %name, "{reason}");
-                counts.error = Some(reason);
-                self.summary.push(counts);
-                return Ok(());
+                cursor.counts.error = Some(reason);
             }
+        }
+        Ok(cursor)
+    }
+
+    /// The next accepted event of the source, or `None` at its end; rejected records on the
+    /// way are dead-lettered and everything is counted.
+    pub fn next_event(
+        &mut self,
+        cursor: &mut SourceCursor,
+    ) -> Result<Option<(Event, Position)>, IngestError> {
+        loop {
+            if let Some(next) = cursor.pending.pop_front() {
+                return Ok(Some(next));
+            }
+            if cursor.lines.is_none() {
+                return Ok(None);
+            }
+            self.read_line(cursor)?;
+        }
+    }
+
+    /// Ends a source: its counts join the summary.
+    pub fn close(&mut self, mut cursor: SourceCursor) {
+        if let Some(lines) = &cursor.lines {
+            cursor.counts.bytes = lines.offset();
+        }
+        let counts = cursor.counts;
+        tracing::info!(
+            source = %counts.source,
+            read = counts.read,
+            accepted = counts.accepted,
+            dead_lettered = counts.dead_lettered,
+            skipped = counts.skipped,
+            "source done"
+        );
+        self.summary.push(counts);
+    }
+
+    /// Reads all sources as one stream in event-time order: a k-way merge on each source's
+    /// next event, so a token log and an access log covering the same hours interleave instead
+    /// of one arriving hours "late" after the other. A source is opened only when the merge
+    /// reaches its first event (found by a look-ahead that counts nothing), so a directory of
+    /// daily files keeps only the overlapping ones open. Ties go to the earlier source, which
+    /// keeps the order (and so alert ids) deterministic. Sources that cannot be read twice
+    /// (stdin) take part from the start. `on_event` gets the source's index in `sources`.
+    pub fn ingest_merged(
+        &mut self,
+        sources: &[Source],
+        on_event: &mut dyn FnMut(Event, usize, Position),
+    ) -> Result<(), IngestError> {
+        let first_pushed = self.summary.sources.len();
+        let mut order: Vec<(Option<Timestamp>, usize)> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (self.first_event_time(s), i))
+            .collect();
+        // No look-ahead time (stdin, or no event at all) sorts first: read from the start.
+        order.sort();
+        let mut waiting = order.into_iter().peekable();
+        let mut active: Vec<(usize, SourceCursor, Event, Position)> = Vec::new();
+        loop {
+            let frontier = active.iter().map(|(_, _, e, _)| e.time()).min();
+            while let Some(&(first, index)) = waiting.peek() {
+                let due = match (frontier, first) {
+                    (None, _) | (_, None) => true,
+                    (Some(f), Some(t)) => t <= f,
+                };
+                if !due {
+                    break;
+                }
+                waiting.next();
+                let mut cursor = self.open(&sources[index])?;
+                match self.next_event(&mut cursor)? {
+                    Some((event, position)) => active.push((index, cursor, event, position)),
+                    None => self.close(cursor),
+                }
+                if frontier.is_none() && !active.is_empty() {
+                    // Re-evaluate with the new head before opening more.
+                    break;
+                }
+            }
+            let Some(pick) = active
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (index, _, e, _))| (e.time(), *index))
+                .map(|(at, _)| at)
+            else {
+                if waiting.peek().is_none() {
+                    break;
+                }
+                continue;
+            };
+            let (index, cursor, _, _) = &mut active[pick];
+            let index = *index;
+            let next = self.next_event(cursor)?;
+            let (event, position) = match next {
+                Some((e, p)) => {
+                    let slot = &mut active[pick];
+                    (
+                        std::mem::replace(&mut slot.2, e),
+                        std::mem::replace(&mut slot.3, p),
+                    )
+                }
+                None => {
+                    let (_, cursor, e, p) = active.swap_remove(pick);
+                    self.close(cursor);
+                    (e, p)
+                }
+            };
+            on_event(event, index, position);
+        }
+        // Counts in input order, whatever order the sources ended in.
+        let names: Vec<String> = sources.iter().map(Source::name).collect();
+        self.summary.sources[first_pushed..]
+            .sort_by_key(|c| names.iter().position(|n| *n == c.source));
+        Ok(())
+    }
+
+    /// Time of a source's first accepted event, read without counting or dead-lettering.
+    fn first_event_time(&self, source: &Source) -> Option<Timestamp> {
+        if matches!(source, Source::Stdin) {
+            return None;
+        }
+        let mut scout = Ingestor::new(
+            self.options.clone(),
+            DeadLetterWriter::new(Box::new(std::io::sink())),
+        );
+        let mut cursor = scout.open(source).ok()?;
+        scout
+            .next_event(&mut cursor)
+            .ok()
+            .flatten()
+            .map(|(e, _)| e.time())
+    }
+
+    /// Reads one line of the cursor's source and decodes it into the cursor's pending events,
+    /// the dead-letter output or the counts; at the end of the source the cursor stops reading.
+    fn read_line(&mut self, cursor: &mut SourceCursor) -> Result<(), IngestError> {
+        let SourceCursor {
+            counts,
+            lines: lines_slot,
+            compressed,
+            first_record,
+            pending,
+            decoded,
+        } = cursor;
+        let Some(lines) = lines_slot.as_mut() else {
+            return Ok(());
         };
-        let mut lines = LineReader::new(reader, self.options.max_line_bytes);
         let max = self.options.max_line_bytes;
+        let canonical = matches!(self.options.decode.format, InputFormat::Canonical);
+        match lines.next_line() {
+            Ok(None) => {
+                counts.bytes = lines.offset();
+                *lines_slot = None;
+            }
+            Ok(Some(line)) => {
+                if line.too_long {
+                    let reject = Reject::new(
+                        RejectKind::LineTooLong,
+                        format!(
+                            "line is {} bytes, longer than the {max}-byte limit (--max-line-bytes)",
+                            line.len
+                        ),
+                    );
+                    let (n, o) = (line.number, line.offset);
+                    return self.dead_letter_record(
+                        counts,
+                        Some(n),
+                        Some(o),
+                        reject,
+                        line.bytes,
+                        line.len,
+                    );
+                }
+                if line.bytes.iter().all(u8::is_ascii_whitespace) {
+                    counts.blank += 1;
+                    return Ok(());
+                }
+                let position = Position {
+                    line: line.number,
+                    offset: line.offset,
+                };
+                if canonical {
+                    return match parse_event(line.bytes) {
+                        Ok(event) => {
+                            counts.record_accept();
+                            pending.push_back((event, position));
+                            Ok(())
+                        }
+                        Err(reject) => self.dead_letter_record(
+                            counts,
+                            Some(position.line),
+                            Some(position.offset),
+                            reject,
+                            line.bytes,
+                            line.len,
+                        ),
+                    };
+                }
+                let is_first = std::mem::replace(first_record, false);
+                let text = match std::str::from_utf8(line.bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        // The canonical parser words the UTF-8 error (byte and column).
+                        let reject = parse_event(line.bytes)
+                            .err()
+                            .unwrap_or_else(|| Reject::new(RejectKind::NotUtf8, "not UTF-8"));
+                        return self.dead_letter_record(
+                            counts,
+                            Some(position.line),
+                            Some(position.offset),
+                            reject,
+                            line.bytes,
+                            line.len,
+                        );
+                    }
+                };
+                if is_first
+                    && self.options.decode.format.allows_documents()
+                    && starts_document(text)
+                {
+                    let first = line.bytes.to_vec();
+                    self.ingest_document(lines, counts, pending, first, position)?;
+                    counts.bytes = lines.offset();
+                    *lines_slot = None;
+                    return Ok(());
+                }
+                decode_line(text, &self.options.decode, &mut |d| decoded.push(d));
+                for d in decoded.drain(..) {
+                    self.account(counts, pending, d, position, line.bytes, line.len)?;
+                }
+            }
+            Err(LineError { error, partial }) => {
+                let at = lines.offset();
+                let reason = if *compressed {
+                    format!("gzip stream ended early or is corrupt after {at} decompressed bytes: {error}")
+                } else {
+                    format!("read failed after {at} bytes: {error}")
+                };
+                if let Some((n, o, raw, len)) = partial {
+                    let reject =
+                        Reject::new(RejectKind::ReadError, format!("incomplete line: {reason}"));
+                    self.dead_letter_record(counts, Some(n), Some(o), reject, &raw, len)?;
+                } else {
+                    // No line was cut, but the stream still ended early: leave a record.
+                    self.dead_letter
+                        .write(&DeadLetter::new(
+                            &counts.source,
+                            None,
+                            Some(at),
+                            RejectKind::ReadError,
+                            reason.clone(),
+                            b"",
+                            0,
+                        ))
+                        .map_err(IngestError::DeadLetter)?;
+                }
+                tracing::warn!(source = %counts.source, "{reason}");
+                counts.error = Some(reason);
+                counts.bytes = at;
+                *lines_slot = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one decoded record and passes it on (event), dead-letters it (rejected) or
+    /// counts its skip reason.
+    fn account(
+        &mut self,
+        counts: &mut SourceCounts,
+        pending: &mut VecDeque<(Event, Position)>,
+        decoded: Decoded,
+        position: Position,
+        raw: &[u8],
+        raw_len: u64,
+    ) -> Result<(), IngestError> {
+        match decoded {
+            Decoded::Event(event) => {
+                counts.record_accept();
+                pending.push_back((event, position));
+                Ok(())
+            }
+            Decoded::Skipped(reason) => {
+                tracing::debug!(source = %counts.source, line = position.line, %reason, "skipped");
+                counts.record_skip(reason);
+                Ok(())
+            }
+            Decoded::Rejected(reject) => self.dead_letter_record(
+                counts,
+                Some(position.line),
+                Some(position.offset),
+                reject,
+                raw,
+                raw_len,
+            ),
+        }
+    }
+
+    /// Reads the rest of a source as one or more pretty-printed JSON values (a Bundle, an
+    /// array of events, …) that began on the line `first`.
+    fn ingest_document<R: std::io::BufRead>(
+        &mut self,
+        lines: &mut LineReader<R>,
+        counts: &mut SourceCounts,
+        pending: &mut VecDeque<(Event, Position)>,
+        first: Vec<u8>,
+        start: Position,
+    ) -> Result<(), IngestError> {
+        let limit = self.options.max_document_bytes;
+        let mut doc = first;
+        doc.push(b'\n');
+        let mut stopped: Option<String> = None;
         loop {
             match lines.next_line() {
                 Ok(None) => break,
+                Ok(Some(line)) if line.too_long => {
+                    stopped = Some(format!(
+                        "line {} of the JSON document is longer than the {}-byte limit (--max-line-bytes)",
+                        line.number, self.options.max_line_bytes
+                    ));
+                    break;
+                }
                 Ok(Some(line)) => {
-                    if line.too_long {
-                        let reject = Reject::new(
-                            RejectKind::LineTooLong,
-                            format!(
-                                "line is {} bytes, longer than the {max}-byte limit (--max-line-bytes)",
-                                line.len
-                            ),
-                        );
-                        let (n, o, raw, len) =
-                            (line.number, line.offset, line.bytes.to_vec(), line.len);
-                        self.dead_letter_record(&mut counts, Some(n), Some(o), reject, &raw, len)?;
-                        continue;
+                    if doc.len() + line.bytes.len() + 1 > limit {
+                        stopped = Some(format!(
+                            "the JSON document starting at line {} is larger than the {limit}-byte limit (--max-document-bytes)",
+                            start.line
+                        ));
+                        break;
                     }
-                    if line.bytes.iter().all(u8::is_ascii_whitespace) {
-                        counts.blank += 1;
-                        continue;
-                    }
-                    let position = Position {
-                        line: line.number,
-                        offset: line.offset,
-                    };
-                    match parse_event(line.bytes) {
-                        Ok(event) => {
-                            counts.record_accept();
-                            on_event(event, position);
-                        }
-                        Err(reject) => {
-                            let raw = line.bytes.to_vec();
-                            let len = line.len;
-                            self.dead_letter_record(
-                                &mut counts,
-                                Some(position.line),
-                                Some(position.offset),
-                                reject,
-                                &raw,
-                                len,
-                            )?;
-                        }
-                    }
+                    doc.extend_from_slice(line.bytes);
+                    doc.push(b'\n');
                 }
                 Err(LineError { error, partial }) => {
-                    let at = lines.offset();
-                    let reason = if compressed {
-                        format!("gzip stream ended early or is corrupt after {at} decompressed bytes: {error}")
-                    } else {
-                        format!("read failed after {at} bytes: {error}")
-                    };
-                    if let Some((n, o, raw, len)) = partial {
-                        let reject = Reject::new(
-                            RejectKind::ReadError,
-                            format!("incomplete line: {reason}"),
-                        );
-                        self.dead_letter_record(&mut counts, Some(n), Some(o), reject, &raw, len)?;
-                    } else {
-                        // No line was cut, but the stream still ended early: leave a record.
-                        self.dead_letter
-                            .write(&DeadLetter::new(
-                                &name,
-                                None,
-                                Some(at),
-                                RejectKind::ReadError,
-                                reason.clone(),
-                                b"",
-                                0,
-                            ))
-                            .map_err(IngestError::DeadLetter)?;
+                    if let Some((_, _, raw, _)) = partial {
+                        doc.extend_from_slice(&raw);
                     }
-                    tracing::warn!(source = %name, "{reason}");
-                    counts.error = Some(reason);
+                    stopped = Some(format!(
+                        "read failed after {} bytes: {error}",
+                        lines.offset()
+                    ));
                     break;
                 }
             }
         }
-        counts.bytes = lines.offset();
-        tracing::info!(
-            source = %name,
-            read = counts.read,
-            accepted = counts.accepted,
-            dead_lettered = counts.dead_lettered,
-            "source done"
-        );
-        self.summary.push(counts);
+        let mut stream =
+            serde_json::Deserializer::from_slice(&doc).into_iter::<serde_json::Value>();
+        let mut decoded = Vec::new();
+        loop {
+            let before = stream.byte_offset();
+            let value_start = doc[before..]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map_or(doc.len(), |i| before + i);
+            let line_of = |at: usize| {
+                start.line + memchr::memchr_iter(b'\n', &doc[..at.min(doc.len())]).count() as u64
+            };
+            let position = Position {
+                line: line_of(value_start),
+                offset: start.offset + value_start as u64,
+            };
+            match stream.next() {
+                None => break,
+                Some(Ok(value)) => {
+                    let end = stream.byte_offset();
+                    super::format::decode_value(value, &self.options.decode, &mut |d| {
+                        decoded.push(d)
+                    });
+                    let raw = &doc[value_start..end];
+                    for d in decoded.drain(..) {
+                        self.account(counts, pending, d, position, raw, raw.len() as u64)?;
+                    }
+                }
+                Some(Err(e)) => {
+                    let line = start.line + e.line() as u64 - 1;
+                    let column = e.column();
+                    let rest = (doc.len() - value_start) as u64;
+                    let reject = if e.is_eof() {
+                        Reject::new(
+                            RejectKind::TruncatedJson,
+                            format!("JSON document ends early (line {line}, column {column})"),
+                        )
+                    } else {
+                        let message = e.to_string();
+                        let message = message
+                            .rfind(" at line ")
+                            .map_or(message.as_str(), |i| &message[..i]);
+                        Reject::new(
+                            RejectKind::InvalidJson,
+                            format!("invalid JSON at line {line}, column {column}: {message}; the rest of the document ({rest} bytes) could not be read"),
+                        )
+                    };
+                    let raw = &doc[value_start..];
+                    self.dead_letter_record(
+                        counts,
+                        Some(position.line),
+                        Some(position.offset),
+                        reject,
+                        raw,
+                        rest,
+                    )?;
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = stopped {
+            self.dead_letter
+                .write(&DeadLetter::new(
+                    &counts.source,
+                    None,
+                    Some(lines.offset()),
+                    RejectKind::ReadError,
+                    reason.clone(),
+                    b"",
+                    0,
+                ))
+                .map_err(IngestError::DeadLetter)?;
+            tracing::warn!(source = %counts.source, "{reason}");
+            counts.error = Some(reason);
+        }
         Ok(())
     }
 
@@ -228,4 +601,13 @@ impl Ingestor {
             .write(&record)
             .map_err(IngestError::DeadLetter)
     }
+}
+
+/// A first line that opens a JSON value without closing it (`{`, `[`, `{ "resourceType": …,`)
+/// starts a pretty-printed document. A truncated NDJSON line does not end that way, so a
+/// broken first line of an NDJSON file is still one bad line, not the whole file.
+fn starts_document(text: &str) -> bool {
+    let t = text.trim();
+    let opens = t.ends_with(['{', '[', ',']);
+    opens && matches!(serde_json::from_str::<serde::de::IgnoredAny>(t), Err(e) if e.is_eof())
 }

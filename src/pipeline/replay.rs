@@ -48,7 +48,7 @@ pub struct Progress<'a> {
 /// (late events included): the history writer.
 pub type Tap<'a> = &'a mut (dyn FnMut(&Event) -> Result<(), String> + Send);
 
-/// Replays `sources` in order through `engine`. `on_alerts` receives every batch of alerts as
+/// Replays `sources`, merged in event-time order (`Ingestor::ingest_merged`), through `engine`. `on_alerts` receives every batch of alerts as
 /// the engine emits them; an error from it stops the run. `on_progress` is called once per batch.
 /// Does not call `engine.finish` (the caller decides whether the end of input ends the stream).
 /// Returns the ingestor (for its summary) and the number of late events dead-lettered.
@@ -138,28 +138,23 @@ fn read_all(
     let mut batch = Vec::with_capacity(BATCH);
     let mut open = true;
     let mut tap_error = None;
-    for (index, source) in sources.iter().enumerate() {
-        ingestor.ingest(source, &mut |event, pos| {
-            if !open {
+    ingestor.ingest_merged(sources, &mut |event, index, pos| {
+        if !open {
+            return;
+        }
+        if let Some(tap) = tap.as_mut() {
+            if let Err(e) = tap(&event) {
+                tap_error = Some(e);
+                open = false;
                 return;
             }
-            if let Some(tap) = tap.as_mut() {
-                if let Err(e) = tap(&event) {
-                    tap_error = Some(e);
-                    open = false;
-                    return;
-                }
-            }
-            batch.push((event, index, pos));
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                open = tx.send(full).is_ok();
-            }
-        })?;
-        if !open {
-            break;
         }
-    }
+        batch.push((event, index, pos));
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            open = tx.send(full).is_ok();
+        }
+    })?;
     if let Some(e) = tap_error {
         return Err(ReplayError::Tap(e));
     }

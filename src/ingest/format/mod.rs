@@ -1,0 +1,225 @@
+//! Input formats: the canonical NDJSON contract, FHIR AuditEvent (R4/R5/BALP), Keycloak
+//! events and gateway JSON access logs. Every format decodes to canonical events, so detection
+//! and the history store never see the difference.
+
+mod auditevent;
+mod fhir;
+mod gateway;
+mod keycloak;
+
+use std::sync::Arc;
+
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use crate::event::{json_reject, parse_event_str, Event, Reject, RejectKind};
+
+pub use gateway::{GatewayMapping, MappingError, TimeFormat, BUILT_IN_MAPPINGS};
+pub use keycloak::KeycloakOptions;
+
+/// What one record (a line, or one entry of a Bundle or JSON array) became.
+#[derive(Debug)]
+pub enum Decoded {
+    Event(Event),
+    /// A valid record that is not an event scopewatch uses (a login AuditEvent, a Keycloak
+    /// admin event); counted by reason, not dead-lettered.
+    Skipped(String),
+    Rejected(Reject),
+}
+
+/// How to read input records.
+#[derive(Clone, Debug, Default)]
+pub enum InputFormat {
+    /// Per record: FHIR resources (`"resourceType"`), Keycloak events (`realmId`), otherwise the
+    /// canonical contract. Gateway logs need a mapping and are never guessed.
+    #[default]
+    Auto,
+    Canonical,
+    AuditEvent,
+    Keycloak,
+    Gateway(Arc<GatewayMapping>),
+}
+
+impl InputFormat {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InputFormat::Auto => "auto",
+            InputFormat::Canonical => "ndjson",
+            InputFormat::AuditEvent => "auditevent",
+            InputFormat::Keycloak => "keycloak",
+            InputFormat::Gateway(_) => "gateway",
+        }
+    }
+
+    /// Whether a source may be one pretty-printed JSON document (a FHIR Bundle, a JSON array of
+    /// Keycloak events from the admin REST API, …) instead of one record per line.
+    pub fn allows_documents(&self) -> bool {
+        !matches!(self, InputFormat::Canonical)
+    }
+}
+
+/// Everything decoding needs besides the record.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeOptions {
+    pub format: InputFormat,
+    pub keycloak: KeycloakOptions,
+}
+
+enum Sniffed {
+    Fhir,
+    Keycloak,
+    Canonical,
+}
+
+fn sniff(text: &str) -> Sniffed {
+    let bytes = text.as_bytes();
+    // Keycloak first: its admin events carry a `resourceType` of their own (USER, REALM, …).
+    if memchr::memmem::find(bytes, b"\"realmId\"").is_some()
+        || memchr::memmem::find(bytes, b"realmId=").is_some()
+    {
+        Sniffed::Keycloak
+    } else if memchr::memmem::find(bytes, b"\"resourceType\"").is_some() {
+        Sniffed::Fhir
+    } else {
+        Sniffed::Canonical
+    }
+}
+
+/// Decodes one line (UTF-8, without its newline) into zero or more records.
+pub fn decode_line(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
+    let one = |r: Result<Event, Reject>| match r {
+        Ok(e) => Decoded::Event(e),
+        Err(r) => Decoded::Rejected(r),
+    };
+    match &options.format {
+        InputFormat::Canonical => out(one(parse_event_str(text))),
+        InputFormat::Auto => match sniff(text) {
+            Sniffed::Fhir => decode_fhir_text(text, out),
+            Sniffed::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
+            Sniffed::Canonical => out(one(parse_event_str(text))),
+        },
+        InputFormat::AuditEvent => decode_fhir_text(text, out),
+        InputFormat::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
+        InputFormat::Gateway(mapping) => {
+            match serde_json::from_str::<serde_json::Map<String, Value>>(text) {
+                Ok(object) => out(mapping.decode_object(&object)),
+                Err(e) => out(Decoded::Rejected(json_reject(e))),
+            }
+        }
+    }
+}
+
+/// Decodes one JSON value read from a multi-line document.
+pub fn decode_value(value: Value, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
+    if let Value::Array(items) = value {
+        for item in items {
+            decode_value(item, options, out);
+        }
+        return;
+    }
+    let format = match &options.format {
+        InputFormat::Auto if value.get("realmId").is_some() => &InputFormat::Keycloak,
+        InputFormat::Auto if value.get("resourceType").is_some() => &InputFormat::AuditEvent,
+        InputFormat::Auto => &InputFormat::Canonical,
+        f => f,
+    };
+    match (format, value) {
+        (InputFormat::AuditEvent, value) => match fhir::Resource::deserialize(&value) {
+            Ok(resource) => decode_resource(resource, out),
+            Err(e) => out(Decoded::Rejected(Reject::new(
+                RejectKind::WrongType,
+                format!("not a readable FHIR resource: {e}"),
+            ))),
+        },
+        (InputFormat::Keycloak, Value::Object(object)) => {
+            out(keycloak::decode_object(&object, "", options.keycloak))
+        }
+        (InputFormat::Gateway(mapping), Value::Object(object)) => {
+            out(mapping.decode_object(&object))
+        }
+        (_, Value::Object(object)) => {
+            // The canonical parser reads text: the rare pretty-printed canonical event goes back
+            // through it so its checks stay in one place.
+            let text = Value::Object(object).to_string();
+            out(match parse_event_str(&text) {
+                Ok(e) => Decoded::Event(e),
+                Err(r) => Decoded::Rejected(r),
+            })
+        }
+        (_, other) => out(Decoded::Rejected(Reject::new(
+            RejectKind::NotAnObject,
+            format!("expected a JSON object, found {}", describe(&other)),
+        ))),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One line of FHIR JSON: a resource, a Bundle, or an array of them.
+fn decode_fhir_text(text: &str, out: &mut dyn FnMut(Decoded)) {
+    let parsed = if text.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<fhir::Resource>>(text)
+    } else {
+        serde_json::from_str::<fhir::Resource>(text).map(|r| vec![r])
+    };
+    match parsed {
+        Ok(resources) => {
+            for r in resources {
+                decode_resource(r, out);
+            }
+        }
+        Err(e) => out(Decoded::Rejected(json_reject(e))),
+    }
+}
+
+fn decode_resource(resource: fhir::Resource, out: &mut dyn FnMut(Decoded)) {
+    match resource.resource_type.as_deref() {
+        None => out(Decoded::Rejected(Reject::new(
+            RejectKind::MissingField,
+            "not a FHIR resource: no resourceType",
+        ))),
+        Some("AuditEvent") => out(auditevent::decode(&resource)),
+        Some("Bundle") => {
+            if resource.entry.is_empty() {
+                out(Decoded::Skipped("FHIR Bundle with no entries".to_string()));
+            }
+            for (i, entry) in resource.entry.into_iter().enumerate() {
+                let n = i + 1;
+                match entry.resource {
+                    None => out(Decoded::Rejected(Reject::new(
+                        RejectKind::MissingField,
+                        format!("Bundle entry {n} has no resource"),
+                    ))),
+                    Some(r) => decode_resource(*r, &mut |d| {
+                        out(match d {
+                            Decoded::Rejected(r) => Decoded::Rejected(Reject::new(
+                                r.kind,
+                                format!("Bundle entry {n}: {}", r.reason),
+                            )),
+                            other => other,
+                        })
+                    }),
+                }
+            }
+        }
+        Some(other) => {
+            let name = if other.len() <= 40 && other.bytes().all(|b| b.is_ascii_alphabetic()) {
+                other
+            } else {
+                "unrecognised"
+            };
+            out(Decoded::Skipped(format!(
+                "FHIR {name} resource is not an AuditEvent"
+            )));
+        }
+    }
+}
