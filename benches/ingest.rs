@@ -1,4 +1,5 @@
-//! Parse + classify throughput of canonical access events on one core.
+//! Parse + classify throughput of canonical access events on one core, and decoding
+//! throughput of FHIR AuditEvent (BALP-style REST records) NDJSON.
 //! Run: `cargo bench --bench ingest`. Criterion prints events/s (elements) and MB/s (bytes).
 
 use std::hint::black_box;
@@ -6,6 +7,7 @@ use std::io::Cursor;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use scopewatch::event::{parse_event, Event};
+use scopewatch::ingest::format::{decode_line, DecodeOptions, Decoded, InputFormat};
 use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, LineReader, Source};
 use scopewatch::smart::request::classify;
 
@@ -74,24 +76,108 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest_file");
     g.throughput(Throughput::Elements(EVENTS as u64));
     g.sample_size(20);
-    g.bench_function("ingest_classify", |b| {
-        b.iter(|| {
-            let mut ingestor = Ingestor::new(
-                IngestOptions::default(),
-                DeadLetterWriter::new(Box::new(std::io::sink())),
-            );
-            let mut n = 0usize;
-            ingestor
-                .ingest(&source, &mut |e, _| {
-                    if let Event::Access(a) = e {
-                        n += usize::from(classify(a.method, &a.url).resource_type.is_some());
-                    }
-                })
-                .expect("ingest");
-            n
-        })
-    });
+    for (name, format) in [
+        ("ingest_classify", InputFormat::Auto),
+        ("ingest_classify_format_ndjson", InputFormat::Canonical),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut ingestor = Ingestor::new(
+                    IngestOptions {
+                        decode: DecodeOptions {
+                            format: format.clone(),
+                            ..DecodeOptions::default()
+                        },
+                        ..IngestOptions::default()
+                    },
+                    DeadLetterWriter::new(Box::new(std::io::sink())),
+                );
+                let mut n = 0usize;
+                ingestor
+                    .ingest(&source, &mut |e, _| {
+                        if let Event::Access(a) = e {
+                            n += usize::from(classify(a.method, &a.url).resource_type.is_some());
+                        }
+                    })
+                    .expect("ingest");
+                n
+            })
+        });
+    }
     g.finish();
+    bench_auditevent(c);
+}
+
+/// BALP-style REST AuditEvents (client application agent, OAuth user agent with the jti,
+/// data and patient entities), one per line, as a FHIR server's audit export writes them.
+fn audit_event_lines(n: usize) -> Vec<String> {
+    let types = [
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "DocumentReference",
+    ];
+    (0..n)
+        .map(|i| {
+            let ty = types[i % types.len()];
+            format!(
+                concat!(
+                    r#"{{"resourceType":"AuditEvent","id":"ae-{i}","type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest"}},"#,
+                    r#""subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"read"}}],"action":"R","recorded":"2024-03-05T09:{m:02}:{s:02}.{ms:03}Z","outcome":"0","#,
+                    r#""agent":[{{"type":{{"coding":[{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110150"}}]}},"who":{{"identifier":{{"value":"app-{app}"}}}},"requestor":false,"network":{{"address":"10.0.{app}.7","type":"2"}}}},"#,
+                    r#"{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"IRCP"}}]}},"who":{{"identifier":{{"system":"https://auth.example.org","value":"user-{user}"}}}},"requestor":true,"policy":["urn:ietf:params:oauth:jti:tok-{tok}"],"#,
+                    r#""purposeOfUse":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/v3-ActReason","code":"TREAT"}}]}}]}}],"#,
+                    r#""source":{{"observer":{{"reference":"Device/fhir-server"}}}},"#,
+                    r#""entity":[{{"what":{{"reference":"{ty}/r{i}"}},"type":{{"code":"2"}},"role":{{"code":"4"}}}},{{"what":{{"reference":"Patient/pat-{pat}"}},"type":{{"code":"1"}},"role":{{"code":"1"}}}}]}}"#
+                ),
+                i = i,
+                m = (i / 60) % 60,
+                s = i % 60,
+                ms = i % 1000,
+                app = i % 7,
+                user = i % 40,
+                tok = i / 50,
+                ty = ty,
+                pat = i % 997,
+            )
+        })
+        .collect()
+}
+
+fn bench_auditevent(c: &mut Criterion) {
+    const AUDIT_EVENTS: usize = 20_000;
+    let lines = audit_event_lines(AUDIT_EVENTS);
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    for (name, format) in [
+        ("format_auditevent", InputFormat::AuditEvent),
+        ("format_auto", InputFormat::Auto),
+    ] {
+        let options = DecodeOptions {
+            format,
+            ..DecodeOptions::default()
+        };
+        for (unit, throughput) in [
+            ("events", Throughput::Elements(AUDIT_EVENTS as u64)),
+            ("bytes", Throughput::Bytes(bytes as u64)),
+        ] {
+            let mut g = c.benchmark_group(format!("auditevent_{unit}"));
+            g.throughput(throughput);
+            g.sample_size(20);
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    let mut accepted = 0usize;
+                    for line in &lines {
+                        decode_line(black_box(line), &options, &mut |d| {
+                            accepted += usize::from(matches!(d, Decoded::Event(_)));
+                        });
+                    }
+                    assert_eq!(accepted, AUDIT_EVENTS);
+                    accepted
+                })
+            });
+            g.finish();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

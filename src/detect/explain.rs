@@ -248,6 +248,46 @@ mod tests {
         assert_eq!(explain(&a, &c, &cl).launch, LaunchFit::AllPatients);
     }
 
+    /// Keycloak-style grant: launch/patient scopes, but the event does not say which patient.
+    const UNRECORDED_TOKEN: &str = r#"{"type":"token","event":"issued","time":"2024-03-01T12:00:00Z","client_id":"app","token_id":"kt","scope_granted":"launch/patient patient/Observation.rs","expires_in":3600}"#;
+
+    #[test]
+    fn an_unrecorded_launch_patient_gets_the_benefit_of_the_doubt_for_one_patient_only() {
+        let cl = Classifier::new();
+        // (launch fit, explained, enforcement gap) of a served GET.
+        let judge = |c: &TokenCache, url: &str| {
+            let a = access("kt", "GET", url, 200, T);
+            let e = explain(&a, c, &cl);
+            (e.launch, e.is_explained(), e.is_enforcement_gap())
+        };
+        let c = cache(&[UNRECORDED_TOKEN]);
+        for url in [
+            "Observation?patient=p7",
+            "Observation/o1",
+            "Observation?code=x",
+        ] {
+            assert_eq!(
+                judge(&c, url),
+                (LaunchFit::UnrecordedLaunchPatient, true, false),
+                "{url}"
+            );
+        }
+        // Two patients cannot both be the launch patient; all patients never are.
+        assert_eq!(
+            judge(&c, "Observation?patient=p7,p8"),
+            (LaunchFit::OtherPatient, false, true)
+        );
+        assert_eq!(judge(&c, "Patient/$everything").0, LaunchFit::AllPatients);
+        // Scopes still count: a resource type outside them is a gap.
+        assert!(judge(&c, "Condition?patient=p7").2);
+        // Without a launch scope, a missing patient means no patient context at all.
+        let c = cache(&[&UNRECORDED_TOKEN.replace("launch/patient ", "")]);
+        assert_eq!(
+            judge(&c, "Observation?patient=p7"),
+            (LaunchFit::NoLaunchPatient, false, true)
+        );
+    }
+
     #[test]
     fn backend_token_covers_population_and_export() {
         let c = cache(&[SYSTEM_TOKEN]);

@@ -611,3 +611,105 @@ fn starts_document(text: &str) -> bool {
     let opens = t.ends_with(['{', '[', ',']);
     opens && matches!(serde_json::from_str::<serde::de::IgnoredAny>(t), Err(e) if e.is_eof())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(kind: &str, minute: u32, client: &str) -> String {
+        match kind {
+            "token" => format!(
+                r#"{{"type":"token","event":"issued","time":"2024-03-01T12:{minute:02}:00Z","client_id":"{client}","token_id":"t{minute}"}}"#
+            ),
+            _ => format!(
+                r#"{{"type":"access","time":"2024-03-01T12:{minute:02}:00Z","client_id":"{client}","method":"GET","url":"Patient/p","status":200}}"#
+            ),
+        }
+    }
+
+    #[test]
+    fn merged_sources_interleave_by_event_time_and_keep_counts_in_input_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, lines: Vec<String>| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+            Source::File(path)
+        };
+        // Access log first by name, but the token log starts earlier; a third file starts
+        // after both and holds a bad line; an empty file has no events at all.
+        let access = write(
+            "a-access.ndjson",
+            vec![
+                line("access", 1, "x"),
+                line("access", 3, "x"),
+                line("access", 5, "x"),
+            ],
+        );
+        let tokens = write(
+            "b-tokens.ndjson",
+            vec![
+                line("token", 0, "x"),
+                line("token", 3, "y"),
+                line("token", 4, "x"),
+            ],
+        );
+        let later = write(
+            "c-later.ndjson",
+            vec![
+                line("access", 6, "z"),
+                "{broken".to_string(),
+                line("access", 7, "z"),
+            ],
+        );
+        let empty = write("d-empty.ndjson", vec![]);
+        let sources = vec![access, tokens, later, empty];
+        let run = || {
+            let mut ingestor = Ingestor::new(
+                IngestOptions::default(),
+                DeadLetterWriter::new(Box::new(std::io::sink())),
+            );
+            let mut seen = Vec::new();
+            ingestor
+                .ingest_merged(&sources, &mut |e, index, pos| {
+                    seen.push((e.time().unix_seconds() / 60 % 60, index, pos.line))
+                })
+                .expect("merge");
+            (seen, ingestor.finish().expect("finish"))
+        };
+        let (seen, summary) = run();
+        // Minute 3 is in both files: the tie goes to the earlier source (the access log).
+        assert_eq!(
+            seen,
+            vec![
+                (0, 1, 1),
+                (1, 0, 1),
+                (3, 0, 2),
+                (3, 1, 2),
+                (4, 1, 3),
+                (5, 0, 3),
+                (6, 2, 1),
+                (7, 2, 3)
+            ]
+        );
+        let names: Vec<&str> = summary
+            .sources
+            .iter()
+            .map(|s| s.source.rsplit('/').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a-access.ndjson",
+                "b-tokens.ndjson",
+                "c-later.ndjson",
+                "d-empty.ndjson"
+            ]
+        );
+        assert_eq!(summary.totals.accepted, 8);
+        assert_eq!(
+            summary.totals.dead_lettered, 1,
+            "the look-ahead counts nothing twice"
+        );
+        assert_eq!(run().0, seen, "deterministic");
+    }
+}

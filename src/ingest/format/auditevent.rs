@@ -146,7 +146,7 @@ fn recorded(ae: &Resource) -> Result<Timestamp, Reject> {
 /// otherwise the data-flow role (the client is the destination of a read and the source of
 /// everything else); pre-BALP R4 examples name the requesting system `110153` whatever the
 /// direction, so the other role is the fallback.
-fn client_agent<'a>(ae: &'a Resource, read: bool) -> Option<&'a Agent> {
+fn client_agent(ae: &Resource, read: bool) -> Option<&Agent> {
     let named = |a: &&Agent| a.who.as_ref().and_then(|w| w.name()).is_some();
     let by_type = |code: &str| ae.agent.iter().filter(named).find(|a| a.has_type(code));
     let (first, second) = if read {

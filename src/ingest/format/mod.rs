@@ -18,6 +18,8 @@ pub use gateway::{GatewayMapping, MappingError, TimeFormat, BUILT_IN_MAPPINGS};
 pub use keycloak::KeycloakOptions;
 
 /// What one record (a line, or one entry of a Bundle or JSON array) became.
+// Events are the common case: boxing them would add an allocation per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Decoded {
     Event(Event),
