@@ -294,7 +294,8 @@ fn audit_event(
              "network": {"address": "10.20.30.40", "type": "2"}},
             {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
              "who": {"identifier": {"system": "https://auth.example.org", "value": "dr-jones"}},
-             "requestor": true, "policy": [format!("urn:ietf:params:oauth:jti:{jti}")],
+             "requestor": true,
+             "policy": if jti.is_empty() { vec![] } else { vec![format!("urn:ietf:params:oauth:jti:{jti}")] },
              "purposeOfUse": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}]}]}
         ],
         "source": {"observer": {"reference": "Device/fhir-server"}},
@@ -557,6 +558,16 @@ fn keycloak_tokens_and_auditevent_accesses_join_in_detect() {
             "MedicationRequest/m2",
             "p2",
         ),
+        // No token id recorded: joined by client id to med-rec's only live token, whose
+        // scopes do not cover Condition.
+        audit_event(
+            "2024-03-05T09:40:00Z",
+            "med-rec",
+            "",
+            "read",
+            "Condition/c1",
+            "p2",
+        ),
     ];
     write(
         &logs,
@@ -586,14 +597,14 @@ fn keycloak_tokens_and_auditevent_accesses_join_in_detect() {
         &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary"),
     )
     .expect("json");
-    assert_eq!(summary["ingest"]["totals"]["accepted"], 5, "{summary}");
+    assert_eq!(summary["ingest"]["totals"]["accepted"], 6, "{summary}");
     let alerts: Vec<Value> = std::fs::read_to_string(&alerts)
         .expect("alerts")
         .lines()
         .map(|l| serde_json::from_str(l).expect("alert"))
         .filter(|a: &Value| a["rule"] == "enforcement_gap")
         .collect();
-    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(a["client_id"], "growth-chart");
     assert_eq!(a["category"], "scope_creep");
@@ -605,4 +616,16 @@ fn keycloak_tokens_and_auditevent_accesses_join_in_detect() {
         "{a}"
     );
     assert_eq!(a["evidence"]["token_ids"], json!(["jti-a"]));
+    assert_eq!(a["observed"]["resource_type"], "MedicationRequest");
+    let b = &alerts[1];
+    assert_eq!(b["client_id"], "med-rec");
+    assert_eq!(b["category"], "scope_creep");
+    assert!(
+        b["window"]["start"]
+            .as_str()
+            .expect("start")
+            .starts_with("2024-03-05T09:"),
+        "{b}"
+    );
+    assert_eq!(b["observed"]["resource_type"], "Condition");
 }

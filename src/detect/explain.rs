@@ -81,11 +81,13 @@ pub fn explain<'a>(
     classifier: &Classifier,
 ) -> Explained<'a> {
     let request = classifier.classify(access.method, &access.url);
-    let token = access
-        .token_id
-        .as_deref()
-        .and_then(|id| tokens.get(id))
-        .filter(|t| t.client_id == access.common.client_id);
+    let token = match access.token_id.as_deref() {
+        Some(id) => tokens
+            .get(id)
+            .filter(|t| t.client_id == access.common.client_id),
+        // Joined by client id: only an unambiguous, unexpired sole token of the app.
+        None => tokens.sole_live_token(&access.common.client_id, access.common.time),
+    };
     let launch = launch_fit(&request, token);
     let scopes = match (token, request.requirement()) {
         (_, None) => ScopeFit::NoRequirement,
@@ -286,6 +288,35 @@ mod tests {
             judge(&c, "Observation?patient=p7"),
             (LaunchFit::NoLaunchPatient, false, true)
         );
+    }
+
+    #[test]
+    fn an_access_without_a_token_id_joins_the_apps_sole_live_token() {
+        let cl = Classifier::new();
+        let no_token = |url: &str, at: &str| {
+            match parse_event_str(&format!(
+            r#"{{"type":"access","time":"{at}","client_id":"app","method":"GET","url":"{url}","status":200}}"#
+        ))
+        .unwrap()
+        {
+            Event::Access(a) => a,
+            Event::Token(_) => panic!("not access"),
+        }
+        };
+        let c = cache(&[SYSTEM_TOKEN]);
+        let a = no_token("Condition?code=x", T);
+        let e = explain(&a, &c, &cl);
+        assert_eq!(e.token.map(|t| t.token_id.as_str()), Some("st"));
+        assert!(e.is_explained());
+        // Expired (the system token lives 300 s): no guess, and no expired-token finding.
+        let a = no_token("Condition?code=x", "2024-03-01T12:06:00Z");
+        let e = explain(&a, &c, &cl);
+        assert!(e.token.is_none());
+        assert_eq!(e.scopes, ScopeFit::UnknownToken);
+        // Two live tokens: which one was used is unknown.
+        let c = cache(&[SYSTEM_TOKEN, &SYSTEM_TOKEN.replace(r#""st""#, r#""st2""#)]);
+        let a = no_token("Condition?code=x", T);
+        assert!(explain(&a, &c, &cl).token.is_none());
     }
 
     #[test]

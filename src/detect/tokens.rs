@@ -110,6 +110,8 @@ pub struct TokenCache {
     /// each distinct string is parsed and normalised once.
     parsed: HashMap<String, Arc<ScopeSet>>,
     by_id: HashMap<Text, TokenInfo>,
+    /// Live token ids per client, for accesses logged without a token id.
+    by_client: HashMap<Text, BTreeSet<Text>>,
     /// (eviction time, token id), for expiry in time order.
     by_eviction: BTreeSet<(Timestamp, Text)>,
     /// Tokens pushed out by the capacity bound before they expired.
@@ -122,6 +124,7 @@ impl TokenCache {
             config,
             parsed: HashMap::new(),
             by_id: HashMap::new(),
+            by_client: HashMap::new(),
             by_eviction: BTreeSet::new(),
             evicted_early: 0,
         }
@@ -192,11 +195,17 @@ impl TokenCache {
             let Some(first) = self.by_eviction.pop_first() else {
                 break;
             };
-            self.by_id.remove(&first.1);
+            if let Some(old) = self.by_id.remove(&first.1) {
+                self.forget_client_token(&old);
+            }
             self.evicted_early += 1;
         }
         self.by_eviction
             .insert((self.eviction_time(&info), info.token_id.clone()));
+        self.by_client
+            .entry(info.client_id.clone())
+            .or_default()
+            .insert(info.token_id.clone());
         self.by_id.insert(info.token_id.clone(), info);
     }
 
@@ -204,7 +213,30 @@ impl TokenCache {
         let old = self.by_id.remove(token_id)?;
         let key = (self.eviction_time(&old), old.token_id.clone());
         self.by_eviction.remove(&key);
+        self.forget_client_token(&old);
         Some(old)
+    }
+
+    fn forget_client_token(&mut self, old: &TokenInfo) {
+        if let Some(ids) = self.by_client.get_mut(&old.client_id) {
+            ids.remove(&old.token_id);
+            if ids.is_empty() {
+                self.by_client.remove(&old.client_id);
+            }
+        }
+    }
+
+    /// The client's token for an access logged without a token id (FHIR AuditEvents without
+    /// BALP's OAuth agent, gateways that log no claim): only when the client holds exactly one
+    /// cached token and it is unexpired at `now` — with two or more, which one was used is
+    /// unknown, and guessing could blame the wrong grant.
+    pub fn sole_live_token(&self, client_id: &str, now: Timestamp) -> Option<&TokenInfo> {
+        let ids = self.by_client.get(client_id)?;
+        if ids.len() != 1 {
+            return None;
+        }
+        let token = self.by_id.get(ids.first()?)?;
+        (!token.is_expired_at(now)).then_some(token)
     }
 
     /// Forgets tokens whose expiry plus grace is before `now`, and returns them.
@@ -215,7 +247,10 @@ impl TokenCache {
                 break;
             }
             if let Some((_, id)) = self.by_eviction.pop_first() {
-                gone.extend(self.by_id.remove(&id));
+                if let Some(old) = self.by_id.remove(&id) {
+                    self.forget_client_token(&old);
+                    gone.push(old);
+                }
             }
         }
         gone
@@ -224,6 +259,7 @@ impl TokenCache {
     /// Every token still held (end of input).
     pub fn drain(&mut self) -> Vec<TokenInfo> {
         self.by_eviction.clear();
+        self.by_client.clear();
         std::mem::take(&mut self.by_id).into_values().collect()
     }
 
@@ -304,10 +340,18 @@ mod tests {
         c.apply(&issued("t2", "2024-03-01T12:00:00Z", 3600));
         c.expire(ts("2024-03-01T12:05:30Z"));
         assert!(c.get("t1").is_some(), "inside the grace period");
+        let at = ts("2024-03-01T12:06:30Z");
+        assert!(c.sole_live_token("app", at).is_none(), "two tokens held");
         c.expire(ts("2024-03-01T12:06:01Z"));
         assert!(c.get("t1").is_none());
+        assert_eq!(
+            c.sole_live_token("app", at).map(|t| t.token_id.as_str()),
+            Some("t2"),
+            "expiry leaves the client index in step"
+        );
         c.apply(&token(r#"{"type":"token","event":"revoked","time":"2024-03-01T12:07:00Z","client_id":"app","token_id":"t2"}"#));
         assert!(c.is_empty());
+        assert!(c.sole_live_token("app", at).is_none(), "revocation too");
     }
 
     #[test]
@@ -322,6 +366,11 @@ mod tests {
         assert!(c.get("short").is_none());
         assert!(c.get("long").is_some() && c.get("new").is_some());
         assert_eq!(c.evicted_early, 1);
+        assert_eq!(
+            c.by_client["app"].len(),
+            2,
+            "eviction leaves the client index in step"
+        );
     }
 
     #[test]
