@@ -10,16 +10,63 @@ fn scopewatch(args: &[&str]) -> std::process::Output {
         .expect("run scopewatch")
 }
 
+/// `cat events | scopewatch run --input -` gives exactly the alerts (ids and order) of
+/// `scopewatch detect events`: the end of stdin ends the stream.
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
-    let out = scopewatch(&["run", "sample-data", "--alerts", "-"]);
-    assert_eq!(out.status.code(), Some(2), "run must not pretend to work");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("not available") && stderr.contains("#6"),
-        "run: {stderr}"
+fn run_over_stdin_gives_the_alerts_of_detect() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let detect = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--registry")
+        .arg(sample.join("registry.toml"))
+        .arg("--no-history")
+        .output()
+        .expect("detect");
+    assert!(detect.status.success());
+    let bytes = std::fs::read(sample.join("events.ndjson.gz")).expect("sample");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .args(["run", "--input", "-", "--no-history", "--registry"])
+        .arg(sample.join("registry.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // gzip on stdin is detected from its magic bytes, as for files.
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let run = child.wait_with_output().expect("run");
+    writer.join().expect("writer").expect("write stdin");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
-    assert!(out.stdout.is_empty(), "run printed to stdout");
+    let ids = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("alert")["id"].to_string())
+            .collect()
+    };
+    let expected = ids(&detect.stdout);
+    assert!(expected.len() > 20);
+    assert_eq!(ids(&run.stdout), expected);
+}
+
+#[test]
+fn run_without_a_source_or_state_says_what_it_needs() {
+    let out = scopewatch(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kafka-brokers"));
+    let out = scopewatch(&["run", "--kafka-brokers", "127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --state DIR"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod logging;
 mod output;
 mod progress;
 mod pseudonym_args;
+mod run;
 mod simulate;
 mod sql;
 mod validate;
@@ -51,8 +52,14 @@ pub enum Command {
     /// and update. Exits 0 when every line was accepted, 1 when any line was dead-lettered
     /// (rejected or late), 2 when the run could not start.
     Detect(detect::DetectArgs),
-    /// Run the streaming service over Kafka, files or stdin (not available yet: issue #6).
-    Run(NotYet),
+    /// The streaming service: consume token and access events from Kafka (consumer group,
+    /// per-partition state, at-least-once with deterministic alert ids), or read inputs to
+    /// their end (`--input -` for stdin), and publish alerts.
+    ///
+    /// Exits 0 on SIGINT/SIGTERM after a final checkpoint, or at the end of --input (or, with
+    /// --exit-at-end, of the topics); 1 when records were dead-lettered; 2 when it could not
+    /// start or stopped on an error.
+    Run(run::RunArgs),
     /// SQL over access history, alerts and baselines (DataFusion; read-only).
     ///
     /// Tables: access, tokens, alerts, dead_letter (from `detect --data`) and baseline_*;
@@ -64,13 +71,6 @@ pub enum Command {
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
-}
-
-/// Arguments of a subcommand that is not built yet; accepted so the error says so clearly.
-#[derive(Debug, clap::Args)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
 }
 
 /// How a run ended, as a process exit code.
@@ -100,15 +100,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(args) => validate::run(args, cli.log_format),
         Command::Detect(args) => detect::run(args, cli.log_format),
         Command::Eval(args) => eval::run(args),
-        Command::Run(_) => not_yet("run", 6),
+        Command::Run(args) => run::run(args, cli.log_format),
         Command::Sql(args) => sql::run(args),
         Command::Simulate(args) => simulate::run(args),
     }
-}
-
-fn not_yet(name: &str, issue: u32) -> anyhow::Result<Outcome> {
-    anyhow::bail!(
-        "`scopewatch {name}` is not available in this version (tracked in issue #{issue}); \
- `scopewatch detect` replays archived logs"
-    )
 }

@@ -1,6 +1,9 @@
-//! What connects sources, the detection core and sinks across runs. So far: the state
-//! directory (checkpoints that let a later run, or a restarted service, continue exactly).
+//! What connects sources, the detection core and sinks: batch replay, the streaming service's
+//! per-partition workers, and the state directory (checkpoints that let a later run, or a
+//! restarted service, continue exactly).
 
+pub mod kafka;
+pub mod partition;
 pub mod replay;
 pub mod state_dir;
 

@@ -41,6 +41,8 @@ pub enum StateDirError {
     Format { path: String, message: String },
     #[error(transparent)]
     Baseline(#[from] SnapshotError),
+    #[error("cannot continue from the checkpoint: {0}")]
+    Restore(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError + '_ {

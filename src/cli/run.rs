@@ -1,0 +1,258 @@
+//! `scopewatch run`: the streaming service. Over Kafka (a consumer group on the token and
+//! access topics, per-partition engines and checkpoints) or over inputs read to their end
+//! (files, `-` for stdin), where it behaves exactly as `detect` with the end of input ending the
+//! stream.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::config::ClientConfig;
+
+use super::detect::{DetectArgs, FormatArg};
+use super::input_args::{InputArgs, InputFormatArg};
+use super::output::Output;
+use super::{LogFormat, Outcome};
+use crate::alert::sink::{AlertSink, FileSink, KafkaSink};
+use crate::alert::AlertFormat;
+use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
+use crate::ingest::{DeadLetterWriter, IngestSummary};
+use crate::pipeline::kafka::{run_kafka, KafkaSettings};
+use crate::registry::Registry;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Inputs read to their end (files, directories, - for stdin); the end of input ends the
+    /// stream: `cat events.ndjson | scopewatch run --input -` gives the alerts of
+    /// `scopewatch detect events.ndjson`. Without --input, --kafka-brokers is required.
+    #[arg(long, value_name = "PATH", conflicts_with = "kafka_brokers")]
+    pub input: Vec<String>,
+
+    /// Kafka bootstrap servers (host:port,…): consume the token and access topics as a
+    /// consumer group.
+    #[arg(long, value_name = "HOSTS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Topic of token events (may be the same as --access-topic: one mixed topic).
+    #[arg(long, value_name = "TOPIC", default_value = "scopewatch.tokens")]
+    pub token_topic: String,
+
+    /// Topic of access events.
+    #[arg(long, value_name = "TOPIC", default_value = "scopewatch.access")]
+    pub access_topic: String,
+
+    /// Consumer group: instances in one group share the partitions.
+    #[arg(long, value_name = "GROUP", default_value = "scopewatch")]
+    pub group: String,
+
+    /// Also publish alerts to this topic (key = client_id, idempotent producer) instead of
+    /// --alerts.
+    #[arg(long, value_name = "TOPIC")]
+    pub alerts_topic: Option<String>,
+
+    /// librdkafka setting passed through (TLS, SASL, timeouts…); repeatable.
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
+    pub kafka_config: Vec<String>,
+
+    /// Seconds between checkpoints (state snapshot, then offset commit).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub checkpoint_interval: u64,
+
+    /// Kafka: stop when every assigned partition has been read to its end, treating that as
+    /// the end of the stream (backfills, tests).
+    #[arg(long)]
+    pub exit_at_end: bool,
+
+    /// App registry (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+
+    /// Where alerts go (- for stdout). Kafka mode appends to the file: after a restart,
+    /// re-emitted alerts carry the same ids.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub alerts: String,
+
+    /// Alert encoding.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    pub format: FormatArg,
+
+    /// State directory (Kafka: one checkpoint per partition under it; required).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// History store (--input mode), as for detect.
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    pub data: PathBuf,
+
+    /// Do not write the history store (--input mode; Kafka mode does not write it yet).
+    #[arg(long)]
+    pub no_history: bool,
+
+    #[command(flatten)]
+    pub pseudonym: super::pseudonym_args::PseudonymArgs,
+
+    /// Where rejected records and late events go, as NDJSON.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "scopewatch-dead-letter.ndjson"
+    )]
+    pub dead_letter: String,
+
+    /// Also write the run's counts as JSON to FILE (- for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<String>,
+
+    /// Input format of records (files or Kafka message values).
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
+    pub input_format: InputFormatArg,
+
+    #[command(flatten)]
+    pub input_options: InputArgs,
+
+    /// Allowed out-of-order arrival in event time, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
+    pub lateness: i64,
+
+    /// Days of an app's own activity before baseline-driven rules fire for it.
+    #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
+    pub learning_days: i64,
+
+    /// Time zone for seasonality.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: String,
+}
+
+pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
+    if !args.input.is_empty() {
+        // Inputs read to their end are exactly a detect run that ends the stream.
+        return super::detect::run(
+            DetectArgs {
+                inputs: args.input,
+                registry: args.registry,
+                alerts: args.alerts,
+                format: args.format,
+                flush: args.state.is_some(),
+                state: args.state,
+                data: args.data,
+                no_history: args.no_history,
+                pseudonym: args.pseudonym,
+                dead_letter: args.dead_letter,
+                summary: args.summary,
+                input_format: args.input_format,
+                input: args.input_options,
+                lateness: args.lateness,
+                learning_days: args.learning_days,
+                timezone: args.timezone,
+            },
+            log_format,
+        );
+    }
+    let Some(brokers) = args.kafka_brokers.clone() else {
+        anyhow::bail!(
+            "run needs --kafka-brokers HOSTS (a Kafka service) or --input PATH… (- for stdin)"
+        );
+    };
+    let Some(state_root) = args.state.clone() else {
+        anyhow::bail!("run over Kafka needs --state DIR: offsets are committed only after the state covering them is checkpointed there");
+    };
+    let registry = match &args.registry {
+        Some(path) => Registry::load(path)?,
+        None => Registry::default(),
+    };
+    let clock = crate::baseline::LocalClock::parse(&args.timezone)
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    let config = EngineConfig {
+        lateness_seconds: args.lateness,
+        fhir_base: args.input_options.fhir_base.clone(),
+        learning_days: args.learning_days,
+        clock,
+        ..EngineConfig::default()
+    };
+    let decode = args.input_options.ingest_options(args.input_format)?.decode;
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &args.group);
+    for kv in &args.kafka_config {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--kafka-config {kv}: expected KEY=VALUE"))?;
+        client.set(k.trim(), v.trim());
+    }
+    let format = AlertFormat::from(args.format);
+    let sink: Box<dyn AlertSink> = match &args.alerts_topic {
+        Some(topic) => Box::new(KafkaSink::new(
+            &client_for_producer(&client),
+            topic,
+            format,
+        )?),
+        None => Box::new(
+            FileSink::open(&args.alerts, format)
+                .with_context(|| format!("opening the alert output {}", args.alerts))?,
+        ),
+    };
+    let dead_letter = DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter)));
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the signal handlers")?;
+    }
+    let settings = KafkaSettings {
+        client,
+        token_topic: args.token_topic.clone(),
+        access_topic: args.access_topic.clone(),
+        state_root,
+        checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
+        exit_at_end: args.exit_at_end,
+        lateness_seconds: args.lateness,
+    };
+    let report = run_kafka(settings, config, registry, decode, sink, dead_letter, stop)?;
+    let mut summary = IngestSummary::default();
+    for counts in report.sources.into_values() {
+        summary.push(counts);
+    }
+    let json = serde_json::json!({
+        "ingest": &summary,
+        "already_in_checkpoint": report.already_in_checkpoint,
+        "requeued_on_revoke": report.requeued,
+        "alert_records": report.alerts,
+        "checkpoints": report.checkpoints,
+    });
+    match log_format {
+        LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &json })),
+        LogFormat::Text => {
+            eprint!("{}", summary.render_table());
+            eprintln!(
+                "alerts: {} record(s); checkpoints: {}; re-delivered messages already in a checkpoint: {}; \
+                 records received but unprocessed at a revoke (read again, counted twice above): {}",
+                report.alerts, report.checkpoints, report.already_in_checkpoint, report.requeued
+            );
+        }
+    }
+    if let Some(path) = &args.summary {
+        let mut out = Output::new(path);
+        serde_json::to_writer_pretty(&mut out, &json)?;
+        std::io::Write::write_all(&mut out, b"\n")?;
+        std::io::Write::flush(&mut out)?;
+    }
+    Ok(if summary.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Rejected
+    })
+}
+
+/// The producer takes the connection and security settings, not the consumer's group ones.
+fn client_for_producer(consumer: &ClientConfig) -> ClientConfig {
+    let mut producer = ClientConfig::new();
+    for (k, v) in consumer.config_map().iter() {
+        let (k, v): (&str, &str) = (k, v);
+        if !k.starts_with("group.") && !k.starts_with("enable.auto") && k != "auto.offset.reset" {
+            producer.set(k, v);
+        }
+    }
+    producer
+}

@@ -1,0 +1,716 @@
+//! The streaming service over Kafka: a consumer group reads the token and access topics
+//! (keyed by `client_id`, co-partitioned), each assigned partition runs its own
+//! [`PartitionWorker`] (engine + merge of its inputs), alerts go to the sink, and state is
+//! checkpointed per partition.
+//!
+//! Delivery is at least once: offsets are committed only after the alerts and the checkpoint
+//! covering them are durable. After a crash, messages between the last commit and the last
+//! checkpoint are re-delivered and skipped (their offsets are below the checkpoint's
+//! positions); alerts since the last checkpoint are produced again with the same ids.
+//! On revoke a partition is checkpointed and committed before it is released, so the next
+//! owner continues exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::partition::{LateRecord, PartitionWorker};
+use super::state_dir::StateDir;
+use crate::alert::sink::AlertSink;
+use crate::detect::EngineConfig;
+use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
+use crate::ingest::format::{decode_line, DecodeOptions, Decoded};
+use crate::ingest::{DeadLetter, DeadLetterWriter, SourceCounts};
+use crate::registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Sink(std::io::Error),
+    #[error("dead-letter output: {0}")]
+    DeadLetter(std::io::Error),
+    #[error("partition {partition} state: {source}")]
+    State {
+        partition: i32,
+        source: super::state_dir::StateDirError,
+    },
+}
+
+pub struct KafkaSettings {
+    /// librdkafka settings (bootstrap.servers, security, …); group.id included.
+    pub client: ClientConfig,
+    pub token_topic: String,
+    pub access_topic: String,
+    /// Root of the per-partition state directories (`partition-N/`).
+    pub state_root: PathBuf,
+    pub checkpoint_every: Duration,
+    /// Treat the end of the topics as the end of the stream: finish, checkpoint, exit.
+    pub exit_at_end: bool,
+    pub lateness_seconds: i64,
+}
+
+/// What the run did, for the end-of-run report.
+#[derive(Debug, Default)]
+pub struct ServiceReport {
+    pub sources: BTreeMap<String, SourceCounts>,
+    /// Re-delivered messages already covered by a checkpoint (after a crash or a rebalance).
+    pub already_in_checkpoint: u64,
+    /// Records received but not yet processed when their partition was revoked: they are read
+    /// again (by this instance or the next owner), so they also appear again in `sources`.
+    pub requeued: u64,
+    pub alerts: u64,
+    pub checkpoints: u64,
+}
+
+/// An input whose queue (received, waiting for the other input in event time) reaches this many
+/// records is paused at the broker, and resumed once it drains to [`QUEUE_RESUME_AT`]: memory
+/// stays bounded however far one topic runs ahead of the other or of the engine.
+const QUEUE_PAUSE_AT: usize = 20_000;
+const QUEUE_RESUME_AT: usize = 5_000;
+
+/// Whether an input should be paused (`Some(true)`), resumed (`Some(false)`) or left as it is.
+/// The gap between the two thresholds keeps it from flapping on every message.
+fn backpressure_change(paused: bool, queued: usize) -> Option<bool> {
+    if !paused && queued >= QUEUE_PAUSE_AT {
+        Some(true)
+    } else if paused && queued <= QUEUE_RESUME_AT {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+struct Service {
+    topics: Vec<String>,
+    /// The last attempt to read end offsets failed (warned once until it recovers).
+    end_offsets_failing: bool,
+    /// (input, partition) pairs paused for backpressure.
+    paused: BTreeSet<(usize, i32)>,
+    state_root: PathBuf,
+    config: EngineConfig,
+    registry: Registry,
+    decode: DecodeOptions,
+    workers: BTreeMap<i32, PartitionWorker>,
+    sink: Box<dyn AlertSink>,
+    dead_letter: DeadLetterWriter,
+    lateness_seconds: i64,
+    report: ServiceReport,
+    /// An error raised inside a rebalance callback, which cannot return one.
+    failed: Option<ServiceError>,
+}
+
+impl Service {
+    fn input_of(&self, topic: &str) -> Option<usize> {
+        self.topics.iter().position(|t| t == topic)
+    }
+
+    fn open_partition(&mut self, partition: i32) -> Result<(), ServiceError> {
+        if self.workers.contains_key(&partition) {
+            return Ok(());
+        }
+        let dir = StateDir::new(self.state_root.join(format!("partition-{partition}")));
+        let worker = PartitionWorker::open(
+            partition,
+            &self.topics,
+            dir,
+            self.config.clone(),
+            self.registry.clone(),
+        )
+        .map_err(|source| ServiceError::State { partition, source })?;
+        tracing::info!(
+            partition,
+            restored_events = worker.engine().stats().events,
+            "partition assigned"
+        );
+        self.workers.insert(partition, worker);
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+    ) -> Result<(), ServiceError> {
+        let Some(input) = self.input_of(topic) else {
+            return Ok(());
+        };
+        if !self.workers.contains_key(&partition) {
+            // Fetched before a revoke: the partition's new owner reads it from the commit.
+            return Ok(());
+        }
+        let source = format!("{topic}:{partition}");
+        let counts = self
+            .report
+            .sources
+            .entry(source.clone())
+            .or_insert_with(|| SourceCounts::new(&source));
+        let Some(worker) = self.workers.get_mut(&partition) else {
+            return Ok(());
+        };
+        if worker.already_processed(input, offset) {
+            self.report.already_in_checkpoint += 1;
+            return Ok(());
+        }
+        let bytes = payload.unwrap_or_default();
+        counts.bytes += bytes.len() as u64;
+        let mut decoded = Vec::new();
+        match std::str::from_utf8(bytes) {
+            Ok(text) if !text.trim().is_empty() => {
+                decode_line(text, &self.decode, &mut |d| decoded.push(d))
+            }
+            Ok(_) => counts.blank += 1,
+            Err(_) => decoded.push(Decoded::Rejected(
+                crate::event::parse_event(bytes)
+                    .err()
+                    .unwrap_or_else(|| crate::event::Reject::new(RejectKind::NotUtf8, "not UTF-8")),
+            )),
+        }
+        let mut records: Vec<Option<Event>> = Vec::with_capacity(decoded.len());
+        for d in decoded {
+            match d {
+                Decoded::Event(e) => {
+                    counts.record_accept();
+                    records.push(Some(e));
+                }
+                Decoded::Skipped(reason) => {
+                    counts.record_skip(reason);
+                    records.push(None);
+                }
+                Decoded::Rejected(reject) => {
+                    counts.record_reject(reject.kind);
+                    self.dead_letter
+                        .write(&DeadLetter::new(
+                            &source,
+                            None,
+                            u64::try_from(offset).ok(),
+                            reject.kind,
+                            reject.reason,
+                            bytes,
+                            bytes.len() as u64,
+                        ))
+                        .map_err(ServiceError::DeadLetter)?;
+                    records.push(None);
+                }
+            }
+        }
+        worker.offer(input, offset, records);
+        let (mut alerts, mut late) = (Vec::new(), Vec::new());
+        worker.release(&mut alerts, &mut late);
+        self.emit(&alerts, late)
+    }
+
+    fn emit(
+        &mut self,
+        alerts: &[crate::alert::Alert],
+        late: Vec<LateRecord>,
+    ) -> Result<(), ServiceError> {
+        if !alerts.is_empty() {
+            self.report.alerts += alerts.len() as u64;
+            self.sink.write(alerts).map_err(ServiceError::Sink)?;
+        }
+        for l in late {
+            if let Some(c) = self.report.sources.get_mut(&l.source) {
+                c.late += 1;
+            }
+            let raw = serde_json::to_vec(&l.late.event).unwrap_or_default();
+            self.dead_letter
+                .write(&DeadLetter::new(
+                    &l.source,
+                    None,
+                    u64::try_from(l.offset).ok(),
+                    RejectKind::Late,
+                    format!(
+                        "late beyond {} s: {} s behind events already processed",
+                        self.lateness_seconds,
+                        l.late.behind_micros / MICROS_PER_SECOND
+                    ),
+                    &raw,
+                    raw.len() as u64,
+                ))
+                .map_err(ServiceError::DeadLetter)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the broker where each waiting input ends, then releases what that unblocks.
+    fn refresh_ends(&mut self, probe: &BaseConsumer, all: bool) -> Result<(), ServiceError> {
+        let mut alerts = Vec::new();
+        let mut late = Vec::new();
+        let mut unreachable_broker = false;
+        for (partition, worker) in &mut self.workers {
+            let inputs: Vec<usize> = if all {
+                (0..self.topics.len()).collect()
+            } else {
+                worker.waiting_inputs()
+            };
+            for input in inputs {
+                let topic = &self.topics[input];
+                // Short, and one failure ends the round: this runs between polls, and a broker
+                // outage must not hold the group consumer past its poll interval.
+                match probe.fetch_watermarks(topic, *partition, Duration::from_secs(1)) {
+                    Ok((_, high)) => worker.set_high_watermark(input, high),
+                    Err(e) => {
+                        if !self.end_offsets_failing {
+                            tracing::warn!(topic = %topic, partition, "cannot read the partition's end offset (will retry): {e}");
+                        }
+                        unreachable_broker = true;
+                        break;
+                    }
+                }
+            }
+            worker.release(&mut alerts, &mut late);
+            if unreachable_broker {
+                break;
+            }
+        }
+        if self.end_offsets_failing && !unreachable_broker {
+            tracing::info!("end offsets readable again");
+        }
+        self.end_offsets_failing = unreachable_broker;
+        self.emit(&alerts, late)
+    }
+
+    /// Makes alerts and dead letters durable, checkpoints the partitions, then commits their
+    /// offsets — in that order, so a commit never covers anything that could be lost.
+    /// `mode`: periodic checkpoints commit asynchronously so an unreachable broker never stalls
+    /// the loop (a late or failed commit only means more re-delivered, skipped messages);
+    /// revokes and shutdown commit synchronously so the next owner starts where this one ended.
+    fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<RunContext>,
+        partitions: &[i32],
+        mode: CommitMode,
+    ) -> Result<(), ServiceError> {
+        self.sink.make_durable().map_err(ServiceError::Sink)?;
+        self.dead_letter.flush().map_err(ServiceError::DeadLetter)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            let Some(worker) = self.workers.get(p) else {
+                continue;
+            };
+            worker.checkpoint().map_err(|source| ServiceError::State {
+                partition: *p,
+                source,
+            })?;
+            tracing::debug!(
+                partition = *p,
+                events = worker.engine().stats().events,
+                queued = ?(0..self.topics.len()).map(|i| worker.queued(i)).collect::<Vec<_>>(),
+                "partition checkpointed"
+            );
+            for (key, offset) in worker.positions() {
+                if let Some((topic, _)) = key.rsplit_once(':') {
+                    // Nothing read yet: nothing to commit for this input.
+                    if offset > 0 {
+                        let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(offset));
+                    }
+                }
+            }
+        }
+        self.report.checkpoints += 1;
+        if tpl.count() > 0 {
+            // A failed commit loses nothing: the checkpoint is durable and re-delivered
+            // messages are skipped. Report it and go on.
+            if let Err(e) = consumer.commit(&tpl, mode) {
+                tracing::warn!("offset commit failed (state is checkpointed; will retry): {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses inputs whose queue is full and resumes those that drained.
+    fn apply_backpressure(&mut self, consumer: &BaseConsumer<RunContext>) {
+        for (partition, worker) in &self.workers {
+            for (input, topic) in self.topics.iter().enumerate() {
+                let queued = worker.queued(input);
+                let key = (input, *partition);
+                let paused = self.paused.contains(&key);
+                let Some(pause) = backpressure_change(paused, queued) else {
+                    continue;
+                };
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, *partition);
+                let result = if pause {
+                    consumer.pause(&tpl)
+                } else {
+                    consumer.resume(&tpl)
+                };
+                match result {
+                    Ok(()) => {
+                        tracing::debug!(topic = %topic, partition, queued, pause, "backpressure");
+                        if pause {
+                            self.paused.insert(key);
+                        } else {
+                            self.paused.remove(&key);
+                        }
+                    }
+                    Err(e) => tracing::warn!(topic = %topic, partition, "cannot pause/resume: {e}"),
+                }
+            }
+        }
+    }
+
+    fn all_partitions(&self) -> Vec<i32> {
+        self.workers.keys().copied().collect()
+    }
+}
+
+struct RunContext {
+    service: Arc<Mutex<Service>>,
+}
+
+fn lock(service: &Arc<Mutex<Service>>) -> MutexGuard<'_, Service> {
+    // A panic while holding the lock leaves the state as it was: keep going with it.
+    service.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ClientContext for RunContext {}
+
+impl ConsumerContext for RunContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            tracing::warn!(
+                "offset commit failed (state is checkpointed; the next commit covers it): {e}"
+            );
+        }
+    }
+
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            let mut s = lock(&self.service);
+            tracing::info!(?partitions, "partitions revoked: checkpointing them");
+            if let Err(e) = s.checkpoint(consumer, &partitions, CommitMode::Sync) {
+                s.failed.get_or_insert(e);
+            }
+            for p in partitions {
+                if let Some(w) = s.workers.remove(&p) {
+                    let queued: usize = (0..s.topics.len()).map(|i| w.queued(i)).sum();
+                    s.report.requeued += queued as u64;
+                }
+                s.paused.retain(|(_, paused)| *paused != p);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut s = lock(&self.service);
+                for e in tpl.elements() {
+                    if let Err(err) = s.open_partition(e.partition()) {
+                        s.failed.get_or_insert(err);
+                    }
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!("rebalance error: {e}"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Runs the service until `stop` is set (SIGINT/SIGTERM) or, with `exit_at_end`, until every
+/// assigned partition has been read to its end.
+#[allow(clippy::too_many_arguments)]
+pub fn run_kafka(
+    settings: KafkaSettings,
+    config: EngineConfig,
+    registry: Registry,
+    decode: DecodeOptions,
+    sink: Box<dyn AlertSink>,
+    dead_letter: DeadLetterWriter,
+    stop: Arc<AtomicBool>,
+) -> Result<ServiceReport, ServiceError> {
+    let mut topics = vec![settings.token_topic.clone()];
+    if settings.access_topic != settings.token_topic {
+        topics.push(settings.access_topic.clone());
+    }
+    let service = Arc::new(Mutex::new(Service {
+        topics: topics.clone(),
+        paused: BTreeSet::new(),
+        end_offsets_failing: false,
+        state_root: settings.state_root.clone(),
+        config,
+        registry,
+        decode,
+        workers: BTreeMap::new(),
+        sink,
+        dead_letter,
+        lateness_seconds: settings.lateness_seconds,
+        report: ServiceReport::default(),
+        failed: None,
+    }));
+    let mut client = settings.client.clone();
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    if client.get("auto.offset.reset").is_none() {
+        client.set("auto.offset.reset", "earliest");
+    }
+    let consumer: BaseConsumer<RunContext> = client.create_with_context(RunContext {
+        service: Arc::clone(&service),
+    })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    // End offsets are asked on a connection of their own: a broker may answer requests of one
+    // connection in order, and the group consumer's long-polling fetches would hold them up.
+    let mut probe_config = ClientConfig::new();
+    for (k, v) in settings.client.config_map().iter() {
+        let (k, v): (&str, &str) = (k, v);
+        let group_only = [
+            "group.",
+            "enable.auto",
+            "session.",
+            "heartbeat.",
+            "max.poll.",
+            "auto.offset.",
+        ];
+        if !group_only.iter().any(|p| k.starts_with(p)) {
+            probe_config.set(k, v);
+        }
+    }
+    let probe: BaseConsumer = probe_config.create()?;
+    let mut last_checkpoint = Instant::now();
+    let mut last_refresh = Instant::now();
+    let mut broker_down_since: Option<Instant> = None;
+    let outcome = loop {
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!("stopping: checkpointing and committing");
+            let mut s = lock(&service);
+            let all = s.all_partitions();
+            // With the broker unreachable a synchronous commit would wait for it: the
+            // checkpoint already covers the offsets, so shutdown does not wait.
+            let mode = if broker_down_since.is_some() {
+                CommitMode::Async
+            } else {
+                CommitMode::Sync
+            };
+            break s.checkpoint(&consumer, &all, mode);
+        }
+        let polled = consumer.poll(Duration::from_millis(100));
+        let mut s = lock(&service);
+        if let Some(e) = s.failed.take() {
+            break Err(e);
+        }
+        let idle = match polled {
+            None => true,
+            Some(Ok(m)) => {
+                if let Some(since) = broker_down_since.take() {
+                    tracing::info!(
+                        after_seconds = since.elapsed().as_secs(),
+                        "Kafka: receiving again"
+                    );
+                }
+                if let Err(e) = s.handle(m.topic(), m.partition(), m.offset(), m.payload()) {
+                    break Err(e);
+                }
+                drop(m);
+                s.apply_backpressure(&consumer);
+                false
+            }
+            Some(Err(e)) => {
+                // The client retries on its own; say so once, keep the state.
+                if broker_down_since.is_none() {
+                    tracing::warn!("Kafka: {e}; retrying");
+                    broker_down_since = Some(Instant::now());
+                }
+                true
+            }
+        };
+        if (idle && last_refresh.elapsed() > Duration::from_millis(300))
+            || last_refresh.elapsed() > Duration::from_secs(2)
+        {
+            last_refresh = Instant::now();
+            if let Err(e) = s.refresh_ends(&probe, settings.exit_at_end && idle) {
+                break Err(e);
+            }
+            s.apply_backpressure(&consumer);
+            if settings.exit_at_end
+                && idle
+                && !s.workers.is_empty()
+                && s.workers.values().all(PartitionWorker::caught_up)
+            {
+                tracing::info!("all assigned partitions read to their end: finishing");
+                let (mut alerts, mut late) = (Vec::new(), Vec::new());
+                for w in s.workers.values_mut() {
+                    w.finish(&mut alerts, &mut late);
+                }
+                let all = s.all_partitions();
+                break s
+                    .emit(&alerts, late)
+                    .and_then(|()| s.checkpoint(&consumer, &all, CommitMode::Sync));
+            }
+        }
+        if last_checkpoint.elapsed() >= settings.checkpoint_every {
+            last_checkpoint = Instant::now();
+            let all = s.all_partitions();
+            match s.checkpoint(&consumer, &all, CommitMode::Async) {
+                Ok(()) => {}
+                // The alert topic's broker is away: nothing is checkpointed or committed past
+                // alerts it has not stored; try again at the next interval.
+                Err(ServiceError::Sink(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    tracing::warn!("checkpoint postponed: {e}")
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    };
+    // Leave the group before dropping the consumer, without our rebalance work.
+    consumer.unsubscribe();
+    drop(consumer);
+    let mut s = lock(&service);
+    outcome?;
+    Ok(std::mem::take(&mut s.report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::alert::Alert;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    #[test]
+    fn backpressure_pauses_a_full_input_and_resumes_it_once_drained() {
+        assert_eq!(backpressure_change(false, QUEUE_PAUSE_AT - 1), None);
+        assert_eq!(backpressure_change(false, QUEUE_PAUSE_AT), Some(true));
+        assert_eq!(backpressure_change(true, QUEUE_PAUSE_AT), None);
+        assert_eq!(
+            backpressure_change(true, QUEUE_RESUME_AT + 1),
+            None,
+            "no flapping"
+        );
+        assert_eq!(backpressure_change(true, QUEUE_RESUME_AT), Some(false));
+        assert_eq!(backpressure_change(false, 0), None);
+    }
+
+    /// Collects alerts in memory.
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<Alert>>>);
+
+    impl AlertSink for Collect {
+        fn write(&mut self, alerts: &[Alert]) -> std::io::Result<()> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(alerts);
+            Ok(())
+        }
+        fn make_durable(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run_once(
+        brokers: &str,
+        state: &std::path::Path,
+        group: &str,
+    ) -> (Vec<Alert>, ServiceReport) {
+        let sink = Collect::default();
+        let mut client = ClientConfig::new();
+        // The mock cluster keeps a departed member until its session times out: keep it short.
+        client
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500");
+        let report = run_kafka(
+            KafkaSettings {
+                client,
+                token_topic: "tokens".into(),
+                access_topic: "access".into(),
+                state_root: state.to_path_buf(),
+                checkpoint_every: Duration::from_secs(1),
+                exit_at_end: true,
+                lateness_seconds: 300,
+            },
+            EngineConfig::default(),
+            Registry::default(),
+            DecodeOptions::default(),
+            Box::new(sink.clone()),
+            DeadLetterWriter::new(Box::new(std::io::sink())),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .expect("service");
+        let alerts = sink.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (alerts, report)
+    }
+
+    /// The token topic and the access topic interleave in event time inside a partition, so
+    /// an access joins the token issued just before it in the other topic; a bad message is
+    /// dead-lettered and counted; a second run of the group resumes after the commit.
+    #[test]
+    fn mock_cluster_two_topics_join_and_resume() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("tokens", 2, 1).expect("topic");
+        cluster.create_topic("access", 2, 1).expect("topic");
+        let brokers = cluster.bootstrap_servers();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("producer");
+        let send = |topic: &str, payload: &str| {
+            producer
+                .send(
+                    BaseRecord::to(topic)
+                        .key("app")
+                        .partition(1)
+                        .payload(payload),
+                )
+                .expect("send");
+        };
+        send(
+            "tokens",
+            r#"{"type":"token","event":"issued","time":"2024-03-01T12:00:00Z","client_id":"app","token_id":"t1","scope_granted":"launch/patient patient/Observation.rs","patient":"p1","expires_in":3600}"#,
+        );
+        send(
+            "access",
+            r#"{"type":"access","time":"2024-03-01T12:01:00Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p1","status":200}"#,
+        );
+        send(
+            "access",
+            r#"{"type":"access","time":"2024-03-01T12:02:00Z","client_id":"app","token_id":"t1","method":"GET","url":"Condition?patient=p1","status":200}"#,
+        );
+        send("access", "{not json");
+        producer.flush(Duration::from_secs(10)).expect("flush");
+
+        let state = tempfile::tempdir().expect("tempdir");
+        let (alerts, report) = run_once(&brokers, state.path(), "g");
+        let gaps: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "enforcement_gap")
+            .collect();
+        assert_eq!(gaps.len(), 1, "{alerts:?}");
+        assert_eq!(gaps[0].client_id, "app");
+        assert_eq!(report.sources["access:1"].accepted, 2);
+        assert_eq!(report.sources["access:1"].dead_lettered, 1);
+        assert_eq!(report.sources["tokens:1"].accepted, 1);
+
+        // The group committed its offsets after the checkpoint: a restart reads nothing again.
+        let (again, report) = run_once(&brokers, state.path(), "g");
+        assert!(
+            again.iter().all(|a| a.rule != "enforcement_gap"),
+            "{again:?}"
+        );
+        assert_eq!(report.sources.values().map(|c| c.read).sum::<u64>(), 0);
+    }
+}

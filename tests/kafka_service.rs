@@ -1,0 +1,468 @@
+//! `scopewatch run` against a real Kafka-protocol broker (tansu 0.6.0 with SQLite storage,
+//! started by this harness on a free loopback port; `.ci/run` installs it). These tests fail,
+//! never skip, when the broker cannot start.
+//!
+//! Each test produces the bundled sample data (token and access topics, keyed and partitioned
+//! by client_id) and checks the service's alert ids against `scopewatch detect` on the same
+//! events.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+const TOKENS: &str = "scopewatch.tokens";
+const ACCESS: &str = "scopewatch.access";
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .expect("HOME");
+    let candidate = home.join("bin/tansu");
+    if candidate.exists() {
+        candidate
+    } else {
+        PathBuf::from("tansu")
+    }
+}
+
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut b = Broker {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("log");
+        let child = Command::new(tansu_binary())
+            .current_dir(&self.dir)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start the tansu broker ({}): {e}; install it with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` (see .ci/run)",
+                    tansu_binary().display()
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {url} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn create_topics(brokers: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topics = [
+        NewTopic::new(TOKENS, partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(ACCESS, partitions, TopicReplication::Fixed(1)),
+    ];
+    let results = futures::executor::block_on(admin.create_topics(
+        &topics,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))
+    .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// The sample data's lines, in file order.
+fn sample_lines() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("sample data"))
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    text.lines().map(str::to_string).collect()
+}
+
+/// Stable partition of a client id (FNV-1a), so both topics are co-partitioned.
+fn partition_of(client: &str, partitions: i32) -> i32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in client.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    (h % partitions.unsigned_abs()) as i32
+}
+
+fn produce(brokers: &str, lines: &[String], partitions: i32) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let client = v["client_id"].as_str().expect("client_id").to_string();
+        let topic = if v["type"] == "token" { TOKENS } else { ACCESS };
+        let partition = partition_of(&client, partitions);
+        loop {
+            let record = BaseRecord::to(topic)
+                .key(&client)
+                .partition(partition)
+                .payload(line);
+            match producer.send(record) {
+                Ok(()) => break,
+                Err(_) => {
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+}
+
+fn scopewatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+}
+
+fn service(brokers: &str, dir: &Path, state: &str, alerts: &str, group: &str) -> Command {
+    let mut c = scopewatch();
+    // SCOPEWATCH_TEST_LOGS=DIR keeps each service's log there (RUST_LOG applies).
+    if let Ok(logs) = std::env::var("SCOPEWATCH_TEST_LOGS") {
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("{group}-{alerts}-{}-{n}.log", std::process::id());
+        let file = std::fs::File::create(Path::new(&logs).join(name)).expect("log file");
+        c.stderr(file);
+    } else {
+        c.stderr(Stdio::null());
+    }
+    c.current_dir(dir)
+        .args(["run", "--kafka-brokers", brokers, "--group", group])
+        .args(["--registry"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/registry.toml"))
+        .args([
+            "--state",
+            state,
+            "--alerts",
+            alerts,
+            "--checkpoint-interval",
+            "1",
+        ])
+        .args(["--kafka-config", "session.timeout.ms=6000"])
+        .args(["--kafka-config", "heartbeat.interval.ms=500"])
+        // A killed member never rejoins: the group's rebalance waits this long for it.
+        .args(["--kafka-config", "max.poll.interval.ms=8000"]);
+    c
+}
+
+fn alert_ids(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("alert json");
+            v["id"].as_str().expect("id").to_string()
+        })
+        .collect()
+}
+
+/// Alert ids of `detect` over the sample data (the end of input ends the stream).
+fn detect_ids(dir: &Path) -> BTreeSet<String> {
+    let alerts = dir.join("detect-alerts.ndjson");
+    let status = scopewatch()
+        .current_dir(dir)
+        .arg("detect")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz"))
+        .arg("--registry")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/registry.toml"))
+        .args(["--no-history", "--alerts"])
+        .arg(&alerts)
+        .stderr(Stdio::null())
+        .status()
+        .expect("detect");
+    assert!(status.success());
+    let ids = alert_ids(&alerts);
+    let set: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(set.len(), ids.len(), "detect writes each alert once");
+    assert!(set.len() > 20, "the sample data has alerts");
+    set
+}
+
+fn wait_ok(mut child: Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{what} exited with {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Events in the partitions' checkpoints so far (0 for a partition not yet checkpointed).
+fn checkpointed_events(state: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(state) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .filter_map(|p| {
+            scopewatch::pipeline::StateDir::new(&p)
+                .load()
+                .ok()
+                .flatten()
+        })
+        .map(|c| c.engine.stats.events)
+        .sum()
+}
+
+/// Sum of events the partitions' final checkpoints have processed.
+fn events_in_state(state: &Path) -> u64 {
+    std::fs::read_dir(state)
+        .expect("state dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            scopewatch::pipeline::StateDir::new(&p)
+                .load()
+                .expect("load")
+                .expect("checkpoint")
+                .engine
+                .stats
+                .events
+        })
+        .sum()
+}
+
+#[test]
+fn kafka_service_gives_the_alerts_of_detect_even_when_killed_and_restarted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let brokers = broker.brokers();
+    create_topics(&brokers, 4);
+    let lines = sample_lines();
+    produce(&brokers, &lines, 4);
+    let expected = detect_ids(dir.path());
+
+    // One uninterrupted instance.
+    let child = service(
+        &brokers,
+        dir.path(),
+        "state-a",
+        "alerts-a.ndjson",
+        "group-a",
+    )
+    .arg("--exit-at-end")
+    .spawn()
+    .expect("run");
+    wait_ok(child, "run");
+    let ids = alert_ids(&dir.path().join("alerts-a.ndjson"));
+    let set: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(
+        set, expected,
+        "run over Kafka = detect over the same events"
+    );
+    assert_eq!(
+        ids.len(),
+        set.len(),
+        "an uninterrupted run writes each alert once"
+    );
+    assert_eq!(
+        events_in_state(&dir.path().join("state-a")),
+        lines.len() as u64
+    );
+
+    // Killed with SIGKILL three times mid-stream, restarted each time. Each round waits until
+    // the instance has checkpointed more events than the last one, so every kill lands after
+    // progress and (the stream being far from done) before the end; then it waits out the
+    // session timeout so the coordinator evicts the dead member before the next one joins.
+    let state_b = dir.path().join("state-b");
+    let mut kills_mid_stream = 0;
+    let mut checkpointed = 0;
+    for round in 1..=3u64 {
+        let mut child = service(
+            &brokers,
+            dir.path(),
+            "state-b",
+            "alerts-b.ndjson",
+            "group-b",
+        )
+        .arg("--exit-at-end")
+        .spawn()
+        .expect("run");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while checkpointed_events(&state_b) <= checkpointed
+            && child.try_wait().expect("wait").is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no checkpoint within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(150 * round));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill -9");
+            let _ = child.wait();
+            checkpointed = checkpointed_events(&state_b);
+            if checkpointed < lines.len() as u64 {
+                kills_mid_stream += 1;
+            }
+        } else {
+            checkpointed = checkpointed_events(&state_b);
+        }
+        eprintln!("round {round}: killed with {checkpointed} events checkpointed");
+        std::thread::sleep(Duration::from_secs(7));
+    }
+    assert!(kills_mid_stream >= 1, "at least one kill landed mid-stream");
+    let child = service(
+        &brokers,
+        dir.path(),
+        "state-b",
+        "alerts-b.ndjson",
+        "group-b",
+    )
+    .arg("--exit-at-end")
+    .spawn()
+    .expect("run");
+    wait_ok(child, "run after kills");
+    let set: BTreeSet<String> = alert_ids(&dir.path().join("alerts-b.ndjson"))
+        .into_iter()
+        .collect();
+    assert_eq!(
+        set, expected,
+        "kills and restarts: same alert ids (duplicates allowed)"
+    );
+    assert_eq!(
+        events_in_state(&dir.path().join("state-b")),
+        lines.len() as u64,
+        "every event processed exactly once into the state"
+    );
+    broker.stop();
+}
+
+#[test]
+fn two_instances_in_one_group_give_the_alerts_of_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    let brokers = broker.brokers();
+    create_topics(&brokers, 4);
+    let lines = sample_lines();
+    produce(&brokers, &lines, 4);
+    let expected = detect_ids(dir.path());
+    let spawn = |alerts: &str| {
+        service(&brokers, dir.path(), "state", alerts, "shared")
+            .arg("--exit-at-end")
+            .spawn()
+            .expect("run")
+    };
+    let first = spawn("alerts-1.ndjson");
+    let second = spawn("alerts-2.ndjson");
+    wait_ok(first, "first instance");
+    wait_ok(second, "second instance");
+    let mut set: BTreeSet<String> = alert_ids(&dir.path().join("alerts-1.ndjson"))
+        .into_iter()
+        .collect();
+    set.extend(alert_ids(&dir.path().join("alerts-2.ndjson")));
+    assert_eq!(set, expected);
+    assert_eq!(
+        events_in_state(&dir.path().join("state")),
+        lines.len() as u64
+    );
+}
+
+#[test]
+fn a_broker_outage_of_30_s_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let brokers = broker.brokers();
+    create_topics(&brokers, 4);
+    let lines = sample_lines();
+    produce(&brokers, &lines, 4);
+    let expected = detect_ids(dir.path());
+    let mut child = service(&brokers, dir.path(), "state", "alerts.ndjson", "outage")
+        .arg("--exit-at-end")
+        .spawn()
+        .expect("run");
+    let state = dir.path().join("state");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while checkpointed_events(&state) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint within 120 s");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "run ended before the outage"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.stop();
+    let before = checkpointed_events(&state);
+    eprintln!("broker stopped with {before} events checkpointed");
+    std::thread::sleep(Duration::from_secs(30));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the service waits for the broker instead of exiting"
+    );
+    broker.spawn();
+    wait_ok(child, "run across the outage");
+    let set: BTreeSet<String> = alert_ids(&dir.path().join("alerts.ndjson"))
+        .into_iter()
+        .collect();
+    assert_eq!(set, expected, "same alerts as detect after the outage");
+    assert_eq!(events_in_state(&state), lines.len() as u64, "no event lost");
+}
