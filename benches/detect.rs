@@ -16,23 +16,13 @@ use scopewatch::event::Event;
 use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, Source};
 use scopewatch::pipeline::replay;
 use scopewatch::registry::Registry;
-use scopewatch::simulate::{simulate, SimConfig};
 use scopewatch::sql::history::HistoryWriter;
+
+mod simulated;
+use simulated::peak_rss_mb;
 
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_INPUT";
 const HISTORY_ENV: &str = "SCOPEWATCH_BENCH_HISTORY";
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// Child: detect over the file exactly as `scopewatch detect` does (reader thread + engine
 /// through `pipeline::replay`), print one result line.
@@ -87,35 +77,9 @@ fn measure(path: &str) {
     );
 }
 
-/// Writes at least `target` events: whole simulations of successive seeds, each seed's apps and
-/// tokens renamed so seeds are distinct apps (more apps, same per-app behaviour), merged in
-/// event-time order as one log would be.
+/// Writes at least `target` simulated events to `path` as NDJSON.
 fn generate(target: u64, path: &std::path::Path) -> u64 {
-    let mut all: Vec<Event> = Vec::new();
-    let mut seed = 1;
-    while (all.len() as u64) < target {
-        let sim = simulate(&SimConfig { seed, days: 28 });
-        for mut e in sim.events {
-            let suffix = format!("-s{seed}");
-            match &mut e {
-                Event::Token(t) => {
-                    t.common.client_id.push_str(&suffix);
-                    if let Some(id) = &mut t.token_id {
-                        id.push_str(&suffix);
-                    }
-                }
-                Event::Access(a) => {
-                    a.common.client_id.push_str(&suffix);
-                    if let Some(id) = &mut a.token_id {
-                        id.push_str(&suffix);
-                    }
-                }
-            }
-            all.push(e);
-        }
-        seed += 1;
-    }
-    all.sort_by_key(Event::time);
+    let all = simulated::simulated_events(target);
     let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
     for e in &all {
         serde_json::to_writer(&mut out, e).expect("write");

@@ -4,7 +4,14 @@ use clap::Parser;
 use scopewatch::cli::{Cli, EXIT_FATAL};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match scopewatch::cli::config_file::expand(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("scopewatch: error: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let cli = Cli::parse_from(args);
     match scopewatch::cli::run(cli) {
         Ok(outcome) => outcome.into(),
         // A closed pipe (`scopewatch … | head`) is not an error worth a message.

@@ -193,3 +193,60 @@ fn logs_never_print_patient_ids_or_urls_at_info() {
         }
     }
 }
+
+#[test]
+fn a_config_file_sets_flags_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let config = dir.path().join("scopewatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "registry = {:?}\nalerts = \"from-config.ndjson\"\nno-history = true\nformat = \"ocsf\"\n",
+            sample.join("registry.toml").to_string_lossy()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--format", "ndjson"])
+        .output()
+        .expect("detect");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = std::fs::read_to_string(dir.path().join("from-config.ndjson"))
+        .expect("alerts file from the config");
+    let first: serde_json::Value =
+        serde_json::from_str(alerts.lines().next().expect("an alert")).expect("json");
+    assert!(
+        first["rule"].is_string(),
+        "--format ndjson on the command line wins over ocsf: {first}"
+    );
+    assert!(
+        !dir.path().join("scopewatch-data").exists(),
+        "no-history from the config"
+    );
+
+    std::fs::write(&config, "alerts-file = \"x\"\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .args(["detect", "--config"])
+        .arg(&config)
+        .arg(sample.join("events.ndjson.gz"))
+        .output()
+        .expect("detect");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("alerts-file") && err.contains("has no flag"),
+        "{err}"
+    );
+}

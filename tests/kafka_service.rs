@@ -254,6 +254,16 @@ fn wait_ok(mut child: Child, what: &str) {
     }
 }
 
+/// One HTTP GET on loopback: the whole response, status line first.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+    let mut response = String::new();
+    s.read_to_string(&mut response).expect("response");
+    response
+}
+
 /// Events in the partitions' checkpoints so far (0 for a partition not yet checkpointed).
 fn checkpointed_events(state: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(state) else {
@@ -436,8 +446,13 @@ fn a_broker_outage_of_30_s_mid_stream_loses_nothing() {
     let lines = sample_lines();
     produce(&brokers, &lines, 4);
     let expected = detect_ids(dir.path());
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let mut child = service(&brokers, dir.path(), "state", "alerts.ndjson", "outage")
         .arg("--exit-at-end")
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .spawn()
         .expect("run");
     let state = dir.path().join("state");
@@ -450,10 +465,28 @@ fn a_broker_outage_of_30_s_mid_stream_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let ready = http_get(metrics_port, "/readyz");
+    assert!(
+        ready.starts_with("HTTP/1.1 200"),
+        "ready while consuming: {ready}"
+    );
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(
+        metrics.contains("scopewatch_assigned_partitions 4"),
+        "{metrics}"
+    );
     broker.stop();
     let before = checkpointed_events(&state);
     eprintln!("broker stopped with {before} events checkpointed");
-    std::thread::sleep(Duration::from_secs(30));
+    let outage = Instant::now();
+    let mut said_unreachable = false;
+    while outage.elapsed() < Duration::from_secs(30) {
+        let ready = http_get(metrics_port, "/readyz");
+        said_unreachable |= ready.contains("503") && ready.contains("broker unreachable");
+        assert!(http_get(metrics_port, "/healthz").starts_with("HTTP/1.1 200"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(said_unreachable, "/readyz reports the outage");
     assert!(
         child.try_wait().expect("wait").is_none(),
         "the service waits for the broker instead of exiting"

@@ -3,9 +3,7 @@
 //! producer). `make_durable` returns only when everything written so far is safe, so the
 //! service checkpoints and commits offsets after it and an alert is never lost.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::{write_alert, Alert, AlertFormat};
+use crate::pipeline::append_file::AppendFile;
 
 pub trait AlertSink: Send {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
@@ -23,7 +22,8 @@ pub trait AlertSink: Send {
     fn make_durable(&mut self) -> io::Result<()>;
 }
 
-/// Alerts to stdout (`-`) or appended to a file (synced to disk by `make_durable`).
+/// Alerts to stdout (`-`) or appended to a file (synced to disk by `make_durable`; a torn last
+/// record left by a killed run is cut off before appending).
 pub struct FileSink {
     format: AlertFormat,
     out: FileTarget,
@@ -31,7 +31,7 @@ pub struct FileSink {
 
 enum FileTarget {
     Stdout(BufWriter<io::Stdout>),
-    File(BufWriter<File>, PathBuf),
+    File(AppendFile),
 }
 
 impl FileSink {
@@ -39,13 +39,9 @@ impl FileSink {
         let out = if target == "-" {
             FileTarget::Stdout(BufWriter::new(io::stdout()))
         } else {
-            let path = PathBuf::from(target);
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot open {target}: {e}")))?;
-            FileTarget::File(BufWriter::new(file), path)
+            let mut file = AppendFile::new(target);
+            file.open_now()?;
+            FileTarget::File(file)
         };
         Ok(FileSink { format, out })
     }
@@ -55,7 +51,7 @@ impl AlertSink for FileSink {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
         let out: &mut dyn Write = match &mut self.out {
             FileTarget::Stdout(w) => w,
-            FileTarget::File(w, _) => w,
+            FileTarget::File(w) => w,
         };
         for a in alerts {
             write_alert(out, a, self.format)?;
@@ -66,12 +62,7 @@ impl AlertSink for FileSink {
     fn make_durable(&mut self) -> io::Result<()> {
         match &mut self.out {
             FileTarget::Stdout(w) => w.flush(),
-            FileTarget::File(w, path) => {
-                w.flush()?;
-                w.get_ref().sync_data().map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot sync {}: {e}", path.display()))
-                })
-            }
+            FileTarget::File(w) => w.flush(),
         }
     }
 }
@@ -79,8 +70,8 @@ impl AlertSink for FileSink {
 /// Records the first alert the broker refused for good, so `make_durable` can say so instead of
 /// letting a checkpoint cover a lost alert.
 #[derive(Default)]
-struct DeliveryWatch {
-    failed: Arc<Mutex<Option<String>>>,
+pub(crate) struct DeliveryWatch {
+    pub(crate) failed: Arc<Mutex<Option<String>>>,
 }
 
 impl ClientContext for DeliveryWatch {}

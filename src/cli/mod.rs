@@ -1,5 +1,6 @@
 //! The `scopewatch` command line: argument definitions and dispatch.
 
+pub mod config_file;
 mod detect;
 mod eval;
 mod input_args;
@@ -33,6 +34,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// TOML file of flags for the subcommand: `flag-name = value` (an array repeats a flag,
+    /// a table gives KEY=VALUE pairs, e.g. `[kafka-config]`); the command line wins.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,7 +65,7 @@ pub enum Command {
     /// Exits 0 on SIGINT/SIGTERM after a final checkpoint, or at the end of --input (or, with
     /// --exit-at-end, of the topics); 1 when records were dead-lettered; 2 when it could not
     /// start or stopped on an error.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// SQL over access history, alerts and baselines (DataFusion; read-only).
     ///
     /// Tables: access, tokens, alerts, dead_letter (from `detect --data`) and baseline_*;
@@ -100,7 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Validate(args) => validate::run(args, cli.log_format),
         Command::Detect(args) => detect::run(args, cli.log_format),
         Command::Eval(args) => eval::run(args),
-        Command::Run(args) => run::run(args, cli.log_format),
+        Command::Run(args) => run::run(*args, cli.log_format),
         Command::Sql(args) => sql::run(args),
         Command::Simulate(args) => simulate::run(args),
     }

@@ -19,7 +19,10 @@ use crate::alert::sink::{AlertSink, FileSink, KafkaSink};
 use crate::alert::AlertFormat;
 use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
 use crate::ingest::{DeadLetterWriter, IngestSummary};
+use crate::pipeline::append_file::AppendFile;
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
+use crate::pipeline::kafka_lines::KafkaLineWriter;
+use crate::pipeline::metrics::{serve, Metrics};
 use crate::registry::Registry;
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +104,11 @@ pub struct RunArgs {
     )]
     pub dead_letter: String,
 
+    /// Kafka mode: publish dead letters (rejected records, late events) to this topic instead
+    /// of --dead-letter, one JSON record per message.
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
+    pub dead_letter_topic: Option<String>,
+
     /// Also write the run's counts as JSON to FILE (- for stdout).
     #[arg(long, value_name = "FILE")]
     pub summary: Option<String>,
@@ -115,6 +123,12 @@ pub struct RunArgs {
     /// Allowed out-of-order arrival in event time, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
     pub lateness: i64,
+
+    /// Kafka mode: serve Prometheus metrics, /healthz and /readyz on this address (port 0
+    /// picks a free one; the address is logged). Off by default; give a loopback address
+    /// unless the scraper is remote.
+    #[arg(long, value_name = "HOST:PORT", requires = "kafka_brokers")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Days of an app's own activity before baseline-driven rules fire for it.
     #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
@@ -194,7 +208,26 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 .with_context(|| format!("opening the alert output {}", args.alerts))?,
         ),
     };
-    let dead_letter = DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter)));
+    let dead_letter = match &args.dead_letter_topic {
+        Some(topic) => DeadLetterWriter::new(Box::new(KafkaLineWriter::new(
+            &client_for_producer(&client),
+            topic,
+        )?)),
+        // Appended across restarts (never truncated: earlier runs' dead letters stay), synced
+        // before each offset commit.
+        None if args.dead_letter == "-" => DeadLetterWriter::new(Box::new(Output::new("-"))),
+        None => DeadLetterWriter::new(Box::new(AppendFile::new(&args.dead_letter))),
+    };
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            let m = Metrics::default();
+            let bound = serve(addr, m.clone())
+                .with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
+            eprintln!("scopewatch run: serving /metrics, /healthz and /readyz on http://{bound}");
+            Some(m)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -208,6 +241,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
         exit_at_end: args.exit_at_end,
         lateness_seconds: args.lateness,
+        metrics,
     };
     let report = run_kafka(settings, config, registry, decode, sink, dead_letter, stop)?;
     let mut summary = IngestSummary::default();
@@ -218,6 +252,12 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         "ingest": &summary,
         "already_in_checkpoint": report.already_in_checkpoint,
         "requeued_on_revoke": report.requeued,
+        "latency_ms": {
+            "events": report.latency.count(),
+            "p50": report.latency.quantile_ms(0.5),
+            "p99": report.latency.quantile_ms(0.99),
+            "max": report.latency.max_ms(),
+        },
         "alert_records": report.alerts,
         "checkpoints": report.checkpoints,
     });
@@ -230,6 +270,15 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                  records received but unprocessed at a revoke (read again, counted twice above): {}",
                 report.alerts, report.checkpoints, report.already_in_checkpoint, report.requeued
             );
+            if let (Some(p50), Some(p99)) = (
+                report.latency.quantile_ms(0.5),
+                report.latency.quantile_ms(0.99),
+            ) {
+                eprintln!(
+                    "latency produced → processed: p50 {p50:.0} ms, p99 {p99:.0} ms, max {} ms",
+                    report.latency.max_ms()
+                );
+            }
         }
     }
     if let Some(path) = &args.summary {

@@ -22,6 +22,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::latency::LatencyHistogram;
+use super::metrics::{Metrics, MetricsSnapshot};
 use super::partition::{LateRecord, PartitionWorker};
 use super::state_dir::StateDir;
 use crate::alert::sink::AlertSink;
@@ -57,6 +59,8 @@ pub struct KafkaSettings {
     /// Treat the end of the topics as the end of the stream: finish, checkpoint, exit.
     pub exit_at_end: bool,
     pub lateness_seconds: i64,
+    /// Where to publish the operational snapshot (`--metrics-addr`), if anywhere.
+    pub metrics: Option<Metrics>,
 }
 
 /// What the run did, for the end-of-run report.
@@ -69,6 +73,10 @@ pub struct ServiceReport {
     /// again (by this instance or the next owner), so they also appear again in `sources`.
     pub requeued: u64,
     pub alerts: u64,
+    /// Produced to Kafka → event given to the engine, over every partition this run owned.
+    pub latency: LatencyHistogram,
+    /// Produced to Kafka → received by this service (the broker's and the fetch's share).
+    pub receive_latency: LatencyHistogram,
     pub checkpoints: u64,
 }
 
@@ -77,6 +85,30 @@ pub struct ServiceReport {
 /// stays bounded however far one topic runs ahead of the other or of the engine.
 const QUEUE_PAUSE_AT: usize = 20_000;
 const QUEUE_RESUME_AT: usize = 5_000;
+
+/// The end offset of a partition as the consumer's last fetch response gave it, without a
+/// request (librdkafka keeps it; the Rust wrapper does not expose it). None before any fetch.
+fn last_fetched_end(
+    consumer: &BaseConsumer<RunContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is alive for the borrow of `consumer`; the topic is a valid
+    // NUL-terminated string for the call; librdkafka only writes the two i64 out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
 
 /// Whether an input should be paused (`Some(true)`), resumed (`Some(false)`) or left as it is.
 /// The gap between the two thresholds keeps it from flapping on every message.
@@ -107,6 +139,9 @@ struct Service {
     report: ServiceReport,
     /// An error raised inside a rebalance callback, which cannot return one.
     failed: Option<ServiceError>,
+    /// (category, severity) → alert records emitted, for the metrics.
+    alerts_by_kind: BTreeMap<(String, String), u64>,
+    last_checkpoint_at: Instant,
 }
 
 impl Service {
@@ -142,6 +177,7 @@ impl Service {
         partition: i32,
         offset: i64,
         payload: Option<&[u8]>,
+        produced_ms: Option<i64>,
     ) -> Result<(), ServiceError> {
         let Some(input) = self.input_of(topic) else {
             return Ok(());
@@ -205,7 +241,7 @@ impl Service {
                 }
             }
         }
-        worker.offer(input, offset, records);
+        worker.offer(input, offset, records, produced_ms);
         let (mut alerts, mut late) = (Vec::new(), Vec::new());
         worker.release(&mut alerts, &mut late);
         self.emit(&alerts, late)
@@ -218,6 +254,12 @@ impl Service {
     ) -> Result<(), ServiceError> {
         if !alerts.is_empty() {
             self.report.alerts += alerts.len() as u64;
+            for a in alerts {
+                *self
+                    .alerts_by_kind
+                    .entry((a.category.as_str().into(), a.severity.as_str().into()))
+                    .or_default() += 1;
+            }
             self.sink.write(alerts).map_err(ServiceError::Sink)?;
         }
         for l in late {
@@ -242,6 +284,31 @@ impl Service {
                 .map_err(ServiceError::DeadLetter)?;
         }
         Ok(())
+    }
+
+    /// Releases what the consumer's last fetches unblock: a fetch response carries each
+    /// partition's end offset, which the client keeps, so an input the merge waits on is known
+    /// caught up without a request. Cheap enough to run after every poll; `refresh_ends` asks
+    /// the broker directly when nothing is being fetched.
+    fn use_fetched_ends(
+        &mut self,
+        consumer: &BaseConsumer<RunContext>,
+    ) -> Result<(), ServiceError> {
+        let mut alerts = Vec::new();
+        let mut late = Vec::new();
+        for (partition, worker) in &mut self.workers {
+            let waiting = worker.waiting_inputs();
+            if waiting.is_empty() {
+                continue;
+            }
+            for input in waiting {
+                if let Some(high) = last_fetched_end(consumer, &self.topics[input], *partition) {
+                    worker.set_high_watermark(input, high);
+                }
+            }
+            worker.release(&mut alerts, &mut late);
+        }
+        self.emit(&alerts, late)
     }
 
     /// Asks the broker where each waiting input ends, then releases what that unblocks.
@@ -297,7 +364,7 @@ impl Service {
         self.dead_letter.flush().map_err(ServiceError::DeadLetter)?;
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
-            let Some(worker) = self.workers.get(p) else {
+            let Some(worker) = self.workers.get_mut(p) else {
                 continue;
             };
             worker.checkpoint().map_err(|source| ServiceError::State {
@@ -320,6 +387,7 @@ impl Service {
             }
         }
         self.report.checkpoints += 1;
+        self.last_checkpoint_at = Instant::now();
         if tpl.count() > 0 {
             // A failed commit loses nothing: the checkpoint is durable and re-delivered
             // messages are skipped. Report it and go on.
@@ -359,6 +427,32 @@ impl Service {
                     Err(e) => tracing::warn!(topic = %topic, partition, "cannot pause/resume: {e}"),
                 }
             }
+        }
+    }
+
+    /// The operational snapshot (`--metrics-addr`).
+    fn snapshot(&self, broker_reachable: bool) -> MetricsSnapshot {
+        let mut latency = self.report.latency.clone();
+        let mut lag = BTreeMap::new();
+        let mut state_bytes = 0;
+        for w in self.workers.values() {
+            latency.merge(&w.latency);
+            state_bytes += w.state_bytes;
+            for (key, l) in w.lag() {
+                lag.insert(key.to_string(), l);
+            }
+        }
+        MetricsSnapshot {
+            sources: self.report.sources.clone(),
+            alerts: self.alerts_by_kind.clone(),
+            lag,
+            latency,
+            checkpoints: self.report.checkpoints,
+            seconds_since_checkpoint: self.last_checkpoint_at.elapsed().as_secs_f64(),
+            state_bytes,
+            assigned_partitions: self.workers.len(),
+            broker_reachable,
+            already_in_checkpoint: self.report.already_in_checkpoint,
         }
     }
 
@@ -405,6 +499,8 @@ impl ConsumerContext for RunContext {
                 if let Some(w) = s.workers.remove(&p) {
                     let queued: usize = (0..s.topics.len()).map(|i| w.queued(i)).sum();
                     s.report.requeued += queued as u64;
+                    s.report.latency.merge(&w.latency);
+                    s.report.receive_latency.merge(&w.receive_latency);
                 }
                 s.paused.retain(|(_, paused)| *paused != p);
             }
@@ -457,6 +553,8 @@ pub fn run_kafka(
         lateness_seconds: settings.lateness_seconds,
         report: ServiceReport::default(),
         failed: None,
+        alerts_by_kind: BTreeMap::new(),
+        last_checkpoint_at: Instant::now(),
     }));
     let mut client = settings.client.clone();
     client
@@ -490,6 +588,7 @@ pub fn run_kafka(
     let probe: BaseConsumer = probe_config.create()?;
     let mut last_checkpoint = Instant::now();
     let mut last_refresh = Instant::now();
+    let mut last_metrics = Instant::now();
     let mut broker_down_since: Option<Instant> = None;
     let outcome = loop {
         if stop.load(Ordering::SeqCst) {
@@ -519,10 +618,19 @@ pub fn run_kafka(
                         "Kafka: receiving again"
                     );
                 }
-                if let Err(e) = s.handle(m.topic(), m.partition(), m.offset(), m.payload()) {
+                if let Err(e) = s.handle(
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    m.payload(),
+                    m.timestamp().to_millis(),
+                ) {
                     break Err(e);
                 }
                 drop(m);
+                if let Err(e) = s.use_fetched_ends(&consumer) {
+                    break Err(e);
+                }
                 s.apply_backpressure(&consumer);
                 false
             }
@@ -559,6 +667,27 @@ pub fn run_kafka(
                     .and_then(|()| s.checkpoint(&consumer, &all, CommitMode::Sync));
             }
         }
+        if last_metrics.elapsed() >= Duration::from_secs(1) {
+            last_metrics = Instant::now();
+            // After an outage with nothing new to consume, no message says the broker is back:
+            // ask it.
+            if let Some(since) = broker_down_since {
+                let topic = settings.token_topic.as_str();
+                if probe
+                    .fetch_metadata(Some(topic), Duration::from_millis(500))
+                    .is_ok()
+                {
+                    tracing::info!(
+                        after_seconds = since.elapsed().as_secs(),
+                        "Kafka: reachable again"
+                    );
+                    broker_down_since = None;
+                }
+            }
+            if let Some(m) = &settings.metrics {
+                m.publish(s.snapshot(broker_down_since.is_none()));
+            }
+        }
         if last_checkpoint.elapsed() >= settings.checkpoint_every {
             last_checkpoint = Instant::now();
             let all = s.all_partitions();
@@ -566,7 +695,9 @@ pub fn run_kafka(
                 Ok(()) => {}
                 // The alert topic's broker is away: nothing is checkpointed or committed past
                 // alerts it has not stored; try again at the next interval.
-                Err(ServiceError::Sink(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(ServiceError::Sink(e) | ServiceError::DeadLetter(e))
+                    if e.kind() == std::io::ErrorKind::TimedOut =>
+                {
                     tracing::warn!("checkpoint postponed: {e}")
                 }
                 Err(e) => break Err(e),
@@ -578,6 +709,15 @@ pub fn run_kafka(
     drop(consumer);
     let mut s = lock(&service);
     outcome?;
+    let owned: Vec<(LatencyHistogram, LatencyHistogram)> = s
+        .workers
+        .values()
+        .map(|w| (w.latency.clone(), w.receive_latency.clone()))
+        .collect();
+    for (processed, received) in &owned {
+        s.report.latency.merge(processed);
+        s.report.receive_latency.merge(received);
+    }
     Ok(std::mem::take(&mut s.report))
 }
 
@@ -642,6 +782,7 @@ mod tests {
                 checkpoint_every: Duration::from_secs(1),
                 exit_at_end: true,
                 lateness_seconds: 300,
+                metrics: None,
             },
             EngineConfig::default(),
             Registry::default(),

@@ -2,7 +2,11 @@
 //! per-partition workers, and the state directory (checkpoints that let a later run, or a
 //! restarted service, continue exactly).
 
+pub mod append_file;
 pub mod kafka;
+pub mod kafka_lines;
+pub mod latency;
+pub mod metrics;
 pub mod partition;
 pub mod replay;
 pub mod state_dir;

@@ -10,15 +10,36 @@ use crate::detect::{Engine, EngineConfig, LateEvent};
 use crate::event::Event;
 use crate::registry::Registry;
 
+use super::latency::LatencyHistogram;
 use super::state_dir::{Checkpoint, StateDir, StateDirError};
+
+/// Total size of the files under `dir` (a checkpoint generation), for the state-size metric.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 /// One input of a partition (a topic's partition), with what was received but not yet given to
 /// the engine.
 struct Input {
     /// `topic:partition`, the key of its position in the checkpoint.
     key: String,
-    /// (offset, event or None for a record that was dead-lettered, last record of its message).
-    queue: VecDeque<(i64, Option<Event>, bool)>,
+    queue: VecDeque<Queued>,
     /// Offset after the last message received (or the restored position before any).
     received_next: i64,
     /// The broker's high watermark when last asked; `received_next >= high` means caught up.
@@ -29,6 +50,17 @@ impl Input {
     fn caught_up(&self) -> bool {
         self.queue.is_empty() && self.high.is_some_and(|h| self.received_next >= h)
     }
+}
+
+/// A record received and not yet given to the engine.
+struct Queued {
+    offset: i64,
+    /// None for a record that was dead-lettered or skipped (it only moves the position).
+    event: Option<Event>,
+    /// The last record of its message: releasing it moves the position past the message.
+    last: bool,
+    /// When the message was produced (ms since the epoch), for the latency histogram.
+    produced_ms: Option<i64>,
 }
 
 /// A late event handed back by the engine, with where it came from.
@@ -47,6 +79,13 @@ pub struct PartitionWorker {
     state: StateDir,
     /// Events given to the engine since this worker started (for counts).
     pub pushed: u64,
+    /// Produced → given to the engine, per event.
+    pub latency: LatencyHistogram,
+    /// Produced → received by this service, per message: what of `latency` the broker and the
+    /// fetch account for (the rest is the event-time merge and the engine).
+    pub receive_latency: LatencyHistogram,
+    /// Bytes of the live checkpoint, as of the last one written.
+    pub state_bytes: u64,
 }
 
 impl PartitionWorker {
@@ -86,6 +125,9 @@ impl PartitionWorker {
             positions,
             state,
             pushed: 0,
+            latency: LatencyHistogram::default(),
+            receive_latency: LatencyHistogram::default(),
+            state_bytes: 0,
         })
     }
 
@@ -108,17 +150,32 @@ impl PartitionWorker {
 
     /// Queues the records decoded from one message. `records` holds the accepted events and a
     /// `None` per dead-lettered record; a message with no record still advances the position.
-    pub fn offer(&mut self, input: usize, offset: i64, mut records: Vec<Option<Event>>) {
+    /// `produced_ms`: the message's create time, when the broker gives one.
+    pub fn offer(
+        &mut self,
+        input: usize,
+        offset: i64,
+        mut records: Vec<Option<Event>>,
+        produced_ms: Option<i64>,
+    ) {
         let Some(i) = self.inputs.get_mut(input) else {
             return;
         };
         i.received_next = i.received_next.max(offset + 1);
+        if let Some(produced) = produced_ms {
+            self.receive_latency.record_ms(now_ms() - produced);
+        }
         if records.is_empty() {
             records.push(None);
         }
         let n = records.len();
-        for (k, r) in records.into_iter().enumerate() {
-            i.queue.push_back((offset, r, k + 1 == n));
+        for (k, event) in records.into_iter().enumerate() {
+            i.queue.push_back(Queued {
+                offset,
+                event,
+                last: k + 1 == n,
+                produced_ms,
+            });
         }
     }
 
@@ -160,8 +217,8 @@ impl PartitionWorker {
         loop {
             // Dead-lettered records at the head only move positions.
             for i in &mut self.inputs {
-                while let Some((offset, None, last)) = i.queue.front() {
-                    let next = if *last { offset + 1 } else { *offset };
+                while let Some(q) = i.queue.front().filter(|q| q.event.is_none()) {
+                    let next = if q.last { q.offset + 1 } else { q.offset };
                     self.positions
                         .insert(i.key.clone(), u64::try_from(next).unwrap_or(0));
                     i.queue.pop_front();
@@ -178,17 +235,26 @@ impl PartitionWorker {
                 .inputs
                 .iter()
                 .enumerate()
-                .filter_map(|(k, i)| match i.queue.front() {
-                    Some((_, Some(e), _)) => Some((e.time(), k)),
-                    _ => None,
+                .filter_map(|(k, i)| {
+                    let e = i.queue.front()?.event.as_ref()?;
+                    Some((e.time(), k))
                 })
                 .min();
             let Some((_, k)) = pick else {
                 return;
             };
-            let Some((offset, Some(event), last)) = self.inputs[k].queue.pop_front() else {
+            let Some(Queued {
+                offset,
+                event: Some(event),
+                last,
+                produced_ms,
+            }) = self.inputs[k].queue.pop_front()
+            else {
                 return;
             };
+            if let Some(produced) = produced_ms {
+                self.latency.record_ms(now_ms() - produced);
+            }
             // A record inside a multi-record message leaves the position on the message, so a
             // restart re-reads it rather than losing its remaining records.
             let next = if last { offset + 1 } else { offset };
@@ -217,14 +283,23 @@ impl PartitionWorker {
     }
 
     /// Writes the partition's checkpoint (baselines, engine, positions) atomically.
-    pub fn checkpoint(&self) -> Result<(), StateDirError> {
-        self.state
-            .save(&Checkpoint {
-                baselines: self.engine.baselines().clone(),
-                engine: self.engine.snapshot(),
-                positions: self.positions.clone(),
-            })
-            .map(|_| ())
+    pub fn checkpoint(&mut self) -> Result<(), StateDirError> {
+        let generation = self.state.save(&Checkpoint {
+            baselines: self.engine.baselines().clone(),
+            engine: self.engine.snapshot(),
+            positions: self.positions.clone(),
+        })?;
+        self.state_bytes = dir_bytes(&generation);
+        Ok(())
+    }
+
+    /// Per input: messages between the processed position and the end offset last seen.
+    pub fn lag(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.inputs.iter().filter_map(|i| {
+            let at = self.positions.get(&i.key).copied().unwrap_or(0);
+            let at = i64::try_from(at).unwrap_or(i64::MAX);
+            i.high.map(|h| (i.key.as_str(), (h - at).max(0)))
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -266,12 +341,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = worker(dir.path());
         let (mut alerts, mut late) = (Vec::new(), Vec::new());
-        w.offer(1, 0, vec![event("access", 5)]);
-        w.offer(1, 1, vec![event("access", 6)]);
+        w.offer(1, 0, vec![event("access", 5)], None);
+        w.offer(1, 1, vec![event("access", 6)], None);
         w.release(&mut alerts, &mut late);
         assert_eq!(w.pushed, 0, "the token input has said nothing yet");
-        w.offer(0, 0, vec![event("token", 0)]);
-        w.offer(0, 1, vec![]); // a message whose record was dead-lettered
+        w.offer(0, 0, vec![event("token", 0)], None);
+        w.offer(0, 1, vec![], None); // a message whose record was dead-lettered
         w.release(&mut alerts, &mut late);
         // token@0 goes first; then the token queue is empty again and not known caught up.
         assert_eq!(w.pushed, 1);
@@ -293,16 +368,48 @@ mod tests {
     }
 
     #[test]
+    fn an_event_later_than_the_lateness_is_handed_back_with_its_source_and_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = worker(dir.path());
+        let (mut alerts, mut late) = (Vec::new(), Vec::new());
+        w.set_high_watermark(1, 0); // the access input is empty and caught up
+        w.offer(0, 0, vec![event("token", 40)], Some(0));
+        // 10 minutes on: the engine's reorder buffer processes the 12:40 event.
+        w.offer(0, 1, vec![event("token", 50)], None);
+        w.set_high_watermark(0, 2);
+        w.release(&mut alerts, &mut late);
+        assert!(late.is_empty());
+        // 30 minutes behind what was processed, beyond the default 300 s.
+        w.offer(0, 2, vec![event("token", 10)], None);
+        w.set_high_watermark(0, 3);
+        w.release(&mut alerts, &mut late);
+        assert_eq!(late.len(), 1);
+        assert_eq!((late[0].source.as_str(), late[0].offset), ("tokens:3", 2));
+        assert!(late[0].late.behind_micros >= 29 * 60 * 1_000_000);
+        assert_eq!(
+            w.positions().collect::<Vec<_>>()[0],
+            ("tokens:3", 3),
+            "a late event is accounted for: the position moves past it"
+        );
+        assert_eq!(
+            w.latency.count(),
+            1,
+            "only the event with a produce time is timed"
+        );
+    }
+
+    #[test]
     fn a_restored_partition_skips_what_its_checkpoint_covers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = worker(dir.path());
         let (mut alerts, mut late) = (Vec::new(), Vec::new());
-        w.offer(0, 0, vec![event("token", 0)]);
-        w.offer(0, 1, vec![event("token", 1)]);
+        w.offer(0, 0, vec![event("token", 0)], None);
+        w.offer(0, 1, vec![event("token", 1)], None);
         w.set_high_watermark(0, 2);
         w.set_high_watermark(1, 0);
         w.release(&mut alerts, &mut late);
         w.checkpoint().expect("checkpoint");
+        assert!(w.state_bytes > 0, "the checkpoint's size is known");
         let restored = worker(dir.path());
         assert!(restored.already_processed(0, 1));
         assert!(!restored.already_processed(0, 2));
