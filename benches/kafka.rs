@@ -16,15 +16,11 @@
 //!
 //! Under `cargo test` it runs a small smoke version of both.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use scopewatch::alert::sink::FileSink;
@@ -38,94 +34,12 @@ use scopewatch::registry::Registry;
 
 mod simulated;
 use simulated::{peak_rss_mb, simulated_events};
+#[path = "../tests/support/tansu.rs"]
+mod tansu;
+use tansu::{create_topics, partition_of, Broker};
 
 const PARTITIONS: i32 = 4;
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_KAFKA_CHILD";
-
-fn tansu_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .expect("HOME");
-    let candidate = home.join("bin/tansu");
-    if candidate.exists() {
-        candidate
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
-/// A tansu broker on a free loopback port, killed on drop.
-struct Tansu(Child);
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_tansu(dir: &Path) -> (Tansu, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu_binary())
-        .current_dir(dir)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu (see .ci/run for installing it)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "tansu did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Tansu(child), format!("127.0.0.1:{port}"))
-}
-
-fn create_topics(brokers: &str, names: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    let results = futures::executor::block_on(admin.create_topics(
-        &topics,
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-    ))
-    .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
-
-/// Stable partition of a client id (FNV-1a), so both topics are co-partitioned.
-fn partition_of(client: &str) -> i32 {
-    let mut h: u32 = 0x811c9dc5;
-    for b in client.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    (h % PARTITIONS.unsigned_abs()) as i32
-}
 
 fn producer(brokers: &str) -> BaseProducer {
     ClientConfig::new()
@@ -147,7 +61,7 @@ fn send(producer: &BaseProducer, prefix: &str, event: &Event, payload: &str) {
     loop {
         let record = BaseRecord::to(&topic)
             .key(client)
-            .partition(partition_of(client))
+            .partition(partition_of(client, PARTITIONS))
             .payload(payload);
         match producer.send(record) {
             Ok(()) => break,
@@ -248,8 +162,9 @@ fn main() {
     let (_broker, brokers) = match std::env::var("SCOPEWATCH_BENCH_BROKERS") {
         Ok(b) => (None, b),
         Err(_) => {
-            let (t, b) = start_tansu(dir.path());
-            (Some(t), b)
+            let broker = Broker::start(dir.path());
+            let b = broker.brokers();
+            (Some(broker), b)
         }
     };
     let run = std::process::id();
@@ -264,6 +179,7 @@ fn main() {
     create_topics(
         &brokers,
         &[&format!("{prefix}.tokens"), &format!("{prefix}.access")],
+        PARTITIONS,
     );
     let p = producer(&brokers);
     let started = Instant::now();
@@ -285,6 +201,7 @@ fn main() {
     create_topics(
         &brokers,
         &[&format!("{prefix}.tokens"), &format!("{prefix}.access")],
+        PARTITIONS,
     );
     let mut service = spawn_child(&brokers, &prefix, false);
     // Let it join the group and be assigned before the clock starts.

@@ -9,119 +9,19 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+#[path = "support/tansu.rs"]
+mod tansu;
+use tansu::{create_topics, partition_of, Broker};
+
 const TOKENS: &str = "scopewatch.tokens";
 const ACCESS: &str = "scopewatch.access";
-
-fn tansu_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .expect("HOME");
-    let candidate = home.join("bin/tansu");
-    if candidate.exists() {
-        candidate
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
-struct Broker {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Broker {
-    fn start(dir: &Path) -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut b = Broker {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-        };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("log");
-        let child = Command::new(tansu_binary())
-            .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start the tansu broker ({}): {e}; install it with `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql` (see .ci/run)",
-                    tansu_binary().display()
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {url} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn create_topics(brokers: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topics = [
-        NewTopic::new(TOKENS, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(ACCESS, partitions, TopicReplication::Fixed(1)),
-    ];
-    let results = futures::executor::block_on(admin.create_topics(
-        &topics,
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-    ))
-    .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
 
 /// The sample data's lines, in file order.
 fn sample_lines() -> Vec<String> {
@@ -131,15 +31,6 @@ fn sample_lines() -> Vec<String> {
         .read_to_string(&mut text)
         .expect("gunzip");
     text.lines().map(str::to_string).collect()
-}
-
-/// Stable partition of a client id (FNV-1a), so both topics are co-partitioned.
-fn partition_of(client: &str, partitions: i32) -> i32 {
-    let mut h: u32 = 0x811c9dc5;
-    for b in client.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    (h % partitions.unsigned_abs()) as i32
 }
 
 fn produce(brokers: &str, lines: &[String], partitions: i32) {
@@ -305,7 +196,7 @@ fn kafka_service_gives_the_alerts_of_detect_even_when_killed_and_restarted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(dir.path());
     let brokers = broker.brokers();
-    create_topics(&brokers, 4);
+    create_topics(&brokers, &[TOKENS, ACCESS], 4);
     let lines = sample_lines();
     produce(&brokers, &lines, 4);
     let expected = detect_ids(dir.path());
@@ -412,7 +303,7 @@ fn two_instances_in_one_group_give_the_alerts_of_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(dir.path());
     let brokers = broker.brokers();
-    create_topics(&brokers, 4);
+    create_topics(&brokers, &[TOKENS, ACCESS], 4);
     let lines = sample_lines();
     produce(&brokers, &lines, 4);
     let expected = detect_ids(dir.path());
@@ -442,7 +333,7 @@ fn a_broker_outage_of_30_s_mid_stream_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(dir.path());
     let brokers = broker.brokers();
-    create_topics(&brokers, 4);
+    create_topics(&brokers, &[TOKENS, ACCESS], 4);
     let lines = sample_lines();
     produce(&brokers, &lines, 4);
     let expected = detect_ids(dir.path());

@@ -4,15 +4,12 @@
 //! service checkpoints and commits offsets after it and an alert is never lost.
 
 use std::io::{self, BufWriter, Write};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
 
 use super::{write_alert, Alert, AlertFormat};
 use crate::pipeline::append_file::AppendFile;
+use crate::pipeline::durable_producer::DurableProducer;
 
 pub trait AlertSink: Send {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
@@ -67,112 +64,35 @@ impl AlertSink for FileSink {
     }
 }
 
-/// Records the first alert the broker refused for good, so `make_durable` can say so instead of
-/// letting a checkpoint cover a lost alert.
-#[derive(Default)]
-pub(crate) struct DeliveryWatch {
-    pub(crate) failed: Arc<Mutex<Option<String>>>,
-}
-
-impl ClientContext for DeliveryWatch {}
-
-impl ProducerContext for DeliveryWatch {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-            failed.get_or_insert_with(|| e.to_string());
-        }
-    }
-}
-
 /// Alerts to a Kafka topic, keyed by client_id, through an idempotent producer.
 pub struct KafkaSink {
-    producer: BaseProducer<DeliveryWatch>,
-    failed: Arc<Mutex<Option<String>>>,
-    topic: String,
+    producer: DurableProducer,
     format: AlertFormat,
-    flush_timeout: Duration,
 }
 
 impl KafkaSink {
     pub fn new(config: &ClientConfig, topic: &str, format: AlertFormat) -> io::Result<KafkaSink> {
-        let mut config = config.clone();
-        config.set("enable.idempotence", "true").set("acks", "all");
-        // Alerts wait for the broker however long it is away (0 = no delivery timeout), unless
-        // the operator chose a limit: a timed-out alert would be an alert lost.
-        if config.get("message.timeout.ms").is_none() {
-            config.set("message.timeout.ms", "0");
-        }
-        let watch = DeliveryWatch::default();
-        let failed = Arc::clone(&watch.failed);
-        let producer: BaseProducer<DeliveryWatch> = config
-            .create_with_context(watch)
-            .map_err(|e| io::Error::other(format!("cannot create the alert producer: {e}")))?;
         Ok(KafkaSink {
-            producer,
-            failed,
-            topic: topic.to_string(),
+            producer: DurableProducer::new(config, topic, "alert")?,
             format,
-            flush_timeout: Duration::from_secs(10),
         })
     }
 }
 
 impl AlertSink for KafkaSink {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
+        let mut payload = Vec::new();
         for a in alerts {
-            let mut payload = Vec::new();
+            payload.clear();
             write_alert(&mut payload, a, self.format)?;
             payload.pop(); // the newline
-            loop {
-                let record = BaseRecord::to(&self.topic)
-                    .key(a.client_id.as_str())
-                    .payload(&payload);
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        _,
-                    )) => {
-                        // Backpressure: let deliveries complete, then retry.
-                        self.producer.poll(Duration::from_millis(100));
-                    }
-                    Err((e, _)) => {
-                        return Err(io::Error::other(format!(
-                            "cannot queue an alert for topic {}: {e}",
-                            self.topic
-                        )))
-                    }
-                }
-            }
-            self.producer.poll(Duration::ZERO);
+            self.producer.send(Some(&a.client_id), &payload)?;
         }
         Ok(())
     }
 
     fn make_durable(&mut self) -> io::Result<()> {
-        self.producer.flush(self.flush_timeout).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "alerts not yet acknowledged by the broker for topic {}: {e}",
-                    self.topic
-                ),
-            )
-        })?;
-        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        match failed.as_deref() {
-            // Sticky: the lost alert is re-emitted only by a restart from the last checkpoint.
-            Some(e) => Err(io::Error::other(format!(
-                "an alert was refused by topic {}: {e}",
-                self.topic
-            ))),
-            None => Ok(()),
-        }
+        self.producer.make_durable()
     }
 }
 
@@ -184,6 +104,7 @@ mod tests {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::mocking::MockCluster;
+    use std::time::Duration;
 
     fn alert(client: &str, revision: u32) -> Alert {
         let start = Timestamp::parse_rfc3339("2024-03-05T14:00:00Z").expect("time");

@@ -507,9 +507,14 @@ impl ConsumerContext for RunContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // A partition paused for backpressure before a revoke starts unpaused (our
+                // record of pauses was cleared with the revoke).
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!("cannot resume the assigned partitions: {e}");
+                }
                 let mut s = lock(&self.service);
                 for e in tpl.elements() {
                     if let Err(err) = s.open_partition(e.partition()) {
@@ -610,7 +615,14 @@ pub fn run_kafka(
             break Err(e);
         }
         let idle = match polled {
-            None => true,
+            None => {
+                // The end of the stream is known from the fetch responses' end offsets even
+                // when the broker is too slow to answer the probe.
+                if let Err(e) = s.use_fetched_ends(&consumer) {
+                    break Err(e);
+                }
+                true
+            }
             Some(Ok(m)) => {
                 if let Some(since) = broker_down_since.take() {
                     tracing::info!(

@@ -4,59 +4,22 @@
 //! broker is away, try again; anything else: a record was refused).
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 
-use crate::alert::sink::DeliveryWatch;
+use super::durable_producer::DurableProducer;
 
 pub struct KafkaLineWriter {
-    producer: BaseProducer<DeliveryWatch>,
-    failed: Arc<Mutex<Option<String>>>,
-    topic: String,
+    producer: DurableProducer,
     pending: Vec<u8>,
 }
 
 impl KafkaLineWriter {
     pub fn new(config: &ClientConfig, topic: &str) -> io::Result<KafkaLineWriter> {
-        let mut config = config.clone();
-        config.set("enable.idempotence", "true").set("acks", "all");
-        if config.get("message.timeout.ms").is_none() {
-            config.set("message.timeout.ms", "0");
-        }
-        let watch = DeliveryWatch::default();
-        let failed = Arc::clone(&watch.failed);
-        let producer = config.create_with_context(watch).map_err(|e| {
-            io::Error::other(format!("cannot create the dead-letter producer: {e}"))
-        })?;
         Ok(KafkaLineWriter {
-            producer,
-            failed,
-            topic: topic.to_string(),
+            producer: DurableProducer::new(config, topic, "dead letter")?,
             pending: Vec::new(),
         })
-    }
-
-    fn send_line(&self, line: &[u8]) -> io::Result<()> {
-        loop {
-            let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(&self.topic).payload(line);
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(100));
-                }
-                Err((e, _)) => {
-                    return Err(io::Error::other(format!(
-                        "cannot queue a dead letter for topic {}: {e}",
-                        self.topic
-                    )))
-                }
-            }
-        }
     }
 }
 
@@ -65,30 +28,13 @@ impl Write for KafkaLineWriter {
         self.pending.extend_from_slice(buf);
         while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.send_line(&line[..end])?;
+            self.producer.send(None, &line[..end])?;
         }
-        self.producer.poll(Duration::ZERO);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.producer.flush(Duration::from_secs(10)).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "dead letters not yet acknowledged by topic {}: {e}",
-                    self.topic
-                ),
-            )
-        })?;
-        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        match failed.as_deref() {
-            Some(e) => Err(io::Error::other(format!(
-                "a dead letter was refused by topic {}: {e}",
-                self.topic
-            ))),
-            None => Ok(()),
-        }
+        self.producer.make_durable()
     }
 }
 
@@ -98,6 +44,7 @@ mod tests {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::mocking::MockCluster;
+    use std::time::Duration;
 
     #[test]
     fn each_line_becomes_one_message_even_when_written_in_pieces() {

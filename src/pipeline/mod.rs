@@ -3,6 +3,7 @@
 //! restarted service, continue exactly).
 
 pub mod append_file;
+pub mod durable_producer;
 pub mod kafka;
 pub mod kafka_lines;
 pub mod latency;
