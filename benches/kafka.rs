@@ -10,7 +10,8 @@
 //!    them until every partition is read to its end (`--exit-at-end`), alerts to a file. Prints
 //!    events/s and the child's peak RSS.
 //! 2. **Latency**: a child runs the service while this process produces at a steady rate
-//!    (default 50 k events/s for 20 s), then stops it with SIGTERM. Prints the achieved
+//!    (default 50 k events/s for 20 s; `SCOPEWATCH_BENCH_RATE=N` for another), then stops it
+//!    with SIGTERM. Prints the achieved
 //!    produce rate and the service's latency from produce time to the event reaching the
 //!    detection engine (p50/p99/max), and its peak RSS.
 //!
@@ -73,6 +74,22 @@ fn send(producer: &BaseProducer, prefix: &str, event: &Event, payload: &str) {
     producer.poll(Duration::ZERO);
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (100 ticks/s):
+/// set against wall time it tells whether the service or the broker is the limit.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start after the last ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// Child: the service over `prefix.tokens` / `prefix.access`, then one result line.
 fn child(brokers: &str, prefix: &str, exit_at_end: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -117,7 +134,7 @@ fn child(brokers: &str, prefix: &str, exit_at_end: bool) {
     println!(
         "{prefix}: {accepted} events in {secs:.2} s = {:.0} events/s (from start, including group join); \
          {} alert records; latency produced → engine p50 {:.0} ms, p99 {:.0} ms, max {} ms \
-         (of which produced → received p50 {:.0} ms, p99 {:.0} ms); peak RSS {:.0} MB",
+         (of which produced → received p50 {:.0} ms, p99 {:.0} ms); service CPU {:.1} s; peak RSS {:.0} MB",
         accepted as f64 / secs,
         report.alerts,
         q(0.5),
@@ -125,6 +142,7 @@ fn child(brokers: &str, prefix: &str, exit_at_end: bool) {
         report.latency.max_ms(),
         report.receive_latency.quantile_ms(0.5).unwrap_or(f64::NAN),
         report.receive_latency.quantile_ms(0.99).unwrap_or(f64::NAN),
+        cpu_seconds(),
         peak_rss_mb()
     );
 }
@@ -153,11 +171,12 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if benching { 1_000_000 } else { 20_000 });
-    let (rate, seconds) = if benching {
-        (50_000u64, 20u64)
-    } else {
-        (5_000, 2)
-    };
+    // SCOPEWATCH_BENCH_RATE=N sets the steady produce rate (events/s) of the latency phase.
+    let rate: u64 = std::env::var("SCOPEWATCH_BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if benching { 50_000 } else { 5_000 });
+    let seconds: u64 = if benching { 20 } else { 2 };
     let dir = tempfile::tempdir().expect("tempdir");
     let (_broker, brokers) = match std::env::var("SCOPEWATCH_BENCH_BROKERS") {
         Ok(b) => (None, b),
