@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use scopewatch::alert::sink::FileSink;
 use scopewatch::alert::AlertFormat;
 use scopewatch::detect::EngineConfig;
@@ -37,7 +37,7 @@ mod simulated;
 use simulated::{peak_rss_mb, simulated_events};
 #[path = "../tests/support/tansu.rs"]
 mod tansu;
-use tansu::{create_topics, partition_of, Broker};
+use tansu::{create_topics, partition_of, send_keyed, Broker};
 
 const PARTITIONS: i32 = 4;
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_KAFKA_CHILD";
@@ -59,19 +59,13 @@ fn send(producer: &BaseProducer, prefix: &str, event: &Event, payload: &str) {
     } else {
         format!("{prefix}.access")
     };
-    loop {
-        let record = BaseRecord::to(&topic)
-            .key(client)
-            .partition(partition_of(client, PARTITIONS))
-            .payload(payload);
-        match producer.send(record) {
-            Ok(()) => break,
-            Err(_) => {
-                producer.poll(Duration::from_millis(10));
-            }
-        }
-    }
-    producer.poll(Duration::ZERO);
+    send_keyed(
+        producer,
+        &topic,
+        client,
+        partition_of(client, PARTITIONS),
+        payload,
+    );
 }
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat (100 ticks/s):

@@ -14,11 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 
 #[path = "support/tansu.rs"]
 mod tansu;
-use tansu::{create_topics, partition_of, Broker};
+use tansu::{create_topics, partition_of, send_keyed, Broker};
 
 const TOKENS: &str = "scopewatch.tokens";
 const ACCESS: &str = "scopewatch.access";
@@ -45,19 +45,7 @@ fn produce(brokers: &str, lines: &[String], partitions: i32) {
         let client = v["client_id"].as_str().expect("client_id").to_string();
         let topic = if v["type"] == "token" { TOKENS } else { ACCESS };
         let partition = partition_of(&client, partitions);
-        loop {
-            let record = BaseRecord::to(topic)
-                .key(&client)
-                .partition(partition)
-                .payload(line);
-            match producer.send(record) {
-                Ok(()) => break,
-                Err(_) => {
-                    producer.poll(Duration::from_millis(50));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send_keyed(&producer, topic, &client, partition, line);
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord};
 
 pub fn tansu_binary() -> PathBuf {
     if let Ok(p) = std::env::var("TANSU_BIN") {
@@ -120,4 +121,21 @@ pub fn partition_of(client: &str, partitions: i32) -> i32 {
         h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
     (h % partitions.unsigned_abs()) as i32
+}
+
+/// Queues one keyed record for `partition`, waiting for room when the producer's queue is full.
+pub fn send_keyed(producer: &BaseProducer, topic: &str, key: &str, partition: i32, payload: &str) {
+    loop {
+        let record = BaseRecord::to(topic)
+            .key(key)
+            .partition(partition)
+            .payload(payload);
+        match producer.send(record) {
+            Ok(()) => break,
+            Err(_) => {
+                producer.poll(Duration::from_millis(20));
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
 }
