@@ -7,31 +7,22 @@
 //! events.
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
+#[path = "support/service.rs"]
+mod process;
 #[path = "support/tansu.rs"]
 mod tansu;
+use process::{alert_ids, free_port, http_get, sample_lines, scopewatch, wait_ok};
 use tansu::{create_topics, partition_of, send_keyed, Broker};
 
 const TOKENS: &str = "scopewatch.tokens";
 const ACCESS: &str = "scopewatch.access";
-
-/// The sample data's lines, in file order.
-fn sample_lines() -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("sample data"))
-        .read_to_string(&mut text)
-        .expect("gunzip");
-    text.lines().map(str::to_string).collect()
-}
 
 fn produce(brokers: &str, lines: &[String], partitions: i32) {
     let producer: BaseProducer = ClientConfig::new()
@@ -48,10 +39,6 @@ fn produce(brokers: &str, lines: &[String], partitions: i32) {
         send_keyed(&producer, topic, &client, partition, line);
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
-}
-
-fn scopewatch() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
 }
 
 fn service(brokers: &str, dir: &Path, state: &str, alerts: &str, group: &str) -> Command {
@@ -85,17 +72,6 @@ fn service(brokers: &str, dir: &Path, state: &str, alerts: &str, group: &str) ->
     c
 }
 
-fn alert_ids(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("alert json");
-            v["id"].as_str().expect("id").to_string()
-        })
-        .collect()
-}
-
 /// Alert ids of `detect` over the sample data (the end of input ends the stream).
 fn detect_ids(dir: &Path) -> BTreeSet<String> {
     let alerts = dir.join("detect-alerts.ndjson");
@@ -116,31 +92,6 @@ fn detect_ids(dir: &Path) -> BTreeSet<String> {
     assert_eq!(set.len(), ids.len(), "detect writes each alert once");
     assert!(set.len() > 20, "the sample data has alerts");
     set
-}
-
-fn wait_ok(mut child: Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "{what} exited with {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{what} did not finish within 300 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One HTTP GET on loopback: the whole response, status line first.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::Write;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
-    let mut response = String::new();
-    s.read_to_string(&mut response).expect("response");
-    response
 }
 
 /// Events in the partitions' checkpoints so far (0 for a partition not yet checkpointed).
@@ -325,10 +276,7 @@ fn a_broker_outage_of_30_s_mid_stream_loses_nothing() {
     let lines = sample_lines();
     produce(&brokers, &lines, 4);
     let expected = detect_ids(dir.path());
-    let metrics_port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let metrics_port = free_port();
     let mut child = service(&brokers, dir.path(), "state", "alerts.ndjson", "outage")
         .arg("--exit-at-end")
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])

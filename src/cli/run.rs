@@ -20,6 +20,7 @@ use crate::alert::AlertFormat;
 use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
 use crate::ingest::{DeadLetterWriter, IngestSummary};
 use crate::pipeline::append_file::AppendFile;
+use crate::pipeline::follow::{run_follow, FollowSettings};
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
 use crate::pipeline::kafka_lines::KafkaLineWriter;
 use crate::pipeline::metrics::{serve, Metrics};
@@ -32,6 +33,17 @@ pub struct RunArgs {
     /// `scopewatch detect events.ndjson`. Without --input, --kafka-brokers is required.
     #[arg(long, value_name = "PATH", conflicts_with = "kafka_brokers")]
     pub input: Vec<String>,
+
+    /// Follow the --input files and directories as they grow, like `tail -F`: rotated files
+    /// are read to their end, new files are picked up, byte positions are kept in the --state
+    /// checkpoint. Runs until SIGINT/SIGTERM.
+    #[arg(long, requires = "input")]
+    pub follow: bool,
+
+    /// With --follow: how often the inputs are listed for new and rotated files, in
+    /// milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250, requires = "follow")]
+    pub poll_interval_ms: u64,
 
     /// Kafka bootstrap servers (host:port,…): consume the token and access topics as a
     /// consumer group.
@@ -59,7 +71,8 @@ pub struct RunArgs {
     #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
     pub kafka_config: Vec<String>,
 
-    /// Seconds between checkpoints (state snapshot, then offset commit).
+    /// Seconds between checkpoints (alerts made durable, state snapshot, then the Kafka offset
+    /// commit).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub checkpoint_interval: u64,
 
@@ -81,15 +94,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
     pub format: FormatArg,
 
-    /// State directory (Kafka: one checkpoint per partition under it; required).
+    /// State directory (Kafka: one checkpoint per partition under it; --follow: one checkpoint
+    /// with the files' positions; required for both).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
-    /// History store (--input mode), as for detect.
+    /// History store (--input mode without --follow), as for detect.
     #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
     pub data: PathBuf,
 
-    /// Do not write the history store (--input mode; Kafka mode does not write it yet).
+    /// Do not write the history store (Kafka and --follow modes do not write it yet).
     #[arg(long)]
     pub no_history: bool,
 
@@ -124,10 +138,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
     pub lateness: i64,
 
-    /// Kafka mode: serve Prometheus metrics, /healthz and /readyz on this address (port 0
-    /// picks a free one; the address is logged). Off by default; give a loopback address
-    /// unless the scraper is remote.
-    #[arg(long, value_name = "HOST:PORT", requires = "kafka_brokers")]
+    /// Kafka and --follow modes: serve Prometheus metrics, /healthz and /readyz on this
+    /// address (port 0 picks a free one; the address is logged). Off by default; give a
+    /// loopback address unless the scraper is remote.
+    #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
     /// Days of an app's own activity before baseline-driven rules fire for it.
@@ -140,6 +154,14 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
+    if args.follow {
+        return follow(args, log_format);
+    }
+    if args.metrics_addr.is_some() && args.kafka_brokers.is_none() {
+        anyhow::bail!(
+            "--metrics-addr is served by the long-running modes: add --kafka-brokers or --follow"
+        );
+    }
     if !args.input.is_empty() {
         // Inputs read to their end are exactly a detect run that ends the stream.
         return super::detect::run(
@@ -172,19 +194,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let Some(state_root) = args.state.clone() else {
         anyhow::bail!("run over Kafka needs --state DIR: offsets are committed only after the state covering them is checkpointed there");
     };
-    let registry = match &args.registry {
-        Some(path) => Registry::load(path)?,
-        None => Registry::default(),
-    };
-    let clock = crate::baseline::LocalClock::parse(&args.timezone)
-        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let config = EngineConfig {
-        lateness_seconds: args.lateness,
-        fhir_base: args.input_options.fhir_base.clone(),
-        learning_days: args.learning_days,
-        clock,
-        ..EngineConfig::default()
-    };
+    let (registry, config) = engine_setup(&args)?;
     let decode = args.input_options.ingest_options(args.input_format)?.decode;
     let mut client = ClientConfig::new();
     client
@@ -213,26 +223,10 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             &client_for_producer(&client),
             topic,
         )?)),
-        // Appended across restarts (never truncated: earlier runs' dead letters stay), synced
-        // before each offset commit.
-        None if args.dead_letter == "-" => DeadLetterWriter::new(Box::new(Output::new("-"))),
-        None => DeadLetterWriter::new(Box::new(AppendFile::new(&args.dead_letter))),
+        None => dead_letter_file(&args.dead_letter),
     };
-    let metrics = match args.metrics_addr {
-        Some(addr) => {
-            let m = Metrics::default();
-            let bound = serve(addr, m.clone())
-                .with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
-            eprintln!("scopewatch run: serving /metrics, /healthz and /readyz on http://{bound}");
-            Some(m)
-        }
-        None => None,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the signal handlers")?;
-    }
+    let metrics = serve_metrics(args.metrics_addr)?;
+    let stop = stop_on_signals()?;
     let settings = KafkaSettings {
         client,
         token_topic: args.token_topic.clone(),
@@ -279,6 +273,119 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                     report.latency.max_ms()
                 );
             }
+        }
+    }
+    if let Some(path) = &args.summary {
+        let mut out = Output::new(path);
+        serde_json::to_writer_pretty(&mut out, &json)?;
+        std::io::Write::write_all(&mut out, b"\n")?;
+        std::io::Write::flush(&mut out)?;
+    }
+    Ok(if summary.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Rejected
+    })
+}
+
+/// The registry and engine settings every mode shares.
+fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
+    let registry = match &args.registry {
+        Some(path) => Registry::load(path)?,
+        None => Registry::default(),
+    };
+    let clock = crate::baseline::LocalClock::parse(&args.timezone)
+        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+    let config = EngineConfig {
+        lateness_seconds: args.lateness,
+        fhir_base: args.input_options.fhir_base.clone(),
+        learning_days: args.learning_days,
+        clock,
+        ..EngineConfig::default()
+    };
+    Ok((registry, config))
+}
+
+/// Dead letters appended across restarts (never truncated: earlier runs' records stay) and
+/// synced before each checkpoint.
+fn dead_letter_file(path: &str) -> DeadLetterWriter {
+    if path == "-" {
+        DeadLetterWriter::new(Box::new(Output::new("-")))
+    } else {
+        DeadLetterWriter::new(Box::new(AppendFile::new(path)))
+    }
+}
+
+fn serve_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<Metrics>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let m = Metrics::default();
+    let bound =
+        serve(addr, m.clone()).with_context(|| format!("--metrics-addr {addr}: cannot listen"))?;
+    eprintln!("scopewatch run: serving /metrics, /healthz and /readyz on http://{bound}");
+    Ok(Some(m))
+}
+
+/// A flag set by SIGINT or SIGTERM: the service stops consuming, checkpoints and exits 0.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the signal handlers")?;
+    }
+    Ok(stop)
+}
+
+/// `run --input … --follow`.
+fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
+    let Some(state_root) = args.state.clone() else {
+        anyhow::bail!("run --follow needs --state DIR: the files' positions are kept in its checkpoint, so a restart continues where the last checkpoint ended");
+    };
+    let (registry, config) = engine_setup(&args)?;
+    let options = args.input_options.ingest_options(args.input_format)?;
+    let sink = FileSink::open(&args.alerts, AlertFormat::from(args.format))
+        .with_context(|| format!("opening the alert output {}", args.alerts))?;
+    let settings = FollowSettings {
+        inputs: args.input.clone(),
+        state_root,
+        checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
+        lateness_seconds: args.lateness,
+        max_line_bytes: options.max_line_bytes,
+        poll: Duration::from_millis(args.poll_interval_ms.max(10)),
+        metrics: serve_metrics(args.metrics_addr)?,
+    };
+    let report = run_follow(
+        settings,
+        config,
+        registry,
+        options.decode,
+        Box::new(sink),
+        dead_letter_file(&args.dead_letter),
+        stop_on_signals()?,
+    )?;
+    let mut summary = IngestSummary::default();
+    for counts in report.sources.into_values() {
+        summary.push(counts);
+    }
+    for skipped in report.skipped_files {
+        summary.skip(skipped);
+    }
+    let json = serde_json::json!({
+        "ingest": &summary,
+        "alert_records": report.alerts,
+        "checkpoints": report.checkpoints,
+        "files_opened": report.files_opened,
+        "files_closed": report.files_closed,
+    });
+    match log_format {
+        LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &json })),
+        LogFormat::Text => {
+            eprint!("{}", summary.render_table());
+            eprintln!(
+                "alerts: {} record(s); checkpoints: {}; files opened: {}, done: {}",
+                report.alerts, report.checkpoints, report.files_opened, report.files_closed
+            );
         }
     }
     if let Some(path) = &args.summary {

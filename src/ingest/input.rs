@@ -104,7 +104,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<(Vec<Source>, Vec<SkippedFile>
     Ok((sources, skipped))
 }
 
-fn walk(
+pub(super) fn walk(
     dir: &Path,
     sources: &mut Vec<Source>,
     skipped: &mut Vec<SkippedFile>,

@@ -8,6 +8,7 @@ pub mod format;
 mod input;
 mod lines;
 mod reader;
+pub mod tail;
 
 pub use counts::{IngestSummary, SkippedFile, SourceCounts, Totals};
 pub use dead_letter::{DeadLetter, DeadLetterWriter};

@@ -24,13 +24,14 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::latency::LatencyHistogram;
 use super::metrics::{Metrics, MetricsSnapshot};
+use super::outputs::{OutputError, Outputs};
 use super::partition::{LateRecord, PartitionWorker};
+use super::records::{decode_record, RecordOrigin};
 use super::state_dir::StateDir;
 use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
-use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
-use crate::ingest::format::{decode_line, DecodeOptions, Decoded};
-use crate::ingest::{DeadLetter, DeadLetterWriter, SourceCounts};
+use crate::ingest::format::DecodeOptions;
+use crate::ingest::{DeadLetterWriter, SourceCounts};
 use crate::registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,15 @@ pub enum ServiceError {
         partition: i32,
         source: super::state_dir::StateDirError,
     },
+}
+
+impl From<OutputError> for ServiceError {
+    fn from(e: OutputError) -> ServiceError {
+        match e {
+            OutputError::Sink(e) => ServiceError::Sink(e),
+            OutputError::DeadLetter(e) => ServiceError::DeadLetter(e),
+        }
+    }
 }
 
 pub struct KafkaSettings {
@@ -133,14 +143,10 @@ struct Service {
     registry: Registry,
     decode: DecodeOptions,
     workers: BTreeMap<i32, PartitionWorker>,
-    sink: Box<dyn AlertSink>,
-    dead_letter: DeadLetterWriter,
-    lateness_seconds: i64,
+    outputs: Outputs,
     report: ServiceReport,
     /// An error raised inside a rebalance callback, which cannot return one.
     failed: Option<ServiceError>,
-    /// (category, severity) → alert records emitted, for the metrics.
-    alerts_by_kind: BTreeMap<(String, String), u64>,
     last_checkpoint_at: Instant,
 }
 
@@ -201,46 +207,21 @@ impl Service {
         }
         let bytes = payload.unwrap_or_default();
         counts.bytes += bytes.len() as u64;
-        let mut decoded = Vec::new();
-        match std::str::from_utf8(bytes) {
-            Ok(text) if !text.trim().is_empty() => {
-                decode_line(text, &self.decode, &mut |d| decoded.push(d))
-            }
-            Ok(_) => counts.blank += 1,
-            Err(_) => decoded.push(Decoded::Rejected(
-                crate::event::parse_event(bytes)
-                    .err()
-                    .unwrap_or_else(|| crate::event::Reject::new(RejectKind::NotUtf8, "not UTF-8")),
-            )),
-        }
-        let mut records: Vec<Option<Event>> = Vec::with_capacity(decoded.len());
-        for d in decoded {
-            match d {
-                Decoded::Event(e) => {
-                    counts.record_accept();
-                    records.push(Some(e));
-                }
-                Decoded::Skipped(reason) => {
-                    counts.record_skip(reason);
-                    records.push(None);
-                }
-                Decoded::Rejected(reject) => {
-                    counts.record_reject(reject.kind);
-                    self.dead_letter
-                        .write(&DeadLetter::new(
-                            &source,
-                            None,
-                            u64::try_from(offset).ok(),
-                            reject.kind,
-                            reject.reason,
-                            bytes,
-                            bytes.len() as u64,
-                        ))
-                        .map_err(ServiceError::DeadLetter)?;
-                    records.push(None);
-                }
-            }
-        }
+        let origin = RecordOrigin {
+            source: &source,
+            line: None,
+            offset: u64::try_from(offset).ok(),
+        };
+        let records = decode_record(
+            bytes,
+            bytes.len() as u64,
+            None,
+            &self.decode,
+            counts,
+            &mut self.outputs.dead_letter,
+            &origin,
+        )
+        .map_err(ServiceError::DeadLetter)?;
         worker.offer(input, offset, records, produced_ms);
         let (mut alerts, mut late) = (Vec::new(), Vec::new());
         worker.release(&mut alerts, &mut late);
@@ -252,38 +233,9 @@ impl Service {
         alerts: &[crate::alert::Alert],
         late: Vec<LateRecord>,
     ) -> Result<(), ServiceError> {
-        if !alerts.is_empty() {
-            self.report.alerts += alerts.len() as u64;
-            for a in alerts {
-                *self
-                    .alerts_by_kind
-                    .entry((a.category.as_str().into(), a.severity.as_str().into()))
-                    .or_default() += 1;
-            }
-            self.sink.write(alerts).map_err(ServiceError::Sink)?;
-        }
-        for l in late {
-            if let Some(c) = self.report.sources.get_mut(&l.source) {
-                c.late += 1;
-            }
-            let raw = serde_json::to_vec(&l.late.event).unwrap_or_default();
-            self.dead_letter
-                .write(&DeadLetter::new(
-                    &l.source,
-                    None,
-                    u64::try_from(l.offset).ok(),
-                    RejectKind::Late,
-                    format!(
-                        "late beyond {} s: {} s behind events already processed",
-                        self.lateness_seconds,
-                        l.late.behind_micros / MICROS_PER_SECOND
-                    ),
-                    &raw,
-                    raw.len() as u64,
-                ))
-                .map_err(ServiceError::DeadLetter)?;
-        }
-        Ok(())
+        self.outputs
+            .emit(alerts, late, &mut self.report.sources)
+            .map_err(ServiceError::from)
     }
 
     /// Releases what the consumer's last fetches unblock: a fetch response carries each
@@ -360,8 +312,7 @@ impl Service {
         partitions: &[i32],
         mode: CommitMode,
     ) -> Result<(), ServiceError> {
-        self.sink.make_durable().map_err(ServiceError::Sink)?;
-        self.dead_letter.flush().map_err(ServiceError::DeadLetter)?;
+        self.outputs.make_durable()?;
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
             let Some(worker) = self.workers.get_mut(p) else {
@@ -444,8 +395,9 @@ impl Service {
         }
         MetricsSnapshot {
             sources: self.report.sources.clone(),
-            alerts: self.alerts_by_kind.clone(),
+            alerts: self.outputs.alerts_by_kind.clone(),
             lag,
+            file_lag_bytes: BTreeMap::new(),
             latency,
             checkpoints: self.report.checkpoints,
             seconds_since_checkpoint: self.last_checkpoint_at.elapsed().as_secs_f64(),
@@ -553,12 +505,9 @@ pub fn run_kafka(
         registry,
         decode,
         workers: BTreeMap::new(),
-        sink,
-        dead_letter,
-        lateness_seconds: settings.lateness_seconds,
+        outputs: Outputs::new(sink, dead_letter, settings.lateness_seconds),
         report: ServiceReport::default(),
         failed: None,
-        alerts_by_kind: BTreeMap::new(),
         last_checkpoint_at: Instant::now(),
     }));
     let mut client = settings.client.clone();

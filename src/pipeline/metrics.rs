@@ -24,6 +24,8 @@ pub struct MetricsSnapshot {
     pub alerts: BTreeMap<(String, String), u64>,
     /// `topic:partition` → messages between the position processed and the partition's end.
     pub lag: BTreeMap<String, i64>,
+    /// Followed file → bytes written to it and not yet processed.
+    pub file_lag_bytes: BTreeMap<String, u64>,
     pub latency: LatencyHistogram,
     pub checkpoints: u64,
     pub seconds_since_checkpoint: f64,
@@ -104,7 +106,7 @@ pub fn render(s: &MetricsSnapshot, age: Duration) -> String {
     let per_source: [(&str, &str, Field); 5] = [
         (
             "scopewatch_records_read_total",
-            "Records read per source (topic:partition).",
+            "Records read per source (topic:partition, or followed file).",
             |c| c.read,
         ),
         (
@@ -159,10 +161,24 @@ pub fn render(s: &MetricsSnapshot, age: Duration) -> String {
             label(source)
         );
     }
+    if !s.file_lag_bytes.is_empty() {
+        gauge(
+            &mut out,
+            "scopewatch_file_lag_bytes",
+            "Bytes written to a followed file and not yet processed.",
+        );
+        for (source, lag) in &s.file_lag_bytes {
+            let _ = writeln!(
+                out,
+                "scopewatch_file_lag_bytes{{source=\"{}\"}} {lag}",
+                label(source)
+            );
+        }
+    }
     let name = "scopewatch_processing_latency_seconds";
     let _ = writeln!(
         out,
-        "# HELP {name} Produced to Kafka until given to the detection engine.\n# TYPE {name} histogram"
+        "# HELP {name} Produced to Kafka (followed files: read) until given to the detection engine.\n# TYPE {name} histogram"
     );
     for bound in LATENCY_BOUNDS_S {
         let _ = writeln!(

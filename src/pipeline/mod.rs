@@ -4,11 +4,14 @@
 
 pub mod append_file;
 pub mod durable_producer;
+pub mod follow;
 pub mod kafka;
 pub mod kafka_lines;
 pub mod latency;
 pub mod metrics;
+pub mod outputs;
 pub mod partition;
+pub mod records;
 pub mod replay;
 pub mod state_dir;
 

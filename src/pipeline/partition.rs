@@ -28,16 +28,17 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock milliseconds since the epoch (latency histograms).
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// One input of a partition (a topic's partition), with what was received but not yet given to
-/// the engine.
+/// One input of a partition (a topic's partition, or a followed file), with what was received
+/// but not yet given to the engine.
 struct Input {
-    /// `topic:partition`, the key of its position in the checkpoint.
+    /// `topic:partition` (or `file:<fingerprint>`), the key of its position in the checkpoint.
     key: String,
     queue: VecDeque<Queued>,
     /// Offset after the last message received (or the restored position before any).
@@ -54,7 +55,10 @@ impl Input {
 
 /// A record received and not yet given to the engine.
 struct Queued {
+    /// Where the record's message (or line) starts: the position while records of it remain.
     offset: i64,
+    /// Where the next message (or line) starts: the position once its last record is released.
+    end: i64,
     /// None for a record that was dead-lettered or skipped (it only moves the position).
     event: Option<Event>,
     /// The last record of its message: releasing it moves the position past the message.
@@ -97,6 +101,18 @@ impl PartitionWorker {
         config: EngineConfig,
         registry: Registry,
     ) -> Result<PartitionWorker, StateDirError> {
+        let keys = topics.iter().map(|t| format!("{t}:{partition}")).collect();
+        PartitionWorker::open_keyed(partition, keys, state, config, registry)
+    }
+
+    /// As `open`, with the inputs named by their position keys (more can be added later).
+    pub fn open_keyed(
+        partition: i32,
+        keys: Vec<String>,
+        state: StateDir,
+        config: EngineConfig,
+        registry: Registry,
+    ) -> Result<PartitionWorker, StateDirError> {
         let (engine, positions) = match state.load()? {
             Some(c) => (
                 Engine::restore(config, registry, c.baselines, c.engine)
@@ -105,30 +121,66 @@ impl PartitionWorker {
             ),
             None => (Engine::new(config, registry), BTreeMap::new()),
         };
-        let inputs = topics
-            .iter()
-            .map(|t| {
-                let key = format!("{t}:{partition}");
-                let start = positions.get(&key).copied().unwrap_or(0);
-                Input {
-                    key,
-                    queue: VecDeque::new(),
-                    received_next: i64::try_from(start).unwrap_or(i64::MAX),
-                    high: None,
-                }
-            })
-            .collect();
-        Ok(PartitionWorker {
+        let mut worker = PartitionWorker {
             partition,
             engine,
-            inputs,
+            inputs: Vec::new(),
             positions,
             state,
             pushed: 0,
             latency: LatencyHistogram::default(),
             receive_latency: LatencyHistogram::default(),
             state_bytes: 0,
-        })
+        };
+        for key in keys {
+            worker.add_input(key);
+        }
+        Ok(worker)
+    }
+
+    /// Adds an input that starts where the checkpoint left it (or at 0); returns its index.
+    pub fn add_input(&mut self, key: String) -> usize {
+        let start = self.position_of(&key).unwrap_or(0);
+        self.add_input_at(key, start)
+    }
+
+    /// Adds an input that starts at `start` (which becomes its position); returns its index.
+    pub fn add_input_at(&mut self, key: String, start: u64) -> usize {
+        if self.positions.contains_key(&key) || start > 0 {
+            self.positions.insert(key.clone(), start);
+        }
+        self.inputs.push(Input {
+            key,
+            queue: VecDeque::new(),
+            received_next: i64::try_from(start).unwrap_or(i64::MAX),
+            high: None,
+        });
+        self.inputs.len() - 1
+    }
+
+    /// Removes an input with nothing queued (a rotated file read to its end); later inputs'
+    /// indexes move down by one. Its position stays in the checkpoint. False if records remain.
+    pub fn remove_input(&mut self, input: usize) -> bool {
+        match self.inputs.get(input) {
+            Some(i) if i.queue.is_empty() => {
+                self.inputs.remove(input);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The checkpointed (or since processed) position of an input key.
+    pub fn position_of(&self, key: &str) -> Option<u64> {
+        self.positions.get(key).copied()
+    }
+
+    /// Drops the positions of keys that are no longer inputs and that `keep` rejects (files
+    /// that are gone), so the checkpoint does not grow forever.
+    pub fn forget_positions(&mut self, keep: impl Fn(&str) -> bool) {
+        let inputs: Vec<&str> = self.inputs.iter().map(|i| i.key.as_str()).collect();
+        self.positions
+            .retain(|k, _| inputs.contains(&k.as_str()) || keep(k));
     }
 
     /// The next offset each input still needs (what to commit, and where to resume).
@@ -155,13 +207,25 @@ impl PartitionWorker {
         &mut self,
         input: usize,
         offset: i64,
+        records: Vec<Option<Event>>,
+        produced_ms: Option<i64>,
+    ) {
+        self.offer_span(input, offset, offset + 1, records, produced_ms);
+    }
+
+    /// As `offer`, for a record spanning `offset..end` (a line of a file: byte offsets).
+    pub fn offer_span(
+        &mut self,
+        input: usize,
+        offset: i64,
+        end: i64,
         mut records: Vec<Option<Event>>,
         produced_ms: Option<i64>,
     ) {
         let Some(i) = self.inputs.get_mut(input) else {
             return;
         };
-        i.received_next = i.received_next.max(offset + 1);
+        i.received_next = i.received_next.max(end);
         if let Some(produced) = produced_ms {
             self.receive_latency.record_ms(now_ms() - produced);
         }
@@ -172,6 +236,7 @@ impl PartitionWorker {
         for (k, event) in records.into_iter().enumerate() {
             i.queue.push_back(Queued {
                 offset,
+                end,
                 event,
                 last: k + 1 == n,
                 produced_ms,
@@ -218,7 +283,7 @@ impl PartitionWorker {
             // Dead-lettered records at the head only move positions.
             for i in &mut self.inputs {
                 while let Some(q) = i.queue.front().filter(|q| q.event.is_none()) {
-                    let next = if q.last { q.offset + 1 } else { q.offset };
+                    let next = if q.last { q.end } else { q.offset };
                     self.positions
                         .insert(i.key.clone(), u64::try_from(next).unwrap_or(0));
                     i.queue.pop_front();
@@ -245,6 +310,7 @@ impl PartitionWorker {
             };
             let Some(Queued {
                 offset,
+                end,
                 event: Some(event),
                 last,
                 produced_ms,
@@ -257,7 +323,7 @@ impl PartitionWorker {
             }
             // A record inside a multi-record message leaves the position on the message, so a
             // restart re-reads it rather than losing its remaining records.
-            let next = if last { offset + 1 } else { offset };
+            let next = if last { end } else { offset };
             let key = self.inputs[k].key.clone();
             self.positions
                 .insert(key.clone(), u64::try_from(next).unwrap_or(0));

@@ -1,0 +1,196 @@
+//! `scopewatch run --follow`: log files followed as they are written, rotated and picked up,
+//! with the service killed (SIGKILL) and restarted in the middle — the alerts must be exactly
+//! those of `detect` over the same lines, and every line must be in the state once.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "support/service.rs"]
+mod process;
+use process::{alert_ids, free_port, http_get, manifest_path, sample_lines, scopewatch, wait_ok};
+
+fn follow(dir: &Path, metrics_port: u16) -> Child {
+    scopewatch()
+        .current_dir(dir)
+        .args(["run", "--follow", "--input", "logs", "--state", "state"])
+        .args(["--alerts", "alerts.ndjson", "--checkpoint-interval", "1"])
+        .args(["--poll-interval-ms", "50"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .arg("--registry")
+        .arg(manifest_path("sample-data/registry.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run --follow")
+}
+
+/// Events the live checkpoint holds: processed plus buffered for reordering.
+fn events_in_checkpoint(state: &Path) -> u64 {
+    match scopewatch::pipeline::StateDir::new(state).load() {
+        Ok(Some(c)) => c.engine.stats.events + c.engine.order.pending.len() as u64,
+        _ => 0,
+    }
+}
+
+fn wait_for_checkpoint(state: &Path, events: usize, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while events_in_checkpoint(state) < events as u64 {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the service exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint with {events} events within 120 s (has {})",
+            events_in_checkpoint(state)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn write_lines(out: &mut std::fs::File, lines: &[String]) {
+    for l in lines {
+        writeln!(out, "{l}").expect("write");
+    }
+    out.flush().expect("flush");
+}
+
+/// Alert ids of `detect --state` over all the lines as one file (no --flush: the service
+/// never ends the stream either).
+fn detect_ids(dir: &Path, lines: &[String]) -> BTreeSet<String> {
+    let all = dir.join("all.ndjson");
+    let mut f = std::fs::File::create(&all).expect("create");
+    write_lines(&mut f, lines);
+    let status = scopewatch()
+        .current_dir(dir)
+        .arg("detect")
+        .arg(&all)
+        .args([
+            "--state",
+            "detect-state",
+            "--no-history",
+            "--alerts",
+            "detect.ndjson",
+        ])
+        .arg("--registry")
+        .arg(manifest_path("sample-data/registry.toml"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("detect");
+    assert!(status.success());
+    let set: BTreeSet<String> = alert_ids(&dir.join("detect.ndjson")).into_iter().collect();
+    assert!(set.len() > 20, "the sample data has alerts");
+    set
+}
+
+#[test]
+fn followed_rotated_and_restarted_files_give_the_alerts_of_detect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let state = dir.path().join("state");
+    let lines = sample_lines();
+    let n = lines.len();
+    let (c1, c2, c3) = (n / 4, n / 2, 3 * n / 4);
+    let port = free_port();
+    let mut child = follow(dir.path(), port);
+
+    // First quarter, written in three pieces cut mid-line: a line is read only once whole.
+    let live = logs.join("events.ndjson");
+    let mut writer = std::fs::File::create(&live).expect("create");
+    let text: String = lines[..c1].iter().map(|l| format!("{l}\n")).collect();
+    let cuts = [0, text.len() / 3 + 7, 2 * text.len() / 3 + 11, text.len()];
+    for w in cuts.windows(2) {
+        writer
+            .write_all(&text.as_bytes()[w[0]..w[1]])
+            .expect("write");
+        writer.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_for_checkpoint(&state, c1, &mut child);
+    // Metrics are refreshed once a second.
+    let expected = format!(
+        "scopewatch_records_accepted_total{{source=\"{}\"}} {c1}\n",
+        Path::new("logs").join("events.ndjson").display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut metrics = http_get(port, "/metrics");
+    while !metrics.contains(&expected) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        metrics = http_get(port, "/metrics");
+    }
+    assert!(metrics.contains(&expected), "{metrics}");
+    assert!(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
+
+    // Rotation: the file is renamed away, its writer adds the second quarter to it, then a
+    // new file takes the name.
+    std::fs::rename(&live, logs.join("events.ndjson.1")).expect("rotate");
+    write_lines(&mut writer, &lines[c1..c2]);
+    wait_for_checkpoint(&state, c2, &mut child);
+    let mut writer = std::fs::File::create(&live).expect("create the new file");
+    write_lines(&mut writer, &lines[c2..c3]);
+    wait_for_checkpoint(&state, c3, &mut child);
+
+    // The last quarter lands in a new file of the directory, in eight pieces; the service is
+    // killed after the fourth (mid-stream: half of it is not written yet) and restarted.
+    let mut later = std::fs::File::create(logs.join("later.ndjson")).expect("create");
+    let pieces: Vec<&[String]> = lines[c3..].chunks((n - c3).div_ceil(8)).collect();
+    for piece in &pieces[..4] {
+        write_lines(&mut later, piece);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let at_kill = events_in_checkpoint(&state);
+    assert!(at_kill >= c3 as u64 && at_kill < n as u64, "{at_kill}");
+    let mut child = follow(dir.path(), port);
+    for piece in &pieces[4..] {
+        write_lines(&mut later, piece);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    wait_for_checkpoint(&state, n, &mut child);
+    // SIGTERM: checkpoint and exit 0.
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    wait_ok(child, "run --follow after SIGTERM");
+
+    assert_eq!(
+        events_in_checkpoint(&state),
+        n as u64,
+        "every line is in the state exactly once"
+    );
+    let ids: BTreeSet<String> = alert_ids(&dir.path().join("alerts.ndjson"))
+        .into_iter()
+        .collect();
+    assert_eq!(
+        ids,
+        detect_ids(dir.path(), &lines),
+        "the same alerts as detect over the same lines"
+    );
+}
+
+#[test]
+fn follow_needs_a_state_directory_and_refuses_stdin() {
+    let out = scopewatch()
+        .args(["run", "--follow", "--input", "logs"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--state"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = scopewatch()
+        .current_dir(dir.path())
+        .args(["run", "--follow", "--input", "-", "--state", "s"])
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin cannot be followed"), "{err}");
+}
