@@ -113,6 +113,8 @@ fn child(brokers: &str, prefix: &str, exit_at_end: bool) {
             exit_at_end,
             lateness_seconds: 300,
             metrics: None,
+            // The service without the history store (as the figures in README were taken).
+            history: None,
         },
         EngineConfig::default(),
         Registry::default(),

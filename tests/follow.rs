@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 #[path = "support/service.rs"]
 mod process;
-use process::{alert_ids, free_port, http_get, manifest_path, sample_lines, scopewatch, wait_ok};
+use process::{
+    alert_ids, free_port, history_figures, http_get, manifest_path, sample_lines, scopewatch,
+    wait_ok,
+};
 
 fn follow(dir: &Path, metrics_port: u16) -> Child {
     scopewatch()
         .current_dir(dir)
         .args(["run", "--follow", "--input", "logs", "--state", "state"])
         .args(["--alerts", "alerts.ndjson", "--checkpoint-interval", "1"])
-        .args(["--poll-interval-ms", "50"])
+        .args(["--poll-interval-ms", "50", "--data", "data"])
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .arg("--registry")
         .arg(manifest_path("sample-data/registry.toml"))
@@ -67,13 +70,8 @@ fn detect_ids(dir: &Path, lines: &[String]) -> BTreeSet<String> {
         .current_dir(dir)
         .arg("detect")
         .arg(&all)
-        .args([
-            "--state",
-            "detect-state",
-            "--no-history",
-            "--alerts",
-            "detect.ndjson",
-        ])
+        .args(["--state", "detect-state", "--data", "detect-data"])
+        .args(["--alerts", "detect.ndjson"])
         .arg("--registry")
         .arg(manifest_path("sample-data/registry.toml"))
         .stderr(Stdio::null())
@@ -173,6 +171,14 @@ fn followed_rotated_and_restarted_files_give_the_alerts_of_detect() {
         detect_ids(dir.path(), &lines),
         "the same alerts as detect over the same lines"
     );
+    // The history store has every line and alert once, despite the kill and the lines and
+    // alerts written again after it, and the access rows know their tokens' grants as
+    // detect's do (tokens issued before the restart included).
+    let streamed = history_figures(dir.path(), "data");
+    assert_eq!(streamed, history_figures(dir.path(), "detect-data"));
+    assert_eq!(streamed.access + streamed.tokens, n as u64, "{streamed:?}");
+    assert_eq!(streamed.alerts, streamed.alert_ids, "no alert twice");
+    assert_eq!(streamed.alerts, ids.len() as u64);
 }
 
 #[test]

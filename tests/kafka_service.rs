@@ -18,7 +18,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 mod process;
 #[path = "support/tansu.rs"]
 mod tansu;
-use process::{alert_ids, free_port, http_get, sample_lines, scopewatch, wait_ok};
+use process::{alert_ids, free_port, history_figures, http_get, sample_lines, scopewatch, wait_ok};
 use tansu::{create_topics, partition_of, send_keyed, Broker};
 
 const TOKENS: &str = "scopewatch.tokens";
@@ -65,6 +65,8 @@ fn service(brokers: &str, dir: &Path, state: &str, alerts: &str, group: &str) ->
             "--checkpoint-interval",
             "1",
         ])
+        // One history store per state directory: instances sharing a state share it.
+        .args(["--data", &format!("data-{state}")])
         .args(["--kafka-config", "session.timeout.ms=6000"])
         .args(["--kafka-config", "heartbeat.interval.ms=500"])
         // A killed member never rejoins: the group's rebalance waits this long for it.
@@ -81,7 +83,7 @@ fn detect_ids(dir: &Path) -> BTreeSet<String> {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz"))
         .arg("--registry")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/registry.toml"))
-        .args(["--no-history", "--alerts"])
+        .args(["--data", "detect-data", "--alerts"])
         .arg(&alerts)
         .stderr(Stdio::null())
         .status()
@@ -92,6 +94,30 @@ fn detect_ids(dir: &Path) -> BTreeSet<String> {
     assert_eq!(set.len(), ids.len(), "detect writes each alert once");
     assert!(set.len() > 20, "the sample data has alerts");
     set
+}
+
+/// The service's history store holds every event and alert once: the figures of detect's.
+/// (Which access rows know their token's grant may differ: detect joins in file order, the
+/// service in each partition's event-time order.)
+fn assert_same_history(dir: &Path, data: &str) {
+    let streamed = history_figures(dir, data);
+    let detected = history_figures(dir, "detect-data");
+    assert_eq!(
+        (
+            streamed.access,
+            streamed.tokens,
+            streamed.alerts,
+            streamed.alert_ids
+        ),
+        (
+            detected.access,
+            detected.tokens,
+            detected.alerts,
+            detected.alert_ids
+        ),
+        "history of the service = history of detect"
+    );
+    assert_eq!(streamed.alerts, streamed.alert_ids, "no alert row twice");
 }
 
 /// Events in the partitions' checkpoints so far (0 for a partition not yet checkpointed).
@@ -234,6 +260,7 @@ fn kafka_service_gives_the_alerts_of_detect_even_when_killed_and_restarted() {
         lines.len() as u64,
         "every event processed exactly once into the state"
     );
+    assert_same_history(dir.path(), "data-state-b");
     broker.stop();
 }
 
@@ -261,6 +288,7 @@ fn two_instances_in_one_group_give_the_alerts_of_one() {
         .collect();
     set.extend(alert_ids(&dir.path().join("alerts-2.ndjson")));
     assert_eq!(set, expected);
+    assert_same_history(dir.path(), "data-state");
     assert_eq!(
         events_in_state(&dir.path().join("state")),
         lines.len() as u64

@@ -24,7 +24,9 @@ use crate::pipeline::follow::{run_follow, FollowSettings};
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
 use crate::pipeline::kafka_lines::KafkaLineWriter;
 use crate::pipeline::metrics::{serve, Metrics};
+use crate::pipeline::stream_history::HistorySettings;
 use crate::registry::Registry;
+use crate::sql::history::check_store;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -99,11 +101,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
-    /// History store (--input mode without --follow), as for detect.
+    /// History store for `scopewatch sql`, as for detect. Kafka and --follow modes write each
+    /// checkpoint's events and alerts (each row once, across crashes and restarts).
     #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
     pub data: PathBuf,
 
-    /// Do not write the history store (Kafka and --follow modes do not write it yet).
+    /// Do not write the history store.
     #[arg(long)]
     pub no_history: bool,
 
@@ -236,6 +239,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         exit_at_end: args.exit_at_end,
         lateness_seconds: args.lateness,
         metrics,
+        history: history_settings(&args)?,
     };
     let report = run_kafka(settings, config, registry, decode, sink, dead_letter, stop)?;
     let mut summary = IngestSummary::default();
@@ -254,6 +258,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         },
         "alert_records": report.alerts,
         "checkpoints": report.checkpoints,
+        "history_rows": history_json(report.history_rows),
     });
     match log_format {
         LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &json })),
@@ -264,6 +269,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                  records received but unprocessed at a revoke (read again, counted twice above): {}",
                 report.alerts, report.checkpoints, report.already_in_checkpoint, report.requeued
             );
+            print_history(&args, report.history_rows);
             if let (Some(p50), Some(p99)) = (
                 report.latency.quantile_ms(0.5),
                 report.latency.quantile_ms(0.99),
@@ -304,6 +310,34 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         ..EngineConfig::default()
     };
     Ok((registry, config))
+}
+
+/// The history store of the long-running modes (None with --no-history).
+fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistorySettings>> {
+    if args.no_history {
+        return Ok(None);
+    }
+    let pseudonymizer = args.pseudonym.load()?;
+    check_store(&args.data, pseudonymizer.as_ref())?;
+    Ok(Some(HistorySettings {
+        data: args.data.clone(),
+        fhir_base: args.input_options.fhir_base.clone(),
+        pseudonymizer,
+    }))
+}
+
+fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64, u64)) {
+    if !args.no_history {
+        eprintln!(
+            "history: {access} access rows, {tokens} token rows, {alerts} alerts written to {} (scopewatch sql --data {})",
+            args.data.display(),
+            args.data.display()
+        );
+    }
+}
+
+fn history_json((access, tokens, alerts): (u64, u64, u64)) -> serde_json::Value {
+    serde_json::json!({ "access": access, "tokens": tokens, "alerts": alerts })
 }
 
 /// Dead letters appended across restarts (never truncated: earlier runs' records stay) and
@@ -354,6 +388,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         max_line_bytes: options.max_line_bytes,
         poll: Duration::from_millis(args.poll_interval_ms.max(10)),
         metrics: serve_metrics(args.metrics_addr)?,
+        history: history_settings(&args)?,
     };
     let report = run_follow(
         settings,
@@ -377,6 +412,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         "checkpoints": report.checkpoints,
         "files_opened": report.files_opened,
         "files_closed": report.files_closed,
+        "history_rows": history_json(report.history_rows),
     });
     match log_format {
         LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &json })),
@@ -386,6 +422,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 "alerts: {} record(s); checkpoints: {}; files opened: {}, done: {}",
                 report.alerts, report.checkpoints, report.files_opened, report.files_closed
             );
+            print_history(&args, report.history_rows);
         }
     }
     if let Some(path) = &args.summary {

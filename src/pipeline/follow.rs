@@ -19,6 +19,7 @@ use super::outputs::{OutputError, Outputs};
 use super::partition::{now_ms, PartitionWorker};
 use super::records::{decode_record, RecordOrigin};
 use super::state_dir::{StateDir, StateDirError};
+use super::stream_history::HistorySettings;
 use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
 use crate::event::{Reject, RejectKind};
@@ -63,6 +64,8 @@ pub struct FollowSettings {
     /// How often the inputs are listed and idle files polled for growth.
     pub poll: Duration,
     pub metrics: Option<Metrics>,
+    /// The history store to write, if any.
+    pub history: Option<HistorySettings>,
 }
 
 /// What the run did, for the end-of-run report.
@@ -75,6 +78,8 @@ pub struct FollowReport {
     pub checkpoints: u64,
     pub files_opened: u64,
     pub files_closed: u64,
+    /// Rows this run wrote to the history store (access, tokens, alerts).
+    pub history_rows: (u64, u64, u64),
 }
 
 struct Follower {
@@ -283,13 +288,16 @@ pub fn run_follow(
     stop: Arc<AtomicBool>,
 ) -> Result<FollowReport, FollowError> {
     let tailer = Tailer::new(&settings.inputs, settings.max_line_bytes)?;
-    let worker = PartitionWorker::open_keyed(
+    let mut worker = PartitionWorker::open_keyed(
         0,
         Vec::new(),
         StateDir::new(&settings.state_root),
         config,
         registry,
     )?;
+    if let Some(history) = &settings.history {
+        worker = worker.with_history(history)?;
+    }
     tracing::info!(
         restored_events = worker.engine().stats().events,
         "following files"
@@ -328,5 +336,8 @@ pub fn run_follow(
     tracing::info!("stopping: checkpointing");
     f.checkpoint()?;
     f.report.alerts = f.outputs.alerts;
+    if let Some((counts, alerts)) = f.worker.history_counts() {
+        f.report.history_rows = (counts.access_rows, counts.token_rows, alerts);
+    }
     Ok(f.report)
 }

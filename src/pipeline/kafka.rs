@@ -28,6 +28,7 @@ use super::outputs::{OutputError, Outputs};
 use super::partition::{LateRecord, PartitionWorker};
 use super::records::{decode_record, RecordOrigin};
 use super::state_dir::StateDir;
+use super::stream_history::HistorySettings;
 use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
 use crate::ingest::format::DecodeOptions;
@@ -71,6 +72,8 @@ pub struct KafkaSettings {
     pub lateness_seconds: i64,
     /// Where to publish the operational snapshot (`--metrics-addr`), if anywhere.
     pub metrics: Option<Metrics>,
+    /// The history store to write, if any.
+    pub history: Option<HistorySettings>,
 }
 
 /// What the run did, for the end-of-run report.
@@ -88,6 +91,18 @@ pub struct ServiceReport {
     /// Produced to Kafka → received by this service (the broker's and the fetch's share).
     pub receive_latency: LatencyHistogram,
     pub checkpoints: u64,
+    /// Rows this run wrote to the history store (access, tokens, alerts).
+    pub history_rows: (u64, u64, u64),
+}
+
+impl ServiceReport {
+    fn add_history(&mut self, worker: &PartitionWorker) {
+        if let Some((counts, alerts)) = worker.history_counts() {
+            self.history_rows.0 += counts.access_rows;
+            self.history_rows.1 += counts.token_rows;
+            self.history_rows.2 += alerts;
+        }
+    }
 }
 
 /// An input whose queue (received, waiting for the other input in event time) reaches this many
@@ -139,6 +154,7 @@ struct Service {
     /// (input, partition) pairs paused for backpressure.
     paused: BTreeSet<(usize, i32)>,
     state_root: PathBuf,
+    history: Option<HistorySettings>,
     config: EngineConfig,
     registry: Registry,
     decode: DecodeOptions,
@@ -160,7 +176,7 @@ impl Service {
             return Ok(());
         }
         let dir = StateDir::new(self.state_root.join(format!("partition-{partition}")));
-        let worker = PartitionWorker::open(
+        let mut worker = PartitionWorker::open(
             partition,
             &self.topics,
             dir,
@@ -168,6 +184,11 @@ impl Service {
             self.registry.clone(),
         )
         .map_err(|source| ServiceError::State { partition, source })?;
+        if let Some(history) = &self.history {
+            worker = worker
+                .with_history(history)
+                .map_err(|source| ServiceError::State { partition, source })?;
+        }
         tracing::info!(
             partition,
             restored_events = worker.engine().stats().events,
@@ -453,6 +474,7 @@ impl ConsumerContext for RunContext {
                     s.report.requeued += queued as u64;
                     s.report.latency.merge(&w.latency);
                     s.report.receive_latency.merge(&w.receive_latency);
+                    s.report.add_history(&w);
                 }
                 s.paused.retain(|(_, paused)| *paused != p);
             }
@@ -501,6 +523,7 @@ pub fn run_kafka(
         paused: BTreeSet::new(),
         end_offsets_failing: false,
         state_root: settings.state_root.clone(),
+        history: settings.history.clone(),
         config,
         registry,
         decode,
@@ -679,6 +702,10 @@ pub fn run_kafka(
         s.report.latency.merge(processed);
         s.report.receive_latency.merge(received);
     }
+    let workers = std::mem::take(&mut s.workers);
+    for w in workers.values() {
+        s.report.add_history(w);
+    }
     Ok(std::mem::take(&mut s.report))
 }
 
@@ -744,6 +771,7 @@ mod tests {
                 exit_at_end: true,
                 lateness_seconds: 300,
                 metrics: None,
+                history: None,
             },
             EngineConfig::default(),
             Registry::default(),

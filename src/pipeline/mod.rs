@@ -14,6 +14,7 @@ pub mod partition;
 pub mod records;
 pub mod replay;
 pub mod state_dir;
+pub mod stream_history;
 
 pub use replay::{replay, Progress, ReplayError};
 pub use state_dir::{Checkpoint, StateDir, StateDirError};

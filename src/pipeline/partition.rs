@@ -12,6 +12,7 @@ use crate::registry::Registry;
 
 use super::latency::LatencyHistogram;
 use super::state_dir::{Checkpoint, StateDir, StateDirError};
+use super::stream_history::{HistorySettings, StreamHistory};
 
 /// Total size of the files under `dir` (a checkpoint generation), for the state-size metric.
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -90,6 +91,11 @@ pub struct PartitionWorker {
     pub receive_latency: LatencyHistogram,
     /// Bytes of the live checkpoint, as of the last one written.
     pub state_bytes: u64,
+    /// The history store's rows of this partition, written with each checkpoint.
+    history: Option<StreamHistory>,
+    /// A history write that failed while releasing (reported by the next checkpoint, which it
+    /// stops: the rows are written again from the previous checkpoint after a restart).
+    history_error: Option<String>,
 }
 
 impl PartitionWorker {
@@ -131,11 +137,34 @@ impl PartitionWorker {
             latency: LatencyHistogram::default(),
             receive_latency: LatencyHistogram::default(),
             state_bytes: 0,
+            history: None,
+            history_error: None,
         };
         for key in keys {
             worker.add_input(key);
         }
         Ok(worker)
+    }
+
+    /// Writes this partition's events and alerts to the history store, each row once: the
+    /// segment since the last checkpoint is written with the next one.
+    pub fn with_history(mut self, settings: &HistorySettings) -> Result<Self, StateDirError> {
+        let history = StreamHistory::open(
+            settings,
+            self.state.root().display().to_string(),
+            self.state.generation()?,
+            &self.engine.snapshot(),
+        )
+        .map_err(|e| StateDirError::History(e.to_string()))?;
+        self.history = Some(history);
+        Ok(self)
+    }
+
+    /// Rows written to the history store by this worker (None without one).
+    pub fn history_counts(&self) -> Option<(crate::sql::history::HistoryCounts, u64)> {
+        self.history
+            .as_ref()
+            .map(|h| (h.counts.clone(), h.alert_rows))
     }
 
     /// Adds an input that starts where the checkpoint left it (or at 0); returns its index.
@@ -328,7 +357,17 @@ impl PartitionWorker {
             self.positions
                 .insert(key.clone(), u64::try_from(next).unwrap_or(0));
             self.pushed += 1;
-            if let Err(l) = self.engine.push(event, alerts) {
+            let before = alerts.len();
+            if let Some(h) = self.history.as_mut() {
+                if let Err(e) = h.add(&event) {
+                    self.history_error.get_or_insert(e.to_string());
+                }
+            }
+            let pushed = self.engine.push(event, alerts);
+            if let Some(h) = self.history.as_mut() {
+                h.add_alerts(&alerts[before..]);
+            }
+            if let Err(l) = pushed {
                 late.push(LateRecord {
                     source: key,
                     offset,
@@ -345,17 +384,31 @@ impl PartitionWorker {
             i.high = Some(i.received_next);
         }
         self.release(alerts, late);
+        let before = alerts.len();
         self.engine.finish(alerts);
+        if let Some(h) = self.history.as_mut() {
+            h.add_alerts(&alerts[before..]);
+        }
     }
 
     /// Writes the partition's checkpoint (baselines, engine, positions) atomically.
     pub fn checkpoint(&mut self) -> Result<(), StateDirError> {
+        if let Some(e) = self.history_error.take() {
+            return Err(StateDirError::History(e));
+        }
+        if let Some(h) = self.history.as_mut() {
+            h.commit()
+                .map_err(|e| StateDirError::History(e.to_string()))?;
+        }
         let generation = self.state.save(&Checkpoint {
             baselines: self.engine.baselines().clone(),
             engine: self.engine.snapshot(),
             positions: self.positions.clone(),
         })?;
         self.state_bytes = dir_bytes(&generation);
+        if let Some(h) = self.history.as_mut() {
+            h.start(self.state.generation()?);
+        }
         Ok(())
     }
 

@@ -43,6 +43,9 @@ pub enum StateDirError {
     Baseline(#[from] SnapshotError),
     #[error("cannot continue from the checkpoint: {0}")]
     Restore(String),
+    /// Writing the history store segment that a checkpoint covers failed.
+    #[error("history store: {0}")]
+    History(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError + '_ {
@@ -93,6 +96,11 @@ impl StateDir {
                 path: path.display().to_string(),
                 message: format!("expected a generation name like gen-000001, found {text:?}"),
             })
+    }
+
+    /// The live checkpoint's generation number (0 when there is none yet).
+    pub fn generation(&self) -> Result<u64, StateDirError> {
+        Ok(self.current()?.unwrap_or(0))
     }
 
     /// The directory of the live checkpoint, if there is one.

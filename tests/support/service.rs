@@ -71,3 +71,49 @@ pub fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut response).expect("response");
     response
 }
+
+/// Figures of a history store, read through `scopewatch sql`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HistoryFigures {
+    pub access: u64,
+    /// Access rows that know their token's granted scopes.
+    pub with_grant: u64,
+    pub tokens: u64,
+    pub alerts: u64,
+    pub alert_ids: u64,
+}
+
+pub fn history_figures(dir: &Path, data: &str) -> HistoryFigures {
+    let out = scopewatch()
+        .current_dir(dir)
+        .args(["sql", "--data", data, "--output", "csv", "-c"])
+        .arg(
+            "SELECT (SELECT count(*) FROM access) AS access, \
+                    (SELECT count(*) FROM access WHERE granted_scopes IS NOT NULL) AS with_grant, \
+                    (SELECT count(*) FROM tokens) AS tokens, \
+                    (SELECT count(*) FROM alerts) AS alerts, \
+                    (SELECT count(DISTINCT id) FROM alerts) AS alert_ids",
+        )
+        .output()
+        .expect("sql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .split(',')
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    HistoryFigures {
+        access: v[0],
+        with_grant: v[1],
+        tokens: v[2],
+        alerts: v[3],
+        alert_ids: v[4],
+    }
+}

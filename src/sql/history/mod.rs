@@ -39,6 +39,39 @@ pub enum HistoryError {
     },
 }
 
+/// Removes the files a run (or a stream segment) named `run_id` wrote to the event and alert
+/// tables: a streaming service restarting from a checkpoint writes that segment again, whole.
+/// Returns the files removed.
+pub fn remove_run(data: &Path, run_id: &str) -> Result<u64, HistoryError> {
+    let events_prefix = format!("part-{run_id}-");
+    let alerts_name = format!("alerts-{run_id}.parquet");
+    let mut removed = 0;
+    for table in ["access", "tokens", "alerts"] {
+        let dir = data.join(table);
+        let dates = match std::fs::read_dir(&dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(HistoryError::io(&dir, e)),
+        };
+        for date in dates {
+            let date = date.map_err(|e| HistoryError::io(&dir, e))?.path();
+            let Ok(files) = std::fs::read_dir(&date) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let name = file.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&events_prefix) || name == alerts_name {
+                    let path = file.path();
+                    std::fs::remove_file(&path).map_err(|e| HistoryError::io(&path, e))?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 impl HistoryError {
     fn io(path: &Path, source: std::io::Error) -> HistoryError {
         HistoryError::Io {

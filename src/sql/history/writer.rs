@@ -127,6 +127,28 @@ impl HistoryWriter {
         }
     }
 
+    /// Starts naming files after `run_id` (the next segment of a stream); the grants of tokens
+    /// seen so far are kept for the access rows that follow.
+    pub fn set_run(&mut self, run_id: &str) {
+        self.run_id = run_id.to_string();
+        self.seq = 0;
+    }
+
+    /// Remembers a token's grant for the access rows that follow, without writing a row: a
+    /// streaming service restarting from a checkpoint knows its live tokens from there.
+    pub fn remember_grant(&mut self, token_id: &Text, scope_granted: &str, patient: Option<Text>) {
+        let granted = Arc::new(ScopeSet::parse(scope_granted).normalized());
+        let patient = self.patient_value(patient);
+        self.insert_grant(token_id, granted, patient);
+    }
+
+    fn insert_grant(&mut self, token_id: &Text, granted: Granted, patient: Option<Text>) {
+        if self.tokens.len() >= MAX_TOKENS {
+            self.tokens.clear();
+        }
+        self.tokens.insert(token_id.clone(), (granted, patient));
+    }
+
     fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
         let parsed = t.scope_granted.as_deref().map(ScopeSet::parse);
         let granted = parsed.as_ref().map(|s| Arc::new(s.normalized()));
@@ -137,11 +159,7 @@ impl HistoryWriter {
         let mut event = t.clone();
         event.patient = self.patient_value(event.patient.take());
         if let (Some(id), Some(g)) = (&t.token_id, &granted) {
-            if self.tokens.len() >= MAX_TOKENS {
-                self.tokens.clear();
-            }
-            self.tokens
-                .insert(id.clone(), (Arc::clone(g), event.patient.clone()));
+            self.insert_grant(id, Arc::clone(g), event.patient.clone());
         }
         let date = date_of(t.common.time);
         self.token_rows
