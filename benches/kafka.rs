@@ -34,7 +34,7 @@ use scopewatch::pipeline::kafka::{run_kafka, KafkaSettings};
 use scopewatch::registry::Registry;
 
 mod simulated;
-use simulated::{peak_rss_mb, simulated_events};
+use simulated::{cpu_seconds, peak_rss_mb, simulated_events};
 #[path = "../tests/support/tansu.rs"]
 mod tansu;
 use tansu::{create_topics, partition_of, send_keyed, Broker};
@@ -66,22 +66,6 @@ fn send(producer: &BaseProducer, prefix: &str, event: &Event, payload: &str) {
         partition_of(client, PARTITIONS),
         payload,
     );
-}
-
-/// CPU seconds (user + system) this process has used, from /proc/self/stat (100 ticks/s):
-/// set against wall time it tells whether the service or the broker is the limit.
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces) start after the last ')'.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
-        .unwrap_or(f64::NAN)
 }
 
 /// Child: the service over `prefix.tokens` / `prefix.access`, then one result line.

@@ -1,4 +1,7 @@
-//! Shared by the end-to-end benches: simulated input at any size, and the process's peak RSS.
+//! Shared by the end-to-end benches: simulated input at any size, and the process's peak RSS
+//! and CPU time.
+
+#![allow(dead_code)]
 
 use scopewatch::event::Event;
 use scopewatch::simulate::{simulate, SimConfig};
@@ -46,4 +49,20 @@ pub fn simulated_events(target: u64) -> Vec<Event> {
     }
     all.sort_by_key(Event::time);
     all
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (100 ticks/s):
+/// set against wall time it tells whether the service or the broker is the limit.
+pub fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start after the last ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
 }

@@ -200,3 +200,64 @@ fn follow_needs_a_state_directory_and_refuses_stdin() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stdin cannot be followed"), "{err}");
 }
+
+#[test]
+fn a_catch_up_run_over_a_token_log_and_an_access_log_gives_the_alerts_of_detect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let lines = sample_lines();
+    let (tokens, access): (Vec<String>, Vec<String>) = lines
+        .iter()
+        .cloned()
+        .partition(|l| l.contains(r#""type":"token""#));
+    assert!(!tokens.is_empty() && !access.is_empty());
+    write_lines(
+        &mut std::fs::File::create(logs.join("a-tokens.ndjson")).expect("create"),
+        &tokens,
+    );
+    write_lines(
+        &mut std::fs::File::create(logs.join("b-access.ndjson")).expect("create"),
+        &access,
+    );
+    let registry = manifest_path("sample-data/registry.toml");
+    let run = scopewatch()
+        .current_dir(dir.path())
+        .args(["run", "--follow", "--exit-at-end", "--input", "logs"])
+        .args([
+            "--state",
+            "state",
+            "--alerts",
+            "followed.ndjson",
+            "--no-history",
+        ])
+        .arg("--registry")
+        .arg(&registry)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run --follow --exit-at-end");
+    assert!(run.success());
+    let detect = scopewatch()
+        .current_dir(dir.path())
+        .args([
+            "detect",
+            "logs",
+            "--alerts",
+            "detected.ndjson",
+            "--no-history",
+        ])
+        .arg("--registry")
+        .arg(&registry)
+        .stderr(Stdio::null())
+        .status()
+        .expect("detect");
+    assert!(detect.success());
+    let followed = alert_ids(&dir.path().join("followed.ndjson"));
+    let detected = alert_ids(&dir.path().join("detected.ndjson"));
+    assert!(detected.len() > 20, "the sample data has alerts");
+    assert_eq!(followed, detected, "same alerts, same order");
+    assert_eq!(
+        events_in_checkpoint(&dir.path().join("state")),
+        lines.len() as u64
+    );
+}

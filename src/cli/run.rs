@@ -78,8 +78,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub checkpoint_interval: u64,
 
-    /// Kafka: stop when every assigned partition has been read to its end, treating that as
-    /// the end of the stream (backfills, tests).
+    /// Kafka: stop when every assigned partition has been read to its end; --follow: when
+    /// every file found has been read to its end. Either way that is the end of the stream
+    /// (open hours, days and incidents close): backfills, catch-up runs, tests.
     #[arg(long)]
     pub exit_at_end: bool,
 
@@ -281,9 +282,18 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             }
         }
     }
-    if let Some(path) = &args.summary {
+    write_summary(args.summary.as_deref(), &json, &summary)
+}
+
+/// Writes the run's counts to `--summary` (when given); the exit outcome from the counts.
+fn write_summary(
+    path: Option<&str>,
+    json: &serde_json::Value,
+    summary: &IngestSummary,
+) -> anyhow::Result<Outcome> {
+    if let Some(path) = path {
         let mut out = Output::new(path);
-        serde_json::to_writer_pretty(&mut out, &json)?;
+        serde_json::to_writer_pretty(&mut out, json)?;
         std::io::Write::write_all(&mut out, b"\n")?;
         std::io::Write::flush(&mut out)?;
     }
@@ -389,6 +399,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         poll: Duration::from_millis(args.poll_interval_ms.max(10)),
         metrics: serve_metrics(args.metrics_addr)?,
         history: history_settings(&args)?,
+        exit_at_end: args.exit_at_end,
     };
     let report = run_follow(
         settings,
@@ -425,17 +436,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             print_history(&args, report.history_rows);
         }
     }
-    if let Some(path) = &args.summary {
-        let mut out = Output::new(path);
-        serde_json::to_writer_pretty(&mut out, &json)?;
-        std::io::Write::write_all(&mut out, b"\n")?;
-        std::io::Write::flush(&mut out)?;
-    }
-    Ok(if summary.is_clean() {
-        Outcome::Clean
-    } else {
-        Outcome::Rejected
-    })
+    write_summary(args.summary.as_deref(), &json, &summary)
 }
 
 /// The producer takes the connection and security settings, not the consumer's group ones.

@@ -22,6 +22,24 @@ const LINE_FILE_SUFFIXES: &[&str] = &[
     ".log.gz",
 ];
 
+/// Whether a file name is a rotated log (`events.ndjson.1`, `access.log.2.gz`,
+/// `events.ndjson-20241128`, `access.log-20241128.gz`): a log name with a numeric suffix. Read
+/// when following a directory, so a restart after a rotation still finishes the rotated file.
+pub fn is_rotated_log_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    let Some(cut) = name.rfind(['.', '-']) else {
+        return false;
+    };
+    let (base, number) = (&name[..cut], &name[cut + 1..]);
+    !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && LINE_FILE_SUFFIXES
+            .iter()
+            .filter(|s| !s.ends_with(".gz"))
+            .any(|s| base.ends_with(s))
+}
+
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -146,4 +164,30 @@ pub(super) fn walk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rotated_log_name;
+
+    #[test]
+    fn rotated_log_names_are_recognised_and_others_are_not() {
+        for name in [
+            "events.ndjson.1",
+            "access.log.2.gz",
+            "events.ndjson-20241128",
+            "access.LOG-20241128.gz",
+        ] {
+            assert!(is_rotated_log_name(name), "{name}");
+        }
+        for name in [
+            "events.ndjson",
+            "notes.txt.1",
+            "events.ndjson.bak",
+            "x.log.",
+            "log.1",
+        ] {
+            assert!(!is_rotated_log_name(name), "{name}");
+        }
+    }
 }

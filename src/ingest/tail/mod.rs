@@ -25,7 +25,7 @@ pub use fingerprint::{fingerprint, key_of};
 
 use super::counts::SkippedFile;
 use super::error::IngestError;
-use super::input::{walk, Source};
+use super::input::{is_rotated_log_name, walk, Source};
 
 /// How long a file no longer found under the inputs is still read for (a writer may not have
 /// reopened its log yet).
@@ -144,6 +144,7 @@ fn inode_of(meta: &std::fs::Metadata) -> (u64, u64) {
     }
 }
 
+/// `.gz` files are read once, when complete.
 fn is_gzip_name(path: &std::path::Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
@@ -221,8 +222,18 @@ impl Tailer {
                             reason: e.to_string(),
                         });
                     }
+                    // Rotated logs (`events.ndjson.1`) are followed too: a restart after a
+                    // rotation finishes them, and their fingerprint keeps them from being read
+                    // twice.
+                    let (rotated, other): (Vec<SkippedFile>, Vec<SkippedFile>) =
+                        skipped.into_iter().partition(|f| {
+                            std::path::Path::new(&f.path)
+                                .file_name()
+                                .is_some_and(|n| is_rotated_log_name(&n.to_string_lossy()))
+                        });
+                    paths.extend(rotated.into_iter().map(|f| PathBuf::from(f.path)));
                     if self.scans == 1 {
-                        self.skipped.extend(skipped);
+                        self.skipped.extend(other);
                     }
                     paths.extend(sources.into_iter().filter_map(|s| match s {
                         Source::File(p) => Some(p),

@@ -185,3 +185,28 @@ fn stdin_cannot_be_followed() {
     let e = Tailer::new(&["-".to_string()], 10).err().unwrap();
     assert!(e.to_string().contains("stdin cannot be followed"), "{e}");
 }
+
+#[test]
+fn a_rotation_while_the_service_was_down_is_finished_from_the_rotated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("events.ndjson");
+    append(&live, "a1\n");
+    let mut h = Harness::new(&[dir.path()]);
+    h.tailer.timing.max_open = 100;
+    h.round();
+    // Down: more lines, then rotation to a numbered name and a new file.
+    append(&live, "a2\n");
+    std::fs::rename(&live, dir.path().join("events.ndjson.1")).unwrap();
+    append(&live, "b1\n");
+    let mut again = Harness::new(&[dir.path()]);
+    again.tailer.timing.max_open = 100;
+    again.positions = h.positions.clone();
+    again.round();
+    let mut texts = again.texts();
+    texts.sort_unstable();
+    assert_eq!(
+        texts,
+        ["a2", "b1"],
+        "the rotated file's rest, then the new file"
+    );
+}
