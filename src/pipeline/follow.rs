@@ -8,7 +8,7 @@
 //! crash the files are read again from the checkpointed positions; alerts since then are
 //! written again with the same ids.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -97,7 +97,9 @@ struct Follower {
     outputs: Outputs,
     decode: DecodeOptions,
     report: FollowReport,
-    warned: HashSet<String>,
+    /// Files not read, and why (a copy, unreadable): warned once, listed in the end-of-run
+    /// summary unless they were read after all.
+    not_read: BTreeMap<String, String>,
     last_checkpoint_at: Instant,
 }
 
@@ -111,6 +113,7 @@ impl Follower {
             match change {
                 Change::Opened { key, name, start } => {
                     tracing::info!(source = %name, start, "following file");
+                    self.not_read.remove(&name);
                     self.worker.add_input_at(key, start);
                     self.report
                         .sources
@@ -119,12 +122,15 @@ impl Follower {
                     self.report.files_opened += 1;
                 }
                 Change::Copy { path, of } => {
-                    tracing::warn!(path = %path, of = %of, "same first line as a followed file: taken for a copy, not read");
+                    let reason = format!("same first line as {of}: taken for a copy, not read");
+                    tracing::warn!(path = %path, "{reason}");
+                    self.not_read.insert(path, reason);
                 }
                 Change::Unreadable { path, reason } => {
-                    if self.warned.insert(path.clone()) {
+                    if !self.not_read.contains_key(&path) {
                         tracing::warn!(path = %path, "cannot read (retrying at each scan): {reason}");
                     }
+                    self.not_read.insert(path, format!("cannot read: {reason}"));
                 }
             }
         }
@@ -328,7 +334,7 @@ pub fn run_follow(
         outputs: Outputs::new(sink, dead_letter, settings.lateness_seconds),
         decode,
         report: FollowReport::default(),
-        warned: HashSet::new(),
+        not_read: BTreeMap::new(),
         last_checkpoint_at: Instant::now(),
     };
     let mut last_scan: Option<Instant> = None;
@@ -366,6 +372,9 @@ pub fn run_follow(
     tracing::info!("stopping: checkpointing");
     f.checkpoint()?;
     f.report.alerts = f.outputs.alerts;
+    for (path, reason) in std::mem::take(&mut f.not_read) {
+        f.report.skipped_files.push(SkippedFile { path, reason });
+    }
     f.report.latency = f.worker.latency.clone();
     if let Some((counts, alerts)) = f.worker.history_counts() {
         f.report.history_rows = (counts.access_rows, counts.token_rows, alerts);

@@ -151,7 +151,7 @@ impl PartitionWorker {
     pub fn with_history(mut self, settings: &HistorySettings) -> Result<Self, StateDirError> {
         let history = StreamHistory::open(
             settings,
-            self.state.root().display().to_string(),
+            self.state.stream_id()?,
             self.state.generation()?,
             &self.engine.snapshot(),
         )
@@ -515,6 +515,48 @@ mod tests {
             1,
             "only the event with a produce time is timed"
         );
+    }
+
+    #[test]
+    fn file_inputs_come_and_go_and_a_line_moves_the_position_to_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = PartitionWorker::open_keyed(
+            0,
+            Vec::new(),
+            StateDir::new(dir.path()),
+            EngineConfig::default(),
+            Registry::default(),
+        )
+        .expect("open");
+        let (mut alerts, mut late) = (Vec::new(), Vec::new());
+        let a = w.add_input_at("file:a".into(), 100);
+        let b = w.add_input("file:b".into());
+        assert_eq!((a, b), (0, 1));
+        w.offer_span(a, 100, 180, vec![event("token", 1)], None);
+        w.set_high_watermark(a, 180);
+        w.set_high_watermark(b, 0);
+        w.release(&mut alerts, &mut late);
+        assert_eq!(w.position_of("file:a"), Some(180));
+        w.offer_span(b, 0, 50, vec![event("token", 2)], None);
+        assert!(!w.remove_input(b), "a line is still queued");
+        w.set_high_watermark(b, 50);
+        w.release(&mut alerts, &mut late);
+        assert!(w.remove_input(a));
+        assert_eq!(w.input_keys().collect::<Vec<_>>(), ["file:b"]);
+        assert_eq!(w.position_of("file:a"), Some(180), "kept after removal");
+        w.forget_positions(|_| false);
+        assert_eq!(w.position_of("file:a"), None, "forgotten once gone");
+        assert_eq!(w.position_of("file:b"), Some(50), "an input's is kept");
+        w.checkpoint().expect("checkpoint");
+        let restored = PartitionWorker::open_keyed(
+            0,
+            vec!["file:b".into()],
+            StateDir::new(dir.path()),
+            EngineConfig::default(),
+            Registry::default(),
+        )
+        .expect("reopen");
+        assert_eq!(restored.positions().collect::<Vec<_>>(), [("file:b", 50)]);
     }
 
     #[test]

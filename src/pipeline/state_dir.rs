@@ -3,6 +3,7 @@
 //! Layout (one generation per checkpoint; `CURRENT` names the live one):
 //!
 //! ```text
+//! <state>/STREAM_ID                    this directory's id (names its history segments)
 //! <state>/CURRENT                      "gen-000042\n"
 //! <state>/gen-000042/engine.json       buffered events, tokens, incidents, … (EngineState)
 //! <state>/gen-000042/positions.json    source → position (file offsets, Kafka offsets)
@@ -26,6 +27,7 @@ use crate::baseline::{read_snapshot, write_snapshot, Baselines, SnapshotError};
 use crate::detect::EngineState;
 
 const CURRENT: &str = "CURRENT";
+const STREAM_ID: &str = "STREAM_ID";
 const ENGINE_FILE: &str = "engine.json";
 const POSITIONS_FILE: &str = "positions.json";
 
@@ -96,6 +98,30 @@ impl StateDir {
                 path: path.display().to_string(),
                 message: format!("expected a generation name like gen-000001, found {text:?}"),
             })
+    }
+
+    /// This state directory's identity, created on first use and kept in `STREAM_ID`: it names
+    /// the stream's history segments, the same for every instance that mounts the directory
+    /// (wherever it is mounted) and different for every other state directory.
+    pub fn stream_id(&self) -> Result<String, StateDirError> {
+        let path = self.root.join(STREAM_ID);
+        match fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+        fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = format!("{now}:{}:{}", std::process::id(), self.root.display());
+        let id = crate::alert::stable_id(&[&seed])[..16].to_string();
+        let tmp = self.root.join(format!(".{STREAM_ID}.tmp"));
+        write_synced(&tmp, format!("{id}\n").as_bytes())?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        sync_dir(&self.root)?;
+        Ok(id)
     }
 
     /// The live checkpoint's generation number (0 when there is none yet).
@@ -248,6 +274,14 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["CURRENT", "gen-000002"]);
+        let id = state.stream_id().unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(StateDir::new(state.root()).stream_id().unwrap(), id, "kept");
+        assert_ne!(
+            StateDir::new(dir.path().join("other")).stream_id().unwrap(),
+            id,
+            "another state directory is another stream"
+        );
     }
 
     #[test]

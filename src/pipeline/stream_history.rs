@@ -3,7 +3,7 @@
 //!
 //! A stream (a Kafka partition, the set of followed files) writes its rows in segments: the
 //! rows and alerts between two checkpoints. A segment's files are named after the checkpoint
-//! generation it starts from (and the stream's state directory), and are written just before
+//! generation it starts from (and the id of the stream's state directory), and are written just before
 //! the next checkpoint. A crash before that checkpoint leaves the segment's files behind; the
 //! restarted service starts from the same generation, so the same segment name: it removes
 //! those files and writes the segment again, whole. Rows are written in processing order (event time,
@@ -28,7 +28,8 @@ pub struct HistorySettings {
 
 pub struct StreamHistory {
     data: PathBuf,
-    /// The stream's state directory: what makes its segment names its own.
+    /// The stream's state directory's id (`StateDir::stream_id`): what makes its segment names
+    /// its own.
     stream: String,
     segment: String,
     writer: HistoryWriter,
