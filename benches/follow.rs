@@ -31,7 +31,9 @@ use scopewatch::pipeline::follow::{run_follow, FollowSettings};
 use scopewatch::registry::Registry;
 
 mod simulated;
-use simulated::{cpu_seconds, peak_rss_mb, simulated_events};
+use simulated::{
+    at_steady_rate, bench_args, cpu_seconds, peak_rss_mb, simulated_events, BenchArgs,
+};
 
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_FOLLOW_CHILD";
 
@@ -95,17 +97,11 @@ fn main() {
         child(Path::new(dir), end == "1");
         return;
     }
-    // `cargo bench` passes --bench; under `cargo test` this is a quick smoke run.
-    let benching = std::env::args().any(|a| a == "--bench");
-    let events: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if benching { 1_000_000 } else { 20_000 });
-    let rate: u64 = std::env::var("SCOPEWATCH_BENCH_RATE")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if benching { 50_000 } else { 5_000 });
-    let seconds: u64 = if benching { 20 } else { 2 };
+    let BenchArgs {
+        events,
+        rate,
+        seconds,
+    } = bench_args();
     let all = simulated_events(events.max(rate * seconds));
     let lines: Vec<(bool, String)> = all
         .iter()
@@ -144,30 +140,16 @@ fn main() {
     let mut service = spawn_child(steady.path(), false);
     std::thread::sleep(Duration::from_secs(1));
     let total = (rate * seconds) as usize;
-    let tick = Duration::from_millis(10);
-    let per_tick = (rate / 100).max(1) as usize;
-    let started = Instant::now();
-    let mut sent = 0usize;
-    let mut next = Instant::now();
     let mut chunk = String::new();
-    while sent < total {
+    let achieved = at_steady_rate(total, rate, |range| {
         chunk.clear();
-        for (_, line) in lines.iter().skip(sent).take(per_tick) {
+        for (_, line) in &lines[range] {
             chunk.push_str(line);
             chunk.push('\n');
         }
         log.write_all(chunk.as_bytes()).expect("append");
-        sent = (sent + per_tick).min(total);
-        next += tick;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "appended {sent} events at a steady {:.0} events/s (target {rate})",
-        sent as f64 / secs
-    );
+    });
+    eprintln!("appended {total} events at a steady {achieved:.0} events/s (target {rate})");
     std::thread::sleep(Duration::from_secs(3));
     let status = Command::new("kill")
         .args(["-TERM", &service.id().to_string()])

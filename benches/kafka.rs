@@ -34,7 +34,9 @@ use scopewatch::pipeline::kafka::{run_kafka, KafkaSettings};
 use scopewatch::registry::Registry;
 
 mod simulated;
-use simulated::{cpu_seconds, peak_rss_mb, simulated_events};
+use simulated::{
+    at_steady_rate, bench_args, cpu_seconds, peak_rss_mb, simulated_events, BenchArgs,
+};
 #[path = "../tests/support/tansu.rs"]
 mod tansu;
 use tansu::{create_topics, partition_of, send_keyed, Broker};
@@ -145,18 +147,11 @@ fn main() {
         child(&brokers, &prefix, parts.next() == Some("1"));
         return;
     }
-    // `cargo bench` passes --bench; under `cargo test` this is a quick smoke run.
-    let benching = std::env::args().any(|a| a == "--bench");
-    let events: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if benching { 1_000_000 } else { 20_000 });
-    // SCOPEWATCH_BENCH_RATE=N sets the steady produce rate (events/s) of the latency phase.
-    let rate: u64 = std::env::var("SCOPEWATCH_BENCH_RATE")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(if benching { 50_000 } else { 5_000 });
-    let seconds: u64 = if benching { 20 } else { 2 };
+    let BenchArgs {
+        events,
+        rate,
+        seconds,
+    } = bench_args();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_broker, brokers) = match std::env::var("SCOPEWATCH_BENCH_BROKERS") {
         Ok(b) => (None, b),
@@ -206,27 +201,13 @@ fn main() {
     // Let it join the group and be assigned before the clock starts.
     std::thread::sleep(Duration::from_secs(5));
     let total = (rate * seconds) as usize;
-    let tick = Duration::from_millis(10);
-    let per_tick = (rate / 100).max(1) as usize;
-    let started = Instant::now();
-    let mut sent = 0usize;
-    let mut next = Instant::now();
-    while sent < total {
-        for (e, line) in all.iter().zip(&lines).skip(sent).take(per_tick) {
+    let achieved = at_steady_rate(total, rate, |range| {
+        for (e, line) in all[range.clone()].iter().zip(&lines[range]) {
             send(&p, &prefix, e, line);
         }
-        sent = (sent + per_tick).min(total);
-        next += tick;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-    }
+    });
     p.flush(Duration::from_secs(600)).expect("flush");
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "produced {sent} events at a steady {:.0} events/s (target {rate})",
-        sent as f64 / secs
-    );
+    eprintln!("produced {total} events at a steady {achieved:.0} events/s (target {rate})");
     // Give the service time to drain what is in flight, then stop it as SIGTERM would.
     std::thread::sleep(Duration::from_secs(3));
     let status = Command::new("kill")

@@ -66,3 +66,53 @@ pub fn cpu_seconds() -> f64 {
         })
         .unwrap_or(f64::NAN)
 }
+
+/// The size and pace of an end-to-end bench: full size under `cargo bench` (which passes
+/// `--bench`), a quick smoke run under `cargo test`. `-- N` sets the event count and
+/// `SCOPEWATCH_BENCH_RATE=N` the steady rate of the latency phase.
+pub struct BenchArgs {
+    pub events: u64,
+    pub rate: u64,
+    pub seconds: u64,
+}
+
+pub fn bench_args() -> BenchArgs {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let events = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if benching { 1_000_000 } else { 20_000 });
+    let rate = std::env::var("SCOPEWATCH_BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if benching { 50_000 } else { 5_000 });
+    BenchArgs {
+        events,
+        rate,
+        seconds: if benching { 20 } else { 2 },
+    }
+}
+
+/// Hands `send` the indexes of `total` items at `rate` per second, in 10 ms ticks; returns
+/// the rate achieved.
+pub fn at_steady_rate(
+    total: usize,
+    rate: u64,
+    mut send: impl FnMut(std::ops::Range<usize>),
+) -> f64 {
+    let tick = std::time::Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1) as usize;
+    let started = std::time::Instant::now();
+    let mut next = started;
+    let mut sent = 0usize;
+    while sent < total {
+        let end = (sent + per_tick).min(total);
+        send(sent..end);
+        sent = end;
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    sent as f64 / started.elapsed().as_secs_f64()
+}
