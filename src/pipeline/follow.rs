@@ -96,6 +96,7 @@ struct Follower {
     tailer: Tailer,
     outputs: Outputs,
     decode: DecodeOptions,
+    max_line_bytes: usize,
     report: FollowReport,
     /// Files not read, and why (a copy, unreadable): warned once, listed in the end-of-run
     /// summary unless they were read after all.
@@ -162,6 +163,7 @@ impl Follower {
                 &mut self.outputs.dead_letter,
                 &self.decode,
             );
+            let max = self.max_line_bytes;
             let mut failed = None;
             // "Received" for the latency histogram: when the line was read.
             let read_ms = now_ms();
@@ -171,7 +173,7 @@ impl Follower {
                     Reject::new(
                         RejectKind::LineTooLong,
                         format!(
-                            "line is {} bytes, longer than the limit (--max-line-bytes)",
+                            "line is {} bytes, longer than the {max}-byte limit (--max-line-bytes)",
                             line.len
                         ),
                     )
@@ -333,6 +335,7 @@ pub fn run_follow(
         tailer,
         outputs: Outputs::new(sink, dead_letter, settings.lateness_seconds),
         decode,
+        max_line_bytes: settings.max_line_bytes,
         report: FollowReport::default(),
         not_read: BTreeMap::new(),
         last_checkpoint_at: Instant::now(),

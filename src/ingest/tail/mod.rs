@@ -249,6 +249,12 @@ impl Tailer {
             }
         }
         let mut seen = HashSet::new();
+        let followed: HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.file.inode, i))
+            .collect();
         for path in paths {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue; // gone between the listing and now
@@ -257,7 +263,7 @@ impl Tailer {
             if !seen.insert(inode) {
                 continue; // a second name (hard or symbolic link) of a file already listed
             }
-            if let Some(f) = self.files.iter_mut().find(|f| f.file.inode == inode) {
+            if let Some(f) = followed.get(&inode).and_then(|&i| self.files.get_mut(i)) {
                 f.file.path.clone_from(&path);
                 self.last_seen.insert(f.file.key.clone(), now);
                 continue;
