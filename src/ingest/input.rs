@@ -114,7 +114,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<(Vec<Source>, Vec<SkippedFile>
             source: e,
         })?;
         if meta.is_dir() {
-            walk(path, &mut sources, &mut skipped)?;
+            walk(path, &mut sources, &mut skipped, false)?;
         } else {
             sources.push(Source::File(path.to_path_buf()));
         }
@@ -122,10 +122,14 @@ pub fn expand_inputs(inputs: &[String]) -> Result<(Vec<Source>, Vec<SkippedFile>
     Ok((sources, skipped))
 }
 
+/// Lists `dir` recursively. `tolerant`: a subdirectory that cannot be listed is recorded in
+/// `skipped` and the walk goes on (following files: one unreadable directory must not hide
+/// the rest); otherwise it is an error (a batch run names it and stops before reading).
 pub(super) fn walk(
     dir: &Path,
     sources: &mut Vec<Source>,
     skipped: &mut Vec<SkippedFile>,
+    tolerant: bool,
 ) -> Result<(), IngestError> {
     let walk_err = |e| IngestError::Walk {
         path: dir.display().to_string(),
@@ -142,12 +146,30 @@ pub(super) fn walk(
             .cmp(b.as_os_str().as_encoded_bytes())
     });
     for path in entries {
-        let meta = std::fs::metadata(&path).map_err(|e| IngestError::Walk {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if tolerant => {
+                skipped.push(SkippedFile {
+                    path: path.display().to_string(),
+                    reason: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+            Err(e) => {
+                return Err(IngestError::Walk {
+                    path: path.display().to_string(),
+                    source: e,
+                })
+            }
+        };
         if meta.is_dir() {
-            walk(&path, sources, skipped)?;
+            match walk(&path, sources, skipped, tolerant) {
+                Err(e) if tolerant => skipped.push(SkippedFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+                other => other?,
+            }
             continue;
         }
         let name = path

@@ -216,7 +216,7 @@ impl Tailer {
             match std::fs::metadata(root) {
                 Ok(m) if m.is_dir() => {
                     let (mut sources, mut skipped) = (Vec::new(), Vec::new());
-                    if let Err(e) = walk(root, &mut sources, &mut skipped) {
+                    if let Err(e) = walk(root, &mut sources, &mut skipped, true) {
                         changes.push(Change::Unreadable {
                             path: root.display().to_string(),
                             reason: e.to_string(),

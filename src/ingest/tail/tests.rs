@@ -210,3 +210,25 @@ fn a_rotation_while_the_service_was_down_is_finished_from_the_rotated_file() {
         "the rotated file's rest, then the new file"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_entry_in_a_followed_directory_does_not_hide_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("nowhere"),
+        dir.path().join("a-broken.ndjson"),
+    )
+    .unwrap();
+    append(&dir.path().join("b.ndjson"), "b1\n");
+    let mut h = Harness::new(&[dir.path()]);
+    h.round();
+    assert_eq!(h.texts(), ["b1"]);
+    let skipped = h.tailer.take_skipped();
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.path.ends_with("a-broken.ndjson") && s.reason.contains("cannot read")),
+        "{skipped:?}"
+    );
+}
