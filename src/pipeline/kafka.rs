@@ -209,27 +209,30 @@ impl Service {
         let Some(input) = self.input_of(topic) else {
             return Ok(());
         };
-        if !self.workers.contains_key(&partition) {
+        let Some(worker) = self.workers.get_mut(&partition) else {
             // Fetched before a revoke: the partition's new owner reads it from the commit.
             return Ok(());
-        }
-        let source = format!("{topic}:{partition}");
-        let counts = self
-            .report
-            .sources
-            .entry(source.clone())
-            .or_insert_with(|| SourceCounts::new(&source));
-        let Some(worker) = self.workers.get_mut(&partition) else {
+        };
+        // The worker keeps the `topic:partition` key: no string built per message.
+        let Some(source) = worker.input_key(input) else {
             return Ok(());
         };
+        if !self.report.sources.contains_key(source) {
+            self.report
+                .sources
+                .insert(source.to_string(), SourceCounts::new(source));
+        }
         if worker.already_processed(input, offset) {
             self.report.already_in_checkpoint += 1;
             return Ok(());
         }
+        let Some(counts) = self.report.sources.get_mut(source) else {
+            return Ok(());
+        };
         let bytes = payload.unwrap_or_default();
         counts.bytes += bytes.len() as u64;
         let origin = RecordOrigin {
-            source: &source,
+            source,
             line: None,
             offset: u64::try_from(offset).ok(),
         };
@@ -270,10 +273,11 @@ impl Service {
         let mut alerts = Vec::new();
         let mut late = Vec::new();
         for (partition, worker) in &mut self.workers {
-            let waiting = worker.waiting_inputs();
-            if waiting.is_empty() {
+            // Checked first: this runs after every message, and most workers wait on nothing.
+            if !worker.is_waiting() {
                 continue;
             }
+            let waiting = worker.waiting_inputs();
             for input in waiting {
                 if let Some(high) = last_fetched_end(consumer, &self.topics[input], *partition) {
                     worker.set_high_watermark(input, high);

@@ -285,6 +285,11 @@ impl PartitionWorker {
         self.inputs.get(input).map_or(0, |i| i.queue.len())
     }
 
+    /// The position key of an input (`topic:partition`, `file:<fingerprint>`).
+    pub fn input_key(&self, input: usize) -> Option<&str> {
+        self.inputs.get(input).map(|i| i.key.as_str())
+    }
+
     pub fn input_keys(&self) -> impl Iterator<Item = &str> {
         self.inputs.iter().map(|i| i.key.as_str())
     }
@@ -295,6 +300,13 @@ impl PartitionWorker {
     }
 
     /// Inputs with nothing queued that have not been confirmed caught up: the merge waits on them.
+    /// Whether any input holds the merge up (see `waiting_inputs`), without allocating.
+    pub fn is_waiting(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|i| i.queue.is_empty() && !i.caught_up())
+    }
+
     pub fn waiting_inputs(&self) -> Vec<usize> {
         self.inputs
             .iter()
@@ -318,11 +330,7 @@ impl PartitionWorker {
                     i.queue.pop_front();
                 }
             }
-            if self
-                .inputs
-                .iter()
-                .any(|i| i.queue.is_empty() && !i.caught_up())
-            {
+            if self.is_waiting() {
                 return;
             }
             let pick = self
