@@ -16,7 +16,7 @@ fn ts(s: &str) -> Timestamp {
 
 fn sample(revision: u32) -> Alert {
     let start = ts("2024-03-05T14:00:00Z");
-    let (id, incident_id) = Alert::ids("growth-chart", "enforcement_gap", start, revision);
+    let (id, incident_id) = Alert::ids("growth-chart", "enforcement_gap", CAUSE, start, revision);
     Alert {
         id,
         incident_id,
@@ -37,10 +37,13 @@ fn sample(revision: u32) -> Alert {
             token_ids: vec!["tok-00042".into()],
             example_requests: vec!["GET Condition?patient=…".into()],
             counts: BTreeMap::from([("requests".to_string(), 14), ("tokens".to_string(), 1)]),
+            cause: CAUSE.into(),
         },
         references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
     }
 }
+
+const CAUSE: &str = "patient/Condition search-type";
 
 fn golden(name: &str, actual: &str) {
     let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -114,13 +117,26 @@ fn ids_are_deterministic() {
     let a = sample(0);
     let b = sample(0);
     assert_eq!(a.id, b.id);
-    let (_, other_app) = Alert::ids("other-app", "enforcement_gap", a.window.start, 0);
+    let (_, other_app) = Alert::ids("other-app", "enforcement_gap", CAUSE, a.window.start, 0);
     let (_, other_window) = Alert::ids(
         "growth-chart",
         "enforcement_gap",
+        CAUSE,
         ts("2024-03-05T15:00:00Z"),
+        0,
+    );
+    // One incident per app × rule × cause: another resource type is another incident.
+    let (_, other_cause) = Alert::ids(
+        "growth-chart",
+        "enforcement_gap",
+        "patient/AllergyIntolerance search-type",
+        a.window.start,
         0,
     );
     assert_ne!(a.incident_id, other_app);
     assert_ne!(a.incident_id, other_window);
+    assert_ne!(a.incident_id, other_cause);
+    // A rule with one cause per app keeps the ids it had before causes existed.
+    let (_, causeless) = Alert::ids("growth-chart", "slow_drip", "", a.window.start, 0);
+    assert_eq!(causeless.len(), a.incident_id.len());
 }

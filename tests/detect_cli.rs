@@ -277,3 +277,461 @@ fn late_events_are_dead_lettered_not_lost() {
         "{stderr}"
     );
 }
+
+/// One canonical token event.
+fn tok(
+    at: &str,
+    client: &str,
+    id: &str,
+    event: &str,
+    scopes: &str,
+    patient: Option<&str>,
+) -> String {
+    let patient = patient.map_or(String::new(), |p| format!(r#","patient":"{p}""#));
+    let scopes = if scopes.is_empty() {
+        String::new()
+    } else {
+        format!(r#","scope_granted":{}"#, serde_json::json!(scopes))
+    };
+    format!(
+        r#"{{"type":"token","event":"{event}","time":"2024-03-05T{at}Z","client_id":"{client}","user":"Patient/u-{client}","token_id":"{id}","expires_in":3600{scopes}{patient}}}"#
+    )
+}
+
+/// One canonical access event (`logged` = the patient the log names).
+fn acc(
+    at: &str,
+    client: &str,
+    id: &str,
+    method: &str,
+    url: &str,
+    status: u16,
+    logged: Option<&str>,
+) -> String {
+    let logged = logged.map_or(String::new(), |p| format!(r#","patient":"{p}""#));
+    format!(
+        r#"{{"type":"access","time":"2024-03-05T{at}Z","client_id":"{client}","token_id":"{id}","method":"{method}","url":{},"status":{status}{logged}}}"#,
+        serde_json::json!(url)
+    )
+}
+
+/// (client, rule, cause) of every incident-opening alert of a detect run over `lines`.
+fn incidents(lines: &[String], extra: &[&str]) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("log.ndjson"), lines.join("\n") + "\n").expect("log");
+    let mut args = vec![
+        "detect",
+        "log.ndjson",
+        "--no-history",
+        "--learning-days",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let out = scopewatch(&args, dir.path());
+    ok(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("alert"))
+        .filter(|a| a["activity"] == "create")
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (
+                s("client_id"),
+                s("rule"),
+                a["evidence"]["cause"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn rules_of<'a>(found: &'a [(String, String, String)], client: &str) -> Vec<&'a str> {
+    found
+        .iter()
+        .filter(|(c, _, _)| c == client)
+        .map(|(_, r, _)| r.as_str())
+        .collect()
+}
+
+const JUDGING: [&str; 3] = ["enforcement_gap", "unverified_access", "revoked_token_use"];
+
+/// The verdicts issue 13 found wrong, each through the CLI. Sources: Bulk Data 2.0 export
+/// (kick-off, status, files; "SHALL limit the data returned to only those FHIR resources for
+/// which the client is authorized"), FHIR R4 Patient-everything, FHIR R4 search (reference
+/// modifiers, chaining), SMART 2.2 scopes-and-launch-context (patient-specific scopes,
+/// finer-grained constraints, user-level scopes), RFC 7009 §2.
+#[test]
+fn spec_verdicts_through_the_cli() {
+    let lab = "launch/patient patient/Patient.r patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+    let lines = vec![
+        // False gaps of the first wave: per-type system scopes exporting, status and files.
+        tok(
+            "01:00:00",
+            "warehouse",
+            "w1",
+            "issued",
+            "system/Patient.rs system/Observation.rs",
+            None,
+        ),
+        acc(
+            "01:00:05",
+            "warehouse",
+            "w1",
+            "GET",
+            "Group/g1/$export?_type=Patient,Observation",
+            202,
+            None,
+        ),
+        acc(
+            "01:00:06",
+            "warehouse",
+            "w1",
+            "POST",
+            "Patient/$export",
+            202,
+            None,
+        ),
+        acc("01:00:07", "warehouse", "w1", "GET", "$export", 202, None),
+        acc(
+            "01:01:00",
+            "warehouse",
+            "w1",
+            "GET",
+            "$export-poll-status?_jobId=9f",
+            200,
+            None,
+        ),
+        acc(
+            "01:02:00",
+            "warehouse",
+            "w1",
+            "GET",
+            "https://files.example.org/bulk/9f/Patient.ndjson",
+            200,
+            None,
+        ),
+        acc(
+            "01:02:01",
+            "warehouse",
+            "w1",
+            "GET",
+            "bulkfiles/9f.Observation.ndjson",
+            200,
+            None,
+        ),
+        // $everything and a :missing search under per-type patient scopes.
+        tok(
+            "02:00:00",
+            "chart",
+            "c1",
+            "issued",
+            "launch/patient patient/Patient.rs patient/Observation.rs",
+            Some("p1"),
+        ),
+        acc(
+            "02:00:05",
+            "chart",
+            "c1",
+            "GET",
+            "Patient/p1/$everything",
+            200,
+            Some("p1"),
+        ),
+        acc(
+            "02:00:06",
+            "chart",
+            "c1",
+            "GET",
+            "Observation?patient:missing=false",
+            200,
+            None,
+        ),
+        acc(
+            "02:00:07",
+            "chart",
+            "c1",
+            "GET",
+            "Observation?subject:Patient.name=smith",
+            200,
+            None,
+        ),
+        // Granular scope: another category is a gap, a read by id is unverified.
+        tok("03:00:00", "labs", "l1", "issued", lab, Some("p1")),
+        acc(
+            "03:00:05",
+            "labs",
+            "l1",
+            "GET",
+            "Observation?patient=p1&category=laboratory",
+            200,
+            None,
+        ),
+        acc(
+            "03:00:06",
+            "labs",
+            "l1",
+            "GET",
+            "Observation?patient=p1&category=social-history",
+            200,
+            None,
+        ),
+        acc("03:00:07", "labs", "l1", "GET", "Observation/o7", 200, None),
+        // The log names another patient than the launch patient on an instance read.
+        tok(
+            "04:00:00",
+            "portal",
+            "p-1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ),
+        acc(
+            "04:00:05",
+            "portal",
+            "p-1",
+            "GET",
+            "Observation/o5",
+            200,
+            Some("p1"),
+        ),
+        acc(
+            "04:00:06",
+            "portal",
+            "p-1",
+            "GET",
+            "Observation/o6",
+            200,
+            Some("p2"),
+        ),
+        // A revoked token still honoured.
+        tok(
+            "05:00:00",
+            "mobile",
+            "m1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p3"),
+        ),
+        acc(
+            "05:00:05",
+            "mobile",
+            "m1",
+            "GET",
+            "Observation?patient=p3",
+            200,
+            None,
+        ),
+        tok("05:01:00", "mobile", "m1", "revoked", "", None),
+        acc(
+            "05:02:00",
+            "mobile",
+            "m1",
+            "GET",
+            "Observation?patient=p3",
+            200,
+            None,
+        ),
+        // _revinclude of a type the token cannot read: the server should filter it.
+        tok(
+            "06:00:00",
+            "prov",
+            "v1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p4"),
+        ),
+        acc(
+            "06:00:05",
+            "prov",
+            "v1",
+            "GET",
+            "Observation?patient=p4&_revinclude=Provenance:target",
+            200,
+            None,
+        ),
+        // A clinician with user/ scopes opening five charts: allowed, not a fan-out.
+        tok(
+            "07:00:00",
+            "nurse",
+            "n1",
+            "issued",
+            "launch openid fhirUser user/Patient.rs user/Observation.rs",
+            Some("p5"),
+        ),
+        acc("07:00:01", "nurse", "n1", "GET", "Patient/p5", 200, None),
+        acc(
+            "07:00:02",
+            "nurse",
+            "n1",
+            "GET",
+            "Observation?patient=p6",
+            200,
+            None,
+        ),
+        acc(
+            "07:00:03",
+            "nurse",
+            "n1",
+            "GET",
+            "Observation?patient=p7",
+            200,
+            None,
+        ),
+        acc("07:00:04", "nurse", "n1", "GET", "Patient/p8", 200, None),
+        acc(
+            "07:00:05",
+            "nurse",
+            "n1",
+            "GET",
+            "Observation?patient=p9",
+            200,
+            None,
+        ),
+        // Batch/transaction: unexplained, never a gap.
+        tok(
+            "08:00:00",
+            "batcher",
+            "b1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ),
+        acc("08:00:05", "batcher", "b1", "POST", "/", 200, None),
+        // A patient on two devices refreshing either grant.
+        tok(
+            "09:00:00",
+            "devices",
+            "d1",
+            "issued",
+            "launch/patient offline_access patient/Observation.rs patient/Condition.rs",
+            Some("p10"),
+        ),
+        tok(
+            "09:05:00",
+            "devices",
+            "d2",
+            "issued",
+            "launch/patient offline_access patient/Observation.rs",
+            Some("p10"),
+        ),
+        tok(
+            "10:00:00",
+            "devices",
+            "d3",
+            "refreshed",
+            "launch/patient offline_access patient/Observation.rs patient/Condition.rs",
+            Some("p10"),
+        ),
+    ];
+    let found = incidents(&lines, &[]);
+    let judged = |client: &str| -> Vec<&str> {
+        rules_of(&found, client)
+            .into_iter()
+            .filter(|r| JUDGING.contains(r) || *r == "patient_fanout" || *r == "refresh_broadening")
+            .collect()
+    };
+    assert_eq!(judged("warehouse"), Vec::<&str>::new(), "{found:#?}");
+    assert_eq!(judged("chart"), Vec::<&str>::new(), "{found:#?}");
+    let mut labs = judged("labs");
+    labs.sort_unstable();
+    assert_eq!(
+        labs,
+        vec!["enforcement_gap", "unverified_access"],
+        "{found:#?}"
+    );
+    assert!(found.contains(&(
+        "labs".into(),
+        "enforcement_gap".into(),
+        "patient/Observation search-type".into()
+    )));
+    assert_eq!(judged("portal"), vec!["enforcement_gap"], "{found:#?}");
+    assert!(
+        found.contains(&(
+            "portal".into(),
+            "enforcement_gap".into(),
+            "user/Observation read".into()
+        )),
+        "another patient needs user/ context"
+    );
+    assert_eq!(judged("mobile"), vec!["revoked_token_use"], "{found:#?}");
+    assert_eq!(judged("prov"), vec!["unverified_access"], "{found:#?}");
+    assert_eq!(judged("nurse"), Vec::<&str>::new(), "{found:#?}");
+    assert_eq!(judged("batcher"), Vec::<&str>::new(), "{found:#?}");
+    assert_eq!(judged("devices"), Vec::<&str>::new(), "{found:#?}");
+}
+
+/// A cause that recurs every day is one incident (opened once, kept open while it recurs);
+/// a new cause opens its own; a cause quiet for longer than the quiet period opens anew.
+#[test]
+fn a_recurring_cause_is_one_incident() {
+    let mut lines = Vec::new();
+    for day in 5..12 {
+        let token = format!("t{day}");
+        lines.push(
+            tok(
+                "09:00:00",
+                "app",
+                &token,
+                "issued",
+                "launch/patient patient/Observation.rs",
+                Some("p1"),
+            )
+            .replace("2024-03-05", &format!("2024-03-{day:02}")),
+        );
+        for minute in 1..4 {
+            lines.push(
+                acc(
+                    &format!("09:0{minute}:00"),
+                    "app",
+                    &token,
+                    "GET",
+                    "Condition?patient=p1",
+                    200,
+                    None,
+                )
+                .replace("2024-03-05", &format!("2024-03-{day:02}")),
+            );
+        }
+        if day == 8 {
+            lines.push(
+                acc(
+                    "09:05:00",
+                    "app",
+                    &token,
+                    "GET",
+                    "AllergyIntolerance?patient=p1",
+                    200,
+                    None,
+                )
+                .replace("2024-03-05", "2024-03-08"),
+            );
+        }
+    }
+    let gaps = |found: &[(String, String, String)]| -> Vec<String> {
+        found
+            .iter()
+            .filter(|(_, r, _)| r == "enforcement_gap")
+            .map(|(_, _, c)| c.clone())
+            .collect()
+    };
+    let found = incidents(&lines, &[]);
+    assert_eq!(
+        gaps(&found),
+        vec![
+            "patient/Condition search-type",
+            "patient/AllergyIntolerance search-type"
+        ],
+        "one incident per cause over seven days"
+    );
+    // With a one-hour quiet period every day opens a new Condition incident.
+    let found = incidents(&lines, &["--incident-quiet-hours", "1"]);
+    assert_eq!(
+        gaps(&found)
+            .iter()
+            .filter(|c| c.contains("Condition"))
+            .count(),
+        7
+    );
+}

@@ -1,6 +1,8 @@
 //! Table-driven tests of the FHIR request grammar: method + URL → interaction, type, patient
 //! compartment, population level and the SMART permission needed.
 
+mod semantics;
+
 use scopewatch::smart::request::{
     classify, Classifier, FhirRequest, Interaction, Method, Paging, PatientScope,
 };
@@ -492,7 +494,7 @@ const TABLE: &[Row] = &[
         Some("Patient"),
         "patient:123",
         false,
-        "*.rs",
+        "Patient.r",
     ),
     (
         "GET",
@@ -501,7 +503,7 @@ const TABLE: &[Row] = &[
         Some("Patient"),
         "all-patients",
         true,
-        "*.rs",
+        "Patient.r",
     ),
     (
         "POST",
@@ -702,7 +704,7 @@ const TABLE: &[Row] = &[
         None,
         "unconstrained",
         true,
-        "*.rs",
+        "-",
     ),
     (
         "GET",

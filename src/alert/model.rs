@@ -178,6 +178,10 @@ pub struct Evidence {
     pub example_requests: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<String, u64>,
+    /// What this incident is about within its rule (resource type and interaction, scope):
+    /// one incident per app × rule × cause.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cause: String,
 }
 
 /// One alert record.
@@ -212,11 +216,17 @@ impl Alert {
     pub fn ids(
         client_id: &str,
         rule: &str,
+        cause: &str,
         incident_start: Timestamp,
         revision: u32,
     ) -> (String, String) {
         let start = incident_start.unix_micros().to_string();
-        let incident = stable_id(&[client_id, rule, &start]);
+        // A rule with one cause per app keeps the ids it always had.
+        let incident = if cause.is_empty() {
+            stable_id(&[client_id, rule, &start])
+        } else {
+            stable_id(&[client_id, rule, cause, &start])
+        };
         let record = stable_id(&[&incident, &revision.to_string()]);
         (record, incident)
     }

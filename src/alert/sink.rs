@@ -108,7 +108,7 @@ mod tests {
 
     fn alert(client: &str, revision: u32) -> Alert {
         let start = Timestamp::parse_rfc3339("2024-03-05T14:00:00Z").expect("time");
-        let (id, incident_id) = Alert::ids(client, "enforcement_gap", start, revision);
+        let (id, incident_id) = Alert::ids(client, "enforcement_gap", "", start, revision);
         Alert {
             id,
             incident_id,

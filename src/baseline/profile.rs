@@ -99,6 +99,9 @@ impl<K: Ord + Clone> SeenMap<K> {
     }
 }
 
+/// The day-to-day spread (squared) assumed for a new app: ±25 %.
+pub const INITIAL_DRIP_VAR: f64 = 0.0625;
+
 /// Everything learned about one app.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppProfile {
@@ -127,12 +130,20 @@ pub struct AppProfile {
     pub token_patients: LogHistogram,
     /// Large-page follow-ups (`_count` ≥ 100) per finished token.
     pub token_pages: LogHistogram,
+    /// Data retrieved per finished token: resources returned where the source logs them,
+    /// otherwise one per served request.
+    pub token_retrieved: LogHistogram,
     /// Requests per hour, by seasonal slot (see [`seasonal_slot`]).
     pub hourly_requests: Vec<SlotStats>,
     /// Requests per day: weekdays, weekends.
     pub daily_requests: Vec<SlotStats>,
     /// State of the slow-drip CUSUM over daily totals (0 = no sustained excess).
     pub drip_cusum: f64,
+    /// The app's usual ratio of a day's total to its (lagging) daily expectation: about 1 for a
+    /// steady app, above 1 for one growing steadily. A drip is a rise over this level.
+    pub drip_level: f64,
+    /// Smoothed squared deviation of a day's ratio from that level: the app's day-to-day spread.
+    pub drip_var: f64,
 }
 
 /// Seasonal slots: 24 hours of a weekday, then 24 hours of a weekend day.
@@ -168,9 +179,14 @@ impl AppProfile {
             token_requests: LogHistogram::default(),
             token_patients: LogHistogram::default(),
             token_pages: LogHistogram::default(),
+            token_retrieved: LogHistogram::default(),
             hourly_requests: vec![SlotStats::default(); SEASONAL_SLOTS],
             daily_requests: vec![SlotStats::default(); 2],
             drip_cusum: 0.0,
+            drip_level: 1.0,
+            // A quarter's spread until the app's own is known: a new app is not judged as if
+            // its days were all alike.
+            drip_var: INITIAL_DRIP_VAR,
         }
     }
 

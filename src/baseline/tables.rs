@@ -13,7 +13,9 @@
 //! - `baseline_hourly`: slot (u8: 0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
 //!   exponentially weighted), n (u32) — requests per hour
 //! - `baseline_daily`: the same columns for requests per day (slot 0 weekdays, 1 weekends)
-//! - `baseline_apps` also carries `drip_cusum` (f64), the slow-drip change detector's state
+//! - `baseline_apps` also carries `drip_cusum`, `drip_level` and `drip_var` (f64), the
+//!   slow-drip change detector's state (its CUSUM, the app's usual ratio of a day to its
+//!   expectation, and the spread of that ratio)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,10 +35,15 @@ use super::stats::{LogHistogram, SlotStats};
 
 type HistogramAccessor = fn(&AppProfile) -> &LogHistogram;
 type HistogramAccessorMut = fn(&mut AppProfile) -> &mut LogHistogram;
-const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 3] = [
+const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 4] = [
     ("requests", |p| &p.token_requests, |p| &mut p.token_requests),
     ("patients", |p| &p.token_patients, |p| &mut p.token_patients),
     ("pages", |p| &p.token_pages, |p| &mut p.token_pages),
+    (
+        "retrieved",
+        |p| &p.token_retrieved,
+        |p| &mut p.token_retrieved,
+    ),
 ];
 use crate::event::{Text, Timestamp};
 
@@ -152,10 +159,12 @@ impl Baselines {
         let mut out = Vec::new();
 
         let mut id = StringBuilder::new();
-        let (mut first, mut last, mut days, mut drip) = (
+        let (mut first, mut last, mut days, mut drip, mut level, mut spread) = (
             TimestampMicrosecondBuilder::new(),
             TimestampMicrosecondBuilder::new(),
             UInt32Builder::new(),
+            Float64Builder::new(),
+            Float64Builder::new(),
             Float64Builder::new(),
         );
         for p in self.apps.values() {
@@ -164,6 +173,8 @@ impl Baselines {
             last.append_value(p.last_seen.0);
             days.append_value(p.active_days);
             drip.append_value(p.drip_cusum);
+            level.append_value(p.drip_level);
+            spread.append_value(p.drip_var);
         }
         out.push((
             "baseline_apps",
@@ -175,6 +186,8 @@ impl Baselines {
                         Field::new("last_seen", ts_type(), false),
                         Field::new("active_days", DataType::UInt32, false),
                         Field::new("drip_cusum", DataType::Float64, false),
+                        Field::new("drip_level", DataType::Float64, false),
+                        Field::new("drip_var", DataType::Float64, false),
                     ],
                 ),
                 vec![
@@ -183,6 +196,8 @@ impl Baselines {
                     Arc::new(last.finish().with_timezone("UTC")),
                     Arc::new(days.finish()),
                     Arc::new(drip.finish()),
+                    Arc::new(level.finish()),
+                    Arc::new(spread.finish()),
                 ],
             )?,
         ));
@@ -321,12 +336,17 @@ impl Baselines {
             let drip = batch_column(batch, "drip_cusum")?
                 .as_primitive_opt::<Float64Type>()
                 .ok_or_else(|| bad("drip_cusum"))?;
+            // Absent in snapshots written before they existed: the new-app defaults.
+            let level = optional_f64_column(batch, "drip_level")?;
+            let spread = optional_f64_column(batch, "drip_var")?;
             for row in 0..batch.num_rows() {
                 let mut p =
                     AppProfile::new(Text::from(ids.value(row)), Timestamp(first.value(row)));
                 p.last_seen = Timestamp(last.value(row));
                 p.active_days = days.value(row);
                 p.drip_cusum = drip.value(row);
+                p.drip_level = level.map_or(1.0, |l| l.value(row));
+                p.drip_var = spread.map_or(super::profile::INITIAL_DRIP_VAR, |v| v.value(row));
                 b.apps.insert(p.client_id.clone(), p);
             }
         }
@@ -477,6 +497,17 @@ fn read_slot_table(
     Ok(())
 }
 
+/// A Float64 column that older snapshots may lack (None), wrongly typed is an error.
+fn optional_f64_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<Option<&'a datafusion::arrow::array::PrimitiveArray<Float64Type>>, ArrowError> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_primitive_opt::<Float64Type>().ok_or_else(|| bad(name)))
+        .transpose()
+}
+
 fn bad(column: &str) -> ArrowError {
     ArrowError::SchemaError(format!(
         "baseline column {column} is missing or has the wrong type"
@@ -563,6 +594,8 @@ pub(crate) mod tests {
             p.hourly_requests[30].update(13.25);
             p.daily_requests[1].update(300.0);
             p.drip_cusum = 1.25;
+            p.drip_level = 1.125;
+            p.drip_var = 0.0625;
             b.apps.insert(p.client_id.clone(), p);
         }
         b

@@ -110,6 +110,11 @@ pub struct DetectArgs {
     #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
     pub learning_days: i64,
 
+    /// An incident (app × rule × cause) closes after this many hours without a finding of its
+    /// cause; a cause that keeps recurring stays one incident.
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub incident_quiet_hours: u32,
+
     /// Time zone for seasonality (hours of the week, weekdays, days): UTC, an IANA name such
     /// as Europe/Berlin (daylight saving followed), or a fixed offset such as +01:00.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
@@ -164,6 +169,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         lateness_seconds: args.lateness,
         fhir_base: args.input.fhir_base.clone(),
         learning_days: args.learning_days,
+        quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         ..EngineConfig::default()
     };

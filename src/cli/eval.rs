@@ -126,6 +126,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
             severity: severity(sev)
                 .with_context(|| format!("{}:{line}: unknown severity {sev}", p.display()))?,
             opens_incident: field(&v, "activity", p, line)? == "create",
+            incident_id: field(&v, "incident_id", p, line)?.to_string(),
             time: time(&v, "time", p, line)?,
             start: time(window, "start", p, line)?,
             end: time(window, "end", p, line)?,
@@ -160,6 +161,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
         out,
         "false alerts per 100 app-days: {:.2} (app-days: {app_days:.0})",
         e.false_alerts_per_100_app_days
+    );
+    let _ = writeln!(
+        out,
+        "alerts per incident: {:.2}; per detected label: {:.2} (max {})",
+        e.alerts_per_incident, e.alerts_per_detected_label, e.max_alerts_per_detected_label
     );
     if let (Some(median), Some(max)) = (e.median_delay_seconds, e.max_delay_seconds) {
         let _ = writeln!(out, "detection delay: median {median} s, max {max} s");

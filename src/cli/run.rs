@@ -152,6 +152,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
     pub learning_days: i64,
 
+    /// An incident (app × rule × cause) closes after this many hours without a finding of its
+    /// cause; a cause that keeps recurring stays one incident.
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub incident_quiet_hours: u32,
+
     /// Time zone for seasonality.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub timezone: String,
@@ -185,6 +190,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 input: args.input_options,
                 lateness: args.lateness,
                 learning_days: args.learning_days,
+                incident_quiet_hours: args.incident_quiet_hours,
                 timezone: args.timezone,
             },
             log_format,
@@ -316,6 +322,7 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         lateness_seconds: args.lateness,
         fhir_base: args.input_options.fhir_base.clone(),
         learning_days: args.learning_days,
+        quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         ..EngineConfig::default()
     };

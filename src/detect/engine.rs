@@ -7,7 +7,7 @@ use crate::event::{Event, Timestamp, TokenAction};
 use crate::registry::Registry;
 use crate::smart::request::Classifier;
 
-use super::explain::explain;
+use super::explain::{explain, ExplainContext};
 use super::incidents::Incidents;
 use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
 use super::rules;
@@ -22,6 +22,12 @@ const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 /// Most grants remembered for refresh comparison; beyond it the map starts over (a refresh
 /// whose original grant was forgotten is then not compared).
 const MAX_REMEMBERED_GRANTS: usize = 200_000;
+/// Distinct grants remembered per (app, user, launch patient): a patient on several devices
+/// holds one grant per device, and a refresh may come from any of them.
+const MAX_GRANTS_PER_KEY: usize = 8;
+/// How long after a served `$export` kick-off the client's status polls and files belong to it
+/// (exports of large populations run for hours; output files stay for a day or more).
+const EXPORT_FOLLOWUP_SECONDS: i64 = 48 * 3600;
 
 type GrantKey = (Text, Option<Text>, Option<Text>);
 
@@ -46,7 +52,7 @@ impl Default for EngineConfig {
             lateness_seconds: DEFAULT_LATENESS_SECONDS,
             token_cache: TokenCacheConfig::default(),
             bucket_seconds: 3600,
-            quiet_seconds: 3600,
+            quiet_seconds: super::incidents::DEFAULT_QUIET_SECONDS,
             fhir_base: None,
             learning_days: DEFAULT_LEARNING_DAYS,
             clock: LocalClock::utc(),
@@ -78,9 +84,12 @@ pub struct Engine {
     pub(super) now: Option<Timestamp>,
     /// What each live token has done (folded into the app's histograms when it ends).
     pub(super) usage: HashMap<Text, TokenUsage>,
-    /// The latest issued grant per (app, user, launch patient): what a refresh is compared
-    /// with (SMART: a refresh may grant only a subset of the original grant).
-    pub(super) grants: BTreeMap<GrantKey, Arc<crate::smart::scope::ScopeSet>>,
+    /// The distinct grants issued per (app, user, launch patient), newest last: what a refresh
+    /// is compared with (SMART: a refresh may grant only a subset of the original grant, and
+    /// a user on two devices refreshes either of two grants).
+    pub(super) grants: BTreeMap<GrantKey, Vec<Arc<crate::smart::scope::ScopeSet>>>,
+    /// The last served Bulk Data kick-off per app: its status polls and files follow.
+    pub(super) exports: BTreeMap<Text, Timestamp>,
     /// The hour each app is in, and its requests so far.
     pub(super) hours: BTreeMap<Text, (Timestamp, u64)>,
     /// The day each app is in, and its served requests by resource type.
@@ -105,6 +114,7 @@ impl Engine {
             now: None,
             usage: HashMap::new(),
             grants: BTreeMap::new(),
+            exports: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
         }
@@ -222,7 +232,7 @@ impl Engine {
             let (finding, anomalous) = rules::volume::check_hour(client, start, requests, &slot);
             findings.extend(finding);
             findings.extend(rules::drift::check_off_hours(
-                client, start, requests, &slot, profile,
+                client, start, requests, &slot, slot_index, profile,
             ));
             if anomalous {
                 value = value.min(slot.mean + 3.0 * slot.var.sqrt());
@@ -328,16 +338,13 @@ impl Engine {
                         t.patient.clone(),
                     );
                     if t.event == TokenAction::Refreshed {
-                        if let Some(original) = self.grants.get(&key) {
+                        if let Some(originals) = self.grants.get(&key) {
                             findings
-                                .extend(rules::novelty::refresh_broadening(t, &granted, original));
+                                .extend(rules::novelty::refresh_broadening(t, &granted, originals));
                         }
                     }
                     if t.event == TokenAction::Issued {
-                        if self.grants.len() >= MAX_REMEMBERED_GRANTS {
-                            self.grants.clear();
-                        }
-                        self.grants.insert(key, Arc::clone(&granted));
+                        remember_grant(&mut self.grants, key, &granted);
                     }
                     if !learning {
                         findings.extend(rules::novelty::check_token(t, &granted, profile));
@@ -358,7 +365,15 @@ impl Engine {
             }
             Event::Access(a) => {
                 self.stats.accesses += 1;
-                let explained = explain(a, &self.tokens, &self.classifier);
+                let context = ExplainContext {
+                    export_in_progress: self.exports.get(client).is_some_and(|at| {
+                        time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND
+                    }),
+                };
+                let explained = explain(a, &self.tokens, &self.classifier, context);
+                if explained.served && explained.request.is_bulk_export() {
+                    self.exports.insert(client.into(), time);
+                }
                 if explained.is_explained() {
                     self.stats.explained += 1;
                 }
@@ -367,6 +382,8 @@ impl Engine {
                 }
                 findings.extend(rules::enforcement::check(a, &explained));
                 findings.extend(rules::enforcement::check_expired(a, &explained));
+                findings.extend(rules::enforcement::check_revoked(a, &explained));
+                findings.extend(rules::enforcement::check_unverified(a, &explained));
                 findings.extend(rules::registry::check_access(a, &self.registry));
                 if !learning {
                     findings.extend(rules::novelty::check_access(a, &explained.request, profile));
@@ -378,8 +395,7 @@ impl Engine {
                         findings.extend(rules::volume::check_token_usage(
                             a,
                             usage,
-                            token.patient.is_some()
-                                || super::explain::launches_patient(&token.scopes),
+                            super::explain::is_patient_bound(token),
                             profile,
                         ));
                     }
@@ -408,6 +424,23 @@ impl Engine {
             }
         }
         self.record(findings, out);
+    }
+}
+
+/// Adds an issued grant to those a refresh may continue (distinct grants, newest last).
+fn remember_grant(
+    grants: &mut BTreeMap<GrantKey, Vec<Arc<crate::smart::scope::ScopeSet>>>,
+    key: GrantKey,
+    granted: &Arc<crate::smart::scope::ScopeSet>,
+) {
+    if grants.len() >= MAX_REMEMBERED_GRANTS && !grants.contains_key(&key) {
+        grants.clear();
+    }
+    let list = grants.entry(key).or_default();
+    list.retain(|g| **g != **granted);
+    list.push(Arc::clone(granted));
+    if list.len() > MAX_GRANTS_PER_KEY {
+        list.remove(0);
     }
 }
 

@@ -3,8 +3,8 @@
 //! the scopes, outside the launch context) is what the rules weigh.
 
 use crate::event::AccessEvent;
-use crate::smart::request::{Classifier, FhirRequest, PatientScope, Requirement};
-use crate::smart::scope::{Context, Coverage, Scope, ScopeSet};
+use crate::smart::request::{Classifier, FhirRequest, Interaction, PatientScope, Requirement};
+use crate::smart::scope::{Context, Coverage, Perms, ResourceTarget, Scope, ScopeSet};
 
 use super::tokens::{TokenCache, TokenInfo};
 
@@ -38,11 +38,59 @@ pub enum ScopeFit {
         requirement: Requirement,
         coverage: Coverage,
     },
-    /// The request needs no SMART permission (capabilities, discovery, status polling) or is
-    /// judged per entry (batch/transaction) or server-defined (unknown operation).
+    /// The request needs no SMART permission (capabilities, discovery, a page of a search), or
+    /// it is part of a Bulk Data export the client started.
     NoRequirement,
+    /// Allowed or not, the log cannot tell: a read by id under a query-constrained scope, or
+    /// `_include` / `_type` naming types the token cannot read (a well-behaved server filters
+    /// them out).
+    Unverified {
+        reason: Unverified,
+        requirement: Requirement,
+    },
+    /// The URL hides what was done (batch/transaction, an unknown operation or path, a bulk
+    /// status or file with no export behind it): never counted as explained.
+    Unexplained,
     /// The access names no token, or a token the cache does not know (never issued in the
     /// input, or evicted): its scopes cannot be checked.
+    UnknownToken,
+}
+
+/// Why a served request could not be decided from the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unverified {
+    /// Covered only by a granular (query-constrained) scope, and the request has no query
+    /// that shows the constraint held.
+    ConstrainedScope,
+    /// `_include` / `_revinclude` asks for a type the token cannot read.
+    IncludedType,
+    /// A Bulk Data `_type` names a type the token cannot read.
+    ExportType,
+}
+
+impl Unverified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unverified::ConstrainedScope => "constrained-scope",
+            Unverified::IncludedType => "included-type",
+            Unverified::ExportType => "export-type",
+        }
+    }
+}
+
+/// What the log shows about a served request, relative to its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Explained,
+    /// Refused (non-2xx): nothing was served.
+    NotServed,
+    /// Served although the token does not allow it.
+    Gap,
+    /// Served with a revoked token.
+    Revoked,
+    Unverified(Unverified),
+    Unexplained,
+    /// The token is unknown: nothing can be said.
     UnknownToken,
 }
 
@@ -55,6 +103,8 @@ pub struct Explained<'a> {
     pub scopes: ScopeFit,
     /// The token had expired (beyond its `expires_in`) when the access happened.
     pub token_expired: bool,
+    /// The token had been revoked before the access.
+    pub token_revoked: bool,
     /// The response was a success (2xx): the data was actually served.
     pub served: bool,
 }
@@ -66,12 +116,37 @@ impl Explained<'_> {
         self.served && matches!(self.scopes, ScopeFit::NotCovered { .. })
     }
 
-    /// Fully accounted for by the token: covered scopes and inside the launch context.
+    /// Fully accounted for by the token: covered scopes (in the context the launch needs) and
+    /// a live token.
     pub fn is_explained(&self) -> bool {
         matches!(self.scopes, ScopeFit::Covered(_) | ScopeFit::NoRequirement)
-            && !matches!(self.launch, LaunchFit::OtherPatient)
             && !self.token_expired
+            && !self.token_revoked
     }
+
+    /// The one-word verdict of the specification table.
+    pub fn verdict(&self) -> Verdict {
+        if !self.served {
+            return Verdict::NotServed;
+        }
+        if self.token_revoked {
+            return Verdict::Revoked;
+        }
+        match &self.scopes {
+            ScopeFit::Covered(_) | ScopeFit::NoRequirement => Verdict::Explained,
+            ScopeFit::NotCovered { .. } => Verdict::Gap,
+            ScopeFit::Unverified { reason, .. } => Verdict::Unverified(*reason),
+            ScopeFit::Unexplained => Verdict::Unexplained,
+            ScopeFit::UnknownToken => Verdict::UnknownToken,
+        }
+    }
+}
+
+/// What the engine knows beyond the token cache when it explains an access.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExplainContext {
+    /// The client kicked off a Bulk Data export recently: its status polls and files belong to it.
+    pub export_in_progress: bool,
 }
 
 /// Classifies an access and checks it against its token.
@@ -79,8 +154,16 @@ pub fn explain<'a>(
     access: &'a AccessEvent,
     tokens: &'a TokenCache,
     classifier: &Classifier,
+    context: ExplainContext,
 ) -> Explained<'a> {
-    let request = classifier.classify(access.method, &access.url);
+    let mut request = classifier.classify(access.method, &access.url);
+    // Some servers hand export output out as Binary resources (manifest `output[].url`).
+    if context.export_in_progress
+        && request.interaction == Interaction::Read
+        && request.resource_type == Some("Binary")
+    {
+        request = FhirRequest::new(Interaction::BulkDownload);
+    }
     let token = match access.token_id.as_deref() {
         Some(id) => tokens
             .get(id)
@@ -88,28 +171,18 @@ pub fn explain<'a>(
         // Joined by client id: only an unambiguous, unexpired sole token of the app.
         None => tokens.sole_live_token(&access.common.client_id, access.common.time),
     };
-    let launch = launch_fit(&request, token);
+    let launch = launch_fit(&request, token, access.patient.as_deref());
     let scopes = match (token, request.requirement()) {
-        (_, None) => ScopeFit::NoRequirement,
+        (_, None) => no_requirement_fit(&request, context),
         (None, Some(_)) => ScopeFit::UnknownToken,
-        (Some(t), Some(requirement)) => {
-            let needed = needed_context(launch);
-            let coverage = t
-                .scopes
-                .coverage_for(needed, &requirement.resource, requirement.perms);
-            if coverage.is_covered() {
-                ScopeFit::Covered(coverage)
-            } else {
-                ScopeFit::NotCovered {
-                    needed,
-                    requirement,
-                    coverage,
-                }
-            }
+        (Some(t), Some(requirement)) if request.is_bulk_export() => {
+            export_fit(&t.scopes, &request, requirement)
         }
+        (Some(t), Some(requirement)) => scope_fit(&t.scopes, &request, launch, access, requirement),
     };
     Explained {
         token_expired: token.is_some_and(|t| t.is_expired_at(access.common.time)),
+        token_revoked: token.is_some_and(|t| t.is_revoked_at(access.common.time)),
         served: (200..300).contains(&access.status),
         request,
         token,
@@ -118,9 +191,111 @@ pub fn explain<'a>(
     }
 }
 
-fn launch_fit(request: &FhirRequest<'_>, token: Option<&TokenInfo>) -> LaunchFit {
+/// Requests that need no scope of their own: explained when the FHIR spec or SMART says so,
+/// otherwise unexplained (the URL hides what was done).
+fn no_requirement_fit(request: &FhirRequest<'_>, context: ExplainContext) -> ScopeFit {
+    match request.interaction {
+        Interaction::Capabilities | Interaction::Discovery | Interaction::Page => {
+            ScopeFit::NoRequirement
+        }
+        _ if request.is_bulk_followup() && context.export_in_progress => ScopeFit::NoRequirement,
+        _ => ScopeFit::Unexplained,
+    }
+}
+
+/// The letters a request needs, checked in the context its launch allows; a search checks
+/// granular scopes against its own query; `_include` of unreadable types is unverified.
+fn scope_fit(
+    scopes: &ScopeSet,
+    request: &FhirRequest<'_>,
+    launch: LaunchFit,
+    access: &AccessEvent,
+    requirement: Requirement,
+) -> ScopeFit {
+    let needed = needed_context(launch);
+    let query = request
+        .is_search()
+        .then(|| access.url.split_once('?').map_or("", |(_, q)| q));
+    let coverage =
+        scopes.coverage_for_query(needed, &requirement.resource, requirement.perms, query);
+    if !coverage.is_covered() {
+        return ScopeFit::NotCovered {
+            needed,
+            requirement,
+            coverage,
+        };
+    }
+    if coverage.constrained {
+        return ScopeFit::Unverified {
+            reason: Unverified::ConstrainedScope,
+            requirement,
+        };
+    }
+    let unreadable =
+        |t: &&str| !scopes.covers(needed, &ResourceTarget::Type((*t).to_string()), Perms::READ);
+    if request.included.iter().any(unreadable) {
+        return ScopeFit::Unverified {
+            reason: Unverified::IncludedType,
+            requirement,
+        };
+    }
+    ScopeFit::Covered(coverage)
+}
+
+/// Bulk Data kick-off: "the server SHALL limit the data returned to only those FHIR resources
+/// for which the client is authorized", so any population-level read scope covers it; `_type`
+/// naming unreadable types is unverified; no read scope beyond the patient context is a gap.
+fn export_fit(scopes: &ScopeSet, request: &FhirRequest<'_>, requirement: Requirement) -> ScopeFit {
+    let population_read = scopes
+        .resources()
+        .iter()
+        .any(|s| s.context >= Context::User && s.perms.intersects(Perms::V1_READ));
+    if !population_read {
+        let coverage = scopes.coverage_for(Context::User, &requirement.resource, requirement.perms);
+        return ScopeFit::NotCovered {
+            needed: Context::User,
+            requirement,
+            coverage,
+        };
+    }
+    let readable = |t: &&str| {
+        let target = ResourceTarget::Type((*t).to_string());
+        scopes
+            .coverage_for(Context::User, &target, Perms::V1_READ)
+            .missing
+            != Perms::V1_READ
+    };
+    if !request.types.iter().all(readable) {
+        return ScopeFit::Unverified {
+            reason: Unverified::ExportType,
+            requirement,
+        };
+    }
+    ScopeFit::Covered(scopes.coverage_for(Context::User, &ResourceTarget::Any, Perms::NONE))
+}
+
+fn launch_fit(
+    request: &FhirRequest<'_>,
+    token: Option<&TokenInfo>,
+    logged_patient: Option<&str>,
+) -> LaunchFit {
     if matches!(request.patient, PatientScope::NotPatientData) {
         return LaunchFit::NotPatientData;
+    }
+    // The log's own word on whose data was served (BALP patient entity, a gateway claim)
+    // settles what the URL cannot (an instance read by id).
+    // R4 Patient-everything without an id: "all patients" only when the context is not
+    // associated with a single patient record; a patient launch is.
+    let type_everything = request.is_operation("$everything") && request.resource_id.is_none();
+    if type_everything && token.is_some_and(|t| t.patient.is_some() || launches_patient(&t.scopes))
+    {
+        return LaunchFit::InLaunchPatient;
+    }
+    let launch_patient = token.and_then(|t| t.patient.as_deref());
+    if let (Some(launch), Some(logged)) = (launch_patient, logged_patient) {
+        if launch != logged && !request.is_population_level() {
+            return LaunchFit::OtherPatient;
+        }
     }
     let Some(launch_patient) = token.and_then(|t| t.patient.as_deref()) else {
         if token.is_some_and(|t| launches_patient(&t.scopes)) {
@@ -151,6 +326,13 @@ pub fn launches_patient(scopes: &ScopeSet) -> bool {
         matches!(s, Scope::Launch { context, .. }
             if context.as_deref().is_none_or(|c| c.eq_ignore_ascii_case("patient")))
     })
+}
+
+/// A token that reaches one patient only: a patient launch and no `user/` or `system/` scope.
+/// A clinician's `launch` + `user/` token may open many charts; a patient token may not.
+pub fn is_patient_bound(token: &TokenInfo) -> bool {
+    (token.patient.is_some() || launches_patient(&token.scopes))
+        && token.scopes.max_context() == Some(Context::Patient)
 }
 
 /// The scope context a request needs: inside the launch patient a `patient/` scope suffices;
@@ -208,7 +390,7 @@ mod tests {
             "Observation/o9",
         ] {
             let a = access("pt", "GET", url, 200, T);
-            let e = explain(&a, &c, &cl);
+            let e = explain(&a, &c, &cl, ExplainContext::default());
             assert!(e.is_explained(), "{url}: {:?} {:?}", e.launch, e.scopes);
             assert!(!e.is_enforcement_gap());
         }
@@ -219,7 +401,7 @@ mod tests {
         let c = cache(&[PATIENT_TOKEN]);
         let cl = Classifier::new();
         let a = access("pt", "GET", "Condition?patient=p1", 200, T);
-        let e = explain(&a, &c, &cl);
+        let e = explain(&a, &c, &cl, ExplainContext::default());
         assert!(e.is_enforcement_gap());
         let ScopeFit::NotCovered {
             needed, coverage, ..
@@ -231,10 +413,10 @@ mod tests {
         assert_eq!(coverage.missing.letters(), "s");
         // The same request refused by the server is not a gap.
         let a = access("pt", "GET", "Condition?patient=p1", 403, T);
-        assert!(!explain(&a, &c, &cl).is_enforcement_gap());
+        assert!(!explain(&a, &c, &cl, ExplainContext::default()).is_enforcement_gap());
         // A write with a read-only token.
         let a = access("pt", "PUT", "Observation/o1", 200, T);
-        assert!(explain(&a, &c, &cl).is_enforcement_gap());
+        assert!(explain(&a, &c, &cl, ExplainContext::default()).is_enforcement_gap());
     }
 
     #[test]
@@ -242,12 +424,21 @@ mod tests {
         let c = cache(&[PATIENT_TOKEN]);
         let cl = Classifier::new();
         let a = access("pt", "GET", "Observation?patient=p2", 200, T);
-        let e = explain(&a, &c, &cl);
+        let e = explain(&a, &c, &cl, ExplainContext::default());
         assert_eq!(e.launch, LaunchFit::OtherPatient);
         assert!(e.is_enforcement_gap());
         assert!(!e.is_explained());
+        let a = access("pt", "GET", "Patient/$export", 200, T);
+        assert_eq!(
+            explain(&a, &c, &cl, ExplainContext::default()).launch,
+            LaunchFit::AllPatients
+        );
+        // R4 Patient-everything: a patient launch is "associated with a single patient record".
         let a = access("pt", "GET", "Patient/$everything", 200, T);
-        assert_eq!(explain(&a, &c, &cl).launch, LaunchFit::AllPatients);
+        assert_eq!(
+            explain(&a, &c, &cl, ExplainContext::default()).launch,
+            LaunchFit::InLaunchPatient
+        );
     }
 
     /// Keycloak-style grant: launch/patient scopes, but the event does not say which patient.
@@ -259,7 +450,7 @@ mod tests {
         // (launch fit, explained, enforcement gap) of a served GET.
         let judge = |c: &TokenCache, url: &str| {
             let a = access("kt", "GET", url, 200, T);
-            let e = explain(&a, c, &cl);
+            let e = explain(&a, c, &cl, ExplainContext::default());
             (e.launch, e.is_explained(), e.is_enforcement_gap())
         };
         let c = cache(&[UNRECORDED_TOKEN]);
@@ -279,7 +470,7 @@ mod tests {
             judge(&c, "Observation?patient=p7,p8"),
             (LaunchFit::OtherPatient, false, true)
         );
-        assert_eq!(judge(&c, "Patient/$everything").0, LaunchFit::AllPatients);
+        assert_eq!(judge(&c, "Patient/$export").0, LaunchFit::AllPatients);
         // Scopes still count: a resource type outside them is a gap.
         assert!(judge(&c, "Condition?patient=p7").2);
         // Without a launch scope, a missing patient means no patient context at all.
@@ -305,35 +496,55 @@ mod tests {
         };
         let c = cache(&[SYSTEM_TOKEN]);
         let a = no_token("Condition?code=x", T);
-        let e = explain(&a, &c, &cl);
+        let e = explain(&a, &c, &cl, ExplainContext::default());
         assert_eq!(e.token.map(|t| t.token_id.as_str()), Some("st"));
         assert!(e.is_explained());
         // Expired (the system token lives 300 s): no guess, and no expired-token finding.
         let a = no_token("Condition?code=x", "2024-03-01T12:06:00Z");
-        let e = explain(&a, &c, &cl);
+        let e = explain(&a, &c, &cl, ExplainContext::default());
         assert!(e.token.is_none());
         assert_eq!(e.scopes, ScopeFit::UnknownToken);
         // Two live tokens: which one was used is unknown.
         let c = cache(&[SYSTEM_TOKEN, &SYSTEM_TOKEN.replace(r#""st""#, r#""st2""#)]);
         let a = no_token("Condition?code=x", T);
-        assert!(explain(&a, &c, &cl).token.is_none());
+        assert!(explain(&a, &c, &cl, ExplainContext::default())
+            .token
+            .is_none());
     }
 
     #[test]
     fn backend_token_covers_population_and_export() {
         let c = cache(&[SYSTEM_TOKEN]);
         let cl = Classifier::new();
-        for url in [
-            "Patient/$export",
-            "Observation?code=x",
-            "$export-poll-status?_jobId=1",
-        ] {
+        for url in ["Patient/$export", "Observation?code=x"] {
             let a = access("st", "GET", url, 200, "2024-03-01T12:01:00Z");
-            let e = explain(&a, &c, &cl);
+            let e = explain(&a, &c, &cl, ExplainContext::default());
             assert!(e.is_explained(), "{url}: {:?}", e.scopes);
         }
+        // Bulk Data status and files belong to the export the client started.
+        let exporting = ExplainContext {
+            export_in_progress: true,
+        };
+        for url in [
+            "$export-poll-status?_jobId=1",
+            "bulkfiles/1.Patient.ndjson",
+            "https://files.example.org/out/1/Patient.ndjson",
+            "Binary/out-1",
+        ] {
+            let a = access("st", "GET", url, 200, "2024-03-01T12:01:00Z");
+            let e = explain(&a, &c, &cl, exporting);
+            assert_eq!(e.verdict(), Verdict::Explained, "{url}: {:?}", e.scopes);
+            if url != "Binary/out-1" {
+                let e = explain(&a, &c, &cl, ExplainContext::default());
+                assert_eq!(
+                    e.verdict(),
+                    Verdict::Unexplained,
+                    "{url}: no export behind it"
+                );
+            }
+        }
         let a = access("st", "POST", "Observation", 201, "2024-03-01T12:01:00Z");
-        assert!(explain(&a, &c, &cl).is_enforcement_gap());
+        assert!(explain(&a, &c, &cl, ExplainContext::default()).is_enforcement_gap());
         // After expiry the access is no longer explained even though the scopes fit.
         let a = access(
             "st",
@@ -342,7 +553,7 @@ mod tests {
             200,
             "2024-03-01T12:06:00Z",
         );
-        let e = explain(&a, &c, &cl);
+        let e = explain(&a, &c, &cl, ExplainContext::default());
         assert!(e.token_expired && !e.is_explained());
     }
 
@@ -351,11 +562,20 @@ mod tests {
         let c = cache(&[SYSTEM_TOKEN]);
         let cl = Classifier::new();
         let a = access("nope", "GET", "Observation?code=x", 200, T);
-        assert_eq!(explain(&a, &c, &cl).scopes, ScopeFit::UnknownToken);
+        assert_eq!(
+            explain(&a, &c, &cl, ExplainContext::default()).scopes,
+            ScopeFit::UnknownToken
+        );
         let mut other = access("st", "GET", "Observation?code=x", 200, T);
         other.common.client_id = "other-app".into();
-        assert_eq!(explain(&other, &c, &cl).scopes, ScopeFit::UnknownToken);
+        assert_eq!(
+            explain(&other, &c, &cl, ExplainContext::default()).scopes,
+            ScopeFit::UnknownToken
+        );
         let a = access("nope", "GET", "metadata", 200, T);
-        assert_eq!(explain(&a, &c, &cl).scopes, ScopeFit::NoRequirement);
+        assert_eq!(
+            explain(&a, &c, &cl, ExplainContext::default()).scopes,
+            ScopeFit::NoRequirement
+        );
     }
 }

@@ -8,6 +8,10 @@ use crate::event::{Text, Timestamp};
 pub struct Finding {
     pub client_id: Text,
     pub rule: &'static str,
+    /// What recurs within one incident (PHI-free): for a gap the resource type and interaction,
+    /// for a scope rule the scope; empty when the rule has one cause per app. Incidents are
+    /// kept per app × rule × cause.
+    pub cause: String,
     pub category: Category,
     pub severity: Severity,
     pub score: u8,

@@ -1,7 +1,9 @@
-//! Incidents: one per app × rule while it lasts. The first finding opens it (an alert with
-//! activity `create`); later findings extend it silently; a higher severity re-alerts at once
-//! (`update`); when the app has been quiet for the quiet period, a closing `update` carries the
-//! final window and counts if anything changed since the last record.
+//! Incidents: one per app × rule × cause while it lasts. The first finding opens it (an alert
+//! with activity `create`); later findings of the same cause extend it silently, however long
+//! the cause keeps recurring; a higher severity re-alerts at once (`update`); when the cause has
+//! been quiet for the quiet period (default 24 h), a closing `update` carries the final window
+//! and counts if anything changed since the last record. A SOC works one incident per cause,
+//! not one per hour it recurred in.
 
 use std::collections::BTreeMap;
 
@@ -44,6 +46,8 @@ pub struct IncidentState {
 pub struct FindingState {
     pub client_id: Text,
     pub rule: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cause: String,
     pub category: Category,
     pub severity: Severity,
     pub score: u8,
@@ -63,6 +67,7 @@ impl From<&Finding> for FindingState {
         FindingState {
             client_id: f.client_id.clone(),
             rule: f.rule.to_string(),
+            cause: f.cause.clone(),
             category: f.category,
             severity: f.severity,
             score: f.score,
@@ -96,6 +101,7 @@ impl FindingState {
         Ok(Finding {
             client_id: self.client_id,
             rule,
+            cause: self.cause,
             category: self.category,
             severity: self.severity,
             score: self.score,
@@ -111,10 +117,16 @@ impl FindingState {
     }
 }
 
+/// App, rule, cause.
+type IncidentKey = (Text, &'static str, String);
+
+/// Default quiet period: a cause silent for a day has stopped.
+pub const DEFAULT_QUIET_SECONDS: i64 = 24 * 3600;
+
 pub struct Incidents {
     bucket_micros: i64,
     quiet_micros: i64,
-    open: BTreeMap<(Text, &'static str), Open>,
+    open: BTreeMap<IncidentKey, Open>,
 }
 
 impl Incidents {
@@ -133,8 +145,13 @@ impl Incidents {
 
     fn alert(&self, open: &Open, activity: Activity) -> Alert {
         let f = &open.latest;
-        let (id, incident_id) =
-            Alert::ids(&f.client_id, f.rule, open.incident_start, open.revision);
+        let (id, incident_id) = Alert::ids(
+            &f.client_id,
+            f.rule,
+            &f.cause,
+            open.incident_start,
+            open.revision,
+        );
         let end = Timestamp(self.floor(open.last_seen).0 + self.bucket_micros);
         let mut evidence = open.evidence.clone();
         evidence.counts.insert("findings".into(), open.count);
@@ -164,10 +181,17 @@ impl Incidents {
     /// Adds a finding; pushes an alert when it opens an incident or escalates one.
     pub fn record(&mut self, finding: Finding, out: &mut Vec<Alert>) {
         self.close_quiet(finding.about(), out);
-        let key = (finding.client_id.clone(), finding.rule);
+        let key = (
+            finding.client_id.clone(),
+            finding.rule,
+            finding.cause.clone(),
+        );
         match self.open.get_mut(&key) {
             None => {
-                let mut evidence = Evidence::default();
+                let mut evidence = Evidence {
+                    cause: finding.cause.clone(),
+                    ..Evidence::default()
+                };
                 add_evidence(&mut evidence, &finding);
                 let open = Open {
                     incident_start: self.floor(finding.about()),
@@ -207,7 +231,7 @@ impl Incidents {
 
     /// Closes incidents quiet for longer than the quiet period before `now`.
     pub fn close_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
-        let quiet: Vec<(Text, &'static str)> = self
+        let quiet: Vec<IncidentKey> = self
             .open
             .iter()
             .filter(|(_, o)| now.0 - o.last_seen.0 > self.quiet_micros)
@@ -220,13 +244,13 @@ impl Incidents {
 
     /// Closes every open incident (end of input).
     pub fn close_all(&mut self, out: &mut Vec<Alert>) {
-        let keys: Vec<(Text, &'static str)> = self.open.keys().cloned().collect();
+        let keys: Vec<IncidentKey> = self.open.keys().cloned().collect();
         for key in keys {
             self.close(&key, out);
         }
     }
 
-    fn close(&mut self, key: &(Text, &'static str), out: &mut Vec<Alert>) {
+    fn close(&mut self, key: &IncidentKey, out: &mut Vec<Alert>) {
         let Some(mut open) = self.open.remove(key) else {
             return;
         };
@@ -265,7 +289,7 @@ impl Incidents {
         let mut incidents = Incidents::new(bucket_seconds, quiet_seconds);
         for i in state {
             let latest = i.latest.into_finding()?;
-            let key = (latest.client_id.clone(), latest.rule);
+            let key = (latest.client_id.clone(), latest.rule, latest.cause.clone());
             incidents.open.insert(
                 key,
                 Open {
@@ -308,6 +332,7 @@ mod tests {
         Finding {
             client_id: "app".into(),
             rule: "enforcement_gap",
+            cause: String::new(),
             category: Category::ScopeCreep,
             severity,
             score: 80,

@@ -45,6 +45,9 @@ pub struct EngineState {
     pub hours: Vec<HourState>,
     pub days: Vec<DayState>,
     pub incidents: Vec<IncidentState>,
+    /// Last served Bulk Data kick-off per app.
+    #[serde(default)]
+    pub exports: Vec<(Text, Timestamp)>,
 }
 
 /// What one live token has done so far (patients are PHI: the state directory holds PHI).
@@ -56,6 +59,8 @@ pub struct UsageState {
     pub max_count: u32,
     pub patients: Vec<Text>,
     pub fired: Vec<String>,
+    #[serde(default)]
+    pub retrieved: u64,
 }
 
 /// The latest issued grant of an (app, user, launch patient).
@@ -96,6 +101,7 @@ impl Engine {
                 max_count: u.max_count,
                 patients: u.patients.iter().cloned().collect(),
                 fired: u.fired.iter().map(|r| r.to_string()).collect(),
+                retrieved: u.retrieved,
             })
             .collect();
         usage.sort_by(|a, b| a.token_id.cmp(&b.token_id));
@@ -109,13 +115,16 @@ impl Engine {
             grants: self
                 .grants
                 .iter()
-                .map(|((client_id, user, patient), scopes)| GrantState {
-                    client_id: client_id.clone(),
-                    user: user.clone(),
-                    patient: patient.clone(),
-                    scopes: scopes.to_tokens(),
+                .flat_map(|((client_id, user, patient), list)| {
+                    list.iter().map(move |scopes| GrantState {
+                        client_id: client_id.clone(),
+                        user: user.clone(),
+                        patient: patient.clone(),
+                        scopes: scopes.to_tokens(),
+                    })
                 })
                 .collect(),
+            exports: self.exports.iter().map(|(c, t)| (c.clone(), *t)).collect(),
             hours: self
                 .hours
                 .iter()
@@ -172,15 +181,18 @@ impl Engine {
                     max_count: u.max_count,
                     patients: u.patients.into_iter().collect(),
                     fired,
+                    retrieved: u.retrieved,
                 },
             );
         }
         for g in state.grants {
-            engine.grants.insert(
-                (g.client_id, g.user, g.patient),
-                Arc::new(ScopeSet::from_tokens(&g.scopes)),
-            );
+            engine
+                .grants
+                .entry((g.client_id, g.user, g.patient))
+                .or_default()
+                .push(Arc::new(ScopeSet::from_tokens(&g.scopes)));
         }
+        engine.exports = state.exports.into_iter().collect();
         for h in state.hours {
             engine.hours.insert(h.client_id, (h.start, h.requests));
         }

@@ -23,9 +23,17 @@ pub struct TokenInfo {
     pub user: Option<Text>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When an RFC 7009 revocation of this token was logged: the token is kept until it would
+    /// have expired, so a server that still honours it is seen.
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl TokenInfo {
+    /// Revoked before `now`: the server must no longer honour it (RFC 7009 §2).
+    pub fn is_revoked_at(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_some_and(|r| now > r)
+    }
+
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
         now > self.expires_at
     }
@@ -49,6 +57,8 @@ pub struct TokenState {
     pub user: Option<Text>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl From<&TokenInfo> for TokenState {
@@ -62,6 +72,7 @@ impl From<&TokenInfo> for TokenState {
             user: t.user.clone(),
             issued_at: t.issued_at,
             expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
         }
     }
 }
@@ -77,6 +88,7 @@ impl From<TokenState> for TokenInfo {
             user: t.user,
             issued_at: t.issued_at,
             expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
         }
     }
 }
@@ -131,12 +143,12 @@ impl TokenCache {
     }
 
     /// Applies a token event. Issued, refreshed and introspected tokens with an id and a granted
-    /// scope string are remembered; revoked ones are forgotten (and returned); denials change
-    /// nothing.
+    /// scope string are remembered; revoked ones are marked (and returned, the first time) but
+    /// kept until they would have expired, so later use of them is seen; denials change nothing.
     pub fn apply(&mut self, event: &TokenEvent) -> Option<TokenInfo> {
         let token_id = event.token_id.as_ref()?;
         match event.event {
-            TokenAction::Revoked => return self.remove(token_id),
+            TokenAction::Revoked => return self.revoke(token_id, event.common.time),
             TokenAction::Denied => {}
             TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
                 let granted = event.scope_granted.as_deref()?;
@@ -157,6 +169,7 @@ impl TokenCache {
                     patient: event.patient.clone(),
                     user: event.common.user.clone(),
                     issued_at,
+                    revoked_at: None,
                     expires_at: Timestamp(
                         issued_at
                             .0
@@ -167,6 +180,18 @@ impl TokenCache {
             }
         }
         None
+    }
+
+    /// Marks a token revoked; it no longer stands for its client's accesses without a token id.
+    fn revoke(&mut self, token_id: &str, at: Timestamp) -> Option<TokenInfo> {
+        let info = self.by_id.get_mut(token_id)?;
+        if info.revoked_at.is_some() {
+            return None;
+        }
+        info.revoked_at = Some(at);
+        let info = info.clone();
+        self.forget_client_token(&info);
+        Some(info)
     }
 
     fn parse_scopes(&mut self, granted: &str) -> Arc<ScopeSet> {
@@ -202,10 +227,12 @@ impl TokenCache {
         }
         self.by_eviction
             .insert((self.eviction_time(&info), info.token_id.clone()));
-        self.by_client
-            .entry(info.client_id.clone())
-            .or_default()
-            .insert(info.token_id.clone());
+        if info.revoked_at.is_none() {
+            self.by_client
+                .entry(info.client_id.clone())
+                .or_default()
+                .insert(info.token_id.clone());
+        }
         self.by_id.insert(info.token_id.clone(), info);
     }
 
@@ -349,9 +376,19 @@ mod tests {
             Some("t2"),
             "expiry leaves the client index in step"
         );
-        c.apply(&token(r#"{"type":"token","event":"revoked","time":"2024-03-01T12:07:00Z","client_id":"app","token_id":"t2"}"#));
-        assert!(c.is_empty());
+        let revoked = c.apply(&token(r#"{"type":"token","event":"revoked","time":"2024-03-01T12:07:00Z","client_id":"app","token_id":"t2"}"#));
+        assert_eq!(revoked.map(|t| t.token_id), Some("t2".into()));
+        // Kept, marked revoked, so a server still honouring it is seen (RFC 7009 §2).
+        let t2 = c.get("t2").expect("revoked tokens are kept until expiry");
+        assert!(t2.is_revoked_at(ts("2024-03-01T12:07:01Z")));
+        assert!(!t2.is_revoked_at(ts("2024-03-01T12:06:59Z")));
         assert!(c.sole_live_token("app", at).is_none(), "revocation too");
+        let again = c.apply(&token(r#"{"type":"token","event":"revoked","time":"2024-03-01T12:08:00Z","client_id":"app","token_id":"t2"}"#));
+        assert!(again.is_none(), "a second revocation changes nothing");
+        let state = c.to_state();
+        let back = TokenCache::from_state(TokenCacheConfig::default(), state);
+        assert!(back.get("t2").is_some_and(|t| t.revoked_at.is_some()));
+        assert!(back.sole_live_token("app", at).is_none());
     }
 
     #[test]

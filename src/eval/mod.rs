@@ -17,6 +17,7 @@ pub struct EvalAlert {
     pub rule: String,
     pub severity: Severity,
     pub opens_incident: bool,
+    pub incident_id: String,
     pub time: Timestamp,
     pub start: Timestamp,
     pub end: Timestamp,
@@ -39,6 +40,7 @@ impl From<&Alert> for EvalAlert {
             rule: a.rule.to_string(),
             severity: a.severity,
             opens_incident: a.activity == Activity::Create,
+            incident_id: a.incident_id.clone(),
             time: a.time,
             start: a.window.start,
             end: a.window.end,
@@ -91,6 +93,13 @@ pub struct Evaluation {
     /// Recall by the label's expected rule; precision by the alert's rule.
     pub by_rule: BTreeMap<String, Score>,
     pub false_alerts_per_100_app_days: f64,
+    /// Alert records (creates and updates) per incident, at or above the severity.
+    pub alerts_per_incident: f64,
+    /// Alert records (creates and updates) overlapping a found label, per found label: what a
+    /// SOC reads for one real incident.
+    pub alerts_per_detected_label: f64,
+    /// The most alert records any found label drew.
+    pub max_alerts_per_detected_label: u64,
     pub median_delay_seconds: Option<i64>,
     pub max_delay_seconds: Option<i64>,
     pub missed: Vec<String>,
@@ -168,6 +177,27 @@ pub fn evaluate(
     } else {
         0.0
     };
+    let records: Vec<&EvalAlert> = alerts
+        .iter()
+        .filter(|a| a.severity >= min_severity)
+        .collect();
+    let incidents: BTreeSet<&str> = records.iter().map(|a| a.incident_id.as_str()).collect();
+    eval.alerts_per_incident = if incidents.is_empty() {
+        0.0
+    } else {
+        records.len() as f64 / incidents.len() as f64
+    };
+    let per_label: Vec<u64> = labels
+        .iter()
+        .map(|l| records.iter().filter(|a| overlaps(a, l)).count() as u64)
+        .filter(|n| *n > 0)
+        .collect();
+    eval.alerts_per_detected_label = if per_label.is_empty() {
+        0.0
+    } else {
+        per_label.iter().sum::<u64>() as f64 / per_label.len() as f64
+    };
+    eval.max_alerts_per_detected_label = per_label.iter().copied().max().unwrap_or(0);
     delays.sort_unstable();
     eval.median_delay_seconds = delays.get(delays.len() / 2).copied();
     eval.max_delay_seconds = delays.last().copied();
@@ -207,6 +237,7 @@ mod tests {
             rule: "r".into(),
             severity: sev,
             opens_incident: true,
+            incident_id: format!("{client}-{cat}-{h}"),
             time: Timestamp(t(h).0 + 600_000_000),
             start: t(h),
             end: t(h + 1),
@@ -250,6 +281,8 @@ mod tests {
         );
         assert_eq!(e.false_alerts_per_100_app_days, 2.0);
         assert_eq!(e.median_delay_seconds, Some(600));
+        assert_eq!(e.alerts_per_incident, 1.0);
+        assert_eq!(e.alerts_per_detected_label, 1.0);
         assert_eq!(e.missed.len(), 1);
     }
 }

@@ -198,3 +198,193 @@ pub const ARCHETYPES: &[Archetype] = &[
         pages_per_session: (0, 0),
     },
 ];
+
+pub const WAREHOUSE_TYPED: &str = "warehouse-typed";
+pub const CHART_SUMMARY: &str = "chart-summary";
+pub const LAB_VIEWER: &str = "lab-viewer";
+pub const MOBILE_HEALTH: &str = "mobile-health";
+pub const NURSE_STATION: &str = "nurse-station";
+pub const NIGHT_TRIAGE: &str = "night-triage";
+pub const BOOKING_APP: &str = "booking-app";
+
+/// The telehealth service is busiest from 20:00 to 02:00 (its single small-hours calls,
+/// 03:00–04:59, are drawn separately: at most one a night).
+const fn late_evening() -> [f64; 24] {
+    let mut h = hours(20, 24, 2.0);
+    h[0] = 1.5;
+    h[1] = 1.0;
+    h
+}
+
+/// Clinicians chart around the clock, most in the day shift.
+const fn ward_shifts() -> [f64; 24] {
+    let mut h = hours(0, 24, 1.0);
+    let mut i = 7;
+    while i < 19 {
+        h[i] = 3.0;
+        i += 1;
+    }
+    h
+}
+
+/// Patients open their health app from morning to late evening, most after dinner.
+const fn app_evenings() -> [f64; 24] {
+    let mut h = hours(6, 23, 1.0);
+    h[19] = 2.5;
+    h[20] = 2.5;
+    h[21] = 2.0;
+    h
+}
+
+/// Legitimate apps whose normal traffic looks most like an anomaly (played by `adversary.rs`,
+/// each from day 0): typed Bulk Data exports, `$everything`, modifier searches, granular
+/// scopes, two devices per patient, user-level chart rounds, night shifts and writes.
+pub const ADVERSARY_ARCHETYPES: &[Archetype] = &[
+    Archetype {
+        client_id: WAREHOUSE_TYPED,
+        name: "Nightly cohort export with per-type system scopes (backend services)",
+        grant_type: "client_credentials",
+        scopes: "system/Patient.rs system/Observation.rs system/Condition.rs system/Group.rs",
+        allowed_scopes: "system/Patient.rs system/Observation.rs system/Condition.rs system/Group.rs",
+        modes: &["system"],
+        purpose: "HOPERAT",
+        patient_context: false,
+        hourly_sessions: {
+            let mut h = [0.0; 24];
+            h[1] = 1.0;
+            h
+        },
+        weekend_factor: 1.0,
+        requests_per_session: (0, 0),
+        token_lifetime: 300,
+        kinds: &[],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: CHART_SUMMARY,
+        name: "Chart summary (patient launch, $everything)",
+        grant_type: "authorization_code",
+        scopes: "launch/patient openid fhirUser patient/Patient.rs patient/Observation.rs patient/Condition.rs patient/MedicationRequest.rs patient/AllergyIntolerance.rs",
+        allowed_scopes: "launch/patient openid fhirUser patient/Patient.rs patient/Observation.rs patient/Condition.rs patient/MedicationRequest.rs patient/AllergyIntolerance.rs",
+        modes: &["patient"],
+        purpose: "TREAT",
+        patient_context: true,
+        hourly_sessions: hours(8, 18, 3.0),
+        weekend_factor: 0.2,
+        // After the one `$everything` per session.
+        requests_per_session: (1, 4),
+        token_lifetime: 3600,
+        kinds: &[
+            RequestKind { method: "GET", url: "Observation?patient={p}&code:missing=false", weight: 3, resources: (5, 80), bytes_per_resource: 1_100 },
+            RequestKind { method: "GET", url: "AllergyIntolerance?patient:missing=false", weight: 2, resources: (0, 6), bytes_per_resource: 900 },
+            RequestKind { method: "GET", url: "Condition?patient={p}", weight: 1, resources: (1, 10), bytes_per_resource: 1_300 },
+            RequestKind { method: "GET", url: "MedicationRequest?patient={p}&status=active", weight: 1, resources: (0, 10), bytes_per_resource: 1_500 },
+        ],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: LAB_VIEWER,
+        name: "Lab results viewer (patient launch, granular category scope)",
+        grant_type: "authorization_code",
+        scopes: "launch/patient openid patient/Patient.r patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+        allowed_scopes: "launch/patient openid patient/Patient.r patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory",
+        modes: &["patient"],
+        purpose: "PATRQT",
+        patient_context: true,
+        hourly_sessions: hours(7, 22, 6.0),
+        weekend_factor: 0.5,
+        // After the `Patient/{p}` read.
+        requests_per_session: (4, 10),
+        // This server gives two-hour tokens.
+        token_lifetime: 7200,
+        kinds: &[
+            RequestKind { method: "GET", url: "Observation?patient={p}&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory&_count=50", weight: 7, resources: (10, 50), bytes_per_resource: 1_100 },
+            RequestKind { method: "GET", url: "Observation?patient={p}&category=laboratory&_count=50", weight: 3, resources: (10, 50), bytes_per_resource: 1_100 },
+        ],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: MOBILE_HEALTH,
+        name: "Mobile health app (patient, two devices each with its own grant)",
+        grant_type: "authorization_code",
+        // Device A's grant; device B holds a subset (see `adversary::DEVICE_B_SCOPES`).
+        scopes: "launch/patient openid offline_access patient/Observation.rs patient/Patient.r patient/Condition.rs",
+        allowed_scopes: "launch/patient openid offline_access patient/Observation.rs patient/Patient.r patient/Condition.rs",
+        modes: &["patient"],
+        purpose: "PATRQT",
+        patient_context: true,
+        hourly_sessions: app_evenings(),
+        weekend_factor: 1.0,
+        requests_per_session: (2, 6),
+        token_lifetime: 3600,
+        kinds: &[
+            RequestKind { method: "GET", url: "Observation?patient={p}&category=vital-signs&_count=50", weight: 4, resources: (5, 50), bytes_per_resource: 1_200 },
+            RequestKind { method: "GET", url: "Observation?patient={p}&code=http://loinc.org|8867-4&_sort=-date&_count=20", weight: 2, resources: (1, 20), bytes_per_resource: 900 },
+            RequestKind { method: "GET", url: "Patient/{p}", weight: 1, resources: (1, 1), bytes_per_resource: 2_000 },
+            // Device A only.
+            RequestKind { method: "GET", url: "Condition?patient={p}", weight: 2, resources: (0, 8), bytes_per_resource: 1_300 },
+        ],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: NURSE_STATION,
+        name: "Nurse station (EHR launch, user-level chart rounds)",
+        grant_type: "authorization_code",
+        scopes: "launch openid fhirUser user/Patient.rs user/Observation.rs user/Encounter.rs",
+        allowed_scopes: "launch openid fhirUser user/Patient.rs user/Observation.rs user/Encounter.rs",
+        modes: &["user"],
+        purpose: "TREAT",
+        patient_context: true,
+        hourly_sessions: ward_shifts(),
+        weekend_factor: 0.8,
+        // Charts opened per session; each chart is every kind once.
+        requests_per_session: (3, 8),
+        token_lifetime: 3600,
+        kinds: &[
+            RequestKind { method: "GET", url: "Patient/{p}", weight: 1, resources: (1, 1), bytes_per_resource: 2_000 },
+            RequestKind { method: "GET", url: "Observation?patient={p}&_count=20", weight: 1, resources: (5, 20), bytes_per_resource: 1_000 },
+            RequestKind { method: "GET", url: "Encounter?patient={p}", weight: 1, resources: (1, 6), bytes_per_resource: 1_400 },
+        ],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: NIGHT_TRIAGE,
+        name: "Night telehealth triage (patient launch)",
+        grant_type: "authorization_code",
+        scopes: "launch/patient patient/Observation.rs patient/Condition.rs patient/Patient.r",
+        allowed_scopes: "launch/patient patient/Observation.rs patient/Condition.rs patient/Patient.r",
+        modes: &["patient"],
+        purpose: "TREAT",
+        patient_context: true,
+        hourly_sessions: late_evening(),
+        weekend_factor: 1.0,
+        requests_per_session: (3, 8),
+        token_lifetime: 3600,
+        kinds: &[
+            RequestKind { method: "GET", url: "Patient/{p}", weight: 1, resources: (1, 1), bytes_per_resource: 2_000 },
+            RequestKind { method: "GET", url: "Observation?patient={p}&category=vital-signs&_sort=-date&_count=10", weight: 3, resources: (1, 10), bytes_per_resource: 1_200 },
+            RequestKind { method: "GET", url: "Condition?patient={p}&clinical-status=active", weight: 2, resources: (0, 8), bytes_per_resource: 1_300 },
+            RequestKind { method: "GET", url: "Observation?patient={p}&code=http://loinc.org|8310-5&_sort=-date&_count=5", weight: 1, resources: (0, 5), bytes_per_resource: 900 },
+        ],
+        pages_per_session: (0, 0),
+    },
+    Archetype {
+        client_id: BOOKING_APP,
+        name: "Appointment booking (patient launch, writes)",
+        grant_type: "authorization_code",
+        scopes: "launch/patient openid patient/Appointment.cru patient/Slot.rs patient/Patient.r",
+        allowed_scopes: "launch/patient openid patient/Appointment.cru patient/Slot.rs patient/Patient.r",
+        modes: &["patient"],
+        purpose: "PATRQT",
+        patient_context: true,
+        hourly_sessions: hours(8, 21, 1.0),
+        weekend_factor: 0.6,
+        // Slot searches per session, before a booking or a rescheduling (or neither).
+        requests_per_session: (1, 3),
+        token_lifetime: 3600,
+        kinds: &[
+            RequestKind { method: "GET", url: "Slot?schedule=Schedule/s{n}&status=free&_count=20", weight: 1, resources: (0, 20), bytes_per_resource: 600 },
+        ],
+        pages_per_session: (0, 0),
+    },
+];

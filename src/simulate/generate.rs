@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::apps::{Archetype, ARCHETYPES};
+use super::adversary;
+use super::apps::{Archetype, ADVERSARY_ARCHETYPES, ARCHETYPES};
 use super::rng::Rng;
 use crate::alert::Category;
 use crate::event::{
@@ -60,15 +61,17 @@ pub struct Simulation {
     pub registry_toml: String,
 }
 
-struct Gen {
-    rng: Rng,
+/// The generator's state; `adversary.rs` plays its apps through it with its own stream.
+pub(super) struct Gen {
+    pub(super) rng: Rng,
     start: Timestamp,
     events: Vec<(Timestamp, u64, Event)>,
     seq: u64,
-    tokens: u64,
+    /// The last token number handed out (ids are `tok-NNNNNNN`).
+    pub(super) tokens: u64,
 }
 
-fn common(time: Timestamp, client: &str) -> Common {
+pub(super) fn common(time: Timestamp, client: &str) -> Common {
     Common {
         time,
         client_id: client.into(),
@@ -79,11 +82,11 @@ fn common(time: Timestamp, client: &str) -> Common {
 }
 
 impl Gen {
-    fn at(&self, day: i64, hour: i64) -> Timestamp {
+    pub(super) fn at(&self, day: i64, hour: i64) -> Timestamp {
         Timestamp(self.start.0 + day * DAY + hour * HOUR)
     }
 
-    fn push(&mut self, event: Event) {
+    pub(super) fn push(&mut self, event: Event) {
         self.seq += 1;
         self.events.push((event.time(), self.seq, event));
     }
@@ -147,7 +150,7 @@ impl Gen {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn access(
+    pub(super) fn access(
         &mut self,
         t: Timestamp,
         client: &str,
@@ -428,7 +431,11 @@ pub fn simulate(config: &SimConfig) -> Simulation {
     let main_rng = std::mem::replace(&mut g.rng, Rng::new(config.seed ^ 0x5EED_DE41));
     background(&mut g, config.days);
     g.rng = main_rng;
-    let labels = inject(&mut g, config.days);
+    // Legitimate traffic that looks anomalous, and a few anomalies of its own: again from its
+    // own stream (and token numbers), so `inject` below generates exactly what it did before.
+    let adversarial = adversary::adversary(&mut g, config.seed, config.days);
+    let mut labels = inject(&mut g, config.days);
+    labels.extend(adversarial);
     g.events.sort_by_key(|(t, seq, _)| (*t, *seq));
     Simulation {
         events: g.events.into_iter().map(|(_, _, e)| e).collect(),
@@ -558,14 +565,17 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         h,
         "analytics app starts a Patient/$export",
     );
+    // No enforcement_gap here: Bulk Data "SHALL limit the data returned to only those FHIR
+    // resources for which the client is authorized", so user/ per-type read scopes cover the
+    // kick-off (the first wave labelled it a gap). Its downloads are the volume anomaly.
     label(
         g,
         "pop-analytics",
-        ScopeCreep,
-        "enforcement_gap",
+        DataVolume,
+        "token_outlier",
         d,
         h,
-        "the export is served although user/ type scopes do not cover all types",
+        "the export's downloads retrieve over 10 times what the app's tokens normally do",
     );
 
     // Day 17 14:00 — the charting app gets user-level access and searches the population.
@@ -613,6 +623,15 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         d,
         h,
         "charting app searches Observations of all patients",
+    );
+    label(
+        g,
+        "ehr-charts",
+        DataVolume,
+        "token_outlier",
+        d,
+        h,
+        "the population search token retrieves 6 000 Observations, over 10 times a usual token",
     );
 
     // Day 18 10:00 — the payer app uses patient data for marketing.
@@ -1101,6 +1120,15 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
             end: g.at(d, h + 1),
             description: "payer app makes 40 requests at 02:00 on a Saturday",
         });
+        labels.push(Label {
+            client_id: "payer-link".into(),
+            category: DataVolume,
+            rule: "token_outlier",
+            start: g.at(d, h),
+            end: g.at(d, h + 1),
+            description:
+                "the night sync's one token retrieves 800 claims, over 10 times a usual token",
+        });
     }
 
     labels
@@ -1108,7 +1136,7 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
 
 fn registry_toml() -> String {
     let mut out = String::from("# App registry for the simulated apps (scopewatch simulate).\n");
-    for a in ARCHETYPES {
+    for a in ARCHETYPES.iter().chain(ADVERSARY_ARCHETYPES) {
         let modes: Vec<String> = a.modes.iter().map(|m| format!("\"{m}\"")).collect();
         out.push_str(&format!(
             "\n[[app]]\nclient_id = \"{}\"\nname = \"{}\"\npurpose = [\"{}\"]\nallowed_scopes = \"{}\"\nmodes = [{}]\n",

@@ -2,7 +2,7 @@
 //! them as text and is mapped back through this list, so an unknown id in a state file is an
 //! error rather than a silently different rule.
 
-pub const RULE_IDS: [&str; 24] = [
+pub const RULE_IDS: [&str; 26] = [
     "enforcement_gap",
     "new_scope",
     "wildcard_broadening",
@@ -27,6 +27,8 @@ pub const RULE_IDS: [&str; 24] = [
     "slow_drip",
     "paging_sweep",
     "expired_token_use",
+    "revoked_token_use",
+    "unverified_access",
 ];
 
 /// The static id for a rule named in a snapshot.

@@ -90,6 +90,7 @@ pub fn check_day(
     Some(Finding {
         client_id: client_id.clone(),
         rule: "resource_mix_shift",
+        cause: String::new(),
         category: Category::PurposeDrift,
         severity: if sensitive { Severity::High } else { Severity::Medium },
         score: surprise_score(p_value),
@@ -107,12 +108,25 @@ pub fn check_day(
     })
 }
 
+/// The hours before and after `slot_index` on the same kind of day (weekday or weekend).
+fn neighbours_active(profile: &AppProfile, slot_index: usize, busiest: f64) -> bool {
+    let day_base = slot_index - slot_index % 24;
+    [23, 1].iter().any(|step| {
+        let neighbour = day_base + (slot_index % 24 + step) % 24;
+        profile
+            .hourly_requests
+            .get(neighbour)
+            .is_some_and(|s| s.n >= 6 && s.mean >= 0.02 * busiest)
+    })
+}
+
 /// Judges one finished hour for activity at a time the app is normally silent.
 pub fn check_off_hours(
     client_id: &Text,
     hour_start: Timestamp,
     requests: u64,
     slot: &SlotStats,
+    slot_index: usize,
     profile: &AppProfile,
 ) -> Option<Finding> {
     let busiest = profile
@@ -124,9 +138,16 @@ pub fn check_off_hours(
     if requests < 20 || slot.n < 6 || busiest <= 0.0 || slot.mean >= 0.02 * busiest {
         return None;
     }
+    // A sparse slot's average says little (a night shift that is quiet most nights): an hour
+    // that has seen activity before is "normally silent" only when the hours beside it are too.
+    // An hour never active stays off-hours whatever its neighbours do.
+    if slot.mean > 0.0 && neighbours_active(profile, slot_index, busiest) {
+        return None;
+    }
     Some(Finding {
         client_id: client_id.clone(),
         rule: "off_hours",
+        cause: String::new(),
         category: Category::PurposeDrift,
         severity: Severity::Medium,
         score: 65,

@@ -10,7 +10,7 @@ use crate::alert::{
 use crate::event::{AccessEvent, MICROS_PER_SECOND};
 use crate::smart::request::request_shape;
 
-use super::super::explain::{Explained, ScopeFit};
+use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
 use super::super::finding::Finding;
 
 pub const RULE: &str = "enforcement_gap";
@@ -28,12 +28,17 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
         return None;
     };
     let token = explained.token?;
+    if explained.token_revoked {
+        // Reported once, as use of a revoked token.
+        return None;
+    }
     let resource = requirement.resource.as_str();
     let interaction = explained.request.interaction.as_str();
     let client = &access.common.client_id;
     Some(Finding {
         client_id: client.clone(),
         rule: RULE,
+        cause: format!("{}/{resource} {interaction}", needed.as_str()),
         category: Category::ScopeCreep,
         severity: Severity::High,
         score: 85,
@@ -48,6 +53,7 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
             "interaction": interaction,
             "missing_permission": coverage.missing.letters(),
             "needed_context": needed.as_str(),
+            "launch_context": launch_fit_name(explained.launch),
             "status": access.status,
         }),
         baseline: json!({ "granted_scopes": token.scopes.normalized() }),
@@ -75,6 +81,7 @@ pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<
     Some(Finding {
         client_id: client.clone(),
         rule: EXPIRED_RULE,
+        cause: String::new(),
         category: Category::ScopeCreep,
         severity: Severity::Medium,
         score: 70,
@@ -89,5 +96,108 @@ pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
         references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
+    })
+}
+
+/// How the request stood to the token's launch patient, PHI-free.
+fn launch_fit_name(launch: LaunchFit) -> &'static str {
+    match launch {
+        LaunchFit::NoLaunchPatient => "no-launch-patient",
+        LaunchFit::InLaunchPatient => "launch-patient",
+        LaunchFit::OtherPatient => "other-patient",
+        LaunchFit::AllPatients => "all-patients",
+        LaunchFit::NotPatientData => "not-patient-data",
+        LaunchFit::UnrecordedLaunchPatient => "unrecorded-launch-patient",
+    }
+}
+
+pub const REVOKED_RULE: &str = "revoked_token_use";
+
+/// `revoked_token_use` (scope_creep, high): an access served with a token after its revocation
+/// was logged. RFC 7009 §2: after a revocation request the token is invalid and the resource
+/// server must not honour it; a 2xx means revocation is not enforced (often a cached
+/// introspection result, or a self-contained JWT the server never checks).
+pub fn check_revoked(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+    let token = explained.token?;
+    let revoked_at = token.revoked_at?;
+    if !explained.served || !explained.token_revoked {
+        return None;
+    }
+    let client = &access.common.client_id;
+    let after_seconds = (access.common.time.0 - revoked_at.0) / MICROS_PER_SECOND;
+    Some(Finding {
+        client_id: client.clone(),
+        rule: REVOKED_RULE,
+        cause: String::new(),
+        category: Category::ScopeCreep,
+        severity: Severity::High,
+        score: 85,
+        time: access.common.time,
+        span: None,
+        summary: format!(
+            "{client} was served (HTTP {}) with a token revoked {after_seconds} s earlier: the server still honours revoked tokens.",
+            access.status
+        ),
+        observed: json!({ "seconds_after_revocation": after_seconds, "status": access.status }),
+        baseline: json!({ "revoked_at": revoked_at.to_rfc3339() }),
+        token_id: Some(token.token_id.clone()),
+        example_request: Some(request_shape(access.method, &access.url)),
+        references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
+    })
+}
+
+pub const UNVERIFIED_RULE: &str = "unverified_access";
+
+/// `unverified_access` (scope_creep, low): served, and whether the token allowed it cannot be
+/// decided from the log — a read by id under a query-constrained scope (SMART 2.x granular
+/// scopes), `_include`/`_revinclude` or a Bulk Data `_type` naming types the token cannot read
+/// (a well-behaved server filters them out). Worth a look, never a certain gap.
+pub fn check_unverified(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+    let ScopeFit::Unverified {
+        reason,
+        requirement,
+    } = &explained.scopes
+    else {
+        return None;
+    };
+    let token = explained.token?;
+    if !explained.served || explained.token_revoked {
+        return None;
+    }
+    let client = &access.common.client_id;
+    let resource = requirement.resource.as_str();
+    let interaction = explained.request.interaction.as_str();
+    let what = match reason {
+        Unverified::ConstrainedScope => {
+            "only a query-constrained scope covers it and the request shows no such query"
+        }
+        Unverified::IncludedType => "it includes resource types the token cannot read",
+        Unverified::ExportType => "its _type names resource types the token cannot read",
+    };
+    Some(Finding {
+        client_id: client.clone(),
+        rule: UNVERIFIED_RULE,
+        cause: format!("{} {resource} {interaction}", reason.as_str()),
+        category: Category::ScopeCreep,
+        severity: Severity::Low,
+        score: 35,
+        time: access.common.time,
+        span: None,
+        summary: format!(
+            "{client} was served a {interaction} on {resource} (HTTP {}) that the log cannot verify: {what}.",
+            access.status
+        ),
+        observed: json!({
+            "resource_type": resource,
+            "interaction": interaction,
+            "reason": reason.as_str(),
+            "included_types": explained.request.included,
+            "export_types": explained.request.types,
+            "status": access.status,
+        }),
+        baseline: json!({ "granted_scopes": token.scopes.normalized() }),
+        token_id: Some(token.token_id.clone()),
+        example_request: Some(request_shape(access.method, &access.url)),
+        references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
     })
 }

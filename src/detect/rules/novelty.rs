@@ -128,6 +128,7 @@ fn finding(
     Finding {
         client_id: common.client_id.clone(),
         rule: rule.id,
+        cause: String::new(),
         category: rule.category,
         severity: rule.severity,
         score: rule.score,
@@ -172,19 +173,35 @@ const REFRESH_BROADENING: Rule = Rule {
 pub fn refresh_broadening(
     event: &TokenEvent,
     granted: &ScopeSet,
-    original: &ScopeSet,
+    originals: &[std::sync::Arc<ScopeSet>],
 ) -> Option<Finding> {
-    let delta = granted.additions_over(original);
-    if delta.added.is_empty() && delta.context_escalation.is_none() && delta.new_other.is_empty() {
-        return None;
+    // Any grant of this user (and launch patient) may be the one refreshed: a patient on two
+    // devices holds two. Broadening only when no grant contains the refresh.
+    let mut narrowest: Option<(&ScopeSet, crate::smart::scope::ScopeDelta)> = None;
+    for original in originals {
+        let delta = granted.additions_over(original);
+        if delta.added.is_empty()
+            && delta.context_escalation.is_none()
+            && delta.new_other.is_empty()
+        {
+            return None;
+        }
+        let size = delta.added.len() + delta.new_other.len();
+        if narrowest
+            .as_ref()
+            .is_none_or(|(_, d)| size < d.added.len() + d.new_other.len())
+        {
+            narrowest = Some((original, delta));
+        }
     }
+    let (original, delta) = narrowest?;
     let client = &event.common.client_id;
     let mut f = finding(
         &event.common,
         &REFRESH_BROADENING,
-        format!("A refresh gave {client} more than the grant it refreshed; refreshes may only narrow a grant."),
+        format!("A refresh gave {client} more than any grant it could have refreshed; refreshes may only narrow a grant."),
         json!({ "granted_scopes": granted.normalized(), "added": delta.added, "new_scopes": delta.new_other }),
-        json!({ "original_scopes": original.normalized() }),
+        json!({ "original_scopes": original.normalized(), "grants_compared": originals.len() }),
     );
     f.token_id = event.token_id.clone();
     Some(f)

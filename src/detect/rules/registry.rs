@@ -44,6 +44,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
             out.push(Finding {
                 client_id: client.clone(),
                 rule: SCOPE_RULE,
+                cause: String::new(),
                 category: Category::ScopeCreep,
                 severity: if broad { Severity::High } else { Severity::Medium },
                 score: if broad { 80 } else { 65 },
@@ -68,6 +69,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
             out.push(Finding {
                 client_id: client.clone(),
                 rule: MODE_RULE,
+                cause: String::new(),
                 category: Category::ScopeCreep,
                 severity: Severity::High,
                 score: 80,
@@ -99,6 +101,7 @@ pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding
     Some(Finding {
         client_id: client.clone(),
         rule: PURPOSE_RULE,
+        cause: String::new(),
         category: Category::PurposeDrift,
         severity: Severity::Medium,
         score: 65,

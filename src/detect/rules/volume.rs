@@ -1,15 +1,18 @@
 //! data_volume (and patient fan-out) rules over per-token usage and hourly totals.
 //!
-//! - `token_outlier`: one token pulls far more requests than the app's tokens normally do, even
-//!   when the app's total looks normal (threshold: 5 × the app's p99 per token, at least 200).
+//! - `token_outlier`: one token pulls far more than the app's tokens normally do, even when the
+//!   app's total looks normal: requests above 5 × the app's p99 per token (at least 200), or
+//!   data retrieved (resources returned where logged, else served requests) above 10 × the
+//!   typical (median) token's and 3 × the p99 token's (at least 200).
 //! - `paging_sweep`: one token follows far more large pages (page follow-ups with `_count` ≥
 //!   100) than the app's tokens do (5 × p99, at least 20).
 //! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
 //!   for a token with a launch patient, else 3 × the app's p99 (at least 20).
-//! - `slow_drip`: a sustained rise in daily totals (CUSUM over the ratio to the weekday/weekend
-//!   expectation, allowance 0.5, threshold 2.5: about five days at 2×, two at 3×), with at
-//!   least 100 requests a day above the expectation. The expectation absorbs at most +5 % a day,
-//!   so a drip cannot teach itself into the baseline, while steady growth is followed.
+//! - `slow_drip`: a sustained rise in daily totals over the app's usual level (standardised
+//!   CUSUM of the day's ratio to its weekday/weekend expectation, relative to the app's usual
+//!   ratio: 1.35× is found in two to three days, 2× in one or two), the raising day at least
+//!   1.2× and 30 requests above. Raised days are absorbed at most 10 % above the level, so a
+//!   drip cannot teach itself into the baseline, while steady growth is followed.
 //! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
 //!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6, and at
 //!   least 4 × the expected count, 6 standard deviations above it and 100 requests, so sparse
@@ -47,11 +50,16 @@ pub struct TokenUsage {
     /// Distinct patients named by its requests (capped; PHI — never logged).
     pub patients: BTreeSet<Text>,
     pub fired: BTreeSet<&'static str>,
+    /// Data retrieved: resources returned where the source logs them, else served requests.
+    pub retrieved: u64,
 }
 
 impl TokenUsage {
     pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
         self.requests += 1;
+        if (200..300).contains(&access.status) {
+            self.retrieved += access.resources_returned.unwrap_or(1);
+        }
         if request.is_page_followup() && request.count.unwrap_or(0) >= LARGE_PAGE {
             self.pages += 1;
         }
@@ -73,6 +81,7 @@ impl TokenUsage {
         profile.token_requests.add(self.requests);
         profile.token_patients.add(self.patients.len() as u64);
         profile.token_pages.add(self.pages);
+        profile.token_retrieved.add(self.retrieved);
     }
 }
 
@@ -92,6 +101,7 @@ fn base(
     Finding {
         client_id: access.common.client_id.clone(),
         rule,
+        cause: String::new(),
         category,
         severity,
         score,
@@ -104,6 +114,27 @@ fn base(
         example_request: Some(request_shape(access.method, &access.url)),
         references: vec![ATTACK_T1213, CSF_DE_CM_03],
     }
+}
+
+/// A `token_outlier` finding (by requests or by data retrieved).
+fn outlier(
+    access: &AccessEvent,
+    summary: String,
+    observed: serde_json::Value,
+    baseline: serde_json::Value,
+) -> Finding {
+    let mut f = base(
+        access,
+        "token_outlier",
+        Category::DataVolume,
+        Severity::Medium,
+        70,
+    );
+    f.summary = summary;
+    f.observed = observed;
+    f.baseline = baseline;
+    f.references = vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
+    f
 }
 
 /// Per-token rules, checked after each access of a known token; each fires once per token.
@@ -152,21 +183,34 @@ pub fn check_token_usage(
     }
     let request_limit = (5 * profile.token_requests.quantile_upper(0.99)).max(200);
     if usage.requests > request_limit && usage.fired.insert("token_outlier") {
-        let mut f = base(
+        out.push(outlier(
             access,
-            "token_outlier",
-            Category::DataVolume,
-            Severity::Medium,
-            70,
-        );
-        f.summary = format!(
-            "One {client} token made {} requests, far more than the app's tokens normally do (p99 × 5 = {request_limit}).",
-            usage.requests
-        );
-        f.observed = json!({ "requests": usage.requests });
-        f.baseline = json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() });
-        f.references = vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
-        out.push(f);
+            format!(
+                "One {client} token made {} requests, far more than the app's tokens normally do (p99 × 5 = {request_limit}).",
+                usage.requests
+            ),
+            json!({ "requests": usage.requests }),
+            json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() }),
+        ));
+    }
+    let retrieved_trusted = profile.token_retrieved.total() >= MIN_TOKENS;
+    let typical = profile.token_retrieved.quantile_upper(0.5);
+    let p99 = profile.token_retrieved.quantile_upper(0.99);
+    let retrieved_limit = typical
+        .saturating_mul(10)
+        .max(p99.saturating_mul(3))
+        .max(200);
+    if retrieved_trusted && usage.retrieved > retrieved_limit && usage.fired.insert("token_outlier")
+    {
+        out.push(outlier(
+            access,
+            format!(
+                "One {client} token retrieved {} resources, far more than the app's tokens normally do (typical {typical}, p99 {p99}).",
+                usage.retrieved
+            ),
+            json!({ "retrieved": usage.retrieved, "requests": usage.requests }),
+            json!({ "retrieved_per_token_median": typical, "retrieved_per_token_p99": p99, "tokens": profile.token_retrieved.total() }),
+        ));
     }
     let page_limit = (5 * profile.token_pages.quantile_upper(0.99)).max(20);
     if usage.pages > page_limit && usage.fired.insert("paging_sweep") {
@@ -234,6 +278,7 @@ pub fn check_hour(
     let finding = Finding {
         client_id: client_id.clone(),
         rule: "hourly_burst",
+        cause: String::new(),
         category: Category::DataVolume,
         severity: if p < 1e-12 { Severity::High } else { Severity::Medium },
         score: surprise_score(p),
@@ -252,11 +297,34 @@ pub fn check_hour(
     (Some(finding), true)
 }
 
+/// CUSUM allowance and threshold, in standard deviations of a day's ratio to its expectation.
 const DRIP_ALLOWANCE: f64 = 0.5;
 const DRIP_THRESHOLD: f64 = 2.5;
-const DRIP_MIN_EXCESS: f64 = 100.0;
+/// One day counts at most this many σ: a drip is sustained (three raised days are needed),
+/// a spike of a day or two is `hourly_burst`'s.
+const DRIP_MAX_STEP: f64 = 1.5;
+/// A day that raises the alert is itself at least this far above the app's usual level…
+const DRIP_MIN_RISE: f64 = 1.2;
+/// …and by at least this many requests.
+const DRIP_MIN_EXCESS: f64 = 30.0;
+/// The smallest relative day-to-day spread assumed (a few weeks of history underestimate it).
+const DRIP_MIN_CV: f64 = 0.12;
+/// Requests per session, as a spread factor: √6 ≈ 2.5.
+const DRIP_SESSION_DISPERSION: f64 = 2.5;
+/// How fast the spread estimate follows (slower than the level: a spread needs many days).
+const DRIP_SPREAD_ALPHA: f64 = 0.1;
+/// How fast the usual level follows the ratio, and how far one day may move it.
+const DRIP_LEVEL_ALPHA: f64 = 0.2;
+const DRIP_LEVEL_STEP: f64 = 1.1;
 
 /// Judges one finished day's total, updating the app's daily expectation and CUSUM state.
+///
+/// The daily expectation is an EWMA per weekday/weekend, which lags behind an app that grows
+/// steadily (3 % a day sits about 30 % above it). So the detector watches the ratio of a day to
+/// its expectation relative to the app's usual ratio (`drip_level`, itself slowly smoothed): a
+/// steady grower has a usual ratio above 1 and raises nothing, a step up of 1.35× sustained for
+/// three days does (standardised CUSUM, allowance 0.5 σ, threshold 2.5 σ, at most 1.5 σ
+/// from one day, so only three raised days in a row fire).
 pub fn check_daily(
     client_id: &Text,
     day_start: Timestamp,
@@ -270,37 +338,90 @@ pub fn check_daily(
     let value = total as f64;
     let mut finding = None;
     let mut absorbed = value;
+    let expected = slot.mean.max(1.0);
+    let level = if profile.drip_level > 0.0 {
+        profile.drip_level
+    } else {
+        1.0
+    };
+    let rise = value / (expected * level);
     if !learning && slot.n >= 3 {
-        let expected = slot.mean.max(1.0);
-        let before = profile.drip_cusum;
-        profile.drip_cusum = (before + value / expected - 1.0 - DRIP_ALLOWANCE).max(0.0);
-        if profile.drip_cusum > DRIP_THRESHOLD && value - expected >= DRIP_MIN_EXCESS {
-            finding = Some(Finding {
-                client_id: client_id.clone(),
-                rule: "slow_drip",
-                category: Category::DataVolume,
-                severity: Severity::Medium,
-                score: 65,
-                time: Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND),
-                span: Some((day_start, Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND))),
-                summary: format!(
-                    "{client_id} has pulled well above its usual daily volume for several days ({total} requests today against about {expected:.0})."
-                ),
-                observed: json!({ "requests_today": total, "cusum": profile.drip_cusum }),
-                baseline: json!({ "expected_per_day": expected, "observations": slot.n }),
-                token_id: None,
-                example_request: None,
-                references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
-            });
+        // Relative spread: the app's own day-to-day spread of the ratio, at least a floor and
+        // the spread of a count made of sessions (requests arrive a handful per session, so a
+        // day's total varies like a Poisson count of sessions, not of requests).
+        let cv = profile
+            .drip_var
+            .sqrt()
+            .max(DRIP_MIN_CV)
+            .max(DRIP_SESSION_DISPERSION / expected.sqrt());
+        let z = ((rise - 1.0) / cv).min(DRIP_MAX_STEP);
+        profile.drip_cusum = (profile.drip_cusum + z - DRIP_ALLOWANCE).max(0.0);
+        let excess = value - expected * level;
+        if profile.drip_cusum > DRIP_THRESHOLD && rise >= DRIP_MIN_RISE && excess >= DRIP_MIN_EXCESS
+        {
+            finding = Some(drip_finding(
+                client_id,
+                day_start,
+                total,
+                expected * level,
+                rise,
+                profile,
+            ));
             // Restart the detector: a drip that goes on alerts again after a few more days.
             profile.drip_cusum = 0.0;
         }
-        absorbed = value.min(expected * (1.0 + 0.5));
+    }
+    // While a rise is accumulating, raised days are not absorbed as they are: the drip must not
+    // teach itself in. Otherwise every day counts in full, high or low alike (capping only high
+    // days would drag the expectation of a noisy app below its real level).
+    let suspect = profile.drip_cusum > 1.0 && rise > 1.0;
+    if suspect {
+        absorbed = value.min(expected * level * DRIP_LEVEL_STEP);
+    }
+    if slot.n >= 3 {
+        let ratio = if suspect {
+            (value / expected).min(level * DRIP_LEVEL_STEP)
+        } else {
+            value / expected
+        };
+        profile.drip_level = level + DRIP_LEVEL_ALPHA * (ratio - level);
+        // One extreme day (a holiday, an outage, a burst) counts as a 100 % deviation at most.
+        let deviation = (rise - 1.0).powi(2).min(1.0);
+        profile.drip_var += DRIP_SPREAD_ALPHA * (deviation - profile.drip_var);
     }
     if let Some(s) = profile.daily_requests.get_mut(index) {
         s.update(absorbed);
     }
     finding
+}
+
+fn drip_finding(
+    client_id: &Text,
+    day_start: Timestamp,
+    total: u64,
+    expected: f64,
+    rise: f64,
+    profile: &AppProfile,
+) -> Finding {
+    let day_end = Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND);
+    Finding {
+        client_id: client_id.clone(),
+        rule: "slow_drip",
+        cause: String::new(),
+        category: Category::DataVolume,
+        severity: Severity::Medium,
+        score: 65,
+        time: day_end,
+        span: Some((day_start, day_end)),
+        summary: format!(
+            "{client_id} has pulled above its usual daily volume for several days ({total} requests today against about {expected:.0}, {rise:.2}×)."
+        ),
+        observed: json!({ "requests_today": total, "ratio_to_expected": rise, "cusum": profile.drip_cusum }),
+        baseline: json!({ "expected_per_day": expected, "usual_level": profile.drip_level }),
+        token_id: None,
+        example_request: None,
+        references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,11 @@ impl Classifier {
         };
         let segments = match self.fhir_segments(path, query.is_some()) {
             Ok(s) => s,
+            // Bulk Data output files live where the server puts them (manifest `output[].url`,
+            // often another host); their name is all that shows.
+            Err(_) if method.is_read() && is_ndjson_file(path) => {
+                return FhirRequest::new(Interaction::BulkDownload)
+            }
             Err(problem) => return FhirRequest::unknown(problem),
         };
         let mut request = route(method, segments.as_slice(), query.unwrap_or(""));
@@ -148,6 +153,11 @@ impl<'a> Segments<'a> {
     fn as_slice(&self) -> &[&'a str] {
         &self.items[..self.len]
     }
+}
+
+fn is_ndjson_file(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.ends_with(".ndjson") || lower.ends_with(".ndjson.gz")
 }
 
 fn trim_slashes(path: &str) -> &str {
@@ -475,20 +485,38 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
                 push_patient_ids(value, true, &mut ids);
             }
             "identifier" if r.resource_type == Some("Patient") => by_identifier = true,
+            "_include" | "_revinclude" => {
+                if let Some(t) = included_type(name.as_ref(), &value) {
+                    if !r.included.contains(&t) {
+                        r.included.push(t);
+                    }
+                }
+            }
             _ => {
-                let (base, modifier, chained) = split_param_name(&name);
+                let (base, modifier, chain) = split_param_name(&name);
                 // `patient` is a search parameter on most compartment types even where the
                 // compartment definition links through `subject` (e.g. Observation).
                 let links = link_params.contains(&base) || base == "patient";
                 if !links {
                     continue;
                 }
-                if chained {
-                    by_identifier = true;
+                // A chain searches the referenced patient's own fields: only `.identifier`
+                // singles one out; `patient.name=smith` is a population search (FHIR R4 search
+                // §2.21.1.6 chaining).
+                if let Some(chain) = chain {
+                    by_identifier |= chain == "identifier";
+                    continue;
+                }
+                // Modifiers other than a type (`:missing`, `:not`, `:identifier`, `:text`, …)
+                // never carry a logical id (FHIR R4 search §2.21.1.4 reference modifiers).
+                let type_modifier =
+                    modifier.filter(|m| m.starts_with(|c: char| c.is_ascii_uppercase()));
+                if modifier.is_some() && type_modifier.is_none() {
+                    by_identifier |= modifier == Some("identifier");
                     continue;
                 }
                 let bare_ok =
-                    base == "patient" || base == "beneficiary" || modifier == Some("Patient");
+                    base == "patient" || base == "beneficiary" || type_modifier == Some("Patient");
                 push_patient_ids(value, bare_ok, &mut ids);
             }
         }
@@ -521,15 +549,29 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
     }
 }
 
-/// `subject:Patient.identifier` → (`subject`, Some(`Patient`), chained=true).
-fn split_param_name(name: &str) -> (&str, Option<&str>, bool) {
-    let (head, chained) = match name.split_once('.') {
-        Some((h, _)) => (h, true),
-        None => (name, false),
+/// `subject:Patient.identifier` → (`subject`, Some(`Patient`), Some(`identifier`)).
+fn split_param_name(name: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (head, chain) = match name.split_once('.') {
+        Some((h, rest)) => (h, Some(rest)),
+        None => (name, None),
     };
     match head.split_once(':') {
-        Some((base, modifier)) => (base, Some(modifier), chained),
-        None => (head, None, chained),
+        Some((base, modifier)) => (base, Some(modifier), chain),
+        None => (head, None, chain),
+    }
+}
+
+/// The type an `_include` / `_revinclude` adds to the result, when the value names it:
+/// `_revinclude=Provenance:target` → Provenance; `_include=Observation:subject:Patient` →
+/// Patient (a target type); `_include=Observation:performer` names no type (None).
+fn included_type(name: &str, value: &str) -> Option<&'static str> {
+    let mut parts = value.split(':');
+    let source = parts.next()?;
+    let _param = parts.next()?;
+    match (name, parts.next()) {
+        ("_revinclude", _) => known_resource_type(source),
+        (_, Some(target)) => known_resource_type(target),
+        _ => None,
     }
 }
 

@@ -4,7 +4,7 @@
 mod classify;
 mod compartment;
 mod method;
-mod query;
+pub mod query;
 mod resource_types;
 mod shape;
 mod types;

@@ -169,6 +169,8 @@ pub struct FhirRequest<'a> {
     pub conditional: bool,
     /// Types named by `_type` on system-level searches and exports.
     pub types: Vec<&'static str>,
+    /// Types that `_include` / `_revinclude` add to the result (when the value names them).
+    pub included: Vec<&'static str>,
     /// Search parameters travel in the body (POST `_search`), so the URL shows only part of them.
     pub body_params: bool,
     /// Why the request could not be fully classified (never contains ids or query values).
@@ -188,6 +190,7 @@ impl<'a> FhirRequest<'a> {
             paging: None,
             conditional: false,
             types: Vec::new(),
+            included: Vec::new(),
             body_params: false,
             problem: None,
         }
@@ -224,6 +227,19 @@ impl<'a> FhirRequest<'a> {
     /// Bulk Data kick-off (`$export` at system, Patient or Group level).
     pub fn is_bulk_export(&self) -> bool {
         self.is_operation("$export")
+    }
+
+    /// A status poll, cancellation or output file of a Bulk Data export.
+    pub fn is_bulk_followup(&self) -> bool {
+        matches!(
+            self.interaction,
+            Interaction::BulkStatus | Interaction::BulkDownload
+        ) || self.is_operation("$export-poll-status")
+    }
+
+    /// A search: its own query decides granular scopes.
+    pub fn is_search(&self) -> bool {
+        self.interaction.is_search()
     }
 
     /// Is this a page fetch continuing an earlier search?
@@ -271,8 +287,10 @@ impl<'a> FhirRequest<'a> {
                 Perms::DELETE
             }),
             Interaction::Operation => self.operation_requirement(),
-            Interaction::BulkDownload => on_all(Perms::V1_READ),
-            Interaction::Capabilities
+            // Status and files are judged through the export that started them (Bulk Data:
+            // server-chosen URLs, possibly without any token).
+            Interaction::BulkDownload
+            | Interaction::Capabilities
             | Interaction::BatchTransaction
             | Interaction::Discovery
             | Interaction::BulkStatus
@@ -283,7 +301,10 @@ impl<'a> FhirRequest<'a> {
     fn operation_requirement(&self) -> Option<Requirement> {
         let name = self.operation.as_deref()?;
         let perms = match name {
-            "$export" | "$everything" | "$graphql" => {
+            // R4 Patient-everything returns what the user may see: reading the patient (or
+            // encounter) it starts from is the permission it needs.
+            "$everything" => Perms::READ,
+            "$export" | "$graphql" => {
                 return Some(Requirement {
                     resource: ResourceTarget::Any,
                     perms: Perms::V1_READ,

@@ -1,6 +1,7 @@
 //! SMART App Launch scope algebra: parse (v1, v2, launch, identity, refresh, custom),
 //! normalise, check coverage, and compare sets semantically.
 
+mod constraint;
 mod diff;
 mod parse;
 mod perms;

@@ -189,11 +189,35 @@ impl ScopeSet {
         resource: &ResourceTarget,
         perms: Perms,
     ) -> Coverage {
+        self.coverage_for_query(context, resource, perms, None)
+    }
+
+    /// Like [`ScopeSet::coverage_for`] for a request whose own search parameters are `query`
+    /// (a search): a query-constrained scope (`patient/Observation.rs?category=…`) then counts
+    /// only when the query satisfies every constraint (SMART 2.x "Finer-grained resource
+    /// constraints using search parameters"). With `None` (a read by id, a write) constrained
+    /// scopes count, and `constrained` says the server alone could check them.
+    pub fn coverage_for_query(
+        &self,
+        context: Context,
+        resource: &ResourceTarget,
+        perms: Perms,
+        query: Option<&str>,
+    ) -> Coverage {
         let mut unconstrained = Perms::NONE;
         let mut constrained = Perms::NONE;
         let mut by = Vec::new();
         for (index, scope) in self.resources.iter().enumerate() {
             if !scope.applies_to(context, resource) || !scope.perms.intersects(perms) {
+                continue;
+            }
+            if let (false, Some(q)) = (scope.constraints.is_empty(), query) {
+                if !super::constraint::query_satisfies(&scope.constraints, q) {
+                    continue;
+                }
+                // Checked against the request itself: as good as unconstrained.
+                unconstrained = unconstrained.union(scope.perms);
+                by.push(index);
                 continue;
             }
             if scope.constraints.is_empty() {
@@ -275,6 +299,27 @@ mod tests {
         let c = s.coverage_for(Context::Patient, &ty("Observation"), Perms::SEARCH);
         assert!(c.is_covered());
         assert!(c.constrained);
+    }
+
+    /// SMART 2.2 scopes-and-launch-context, "Finer-grained resource constraints using search
+    /// parameters": the request's own parameters must satisfy the constraint.
+    #[test]
+    fn a_search_must_satisfy_a_granular_constraint() {
+        let s = ScopeSet::parse("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory");
+        let obs = ty("Observation");
+        let search = |q: &str| {
+            s.coverage_for_query(Context::Patient, &obs, Perms::SEARCH, Some(q))
+                .is_covered()
+        };
+        assert!(search("patient=p1&category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"));
+        assert!(search("category=laboratory&_count=50"));
+        assert!(search("category=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fobservation-category%7Claboratory"));
+        assert!(!search("patient=p1&category=social-history"));
+        assert!(!search("patient=p1"));
+        assert!(!search("category:not=laboratory"));
+        // A read by id cannot be checked from the URL: covered, but only by the constraint.
+        let read = s.coverage_for(Context::Patient, &obs, Perms::READ);
+        assert!(read.is_covered() && read.constrained);
     }
 
     #[test]
