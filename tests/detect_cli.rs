@@ -651,7 +651,7 @@ fn spec_verdicts_through_the_cli() {
         found.contains(&(
             "portal".into(),
             "enforcement_gap".into(),
-            "user/Observation read".into()
+            "user/Observation read other-patient".into()
         )),
         "another patient needs user/ context"
     );

@@ -956,3 +956,21 @@ fn ids_borrow_from_the_url() {
         "no copy for plain ids"
     );
 }
+
+/// Raw UTF-8 in a logged URL (RFC 3986 allows only ASCII, logs do not care) is classified or
+/// rejected, never a panic.
+#[test]
+fn non_ascii_urls_never_panic() {
+    for url in [
+        "Observa€ion",
+        "htt€s://x/Patient/1",
+        "/fhir/Patient/p€",
+        "https://ü/Patient/1",
+    ] {
+        let r = classify(Method::Get, url);
+        assert!(
+            r.problem.is_some() || r.interaction != Interaction::Unknown,
+            "{url}"
+        );
+    }
+}

@@ -386,7 +386,12 @@ impl Engine {
                 findings.extend(rules::enforcement::check_unverified(a, &explained));
                 findings.extend(rules::registry::check_access(a, &self.registry));
                 if !learning {
-                    findings.extend(rules::novelty::check_access(a, &explained.request, profile));
+                    findings.extend(rules::novelty::check_access(
+                        a,
+                        &explained.request,
+                        explained.reaches_population(),
+                        profile,
+                    ));
                 }
                 if let Some(token) = explained.token {
                     let usage = self.usage.entry(token.token_id.clone()).or_default();
@@ -404,6 +409,7 @@ impl Engine {
                     profile,
                     a,
                     &explained.request,
+                    explained.reaches_population(),
                     time,
                     self.clock.hour_of_week(time),
                     learning,
@@ -449,6 +455,7 @@ fn observe_access(
     profile: &mut AppProfile,
     access: &crate::event::AccessEvent,
     request: &crate::smart::request::FhirRequest<'_>,
+    population_level: bool,
     time: Timestamp,
     local_hour_of_week: usize,
     learning: bool,
@@ -467,7 +474,7 @@ fn observe_access(
     if let Some(op) = request.operation.as_deref() {
         profile.operations.observe(op, time, learning);
     }
-    if request.is_population_level() {
+    if population_level {
         let kind = if request.is_bulk_export() {
             "export"
         } else {

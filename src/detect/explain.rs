@@ -66,6 +66,9 @@ pub enum Unverified {
     IncludedType,
     /// A Bulk Data `_type` names a type the token cannot read.
     ExportType,
+    /// A search over all types (`Patient/p1/*`, a system search without `_type`) by a token
+    /// with per-type scopes: the server has to drop the other types.
+    AllTypes,
 }
 
 impl Unverified {
@@ -74,6 +77,7 @@ impl Unverified {
             Unverified::ConstrainedScope => "constrained-scope",
             Unverified::IncludedType => "included-type",
             Unverified::ExportType => "export-type",
+            Unverified::AllTypes => "all-types",
         }
     }
 }
@@ -122,6 +126,25 @@ impl Explained<'_> {
         matches!(self.scopes, ScopeFit::Covered(_) | ScopeFit::NoRequirement)
             && !self.token_expired
             && !self.token_revoked
+    }
+
+    /// Reaches beyond one patient. A search without a patient that only a `patient/` scope
+    /// allows does not: the server restricts it to the launch patient (SMART patient-specific
+    /// scopes); one that a `user/` or `system/` scope allows does.
+    pub fn reaches_population(&self) -> bool {
+        if !self.request.is_population_level() {
+            return false;
+        }
+        let in_launch = matches!(
+            self.launch,
+            LaunchFit::InLaunchPatient | LaunchFit::UnrecordedLaunchPatient
+        );
+        let beyond_patient_scopes = |t: &TokenInfo| {
+            self.request
+                .requirement()
+                .is_some_and(|r| t.scopes.covers(Context::User, &r.resource, r.perms))
+        };
+        !in_launch || self.token.is_none_or(beyond_patient_scopes)
     }
 
     /// The one-word verdict of the specification table.
@@ -173,6 +196,8 @@ pub fn explain<'a>(
     };
     let launch = launch_fit(&request, token, access.patient.as_deref());
     let scopes = match (token, request.requirement()) {
+        // A page continues a search: only the token that searched may fetch it.
+        (None, None) if request.interaction == Interaction::Page => ScopeFit::UnknownToken,
         (_, None) => no_requirement_fit(&request, context),
         (None, Some(_)) => ScopeFit::UnknownToken,
         (Some(t), Some(requirement)) if request.is_bulk_export() => {
@@ -213,12 +238,15 @@ fn scope_fit(
     requirement: Requirement,
 ) -> ScopeFit {
     let needed = needed_context(launch);
-    let query = request
-        .is_search()
+    // A search's own parameters decide granular scopes; POST `_search` hides them in the body.
+    let query = (request.is_search() && !request.body_params)
         .then(|| access.url.split_once('?').map_or("", |(_, q)| q));
     let coverage =
         scopes.coverage_for_query(needed, &requirement.resource, requirement.perms, query);
     if !coverage.is_covered() {
+        if requirement.resource == ResourceTarget::Any {
+            return all_types_fit(scopes, request, needed, query, requirement, coverage);
+        }
         return ScopeFit::NotCovered {
             needed,
             requirement,
@@ -231,11 +259,78 @@ fn scope_fit(
             requirement,
         };
     }
-    let unreadable =
-        |t: &&str| !scopes.covers(needed, &ResourceTarget::Type((*t).to_string()), Perms::READ);
-    if request.included.iter().any(unreadable) {
+    if includes_unreadable(scopes, request, needed) {
         return ScopeFit::Unverified {
             reason: Unverified::IncludedType,
+            requirement,
+        };
+    }
+    ScopeFit::Covered(coverage)
+}
+
+/// `_include` / `_revinclude` naming a type the token cannot read (without a query constraint),
+/// or `_include=*` without a wildcard read.
+fn includes_unreadable(scopes: &ScopeSet, request: &FhirRequest<'_>, needed: Context) -> bool {
+    let readable = |target: &ResourceTarget| {
+        let c = scopes.coverage_for(needed, target, Perms::READ);
+        c.is_covered() && !c.constrained
+    };
+    (request.includes_any && !readable(&ResourceTarget::Any))
+        || request
+            .included
+            .iter()
+            .any(|t| !readable(&ResourceTarget::Type((*t).to_string())))
+}
+
+/// A search over several types (`[base]?_type=…`, `Patient/p1/*`, POST `[base]/_search`) by a
+/// token without a wildcard: with `_type` each named type must be covered; without it the
+/// server has to limit the result to the types the token may read (unverified), unless the
+/// token may search no type at all.
+fn all_types_fit(
+    scopes: &ScopeSet,
+    request: &FhirRequest<'_>,
+    needed: Context,
+    query: Option<&str>,
+    requirement: Requirement,
+    coverage: Coverage,
+) -> ScopeFit {
+    if request.types.is_empty() {
+        let any_type = scopes
+            .resources()
+            .iter()
+            .any(|s| s.context >= needed && s.perms.contains(requirement.perms));
+        return if any_type {
+            ScopeFit::Unverified {
+                reason: Unverified::AllTypes,
+                requirement,
+            }
+        } else {
+            ScopeFit::NotCovered {
+                needed,
+                requirement,
+                coverage,
+            }
+        };
+    }
+    let mut constrained = false;
+    for t in &request.types {
+        let target = ResourceTarget::Type((*t).to_string());
+        let c = scopes.coverage_for_query(needed, &target, requirement.perms, query);
+        if !c.is_covered() {
+            return ScopeFit::NotCovered {
+                needed,
+                requirement: Requirement {
+                    resource: target,
+                    perms: requirement.perms,
+                },
+                coverage: c,
+            };
+        }
+        constrained |= c.constrained;
+    }
+    if constrained {
+        return ScopeFit::Unverified {
+            reason: Unverified::ConstrainedScope,
             requirement,
         };
     }
@@ -283,19 +378,20 @@ fn launch_fit(
         return LaunchFit::NotPatientData;
     }
     // The log's own word on whose data was served (BALP patient entity, a gateway claim)
-    // settles what the URL cannot (an instance read by id).
+    // settles what the URL cannot (an instance read by id, a search the server should have
+    // restricted to the launch patient).
+    let launch_patient = token.and_then(|t| t.patient.as_deref());
+    if let (Some(launch), Some(logged)) = (launch_patient, logged_patient) {
+        if launch != logged && !request.is_bulk_export() {
+            return LaunchFit::OtherPatient;
+        }
+    }
     // R4 Patient-everything without an id: "all patients" only when the context is not
     // associated with a single patient record; a patient launch is.
     let type_everything = request.is_operation("$everything") && request.resource_id.is_none();
     if type_everything && token.is_some_and(|t| t.patient.is_some() || launches_patient(&t.scopes))
     {
         return LaunchFit::InLaunchPatient;
-    }
-    let launch_patient = token.and_then(|t| t.patient.as_deref());
-    if let (Some(launch), Some(logged)) = (launch_patient, logged_patient) {
-        if launch != logged && !request.is_population_level() {
-            return LaunchFit::OtherPatient;
-        }
     }
     let Some(launch_patient) = token.and_then(|t| t.patient.as_deref()) else {
         if token.is_some_and(|t| launches_patient(&t.scopes)) {
@@ -555,6 +651,35 @@ mod tests {
         );
         let e = explain(&a, &c, &cl, ExplainContext::default());
         assert!(e.token_expired && !e.is_explained());
+    }
+
+    /// SMART patient-specific scopes: the server restricts a patient-context search to the
+    /// launch patient, so only a `user/`/`system/` scope makes it population-level.
+    #[test]
+    fn a_search_without_a_patient_reaches_the_population_only_beyond_patient_scopes() {
+        let cl = Classifier::new();
+        let mixed = PATIENT_TOKEN.replace("patient/Observation.read", "user/Observation.rs");
+        let judge = |token: &str, url: &str| {
+            let c = cache(&[token]);
+            let id = if token.contains(r#""st""#) {
+                "st"
+            } else {
+                "pt"
+            };
+            let a = access(id, "GET", url, 200, T);
+            explain(&a, &c, &cl, ExplainContext::default()).reaches_population()
+        };
+        assert!(!judge(PATIENT_TOKEN, "Observation?code=x"));
+        assert!(!judge(PATIENT_TOKEN, "Observation?patient:missing=false"));
+        assert!(judge(SYSTEM_TOKEN, "Observation?code=x"));
+        assert!(
+            judge(&mixed, "Observation?code=x"),
+            "user/Observation.rs reaches further"
+        );
+        assert!(
+            !judge(&mixed, "Patient?name=smith"),
+            "patient/Patient.read does not"
+        );
     }
 
     #[test]

@@ -214,8 +214,11 @@ impl TokenCache {
         )
     }
 
-    fn insert(&mut self, info: TokenInfo) {
-        self.remove(&info.token_id);
+    fn insert(&mut self, mut info: TokenInfo) {
+        // A revoked token id stays revoked, whatever is logged for it later.
+        if let Some(old) = self.remove(&info.token_id) {
+            info.revoked_at = info.revoked_at.or(old.revoked_at);
+        }
         while self.by_id.len() >= self.config.capacity.max(1) {
             let Some(first) = self.by_eviction.pop_first() else {
                 break;

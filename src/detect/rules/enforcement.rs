@@ -38,7 +38,7 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
     Some(Finding {
         client_id: client.clone(),
         rule: RULE,
-        cause: format!("{}/{resource} {interaction}", needed.as_str()),
+        cause: gap_cause(needed.as_str(), resource, interaction, explained.launch),
         category: Category::ScopeCreep,
         severity: Severity::High,
         score: 85,
@@ -97,6 +97,16 @@ pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<
         example_request: Some(request_shape(access.method, &access.url)),
         references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
     })
+}
+
+/// What one gap incident is about: the context needed, type and interaction, and whether
+/// another patient was reached (a cross-patient read is its own incident, never folded into a
+/// recurring scope gap of the same type).
+fn gap_cause(needed: &str, resource: &str, interaction: &str, launch: LaunchFit) -> String {
+    match launch {
+        LaunchFit::OtherPatient => format!("{needed}/{resource} {interaction} other-patient"),
+        _ => format!("{needed}/{resource} {interaction}"),
+    }
 }
 
 /// How the request stood to the token's launch patient, PHI-free.
@@ -173,6 +183,7 @@ pub fn check_unverified(access: &AccessEvent, explained: &Explained<'_>) -> Opti
         }
         Unverified::IncludedType => "it includes resource types the token cannot read",
         Unverified::ExportType => "its _type names resource types the token cannot read",
+        Unverified::AllTypes => "it searches all resource types and the token may read only some",
     };
     Some(Finding {
         client_id: client.clone(),

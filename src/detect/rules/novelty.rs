@@ -316,9 +316,12 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
     out
 }
 
+/// `population_level`: the request reaches patients beyond one (see
+/// [`crate::detect::explain::Explained::reaches_population`]).
 pub fn check_access(
     access: &AccessEvent,
     request: &FhirRequest<'_>,
+    population_level: bool,
     profile: &AppProfile,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -360,13 +363,13 @@ pub fn check_access(
                     common,
                     rule,
                     format!("{client} ran {op}, a bulk operation it has never used before."),
-                    json!({ "operation": op, "population_level": request.is_population_level() }),
+                    json!({ "operation": op, "population_level": population_level }),
                     json!({ "operations": profile.operations.established_keys().collect::<Vec<_>>() }),
                 ));
             }
         }
     }
-    if request.is_population_level()
+    if population_level
         && !request.is_bulk_export()
         && profile.resources.has_established()
         && !profile.population.has_established()

@@ -58,7 +58,10 @@ impl TokenUsage {
     pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
         self.requests += 1;
         if (200..300).contains(&access.status) {
-            self.retrieved += access.resources_returned.unwrap_or(1);
+            // Saturating: a hostile count must neither wrap nor panic.
+            self.retrieved = self
+                .retrieved
+                .saturating_add(access.resources_returned.unwrap_or(1));
         }
         if request.is_page_followup() && request.count.unwrap_or(0) >= LARGE_PAGE {
             self.pages += 1;

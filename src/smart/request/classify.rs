@@ -172,9 +172,16 @@ pub fn classify(method: Method, url: &str) -> FhirRequest<'_> {
 /// The path of an absolute `http(s)://host/…` URL (empty when it has none); None when `url`
 /// is not absolute.
 pub(super) fn strip_scheme_and_host(url: &str) -> Option<&str> {
-    let scheme_len = if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
+    // Byte comparison: a URL may carry raw UTF-8, and slicing at a byte inside a character
+    // would panic.
+    let starts = |prefix: &str| {
+        url.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    let scheme_len = if starts("https://") {
         8
-    } else if url.len() >= 7 && url[..7].eq_ignore_ascii_case("http://") {
+    } else if starts("http://") {
         7
     } else {
         return None;
@@ -485,8 +492,16 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
                 push_patient_ids(value, true, &mut ids);
             }
             "identifier" if r.resource_type == Some("Patient") => by_identifier = true,
-            "_include" | "_revinclude" => {
-                if let Some(t) = included_type(name.as_ref(), &value) {
+            // `_include:iterate` and `_revinclude:iterate` include as much (FHIR R4 search).
+            n if n
+                .split(':')
+                .next()
+                .is_some_and(|b| b == "_include" || b == "_revinclude") =>
+            {
+                let base = n.split(':').next().unwrap_or(n);
+                if value == "*" {
+                    r.includes_any = true;
+                } else if let Some(t) = included_type(base, &value) {
                     if !r.included.contains(&t) {
                         r.included.push(t);
                     }
@@ -504,6 +519,10 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
                 // singles one out; `patient.name=smith` is a population search (FHIR R4 search
                 // §2.21.1.6 chaining).
                 if let Some(chain) = chain {
+                    // `patient._id=p2` names the patient by id as plainly as `patient=p2`.
+                    if chain == "_id" {
+                        push_patient_ids(value, true, &mut ids);
+                    }
                     by_identifier |= chain == "identifier";
                     continue;
                 }

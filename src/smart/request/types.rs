@@ -171,6 +171,8 @@ pub struct FhirRequest<'a> {
     pub types: Vec<&'static str>,
     /// Types that `_include` / `_revinclude` add to the result (when the value names them).
     pub included: Vec<&'static str>,
+    /// `_include=*`: every referenced resource, whatever its type.
+    pub includes_any: bool,
     /// Search parameters travel in the body (POST `_search`), so the URL shows only part of them.
     pub body_params: bool,
     /// Why the request could not be fully classified (never contains ids or query values).
@@ -191,6 +193,7 @@ impl<'a> FhirRequest<'a> {
             conditional: false,
             types: Vec::new(),
             included: Vec::new(),
+            includes_any: false,
             body_params: false,
             problem: None,
         }

@@ -17,6 +17,14 @@ pub fn query_satisfies(constraints: &[(String, String)], query: &str) -> bool {
     })
 }
 
+/// True when the query uses any constrained parameter itself (with or without a modifier).
+pub fn query_names(constraints: &[(String, String)], query: &str) -> bool {
+    pairs(query).any(|(n, _)| {
+        let base = n.split(':').next().unwrap_or(&n);
+        constraints.iter().any(|(name, _)| name == base)
+    })
+}
+
 /// Token values match when system and code agree, or when one side names no system and the
 /// codes agree (FHIR R4 search §2.21.1.4 token: `code` alone matches the code in any system).
 fn same_token(given: &str, wanted: &str) -> bool {

@@ -212,13 +212,17 @@ impl ScopeSet {
                 continue;
             }
             if let (false, Some(q)) = (scope.constraints.is_empty(), query) {
-                if !super::constraint::query_satisfies(&scope.constraints, q) {
+                if super::constraint::query_satisfies(&scope.constraints, q) {
+                    // Checked against the request itself: as good as unconstrained.
+                    unconstrained = unconstrained.union(scope.perms);
+                    by.push(index);
                     continue;
                 }
-                // Checked against the request itself: as good as unconstrained.
-                unconstrained = unconstrained.union(scope.perms);
-                by.push(index);
-                continue;
+                // Asking for other values is outside the scope; not naming the parameter at
+                // all leaves the server to apply it (falls through as constrained).
+                if super::constraint::query_names(&scope.constraints, q) {
+                    continue;
+                }
             }
             if scope.constraints.is_empty() {
                 unconstrained = unconstrained.union(scope.perms);
@@ -315,8 +319,11 @@ mod tests {
         assert!(search("category=laboratory&_count=50"));
         assert!(search("category=http%3A%2F%2Fterminology.hl7.org%2FCodeSystem%2Fobservation-category%7Claboratory"));
         assert!(!search("patient=p1&category=social-history"));
-        assert!(!search("patient=p1"));
         assert!(!search("category:not=laboratory"));
+        // Not naming the category leaves the server to apply the constraint: covered, but
+        // only by it (the verdict is unverified, never a certain gap).
+        let open = s.coverage_for_query(Context::Patient, &obs, Perms::SEARCH, Some("patient=p1"));
+        assert!(open.is_covered() && open.constrained);
         // A read by id cannot be checked from the URL: covered, but only by the constraint.
         let read = s.coverage_for(Context::Patient, &obs, Perms::READ);
         assert!(read.is_covered() && read.constrained);
