@@ -599,6 +599,43 @@ fn spec_verdicts_through_the_cli() {
             Some("p1"),
         ),
         acc("08:00:05", "batcher", "b1", "POST", "/", 200, None),
+        // A patient launch its source did not record (Keycloak): the first patient stands for
+        // it, the second is another patient.
+        tok(
+            "09:30:00",
+            "kc",
+            "k1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            None,
+        ),
+        acc(
+            "09:30:05",
+            "kc",
+            "k1",
+            "GET",
+            "Observation?patient=p7",
+            200,
+            None,
+        ),
+        acc(
+            "09:30:06",
+            "kc",
+            "k1",
+            "GET",
+            "Observation?patient=p7&code=x",
+            200,
+            None,
+        ),
+        acc(
+            "09:30:07",
+            "kc",
+            "k1",
+            "GET",
+            "Observation?patient=p8",
+            200,
+            None,
+        ),
         // A patient on two devices refreshing either grant.
         tok(
             "09:00:00",
@@ -660,6 +697,14 @@ fn spec_verdicts_through_the_cli() {
     assert_eq!(judged("nurse"), Vec::<&str>::new(), "{found:#?}");
     assert_eq!(judged("batcher"), Vec::<&str>::new(), "{found:#?}");
     assert_eq!(judged("devices"), Vec::<&str>::new(), "{found:#?}");
+    assert!(
+        found.contains(&(
+            "kc".into(),
+            "enforcement_gap".into(),
+            "user/Observation search-type other-patient".into()
+        )),
+        "{found:#?}"
+    );
 }
 
 /// A cause that recurs every day is one incident (opened once, kept open while it recurs);

@@ -371,6 +371,7 @@ impl Engine {
                     }),
                 };
                 let explained = explain(a, &self.tokens, &self.classifier, context);
+                let first_patient = super::explain::first_patient_of(&explained, a);
                 if explained.served && explained.request.is_bulk_export() {
                     self.exports.insert(client.into(), time);
                 }
@@ -426,6 +427,9 @@ impl Engine {
                             }
                         }
                     }
+                }
+                if let Some((token_id, patient)) = first_patient {
+                    self.tokens.set_first_patient(&token_id, patient);
                 }
             }
         }

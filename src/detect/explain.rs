@@ -2,7 +2,7 @@
 //! its token's scopes and launch patient account for is explained; what is left over (outside
 //! the scopes, outside the launch context) is what the rules weigh.
 
-use crate::event::AccessEvent;
+use crate::event::{AccessEvent, Text};
 use crate::smart::request::{Classifier, FhirRequest, Interaction, PatientScope, Requirement};
 use crate::smart::scope::{Context, Coverage, Perms, ResourceTarget, Scope, ScopeSet};
 
@@ -394,16 +394,12 @@ fn launch_fit(
         return LaunchFit::InLaunchPatient;
     }
     let Some(launch_patient) = token.and_then(|t| t.patient.as_deref()) else {
-        if token.is_some_and(|t| launches_patient(&t.scopes)) {
-            return match &request.patient {
-                PatientScope::AllPatients => LaunchFit::AllPatients,
-                PatientScope::Patients(ids) if ids.iter().any(|id| *id != ids[0]) => {
-                    LaunchFit::OtherPatient
-                }
-                _ => LaunchFit::UnrecordedLaunchPatient,
-            };
-        }
-        return LaunchFit::NoLaunchPatient;
+        return match token {
+            Some(t) if launches_patient(&t.scopes) => {
+                unrecorded_launch_fit(request, t.first_patient.as_deref(), logged_patient)
+            }
+            _ => LaunchFit::NoLaunchPatient,
+        };
     };
     match &request.patient {
         PatientScope::AllPatients => LaunchFit::AllPatients,
@@ -413,6 +409,38 @@ fn launch_fit(
         }
         _ => LaunchFit::InLaunchPatient,
     }
+}
+
+/// A patient launch whose source did not record the patient (Keycloak): the first patient
+/// its requests named stands for the launch patient, so a token walking through patients is
+/// seen from its second patient on; until then one patient gets the benefit of the doubt.
+fn unrecorded_launch_fit(
+    request: &FhirRequest<'_>,
+    first: Option<&str>,
+    logged: Option<&str>,
+) -> LaunchFit {
+    let named = request.patient_ids();
+    let differs = |p: &str| first.is_some_and(|f| f != p);
+    match &request.patient {
+        PatientScope::AllPatients => LaunchFit::AllPatients,
+        _ if named.iter().any(|id| *id != named[0]) => LaunchFit::OtherPatient,
+        _ if named.iter().copied().chain(logged).any(differs) => LaunchFit::OtherPatient,
+        _ => LaunchFit::UnrecordedLaunchPatient,
+    }
+}
+
+/// The patient an access of an unrecorded patient launch names first (URL or log), to be
+/// remembered as the token's launch patient: (token id, patient).
+pub fn first_patient_of(explained: &Explained<'_>, access: &AccessEvent) -> Option<(Text, Text)> {
+    let token = explained.token?;
+    if explained.launch != LaunchFit::UnrecordedLaunchPatient || token.first_patient.is_some() {
+        return None;
+    }
+    let patient = match explained.request.patient_ids().as_slice() {
+        [one] => Text::from(*one),
+        _ => access.patient.clone()?,
+    };
+    Some((token.token_id.clone(), patient))
 }
 
 /// Whether the scopes ask for a patient launch context (`launch/patient`, or `launch` in an

@@ -26,6 +26,9 @@ pub struct TokenInfo {
     /// When an RFC 7009 revocation of this token was logged: the token is kept until it would
     /// have expired, so a server that still honours it is seen.
     pub revoked_at: Option<Timestamp>,
+    /// For a patient launch its source did not record (Keycloak): the first patient its
+    /// requests named, which stands for the launch patient from then on (PHI).
+    pub first_patient: Option<Text>,
 }
 
 impl TokenInfo {
@@ -59,6 +62,8 @@ pub struct TokenState {
     pub expires_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_patient: Option<Text>,
 }
 
 impl From<&TokenInfo> for TokenState {
@@ -73,6 +78,7 @@ impl From<&TokenInfo> for TokenState {
             issued_at: t.issued_at,
             expires_at: t.expires_at,
             revoked_at: t.revoked_at,
+            first_patient: t.first_patient.clone(),
         }
     }
 }
@@ -89,6 +95,7 @@ impl From<TokenState> for TokenInfo {
             issued_at: t.issued_at,
             expires_at: t.expires_at,
             revoked_at: t.revoked_at,
+            first_patient: t.first_patient,
         }
     }
 }
@@ -170,6 +177,7 @@ impl TokenCache {
                     user: event.common.user.clone(),
                     issued_at,
                     revoked_at: None,
+                    first_patient: None,
                     expires_at: Timestamp(
                         issued_at
                             .0
@@ -180,6 +188,13 @@ impl TokenCache {
             }
         }
         None
+    }
+
+    /// Remembers the first patient an unrecorded patient launch named.
+    pub fn set_first_patient(&mut self, token_id: &str, patient: Text) {
+        if let Some(info) = self.by_id.get_mut(token_id) {
+            info.first_patient.get_or_insert(patient);
+        }
     }
 
     /// Marks a token revoked; it no longer stands for its client's accesses without a token id.
