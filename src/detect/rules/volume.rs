@@ -445,6 +445,47 @@ mod tests {
         assert_eq!(surprise_score(1e-30), 100);
     }
 
+    /// Days of an app whose weekday totals follow `total(day)` (weekends silent); returns the
+    /// days on which `slow_drip` fired.
+    fn drip_days(days: i64, total: impl Fn(i64) -> f64) -> Vec<i64> {
+        let id: Text = "app".into();
+        let mut profile = AppProfile::new(id.clone(), Timestamp(0));
+        let mut fired = Vec::new();
+        for day in (0..days).filter(|d| d % 7 < 5) {
+            let start = Timestamp(day * 86_400 * MICROS_PER_SECOND);
+            let learning = day < 14;
+            let value = total(day).round() as u64;
+            if check_daily(&id, start, false, value, &mut profile, learning).is_some() {
+                fired.push(day);
+            }
+        }
+        fired
+    }
+
+    /// Weekday noise of about ±8 %, deterministic.
+    fn wobble(day: i64) -> f64 {
+        1.0 + 0.08 * ((day * 37 % 11) as f64 / 5.0 - 1.0)
+    }
+
+    #[test]
+    fn steady_growth_is_followed_and_a_sustained_step_is_found_within_three_days() {
+        // 3 % a day for eight weeks: growth, not a drip.
+        assert_eq!(
+            drip_days(56, |d| 800.0 * 1.03f64.powi(d as i32) * wobble(d)),
+            Vec::<i64>::new()
+        );
+        // A 1.4× step on days 28–30 (Monday to Wednesday of week 5).
+        let step = |d: i64| 800.0 * wobble(d) * if (28..31).contains(&d) { 1.4 } else { 1.0 };
+        let fired = drip_days(42, step);
+        assert!(
+            fired.first().is_some_and(|d| (28..31).contains(d)),
+            "fired on {fired:?}"
+        );
+        // Two raised days alone are a spike, not a drip.
+        let spike = |d: i64| 800.0 * wobble(d) * if (28..30).contains(&d) { 1.6 } else { 1.0 };
+        assert_eq!(drip_days(42, spike), Vec::<i64>::new());
+    }
+
     #[test]
     fn bursts_need_history_and_magnitude() {
         let id: Text = "app".into();
