@@ -974,3 +974,22 @@ fn non_ascii_urls_never_panic() {
         );
     }
 }
+
+/// A percent-encoded path is judged as the server serves it, decoded (`Patient/p%32` is
+/// `Patient/p2`), so an id cannot hide behind its encoding (RFC 3986 §2.1, §6.2.2.2).
+#[test]
+fn percent_encoded_paths_are_classified_decoded() {
+    let r = classify(Method::Get, "Patient/p%32");
+    assert_eq!(r.interaction, Interaction::Read);
+    assert_eq!(r.patient, PatientScope::Patient("p2".into()));
+    let r = classify(Method::Get, "/fhir/Observation%2Fo1?_elements=code");
+    assert_eq!(
+        (r.interaction, r.resource_type),
+        (Interaction::Read, Some("Observation"))
+    );
+    let r = classify(Method::Get, "Patient/p%0A1");
+    assert!(
+        r.problem.is_some(),
+        "a control character after decoding is not an id"
+    );
+}

@@ -55,6 +55,31 @@ impl Classifier {
             Some((p, q)) => (p, Some(q)),
             None => (url, None),
         };
+        // Servers decode the path before routing (`Patient/p%32` is served as `Patient/p2`):
+        // judge what they serve, not what the client spelled. Decoded once, as servers do.
+        if path.contains('%') {
+            let decoded = query::decode(path);
+            let url = match query {
+                Some(q) => format!("{decoded}?{q}"),
+                None => decoded.into_owned(),
+            };
+            return self.classify_path(method, &url).into_owned();
+        }
+        self.classify_path(method, url)
+    }
+
+    /// Classifies a URL whose path is already decoded.
+    fn classify_path<'a>(&self, method: Method, url: &'a str) -> FhirRequest<'a> {
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url, None),
+        };
+        if path
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return FhirRequest::unknown("URL path decodes to whitespace or control characters");
+        }
         let segments = match self.fhir_segments(path, query.is_some()) {
             Ok(s) => s,
             // Bulk Data output files live where the server puts them (manifest `output[].url`,

@@ -179,6 +179,50 @@ pub struct FhirRequest<'a> {
     pub problem: Option<String>,
 }
 
+fn owned(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
+}
+
+impl PatientScope<'_> {
+    /// The same scope, owning its ids.
+    pub fn into_owned(self) -> PatientScope<'static> {
+        match self {
+            PatientScope::NotPatientData => PatientScope::NotPatientData,
+            PatientScope::Patient(id) => PatientScope::Patient(owned(id)),
+            PatientScope::Patients(ids) => {
+                PatientScope::Patients(ids.into_iter().map(owned).collect())
+            }
+            PatientScope::PatientByIdentifier => PatientScope::PatientByIdentifier,
+            PatientScope::Instance => PatientScope::Instance,
+            PatientScope::Unconstrained => PatientScope::Unconstrained,
+            PatientScope::AllPatients => PatientScope::AllPatients,
+            PatientScope::Unknown => PatientScope::Unknown,
+        }
+    }
+}
+
+impl FhirRequest<'_> {
+    /// The same request, owning what it borrowed from the URL.
+    pub fn into_owned(self) -> FhirRequest<'static> {
+        FhirRequest {
+            resource_id: self.resource_id.map(owned),
+            operation: self.operation.map(owned),
+            patient: self.patient.into_owned(),
+            interaction: self.interaction,
+            resource_type: self.resource_type,
+            operation_level: self.operation_level,
+            count: self.count,
+            paging: self.paging,
+            conditional: self.conditional,
+            types: self.types,
+            included: self.included,
+            includes_any: self.includes_any,
+            body_params: self.body_params,
+            problem: self.problem,
+        }
+    }
+}
+
 impl<'a> FhirRequest<'a> {
     pub(crate) fn new(interaction: Interaction) -> FhirRequest<'a> {
         FhirRequest {
