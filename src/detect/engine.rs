@@ -386,11 +386,12 @@ impl Engine {
                 findings.extend(rules::enforcement::check_revoked(a, &explained));
                 findings.extend(rules::enforcement::check_unverified(a, &explained));
                 findings.extend(rules::registry::check_access(a, &self.registry));
+                let population_level = explained.reaches_population();
                 if !learning {
                     findings.extend(rules::novelty::check_access(
                         a,
                         &explained.request,
-                        explained.reaches_population(),
+                        population_level,
                         profile,
                     ));
                 }
@@ -410,7 +411,7 @@ impl Engine {
                     profile,
                     a,
                     &explained.request,
-                    explained.reaches_population(),
+                    population_level,
                     time,
                     self.clock.hour_of_week(time),
                     learning,

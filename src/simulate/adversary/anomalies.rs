@@ -122,19 +122,7 @@ pub(super) fn cross_patient_reads(g: &mut Gen, days: i64) -> Option<Label> {
     let t0 = after(g.at(d, h), 420);
     let token = grant(g, t0, app, app.scopes, who);
     let mut t = step(g, t0);
-    let n = g.rng.range(40, 400);
-    g.access(
-        t,
-        app.client_id,
-        &token,
-        "GET",
-        format!("Patient/{p}/$everything"),
-        200,
-        n,
-        n * 1_400,
-        Some(p),
-        app.purpose,
-    );
+    everything(g, app, &token, p, t);
     for _ in 0..6 {
         t = step(g, t);
         let id = g.rng.range(10_000, 99_999);

@@ -171,6 +171,41 @@ fn revoke(g: &mut Gen, t: Timestamp, app: &Archetype, token: &Text, who: Holder<
     }));
 }
 
+/// `GET Patient/{p}`: the patient's own record, one resource, served.
+fn read_patient(g: &mut Gen, app: &Archetype, token: &Text, p: &str, t: Timestamp) {
+    let url = format!("Patient/{p}");
+    g.access(
+        t,
+        app.client_id,
+        token,
+        "GET",
+        url,
+        200,
+        1,
+        2_000,
+        Some(p),
+        app.purpose,
+    );
+}
+
+/// `GET Patient/{p}/$everything`, returning 40–400 resources.
+fn everything(g: &mut Gen, app: &Archetype, token: &Text, p: &str, t: Timestamp) {
+    let n = g.rng.range(40, 400);
+    let url = format!("Patient/{p}/$everything");
+    g.access(
+        t,
+        app.client_id,
+        token,
+        "GET",
+        url,
+        200,
+        n,
+        n * 1_400,
+        Some(p),
+        app.purpose,
+    );
+}
+
 /// A weighted pick among the kinds `ok` allows.
 fn pick_where<'a>(
     g: &mut Gen,

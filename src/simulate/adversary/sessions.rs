@@ -109,19 +109,7 @@ pub(super) fn chart_summary(g: &mut Gen, app: &Archetype, t0: Timestamp) {
     };
     let token = grant(g, t0, app, app.scopes, who);
     let t = step(g, t0);
-    let n = g.rng.range(40, 400);
-    g.access(
-        t,
-        app.client_id,
-        &token,
-        "GET",
-        format!("Patient/{p}/$everything"),
-        200,
-        n,
-        n * 1_400,
-        Some(p.as_str()),
-        app.purpose,
-    );
+    everything(g, app, &token, &p, t);
     weighted_requests(g, app, &token, &p, t);
 }
 
@@ -134,18 +122,7 @@ pub(super) fn lab_open(g: &mut Gen, app: &Archetype, t0: Timestamp, p: &str) -> 
     };
     let token = grant(g, t0, app, app.scopes, who);
     let t = step(g, t0);
-    g.access(
-        t,
-        app.client_id,
-        &token,
-        "GET",
-        format!("Patient/{p}"),
-        200,
-        1,
-        2_000,
-        Some(p),
-        app.purpose,
-    );
+    read_patient(g, app, &token, p, t);
     (token, t)
 }
 
@@ -224,18 +201,7 @@ pub(super) fn booking(g: &mut Gen, app: &Archetype, t0: Timestamp) {
             app.purpose,
         );
     };
-    g.access(
-        t,
-        app.client_id,
-        &token,
-        "GET",
-        format!("Patient/{p}"),
-        200,
-        1,
-        2_000,
-        Some(p.as_str()),
-        app.purpose,
-    );
+    read_patient(g, app, &token, &p, t);
     t = weighted_requests(g, app, &token, &p, t);
     let choice = g.rng.unit();
     let n = g.rng.range(1, 300);
