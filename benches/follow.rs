@@ -46,7 +46,7 @@ fn child(dir: &Path, exit_at_end: bool) {
     let started = Instant::now();
     let report = run_follow(
         FollowSettings {
-            inputs: vec![dir.join("logs").display().to_string()],
+            inputs: vec![(dir.join("logs").display().to_string(), None)],
             state_root: dir.join("state"),
             checkpoint_every: Duration::from_secs(30),
             lateness_seconds: 300,

@@ -496,7 +496,7 @@ fn validate_reads_each_format_from_the_command_line() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --mapping"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a mapping: --mapping"));
     let out = scopewatch()
         .args(["validate", "--mapping", "/nonexistent/m.toml", "-"])
         .output()
@@ -628,4 +628,310 @@ fn keycloak_tokens_and_auditevent_accesses_join_in_detect() {
         "{b}"
     );
     assert_eq!(b["observed"]["resource_type"], "Condition");
+}
+
+/// The alerts `detect` writes for `inputs` (paths relative to `dir`), with its summary; the
+/// run must succeed.
+fn detect_alerts(dir: &Path, inputs: &[&str], extra: &[&str]) -> (Vec<Value>, Value) {
+    let (alerts, summary, clean) = detect_run(dir, inputs, extra);
+    assert!(clean, "{summary}");
+    (alerts, summary)
+}
+
+/// As [`detect_alerts`], also saying whether the run exited 0.
+fn detect_run(dir: &Path, inputs: &[&str], extra: &[&str]) -> (Vec<Value>, Value, bool) {
+    let out = scopewatch()
+        .current_dir(dir)
+        .args([
+            "detect",
+            "--no-history",
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "alerts.ndjson",
+            "--dead-letter",
+            "dead.ndjson",
+        ])
+        .args(extra)
+        .args(inputs)
+        .output()
+        .expect("run");
+    let alerts = std::fs::read_to_string(dir.join("alerts.ndjson"))
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert"))
+        .collect();
+    let summary = std::fs::read_to_string(dir.join("summary.json")).expect("summary");
+    let summary = serde_json::from_str(&summary).expect("summary json");
+    (alerts, summary, out.status.success())
+}
+
+fn rules_of<'a>(alerts: &'a [Value], client: &str) -> Vec<&'a str> {
+    let mut rules: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a["client_id"] == client && a["activity"] == "create")
+        .filter_map(|a| a["rule"].as_str())
+        .collect();
+    rules.sort_unstable();
+    rules
+}
+
+fn keycloak_issue(ms: i64, client: &str, jti: &str, scope: &str) -> String {
+    json!({"time": ms, "type": "CODE_TO_TOKEN", "realmId": "ehr", "clientId": client,
+           "userId": "dr-jones", "details": {"token_id": jti, "grant_type": "authorization_code", "scope": scope}})
+    .to_string()
+}
+
+/// A BALP AuditEvent whose request line is in BALP's own published form (host without a
+/// scheme, ex-auditBasicQueryGetServer) and carries a URL inside its query.
+fn balp_query(time: &str, client: &str, jti: &str, request_line: &str, patient: &str) -> Value {
+    use base64::Engine as _;
+    let mut ae = audit_event(time, client, jti, "search-type", "", patient);
+    ae["entity"][0] = json!({
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24"},
+        "query": base64::engine::general_purpose::STANDARD.encode(request_line)});
+    ae
+}
+
+/// Issue #15: a Keycloak log, a BALP AuditEvent log and an nginx log in one run, each input
+/// naming its format (`keycloak:`, `auditevent:`, `gateway+nginx:`), join by token id. The
+/// BALP request line `GET host/r4/DocumentReference?…&type=http://loinc.org|…` (BALP 1.1.4's
+/// host form, with a URL in the query) is classified, so a token holding only
+/// `patient/Observation.rs` is an enforcement gap for that app; so is the nginx-logged
+/// Condition search of the other app.
+#[test]
+fn keycloak_balp_and_nginx_inputs_each_read_in_their_own_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0 = 1_709_629_200_000_i64; // 2024-03-05T09:00:00Z
+    write(
+        dir.path(),
+        "kc.log",
+        &format!(
+            "{}\n{}\n",
+            keycloak_issue(
+                t0,
+                "portal",
+                "jti-p",
+                "launch/patient patient/Observation.rs"
+            ),
+            keycloak_issue(t0, "sync", "jti-s", "user/Observation.rs")
+        ),
+    );
+    let audits = [
+        balp_query(
+            "2024-03-05T09:05:00Z",
+            "portal",
+            "jti-p",
+            "GET fhir.example-hospital.org/r4/Observation?patient=p1&code=http://loinc.org|8867-4",
+            "p1",
+        ),
+        balp_query(
+            "2024-03-05T09:06:00Z",
+            "portal",
+            "jti-p",
+            "GET fhir.example-hospital.org/r4/DocumentReference?patient=p1&type=http://loinc.org|34117-2",
+            "p1",
+        ),
+    ];
+    write(
+        dir.path(),
+        "audit.ndjson",
+        &audits.iter().map(|v| format!("{v}\n")).collect::<String>(),
+    );
+    write(
+        dir.path(),
+        "gw.log",
+        concat!(
+            r#"{"time_iso8601":"2024-03-05T09:10:00Z","remote_addr":"10.1.2.3","request_method":"GET","request_uri":"/fhir/Observation?code=8867-4","status":"200","body_bytes_sent":"512","client_id":"sync","token_jti":"jti-s"}"#,
+            "\n",
+            r#"{"time_iso8601":"2024-03-05T09:11:00Z","remote_addr":"10.1.2.3","request_method":"GET","request_uri":"/fhir/Condition?code=44054006","status":"200","body_bytes_sent":"512","client_id":"sync","token_jti":"jti-s"}"#,
+            "\n"
+        ),
+    );
+    let inputs = [
+        "keycloak:kc.log",
+        "auditevent:audit.ndjson",
+        "gateway+nginx:gw.log",
+    ];
+    let (alerts, summary) = detect_alerts(dir.path(), &inputs, &[]);
+    let totals = &summary["ingest"]["totals"];
+    assert_eq!(
+        (
+            totals["accepted"].as_u64(),
+            totals["dead_lettered"].as_u64()
+        ),
+        (Some(6), Some(0)),
+        "{summary}"
+    );
+    let gap = |client: &str, resource: &str| {
+        alerts.iter().any(|a| {
+            a["client_id"] == client
+                && a["rule"] == "enforcement_gap"
+                && a["observed"]["resource_type"] == resource
+        })
+    };
+    assert!(gap("portal", "DocumentReference"), "{alerts:#?}");
+    assert!(!gap("portal", "Observation"), "{alerts:#?}");
+    assert!(gap("sync", "Condition"), "{alerts:#?}");
+    assert!(!gap("sync", "Observation"), "{alerts:#?}");
+
+    // The same files without prefixes: auto never guesses a gateway record, so the nginx lines
+    // are dead-lettered (by reason), not read as something else.
+    let (_, summary, clean) = detect_run(dir.path(), &["kc.log", "audit.ndjson", "gw.log"], &[]);
+    assert!(!clean);
+    assert_eq!(summary["ingest"]["totals"]["dead_lettered"], 2, "{summary}");
+}
+
+/// Issue #15: Keycloak logs no token lifetime. A token used 8 minutes after issue is not an
+/// `expired_token_use` when nobody said how long it lived; with `--token-lifetime 300` (the
+/// realm's Access Token Lifespan, Keycloak's default) it is.
+#[test]
+fn token_lifetime_is_configured_never_invented() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0 = 1_709_629_200_000_i64;
+    write(
+        dir.path(),
+        "kc.log",
+        &format!(
+            "{}\n",
+            keycloak_issue(t0, "backend", "jti-b", "system/Observation.rs")
+        ),
+    );
+    write(
+        dir.path(),
+        "gw.log",
+        concat!(
+            r#"{"time_iso8601":"2024-03-05T09:08:00Z","request_method":"GET","request_uri":"/fhir/Observation?code=1","status":"200","client_id":"backend","token_jti":"jti-b"}"#,
+            "\n"
+        ),
+    );
+    let inputs = ["keycloak:kc.log", "gateway+nginx:gw.log"];
+    let (alerts, _) = detect_alerts(dir.path(), &inputs, &[]);
+    assert!(
+        !rules_of(&alerts, "backend").contains(&"expired_token_use"),
+        "{alerts:#?}"
+    );
+    let (alerts, _) = detect_alerts(dir.path(), &inputs, &["--token-lifetime", "300"]);
+    assert!(
+        rules_of(&alerts, "backend").contains(&"expired_token_use"),
+        "{alerts:#?}"
+    );
+    // A registry entry's lifetime stands for its client the same way.
+    write(
+        dir.path(),
+        "apps.toml",
+        "[[app]]\nclient_id = \"backend\"\ntoken_lifetime_seconds = 300\n",
+    );
+    let (alerts, _) = detect_alerts(dir.path(), &inputs, &["--registry", "apps.toml"]);
+    assert!(
+        rules_of(&alerts, "backend").contains(&"expired_token_use"),
+        "{alerts:#?}"
+    );
+}
+
+/// Issue #15 (SMART App Launch 2.x, launch context "patient": the token is bound to one
+/// patient). Keycloak records no launch patient: the first patient a `launch/patient` token
+/// names is presumed to be it, and a second one is an `enforcement_gap` whose evidence states
+/// the presumption. BALP's one AuditEvent per patient of one request is folded into one event
+/// whose `patient_count` of 2 is a cross-patient response too.
+#[test]
+fn presumed_launch_patient_and_balp_per_patient_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0 = 1_709_629_200_000_i64;
+    write(
+        dir.path(),
+        "kc.log",
+        &format!(
+            "{}\n{}\n",
+            keycloak_issue(
+                t0,
+                "viewer",
+                "jti-v",
+                "launch/patient patient/Observation.rs"
+            ),
+            keycloak_issue(
+                t0,
+                "lister",
+                "jti-l",
+                "launch/patient patient/Observation.rs"
+            )
+        ),
+    );
+    let mut audits = vec![
+        audit_event(
+            "2024-03-05T09:01:00Z",
+            "viewer",
+            "jti-v",
+            "read",
+            "Observation/o1",
+            "p1",
+        ),
+        audit_event(
+            "2024-03-05T09:02:00Z",
+            "viewer",
+            "jti-v",
+            "read",
+            "Observation/o2",
+            "p1",
+        ),
+        audit_event(
+            "2024-03-05T09:03:00Z",
+            "viewer",
+            "jti-v",
+            "read",
+            "Observation/o9",
+            "p2",
+        ),
+    ];
+    // One search by lister, written by the server as one AuditEvent per patient it returned.
+    for patient in ["p5", "p6", "p7"] {
+        audits.push(balp_query(
+            "2024-03-05T09:04:00Z",
+            "lister",
+            "jti-l",
+            "GET fhir.example.org/r4/Observation?code=http://loinc.org|8867-4",
+            patient,
+        ));
+    }
+    write(
+        dir.path(),
+        "audit.ndjson",
+        &audits.iter().map(|v| format!("{v}\n")).collect::<String>(),
+    );
+    let (alerts, summary) = detect_alerts(
+        dir.path(),
+        &["keycloak:kc.log", "auditevent:audit.ndjson"],
+        &[],
+    );
+    let gap = alerts
+        .iter()
+        .find(|a| a["client_id"] == "viewer" && a["rule"] == "enforcement_gap")
+        .unwrap_or_else(|| panic!("{alerts:#?}"));
+    assert_eq!(gap["observed"]["launch_context"], "other-patient");
+    assert!(
+        gap["baseline"]["launch_patient"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("presumed")),
+        "{gap}"
+    );
+    assert_eq!(
+        summary["detection"]["accesses_folded_into_one_request"], 2,
+        "{summary}"
+    );
+    assert_eq!(summary["detection"]["accesses"], 4, "{summary}");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["client_id"] == "lister"
+                && a["observed"]["launch_context"] == "other-patient"),
+        "{alerts:#?}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("alerts.ndjson")).expect("alerts");
+    for patient in ["p1", "p2", "p5", "p6", "p7"] {
+        assert!(
+            !text.contains(&format!("\"{patient}\"")),
+            "{patient} in alerts"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::alert::{write_alert, Alert, AlertFormat, Severity};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
 
 use super::input_args::{InputArgs, InputFormatArg};
-use crate::ingest::{expand_inputs, DeadLetterWriter, Ingestor};
+use crate::ingest::{DeadLetterWriter, Ingestor};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
 use crate::sql::history::{
@@ -40,8 +40,10 @@ impl From<FormatArg> for AlertFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
-    /// Files (.ndjson, .jsonl, .json, optionally .gz), directories (read recursively in name
-    /// order), or - for stdin. Token and access events may be mixed in any file.
+    /// Files (.ndjson, .jsonl, .json, .log, optionally .gz), directories (read recursively in
+    /// name order), or - for stdin. Token and access events may be mixed in any file. An input
+    /// may name its own format: `keycloak:kc/`, `auditevent:audit.ndjson`,
+    /// `gateway+nginx:gw/` (FORMAT[+MAPPING]:PATH).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
@@ -164,7 +166,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     };
     let clock = crate::baseline::LocalClock::parse(&args.timezone)
         .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let (sources, skipped) = expand_inputs(&args.inputs)?;
+    let (ingest_options, sources, skipped) = args.input.resolve(&args.inputs, args.input_format)?;
     let config = EngineConfig {
         lateness_seconds: args.lateness,
         fhir_base: args.input.fhir_base.clone(),
@@ -172,7 +174,8 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         ..EngineConfig::default()
-    };
+    }
+    .with_token_lifetime(args.input.token_lifetime);
     let state_dir = args.state.as_ref().map(StateDir::new);
     let state_name = args
         .state
@@ -202,7 +205,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let mut alerts_out = Output::new(&args.alerts);
     let format = AlertFormat::from(args.format);
     let mut ingestor = Ingestor::new(
-        args.input.ingest_options(args.input_format)?,
+        ingest_options,
         DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter))),
     );
     ingestor.skip_files(skipped);
@@ -332,6 +335,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "accesses": stats.accesses,
             "explained_accesses": stats.explained,
             "accesses_with_unknown_token": stats.unknown_token,
+            "accesses_folded_into_one_request": stats.folded,
             "findings": stats.findings,
             "alert_records": tally.records,
             "incidents": tally.incidents.values().map(|(n, _)| n).sum::<u64>(),
@@ -350,6 +354,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 "detection: {} events ({} accesses, {} explained by their token, {} with an unknown token), {} findings, {:.1} s",
                 stats.events, stats.accesses, stats.explained, stats.unknown_token, stats.findings, elapsed
             );
+            if stats.folded > 0 {
+                eprintln!(
+                    "detection: {} access records folded into the record of the same request (one AuditEvent per patient, as BALP writes them)",
+                    stats.folded
+                );
+            }
             if let Some(h) = &history_report {
                 eprintln!(
                     "history: {} access rows, {} token rows, {} alerts written to {} (scopewatch sql --data {})",

@@ -4,7 +4,12 @@ use std::sync::Arc;
 
 use crate::event::Timestamp;
 use crate::ingest::format::{DecodeOptions, GatewayMapping, InputFormat, KeycloakOptions};
-use crate::ingest::{IngestOptions, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES};
+use anyhow::Context as _;
+
+use crate::ingest::{
+    expand_inputs, IngestError, IngestOptions, SkippedFile, Source, SourceFormats,
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormatArg {
@@ -46,6 +51,12 @@ pub struct InputArgs {
     /// recognised automatically.
     #[arg(long, value_name = "URL")]
     pub fhir_base: Option<String>,
+
+    /// Lifetime of access tokens whose events carry no `expires_in` (Keycloak logs none: give
+    /// its Access Token Lifespan), in seconds. Without it (or a registry entry's
+    /// token_lifetime_seconds) such tokens are never judged expired.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=31_536_000))]
+    pub token_lifetime: Option<i64>,
 }
 
 impl InputArgs {
@@ -57,21 +68,7 @@ impl InputArgs {
         if self.max_document_bytes == 0 {
             anyhow::bail!("--max-document-bytes must be at least 1");
         }
-        let format = match (format, &self.mapping) {
-            (InputFormatArg::Auto | InputFormatArg::Gateway, Some(m)) => {
-                InputFormat::Gateway(Arc::new(GatewayMapping::load(m)?))
-            }
-            (InputFormatArg::Gateway, None) => anyhow::bail!(
-                "the gateway format needs --mapping (nginx, envoy, or a TOML mapping file)"
-            ),
-            (other, Some(_)) => {
-                anyhow::bail!("--mapping applies to the gateway format only, not {other:?}")
-            }
-            (InputFormatArg::Auto, None) => InputFormat::Auto,
-            (InputFormatArg::Ndjson, None) => InputFormat::Canonical,
-            (InputFormatArg::Auditevent, None) => InputFormat::AuditEvent,
-            (InputFormatArg::Keycloak, None) => InputFormat::Keycloak,
-        };
+        let format = self.format_of(format, None)?;
         let log_date = self
             .log_date
             .as_deref()
@@ -87,6 +84,147 @@ impl InputArgs {
                 format,
                 keycloak: KeycloakOptions { log_date },
             },
+            formats: SourceFormats::default(),
         })
+    }
+
+    /// The decoder for `format`; `mapping` is an input's own (`gateway+nginx:…`), else
+    /// `--mapping` applies.
+    fn format_of(
+        &self,
+        format: InputFormatArg,
+        own_mapping: Option<&str>,
+    ) -> anyhow::Result<InputFormat> {
+        let mapping = own_mapping.or(self.mapping.as_deref());
+        Ok(match (format, mapping) {
+            (InputFormatArg::Auto | InputFormatArg::Gateway, Some(m)) => {
+                InputFormat::Gateway(Arc::new(GatewayMapping::load(m)?))
+            }
+            (InputFormatArg::Gateway, None) => anyhow::bail!(
+                "the gateway format needs a mapping: --mapping, or gateway+nginx:PATH (nginx, envoy, or a TOML mapping file)"
+            ),
+            (other, Some(_)) => {
+                anyhow::bail!("a mapping applies to the gateway format only, not {other:?}")
+            }
+            (InputFormatArg::Auto, None) => InputFormat::Auto,
+            (InputFormatArg::Ndjson, None) => InputFormat::Canonical,
+            (InputFormatArg::Auditevent, None) => InputFormat::AuditEvent,
+            (InputFormatArg::Keycloak, None) => InputFormat::Keycloak,
+        })
+    }
+
+    /// The format of each input written `FORMAT[+MAPPING]:PATH` (see [`parse_input_spec`]),
+    /// with the paths; `None` for inputs read in the run's format.
+    pub fn input_formats(
+        &self,
+        inputs: &[String],
+    ) -> anyhow::Result<Vec<(String, Option<InputFormat>)>> {
+        inputs
+            .iter()
+            .map(|input| {
+                let spec = parse_input_spec(input);
+                let format = match spec.format {
+                    Some((format, mapping)) => Some(
+                        self.format_of(format, mapping)
+                            .with_context(|| format!("input {input}"))?,
+                    ),
+                    None => None,
+                };
+                Ok((spec.path.to_string(), format))
+            })
+            .collect()
+    }
+
+    /// The ingest options for `format` with the inputs expanded into sources, each input's own
+    /// format recorded for its sources.
+    pub fn resolve(
+        &self,
+        inputs: &[String],
+        format: InputFormatArg,
+    ) -> anyhow::Result<(IngestOptions, Vec<Source>, Vec<SkippedFile>)> {
+        let specs = self.input_formats(inputs)?;
+        if inputs.is_empty() {
+            return Err(IngestError::NoInputs.into());
+        }
+        if specs.iter().filter(|(path, _)| path == "-").count() > 1 {
+            return Err(IngestError::StdinTwice.into());
+        }
+        let mut options = if specs.iter().all(|(_, f)| f.is_some()) {
+            // Every input names its format: the run's own need not be usable on its own.
+            self.ingest_options(InputFormatArg::Auto)?
+        } else {
+            self.ingest_options(format)?
+        };
+        let (mut sources, mut skipped) = (Vec::new(), Vec::new());
+        for (path, format) in specs {
+            let (found, not_read) = expand_inputs(std::slice::from_ref(&path))?;
+            if let Some(format) = format {
+                for source in &found {
+                    options.formats.insert(source.clone(), format.clone());
+                }
+            }
+            sources.extend(found);
+            skipped.extend(not_read);
+        }
+        Ok((options, sources, skipped))
+    }
+}
+
+/// An input as written on the command line: `[FORMAT[+MAPPING]:]PATH`, e.g.
+/// `keycloak:/var/log/kc/` or `gateway+nginx:/var/log/gw/access.log`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct InputSpec<'a> {
+    pub format: Option<(InputFormatArg, Option<&'a str>)>,
+    pub path: &'a str,
+}
+
+/// Splits a format prefix off an input. Only a known format name before the first `:` is a
+/// prefix, so ordinary paths are unchanged; a file really called `keycloak:x` is `./keycloak:x`.
+pub fn parse_input_spec(input: &str) -> InputSpec<'_> {
+    let plain = InputSpec {
+        format: None,
+        path: input,
+    };
+    let Some((head, path)) = input.split_once(':') else {
+        return plain;
+    };
+    let (name, mapping) = match head.split_once('+') {
+        Some((name, mapping)) => (name, Some(mapping)),
+        None => (head, None),
+    };
+    match <InputFormatArg as clap::ValueEnum>::from_str(name, false) {
+        Ok(format) if !path.is_empty() && mapping != Some("") => InputSpec {
+            format: Some((format, mapping)),
+            path,
+        },
+        _ => plain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_prefixes_are_split_and_other_paths_are_not() {
+        let spec = parse_input_spec("keycloak:/var/log/kc/");
+        assert_eq!(spec.format, Some((InputFormatArg::Keycloak, None)));
+        assert_eq!(spec.path, "/var/log/kc/");
+        let spec = parse_input_spec("gateway+nginx:logs/access.log");
+        assert_eq!(spec.format, Some((InputFormatArg::Gateway, Some("nginx"))));
+        assert_eq!(spec.path, "logs/access.log");
+        let spec = parse_input_spec("auditevent:-");
+        assert_eq!((spec.format.is_some(), spec.path), (true, "-"));
+        for plain in [
+            "/var/log/kc/",
+            "./keycloak:x",
+            "logs:2024/a.ndjson",
+            "keycloak:",
+            "gateway+:x",
+            "-",
+        ] {
+            assert_eq!(parse_input_spec(plain).format, None, "{plain}");
+            assert_eq!(parse_input_spec(plain).path, plain);
+        }
     }
 }

@@ -33,6 +33,8 @@ pub struct RunArgs {
     /// Inputs read to their end (files, directories, - for stdin); the end of input ends the
     /// stream: `cat events.ndjson | scopewatch run --input -` gives the alerts of
     /// `scopewatch detect events.ndjson`. Without --input, --kafka-brokers is required.
+    /// FORMAT[+MAPPING]:PATH reads one input in its own format (`--input keycloak:kc/
+    /// --input gateway+nginx:gw/`), as in detect.
     #[arg(long, value_name = "PATH", conflicts_with = "kafka_brokers")]
     pub input: Vec<String>,
 
@@ -325,7 +327,8 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         ..EngineConfig::default()
-    };
+    }
+    .with_token_lifetime(args.input_options.token_lifetime);
     Ok((registry, config))
 }
 
@@ -394,11 +397,16 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         anyhow::bail!("run --follow needs --state DIR: the files' positions are kept in its checkpoint, so a restart continues where the last checkpoint ended");
     };
     let (registry, config) = engine_setup(&args)?;
-    let options = args.input_options.ingest_options(args.input_format)?;
+    let inputs = args.input_options.input_formats(&args.input)?;
+    let options = if inputs.iter().all(|(_, f)| f.is_some()) {
+        args.input_options.ingest_options(InputFormatArg::Auto)?
+    } else {
+        args.input_options.ingest_options(args.input_format)?
+    };
     let sink = FileSink::open(&args.alerts, AlertFormat::from(args.format))
         .with_context(|| format!("opening the alert output {}", args.alerts))?;
     let settings = FollowSettings {
-        inputs: args.input.clone(),
+        inputs,
         state_root,
         checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
         lateness_seconds: args.lateness,

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::input_args::{InputArgs, InputFormatArg};
 use super::output::Output;
 use super::Outcome;
-use crate::ingest::{expand_inputs, DeadLetterWriter, IngestOptions, Ingestor};
+use crate::ingest::{DeadLetterWriter, IngestOptions, Ingestor, SkippedFile, Source};
 use crate::sql::history::{write_dead_letters, HistoryWriter};
 use crate::sql::output::{OutputFormat, ResultWriter};
 use crate::sql::session::{open, plan, read_only_statements, SqlError};
@@ -23,8 +23,9 @@ pub struct SqlArgs {
     #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
     pub data: PathBuf,
 
-    /// Query archived NDJSON directly instead of a history store: the files are read through
-    /// the event parser into temporary `access`/`tokens`/`dead_letter` tables.
+    /// Query archived logs directly instead of a history store: the files are read through
+    /// the event parser into temporary `access`/`tokens`/`dead_letter` tables
+    /// (FORMAT[+MAPPING]:PATH reads one in its own format, as in detect).
     #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "data")]
     pub input: Vec<String>,
 
@@ -85,10 +86,12 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         args.data.clone()
     } else {
         let dir = tempfile::tempdir().context("creating a temporary store")?;
+        let (options, sources, skipped) =
+            args.input_options.resolve(&args.input, args.input_format)?;
         load_inputs(
-            &args.input,
+            (sources, skipped),
             dir.path(),
-            args.input_options.ingest_options(args.input_format)?,
+            options,
             args.input_options.fhir_base.as_deref(),
             pseudonymizer.clone(),
         )?;
@@ -125,14 +128,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
 
 /// Reads archived NDJSON into a temporary history store.
 fn load_inputs(
-    inputs: &[String],
+    (sources, skipped): (Vec<Source>, Vec<SkippedFile>),
     dir: &Path,
     options: IngestOptions,
     fhir_base: Option<&str>,
     pseudonymizer: Option<crate::sql::history::Pseudonymizer>,
 ) -> anyhow::Result<()> {
     let keep_raw = pseudonymizer.is_none();
-    let (sources, skipped) = expand_inputs(inputs)?;
     let dead_letter_path = dir.join("dead-letter.ndjson");
     let file = std::fs::File::create(&dead_letter_path)
         .with_context(|| format!("creating {}", dead_letter_path.display()))?;

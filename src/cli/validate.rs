@@ -11,13 +11,14 @@ use serde::Serialize;
 use super::input_args::{InputArgs, InputFormatArg};
 use super::{LogFormat, Outcome};
 use crate::event::Event;
-use crate::ingest::{expand_inputs, DeadLetterWriter, IngestSummary, Ingestor};
+use crate::ingest::{DeadLetterWriter, IngestSummary, Ingestor};
 use crate::smart::request::{Classifier, Interaction};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Files (.ndjson, .jsonl, .json, optionally .gz), directories (read recursively in name
-    /// order), or - for stdin.
+    /// Files (.ndjson, .jsonl, .json, .log, optionally .gz), directories (read recursively in
+    /// name order), or - for stdin; FORMAT[+MAPPING]:PATH reads one in its own format
+    /// (`keycloak:kc/`, `gateway+nginx:gw/`).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
@@ -65,8 +66,7 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
 }
 
 pub fn run(args: ValidateArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
-    let options = args.input.ingest_options(args.format)?;
-    let (sources, skipped) = expand_inputs(&args.inputs)?;
+    let (options, sources, skipped) = args.input.resolve(&args.inputs, args.format)?;
     let dead_letter = DeadLetterWriter::new(open_output(&args.dead_letter)?);
     let mut ingestor = Ingestor::new(options, dead_letter);
     ingestor.skip_files(skipped);

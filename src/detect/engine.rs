@@ -60,6 +60,14 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Sets the lifetime of tokens logged without `expires_in` (`--token-lifetime`).
+    pub fn with_token_lifetime(mut self, seconds: Option<i64>) -> EngineConfig {
+        self.token_cache.configured_ttl_seconds = seconds;
+        self
+    }
+}
+
 /// Counts of what the core did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineStats {
@@ -69,6 +77,9 @@ pub struct EngineStats {
     pub explained: u64,
     pub unknown_token: u64,
     pub findings: u64,
+    /// Access events folded into the event of the same request (BALP's AuditEvent per patient).
+    #[serde(default)]
+    pub folded: u64,
 }
 
 pub struct Engine {
@@ -144,6 +155,7 @@ impl Engine {
         while let Some(ready) = self.order.pop_ready() {
             self.process(ready, out);
         }
+        self.stats.folded += std::mem::take(&mut self.order.folded);
         Ok(())
     }
 
@@ -152,6 +164,7 @@ impl Engine {
         while let Some(ready) = self.order.pop_any() {
             self.process(ready, out);
         }
+        self.stats.folded += std::mem::take(&mut self.order.folded);
         let hours = std::mem::take(&mut self.hours);
         for (client, (start, requests)) in hours {
             let mut findings = Vec::new();
@@ -317,7 +330,11 @@ impl Engine {
         let learning = profile.is_learning(time, self.learning_days);
         match &event {
             Event::Token(t) => {
-                if let Some(revoked) = self.tokens.apply(t) {
+                let lifetime = self
+                    .registry
+                    .get(client)
+                    .and_then(|app| app.token_lifetime_seconds);
+                if let Some(revoked) = self.tokens.apply_with_lifetime(t, lifetime) {
                     if let Some(usage) = self.usage.remove(&revoked.token_id) {
                         usage.fold_into(profile);
                     }

@@ -194,7 +194,15 @@ pub fn explain<'a>(
         // Joined by client id: only an unambiguous, unexpired sole token of the app.
         None => tokens.sole_live_token(&access.common.client_id, access.common.time),
     };
-    let launch = launch_fit(&request, token, access.patient.as_deref());
+    let launch = match launch_fit(&request, token, access.patient.as_deref()) {
+        // The log says the response touched several patients: beyond a single launch patient.
+        LaunchFit::InLaunchPatient | LaunchFit::UnrecordedLaunchPatient
+            if access.patient_count.is_some_and(|n| n > 1) =>
+        {
+            LaunchFit::OtherPatient
+        }
+        fit => fit,
+    };
     let scopes = match (token, request.requirement()) {
         // A page continues a search: only the token that searched may fetch it.
         (None, None) if request.interaction == Interaction::Page => ScopeFit::UnknownToken,
@@ -206,7 +214,7 @@ pub fn explain<'a>(
         (Some(t), Some(requirement)) => scope_fit(&t.scopes, &request, launch, access, requirement),
     };
     Explained {
-        token_expired: token.is_some_and(|t| t.is_expired_at(access.common.time)),
+        token_expired: token.is_some_and(|t| t.is_known_expired_at(access.common.time)),
         token_revoked: token.is_some_and(|t| t.is_revoked_at(access.common.time)),
         served: (200..300).contains(&access.status),
         request,

@@ -1,13 +1,18 @@
 //! Event-time ordering: events may arrive up to `lateness` out of order; they are released in
 //! (time, token-before-access, arrival) order once the watermark has passed them. Events older
 //! than what was already released are late and handed back, never silently dropped.
+//!
+//! One request, one event: IHE BALP writes one AuditEvent per patient for a response that
+//! touched several ("one AuditEvent per Patient"), so access events released back to back with
+//! the same instant, client, token, user, method, URL and status but another patient are folded
+//! into the first, which then counts the distinct patients in `patient_count`.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Timestamp, MICROS_PER_SECOND};
+use crate::event::{AccessEvent, Event, Timestamp, MICROS_PER_SECOND};
 
 /// Default allowed lateness: 5 minutes.
 pub const DEFAULT_LATENESS_SECONDS: i64 = 300;
@@ -74,6 +79,8 @@ pub struct ReorderBuffer {
     max_seen: Option<Timestamp>,
     released_up_to: Option<Timestamp>,
     seq: u64,
+    /// Access events folded into the event of the same request (not persisted: a count).
+    pub folded: u64,
 }
 
 impl ReorderBuffer {
@@ -84,6 +91,7 @@ impl ReorderBuffer {
             max_seen: None,
             released_up_to: None,
             seq: 0,
+            folded: 0,
         }
     }
 
@@ -139,7 +147,28 @@ impl ReorderBuffer {
     fn release(&mut self) -> Option<Event> {
         let Reverse(p) = self.heap.pop()?;
         self.released_up_to = Some(self.released_up_to.map_or(p.time, |r| r.max(p.time)));
-        Some(p.event)
+        let mut event = p.event;
+        if let Event::Access(first) = &mut event {
+            let mut patients: Vec<crate::event::Text> = first.patient.iter().cloned().collect();
+            while let Some(Reverse(next)) = self.heap.peek() {
+                let Event::Access(other) = &next.event else {
+                    break;
+                };
+                if next.time != p.time || !is_patient_split(first, other, &patients) {
+                    break;
+                }
+                let Some(Reverse(Pending {
+                    event: Event::Access(other),
+                    ..
+                })) = self.heap.pop()
+                else {
+                    break;
+                };
+                fold(first, other, &mut patients);
+                self.folded += 1;
+            }
+        }
+        Some(event)
     }
 
     pub fn len(&self) -> usize {
@@ -187,6 +216,39 @@ impl ReorderBuffer {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+}
+
+/// The same request logged again for another patient (never a second request for a patient
+/// already seen: that is a repeat, kept as its own event).
+fn is_patient_split(
+    first: &AccessEvent,
+    other: &AccessEvent,
+    patients: &[crate::event::Text],
+) -> bool {
+    let Some(patient) = other.patient.as_ref() else {
+        return false;
+    };
+    !patients.is_empty()
+        && !patients.contains(patient)
+        && other.common.client_id == first.common.client_id
+        && other.token_id == first.token_id
+        && other.common.user == first.common.user
+        && other.method == first.method
+        && other.url == first.url
+        && other.status == first.status
+}
+
+fn fold(first: &mut AccessEvent, other: AccessEvent, patients: &mut Vec<crate::event::Text>) {
+    if let Some(p) = other.patient {
+        patients.push(p);
+    }
+    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+    };
+    first.resources_returned = sum(first.resources_returned, other.resources_returned);
+    first.bytes = sum(first.bytes, other.bytes);
+    first.patient_count = Some(first.patient_count.unwrap_or(1).max(patients.len() as u64));
 }
 
 #[cfg(test)]

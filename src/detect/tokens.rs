@@ -23,6 +23,9 @@ pub struct TokenInfo {
     pub user: Option<Text>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The token's source logged no lifetime and none is configured: `expires_at` is only how
+    /// long it is kept for joining accesses, never evidence that it had expired.
+    pub lifetime_assumed: bool,
     /// When an RFC 7009 revocation of this token was logged: the token is kept until it would
     /// have expired, so a server that still honours it is seen.
     pub revoked_at: Option<Timestamp>,
@@ -35,6 +38,11 @@ impl TokenInfo {
     /// Revoked before `now`: the server must no longer honour it (RFC 7009 §2).
     pub fn is_revoked_at(&self, now: Timestamp) -> bool {
         self.revoked_at.is_some_and(|r| now > r)
+    }
+
+    /// Past a lifetime that was logged or configured (an assumed one proves nothing).
+    pub fn is_known_expired_at(&self, now: Timestamp) -> bool {
+        !self.lifetime_assumed && self.is_expired_at(now)
     }
 
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
@@ -60,6 +68,8 @@ pub struct TokenState {
     pub user: Option<Text>,
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lifetime_assumed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +87,7 @@ impl From<&TokenInfo> for TokenState {
             user: t.user.clone(),
             issued_at: t.issued_at,
             expires_at: t.expires_at,
+            lifetime_assumed: t.lifetime_assumed,
             revoked_at: t.revoked_at,
             first_patient: t.first_patient.clone(),
         }
@@ -94,6 +105,7 @@ impl From<TokenState> for TokenInfo {
             user: t.user,
             issued_at: t.issued_at,
             expires_at: t.expires_at,
+            lifetime_assumed: t.lifetime_assumed,
             revoked_at: t.revoked_at,
             first_patient: t.first_patient,
         }
@@ -102,8 +114,12 @@ impl From<TokenState> for TokenInfo {
 
 #[derive(Clone, Debug)]
 pub struct TokenCacheConfig {
-    /// Lifetime assumed when a token event has no `expires_in`.
+    /// How long a token whose lifetime is neither logged (`expires_in`) nor configured is kept
+    /// for joining accesses; it is never judged expired.
     pub default_ttl_seconds: i64,
+    /// Lifetime of tokens logged without `expires_in` (`--token-lifetime`; Keycloak logs
+    /// none): judged expired after it. A registry entry's own lifetime wins.
+    pub configured_ttl_seconds: Option<i64>,
     /// How long an expired token is kept, so slightly late accesses still join.
     pub grace_seconds: i64,
     /// Most tokens held at once.
@@ -114,6 +130,7 @@ impl Default for TokenCacheConfig {
     fn default() -> Self {
         TokenCacheConfig {
             default_ttl_seconds: 3600,
+            configured_ttl_seconds: None,
             grace_seconds: 600,
             capacity: 1_000_000,
         }
@@ -153,6 +170,16 @@ impl TokenCache {
     /// scope string are remembered; revoked ones are marked (and returned, the first time) but
     /// kept until they would have expired, so later use of them is seen; denials change nothing.
     pub fn apply(&mut self, event: &TokenEvent) -> Option<TokenInfo> {
+        self.apply_with_lifetime(event, None)
+    }
+
+    /// As [`TokenCache::apply`], with the lifetime registered for the token's client (used
+    /// when the event logs none; it wins over `configured_ttl_seconds`).
+    pub fn apply_with_lifetime(
+        &mut self,
+        event: &TokenEvent,
+        client_ttl_seconds: Option<i64>,
+    ) -> Option<TokenInfo> {
         let token_id = event.token_id.as_ref()?;
         match event.event {
             TokenAction::Revoked => return self.revoke(token_id, event.common.time),
@@ -164,10 +191,12 @@ impl TokenCache {
                     return None;
                 }
                 let issued_at = event.common.time;
-                let ttl = event
+                let known = event
                     .expires_in
                     .filter(|s| *s > 0)
-                    .unwrap_or(self.config.default_ttl_seconds);
+                    .or(client_ttl_seconds)
+                    .or(self.config.configured_ttl_seconds);
+                let ttl = known.unwrap_or(self.config.default_ttl_seconds);
                 let info = TokenInfo {
                     token_id: token_id.clone(),
                     client_id: event.common.client_id.clone(),
@@ -178,6 +207,7 @@ impl TokenCache {
                     issued_at,
                     revoked_at: None,
                     first_patient: None,
+                    lifetime_assumed: known.is_none(),
                     expires_at: Timestamp(
                         issued_at
                             .0

@@ -17,5 +17,6 @@ pub use format::{DecodeOptions, InputFormat};
 pub use input::{expand_inputs, Source};
 pub use lines::{LineError, LineReader, RawLine, RAW_KEEP_BYTES};
 pub use reader::{
-    IngestOptions, Ingestor, Position, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES,
+    IngestOptions, Ingestor, Position, SourceFormats, DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
 };

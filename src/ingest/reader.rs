@@ -19,8 +19,14 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
 pub struct IngestOptions {
     pub max_line_bytes: usize,
     pub max_document_bytes: usize,
+    /// How sources are decoded unless `formats` names one.
     pub decode: DecodeOptions,
+    /// Sources read in a format of their own (`keycloak:/var/log/kc/` on the command line).
+    pub formats: SourceFormats,
 }
+
+/// The input format of each source that has one of its own.
+pub type SourceFormats = std::collections::HashMap<Source, InputFormat>;
 
 impl Default for IngestOptions {
     fn default() -> Self {
@@ -28,6 +34,7 @@ impl Default for IngestOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             decode: DecodeOptions::default(),
+            formats: SourceFormats::default(),
         }
     }
 }
@@ -49,6 +56,7 @@ pub struct SourceCursor {
     first_record: bool,
     pending: VecDeque<(Event, Position)>,
     decoded: Vec<Decoded>,
+    decode: DecodeOptions,
 }
 
 /// Reads sources into events; owns the counts and the dead-letter writer.
@@ -117,6 +125,17 @@ impl Ingestor {
         Ok(())
     }
 
+    /// How `source` is decoded: its own format if it has one, otherwise the run's.
+    fn decode_options(&self, source: &Source) -> DecodeOptions {
+        match self.options.formats.get(source) {
+            Some(format) => DecodeOptions {
+                format: format.clone(),
+                ..self.options.decode.clone()
+            },
+            None => self.options.decode.clone(),
+        }
+    }
+
     /// Opens a source for reading event by event. A source that cannot be opened is recorded
     /// and dead-lettered here and reads as empty.
     pub fn open(&mut self, source: &Source) -> Result<SourceCursor, IngestError> {
@@ -128,6 +147,7 @@ impl Ingestor {
             first_record: true,
             pending: VecDeque::new(),
             decoded: Vec::new(),
+            decode: self.decode_options(source),
         };
         match source.open() {
             Ok((reader, compressed)) => {
@@ -296,12 +316,13 @@ impl Ingestor {
             first_record,
             pending,
             decoded,
+            decode,
         } = cursor;
         let Some(lines) = lines_slot.as_mut() else {
             return Ok(());
         };
         let max = self.options.max_line_bytes;
-        let canonical = matches!(self.options.decode.format, InputFormat::Canonical);
+        let canonical = matches!(decode.format, InputFormat::Canonical);
         match lines.next_line() {
             Ok(None) => {
                 counts.bytes = lines.offset();
@@ -369,17 +390,14 @@ impl Ingestor {
                         );
                     }
                 };
-                if is_first
-                    && self.options.decode.format.allows_documents()
-                    && starts_document(text)
-                {
+                if is_first && decode.format.allows_documents() && starts_document(text) {
                     let first = line.bytes.to_vec();
-                    self.ingest_document(lines, counts, pending, first, position)?;
+                    self.ingest_document(lines, counts, pending, decode, first, position)?;
                     counts.bytes = lines.offset();
                     *lines_slot = None;
                     return Ok(());
                 }
-                decode_line(text, &self.options.decode, &mut |d| decoded.push(d));
+                decode_line(text, decode, &mut |d| decoded.push(d));
                 for d in decoded.drain(..) {
                     self.account(counts, pending, d, position, line.bytes, line.len)?;
                 }
@@ -458,6 +476,7 @@ impl Ingestor {
         lines: &mut LineReader<R>,
         counts: &mut SourceCounts,
         pending: &mut VecDeque<(Event, Position)>,
+        decode: &DecodeOptions,
         first: Vec<u8>,
         start: Position,
     ) -> Result<(), IngestError> {
@@ -518,9 +537,7 @@ impl Ingestor {
                 None => break,
                 Some(Ok(value)) => {
                     let end = stream.byte_offset();
-                    super::format::decode_value(value, &self.options.decode, &mut |d| {
-                        decoded.push(d)
-                    });
+                    super::format::decode_value(value, decode, &mut |d| decoded.push(d));
                     let raw = &doc[value_start..end];
                     for d in decoded.drain(..) {
                         self.account(counts, pending, d, position, raw, raw.len() as u64)?;

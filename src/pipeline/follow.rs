@@ -24,7 +24,7 @@ use super::stream_history::HistorySettings;
 use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
 use crate::event::{Reject, RejectKind};
-use crate::ingest::format::DecodeOptions;
+use crate::ingest::format::{DecodeOptions, InputFormat};
 use crate::ingest::tail::{Change, Tailer};
 use crate::ingest::{DeadLetter, DeadLetterWriter, IngestError, SkippedFile, SourceCounts};
 use crate::registry::Registry;
@@ -58,8 +58,9 @@ impl From<OutputError> for FollowError {
 }
 
 pub struct FollowSettings {
-    /// Files and directories to follow (they may appear later).
-    pub inputs: Vec<String>,
+    /// Files and directories to follow (they may appear later), each with its own input format
+    /// or `None` for the run's.
+    pub inputs: Vec<(String, Option<InputFormat>)>,
     /// The state directory (one checkpoint: engine, baselines, file positions).
     pub state_root: PathBuf,
     pub checkpoint_every: Duration,
@@ -95,7 +96,8 @@ struct Follower {
     worker: PartitionWorker,
     tailer: Tailer,
     outputs: Outputs,
-    decode: DecodeOptions,
+    /// How the files found under each input are decoded, input by input.
+    decodes: Vec<DecodeOptions>,
     max_line_bytes: usize,
     report: FollowReport,
     /// Files not read, and why (a copy, unreadable): warned once, listed in the end-of-run
@@ -158,10 +160,11 @@ impl Follower {
                 .sources
                 .entry(name.clone())
                 .or_insert_with(|| SourceCounts::new(&name));
+            let root = self.tailer.files()[i].root;
             let (worker, dead_letter, decode) = (
                 &mut self.worker,
                 &mut self.outputs.dead_letter,
-                &self.decode,
+                &self.decodes[root],
             );
             let max = self.max_line_bytes;
             let mut failed = None;
@@ -315,7 +318,19 @@ pub fn run_follow(
     dead_letter: DeadLetterWriter,
     stop: Arc<AtomicBool>,
 ) -> Result<FollowReport, FollowError> {
-    let tailer = Tailer::new(&settings.inputs, settings.max_line_bytes)?;
+    let roots: Vec<String> = settings.inputs.iter().map(|(p, _)| p.clone()).collect();
+    let decodes = settings
+        .inputs
+        .iter()
+        .map(|(_, format)| match format {
+            Some(format) => DecodeOptions {
+                format: format.clone(),
+                ..decode.clone()
+            },
+            None => decode.clone(),
+        })
+        .collect();
+    let tailer = Tailer::new(&roots, settings.max_line_bytes)?;
     let mut worker = PartitionWorker::open_keyed(
         0,
         Vec::new(),
@@ -334,7 +349,7 @@ pub fn run_follow(
         worker,
         tailer,
         outputs: Outputs::new(sink, dead_letter, settings.lateness_seconds),
-        decode,
+        decodes,
         max_line_bytes: settings.max_line_bytes,
         report: FollowReport::default(),
         not_read: BTreeMap::new(),

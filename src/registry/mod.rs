@@ -37,6 +37,9 @@ pub struct RegisteredApp {
     pub allowed_scopes: Option<ScopeSet>,
     /// Contexts the app may act in (empty: not stated).
     pub modes: Vec<Mode>,
+    /// Lifetime of its access tokens in seconds, for token logs that carry none (Keycloak:
+    /// the client's or realm's "Access Token Lifespan").
+    pub token_lifetime_seconds: Option<i64>,
 }
 
 /// All registered apps, by client id.
@@ -62,6 +65,7 @@ struct AppEntry {
     allowed_scopes: Option<String>,
     #[serde(default)]
     modes: Vec<ModeEntry>,
+    token_lifetime_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +96,12 @@ impl Registry {
             if entry.client_id.trim().is_empty() {
                 return Err("an [[app]] has an empty client_id".into());
             }
+            if entry.token_lifetime_seconds.is_some_and(|s| s <= 0) {
+                return Err(format!(
+                    "client_id '{}': token_lifetime_seconds must be positive",
+                    entry.client_id
+                ));
+            }
             let app = RegisteredApp {
                 client_id: entry.client_id.clone(),
                 name: entry.name,
@@ -106,6 +116,7 @@ impl Registry {
                         ModeEntry::System => Context::System,
                     })
                     .collect(),
+                token_lifetime_seconds: entry.token_lifetime_seconds,
             };
             if apps.insert(entry.client_id.clone(), app).is_some() {
                 return Err(format!(

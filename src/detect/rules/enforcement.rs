@@ -12,6 +12,7 @@ use crate::smart::request::request_shape;
 
 use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
 use super::super::finding::Finding;
+use super::super::tokens::TokenInfo;
 
 pub const RULE: &str = "enforcement_gap";
 
@@ -56,7 +57,7 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
             "launch_context": launch_fit_name(explained.launch),
             "status": access.status,
         }),
-        baseline: json!({ "granted_scopes": token.scopes.normalized() }),
+        baseline: gap_baseline(token, explained.launch),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
         references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
@@ -72,6 +73,9 @@ const EXPIRY_SKEW_SECONDS: i64 = 60;
 /// lapse. Seen while the token cache still holds the token (its expiry plus the grace period).
 pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     let token = explained.token?;
+    if token.lifetime_assumed {
+        return None; // nobody logged or configured how long it was valid
+    }
     let late_by = access.common.time.0 - token.expires_at.0;
     if !explained.served || late_by <= EXPIRY_SKEW_SECONDS * MICROS_PER_SECOND {
         return None;
@@ -107,6 +111,17 @@ fn gap_cause(needed: &str, resource: &str, interaction: &str, launch: LaunchFit)
         LaunchFit::OtherPatient => format!("{needed}/{resource} {interaction} other-patient"),
         _ => format!("{needed}/{resource} {interaction}"),
     }
+}
+
+/// The grant, and where the launch patient came from when the token log did not record one.
+fn gap_baseline(token: &TokenInfo, launch: LaunchFit) -> serde_json::Value {
+    let mut baseline = json!({ "granted_scopes": token.scopes.normalized() });
+    if launch == LaunchFit::OtherPatient && token.patient.is_none() {
+        baseline["launch_patient"] = json!(
+            "presumed: the first patient this token's requests named (its token log records no launch patient)"
+        );
+    }
+    baseline
 }
 
 /// How the request stood to the token's launch patient, PHI-free.

@@ -313,11 +313,7 @@ fn parse_request_line(text: &str) -> Option<RequestLine> {
     if target.is_empty() {
         return None;
     }
-    // BALP's published example writes `host/path?query` without a scheme.
-    let target = if !target.starts_with('/')
-        && !target.contains("://")
-        && target.split('/').next().is_some_and(|h| h.contains('.'))
-    {
+    let target = if is_host_form(&target) {
         format!("https://{target}")
     } else {
         target
@@ -326,6 +322,19 @@ fn parse_request_line(text: &str) -> Option<RequestLine> {
         method: Some(method).flatten(),
         target,
     })
+}
+
+/// BALP's published example writes `host/path?query` without a scheme. Judged on the part
+/// before `?`: a query may carry a URL of its own (`code=http://loinc.org|8867-4`).
+fn is_host_form(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path.starts_with('/') || path.contains("://") {
+        return false;
+    }
+    // A host has a dot (`test.fhir.org`) or a port (`localhost:8080`); a resource type or
+    // operation never has either.
+    let first = path.split('/').next().unwrap_or("");
+    first.contains('.') || first.contains(':')
 }
 
 /// The resource the event acted on: the first `what` reference that is not the patient
@@ -484,18 +493,64 @@ fn token(ae: &Resource, action: TokenAction) -> Result<TokenEvent, Reject> {
 mod tests {
     use super::*;
 
+    /// Every request-line form of the BALP and FHIR AuditEvent examples (BALP 1.1.4
+    /// `ex-auditBasicQueryGetServer`: `GET host/path?query` with headers after it; FHIR R4/R5
+    /// `example-search`: an absolute URL without a method), and the forms servers log
+    /// (origin form with `HTTP/1.1`, absolute with a port, a URL inside the query), each with
+    /// the resource type the classifier then finds.
     #[test]
-    fn request_lines_parse_with_and_without_scheme_and_version() {
-        let l =
-            parse_request_line("GET test.fhir.org/r4/Observation?patient=p\nAccept: x").unwrap();
-        assert_eq!(l.method, Some(Method::Get));
-        assert_eq!(l.target, "https://test.fhir.org/r4/Observation?patient=p");
-        let l = parse_request_line("POST /fhir/Patient/_search HTTP/1.1").unwrap();
-        assert_eq!(l.method, Some(Method::Post));
-        assert_eq!(l.target, "/fhir/Patient/_search");
-        let l = parse_request_line("http://h.example/open/Encounter?participant=13").unwrap();
-        assert_eq!(l.method, None);
-        assert_eq!(l.target, "http://h.example/open/Encounter?participant=13");
+    fn request_lines_of_every_form_are_classified() {
+        use crate::smart::request::classify;
+        let cases: &[(&str, Option<Method>, &str, Option<&str>)] = &[
+            (
+                "GET test.fhir.org/r4/Observation?patient=ex-patient&_count=10\nAccept: x",
+                Some(Method::Get),
+                "https://test.fhir.org/r4/Observation?patient=ex-patient&_count=10",
+                Some("Observation"),
+            ),
+            (
+                "GET fhir.example-hospital.org/r4/Observation?patient=p1&code=http://loinc.org|8867-4",
+                Some(Method::Get),
+                "https://fhir.example-hospital.org/r4/Observation?patient=p1&code=http://loinc.org|8867-4",
+                Some("Observation"),
+            ),
+            (
+                "GET localhost:8080/fhir/DocumentReference?patient=p1&type=http://loinc.org|34117-2 HTTP/1.1",
+                Some(Method::Get),
+                "https://localhost:8080/fhir/DocumentReference?patient=p1&type=http://loinc.org|34117-2",
+                Some("DocumentReference"),
+            ),
+            (
+                "POST /fhir/Patient/_search HTTP/1.1",
+                Some(Method::Post),
+                "/fhir/Patient/_search",
+                Some("Patient"),
+            ),
+            (
+                "GET https://ehr.example.org:8443/fhir/r4/Condition?patient=p2 HTTP/2",
+                Some(Method::Get),
+                "https://ehr.example.org:8443/fhir/r4/Condition?patient=p2",
+                Some("Condition"),
+            ),
+            (
+                "http://fhir-dev.healthintersections.com.au/open/Encounter?participant=13",
+                None,
+                "http://fhir-dev.healthintersections.com.au/open/Encounter?participant=13",
+                Some("Encounter"),
+            ),
+            (
+                "GET Observation?code=http://loinc.org|8867-4",
+                Some(Method::Get),
+                "Observation?code=http://loinc.org|8867-4",
+                Some("Observation"),
+            ),
+        ];
+        for &(line, method, target, resource_type) in cases {
+            let l = parse_request_line(line).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!((l.method, l.target.as_str()), (method, target), "{line}");
+            let request = classify(method.unwrap_or(Method::Get), &l.target);
+            assert_eq!(request.resource_type, resource_type, "{line}");
+        }
     }
 
     #[test]

@@ -224,6 +224,11 @@ fn lookup(object: &Map<String, Value>, path: &str) -> Option<String> {
         }
         Some(current)
     })?;
+    // An array (a claim with several purposes of use) gives its first string.
+    let value = match value {
+        Value::Array(items) => items.first()?,
+        other => other,
+    };
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),

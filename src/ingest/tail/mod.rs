@@ -78,6 +78,8 @@ pub enum Change {
 /// A followed file and what rotation handling needs to know about it.
 pub struct Followed {
     pub file: TailedFile,
+    /// Index of the input it was found under (its format is that input's).
+    pub root: usize,
     last_growth: Instant,
     /// Since when the scans no longer find it under the inputs.
     gone_since: Option<Instant>,
@@ -211,8 +213,8 @@ impl Tailer {
         let now = Instant::now();
         self.scans += 1;
         let mut changes = Vec::new();
-        let mut paths = Vec::new();
-        for root in &self.roots {
+        let mut paths: Vec<(PathBuf, usize)> = Vec::new();
+        for (root_index, root) in self.roots.iter().enumerate() {
             match std::fs::metadata(root) {
                 Ok(m) if m.is_dir() => {
                     let (mut sources, mut skipped) = (Vec::new(), Vec::new());
@@ -231,16 +233,20 @@ impl Tailer {
                                 .file_name()
                                 .is_some_and(|n| is_rotated_log_name(&n.to_string_lossy()))
                         });
-                    paths.extend(rotated.into_iter().map(|f| PathBuf::from(f.path)));
+                    paths.extend(
+                        rotated
+                            .into_iter()
+                            .map(|f| (PathBuf::from(f.path), root_index)),
+                    );
                     if self.scans == 1 {
                         self.skipped.extend(other);
                     }
                     paths.extend(sources.into_iter().filter_map(|s| match s {
-                        Source::File(p) => Some(p),
+                        Source::File(p) => Some((p, root_index)),
                         Source::Stdin => None,
                     }));
                 }
-                Ok(_) => paths.push(root.clone()),
+                Ok(_) => paths.push((root.clone(), root_index)),
                 Err(e) => {
                     if self.warned_missing.insert(root.clone()) {
                         tracing::warn!(path = %root.display(), "input not there (yet): {e}; watching for it");
@@ -255,7 +261,7 @@ impl Tailer {
             .enumerate()
             .map(|(i, f)| (f.file.inode, i))
             .collect();
-        for path in paths {
+        for (path, root) in paths {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue; // gone between the listing and now
             };
@@ -339,6 +345,7 @@ impl Tailer {
                     });
                     self.files.push(Followed {
                         file,
+                        root,
                         last_growth: now,
                         gone_since: None,
                     });
