@@ -6,32 +6,38 @@
 //! simulated events to a temporary NDJSON file, then runs a child process that ingests the file
 //! and drives the detection core exactly as `scopewatch detect` does, and prints events/s and
 //! the child's peak RSS (VmHWM), so generation never inflates the figure.
+//!
+//! Then, at the base size, the same traffic as the logs operators have (issue #15): tokens as
+//! Keycloak events and accesses as IHE BALP AuditEvents (tests/support/convert.rs), read with
+//! per-input formats; it prints that run's events/s and its wall-time ratio to the canonical
+//! run (goal: at most 1.5).
 
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use scopewatch::detect::{Engine, EngineConfig};
 use scopewatch::event::Event;
-use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, Source};
+use scopewatch::ingest::{DeadLetterWriter, IngestOptions, InputFormat, Ingestor, Source};
 use scopewatch::pipeline::replay;
 use scopewatch::registry::Registry;
 use scopewatch::sql::history::HistoryWriter;
 
 mod simulated;
 use simulated::peak_rss_mb;
+#[path = "../tests/support/convert.rs"]
+mod convert;
 
 const CHILD_ENV: &str = "SCOPEWATCH_BENCH_INPUT";
 const HISTORY_ENV: &str = "SCOPEWATCH_BENCH_HISTORY";
 
 /// Child: detect over the file exactly as `scopewatch detect` does (reader thread + engine
 /// through `pipeline::replay`), print one result line.
-fn measure(path: &str) {
+fn measure(inputs: &str) {
     let mut engine = Engine::new(EngineConfig::default(), Registry::default());
-    let ingestor = Ingestor::new(
-        IngestOptions::default(),
-        DeadLetterWriter::new(Box::new(std::io::sink())),
-    );
+    let (sources, options) = sources_of(inputs);
+    let ingestor = Ingestor::new(options, DeadLetterWriter::new(Box::new(std::io::sink())));
     let mut emitted = 0usize;
     // With a history directory the run also writes the Parquet history store, as
     // `scopewatch detect` does by default.
@@ -45,7 +51,7 @@ fn measure(path: &str) {
     };
     let started = Instant::now();
     let (ingestor, late) = replay(
-        &[Source::File(path.into())],
+        &sources,
         ingestor,
         &mut engine,
         300,
@@ -67,14 +73,77 @@ fn measure(path: &str) {
     let summary = ingestor.finish().expect("finish");
     let events = summary.totals.accepted;
     println!(
-        "detect{}: {events} events, {:.1} MB in {secs:.2} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records, {late} late; peak RSS {:.0} MB",
+        "detect{}{}: {events} events, {:.1} MB in {secs:.3} s = {:.0} events/s, {:.1} MB/s; {} apps, {emitted} alert records, {late} late; peak RSS {:.0} MB",
         if history_dir.is_some() { " + history" } else { "" },
+        if sources.len() > 1 { " (Keycloak + BALP AuditEvent)" } else { "" },
         summary.totals.bytes as f64 / 1e6,
         events as f64 / secs,
         summary.totals.bytes as f64 / 1e6 / secs,
         engine.baselines().apps.len(),
         peak_rss_mb()
     );
+}
+
+/// The child's inputs: paths separated by newlines, each `keycloak:` or `auditevent:` prefixed
+/// or canonical.
+fn sources_of(inputs: &str) -> (Vec<Source>, IngestOptions) {
+    let mut options = IngestOptions::default();
+    let sources = inputs
+        .lines()
+        .map(|input| {
+            let (format, path) = match input.split_once(':') {
+                Some(("keycloak", p)) => (Some(InputFormat::Keycloak), p),
+                Some(("auditevent", p)) => (Some(InputFormat::AuditEvent), p),
+                _ => (None, input),
+            };
+            let source = Source::File(path.into());
+            if let Some(format) = format {
+                options.formats.insert(source.clone(), format);
+            }
+            source
+        })
+        .collect();
+    (sources, options)
+}
+
+/// Writes the canonical NDJSON at `path` again as a Keycloak log and a BALP AuditEvent log.
+fn convert_to_operator_formats(path: &Path, keycloak: &Path, balp: &Path) {
+    let input = BufReader::new(std::fs::File::open(path).expect("open"));
+    let mut kc = BufWriter::new(std::fs::File::create(keycloak).expect("create"));
+    let mut ae = BufWriter::new(std::fs::File::create(balp).expect("create"));
+    for line in input.lines() {
+        let line = line.expect("read");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("json");
+        if event["type"] == "token" {
+            if let Some(l) = convert::token_to_keycloak(&event) {
+                writeln!(kc, "{l}").expect("write");
+            }
+        } else {
+            for l in convert::access_to_balp(&event) {
+                writeln!(ae, "{l}").expect("write");
+            }
+        }
+    }
+    kc.flush().expect("flush");
+    ae.flush().expect("flush");
+}
+
+/// Runs the child over `inputs`, prints its line and returns its wall seconds.
+fn run_child(inputs: &str, history: Option<&Path>) -> f64 {
+    let mut child = Command::new(std::env::current_exe().expect("exe"));
+    child.env(CHILD_ENV, inputs);
+    if let Some(history) = history {
+        child.env(HISTORY_ENV, history);
+    }
+    let out = child.output().expect("child");
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    println!("{line}");
+    line.split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .expect("seconds in the child's line")
 }
 
 /// Writes at least `target` simulated events to `path` as NDJSON.
@@ -107,14 +176,20 @@ fn main() {
         let n = generate(base * scale, &path);
         eprintln!("generated {n} events");
         let history = dir.path().join(format!("history-{scale}"));
-        for with_history in [false, true] {
-            let mut child = Command::new(std::env::current_exe().expect("exe"));
-            child.env(CHILD_ENV, &path);
-            if with_history {
-                child.env(HISTORY_ENV, &history);
-            }
-            let status = child.status().expect("child");
-            assert!(status.success());
+        let canonical = path.display().to_string();
+        let canonical_secs = run_child(&canonical, None);
+        run_child(&canonical, Some(&history));
+        if scale == 1 {
+            let (kc, ae) = (dir.path().join("keycloak.log"), dir.path().join("audit.ndjson"));
+            convert_to_operator_formats(&path, &kc, &ae);
+            let inputs = format!("keycloak:{}\nauditevent:{}", kc.display(), ae.display());
+            let converted_secs = run_child(&inputs, None);
+            println!(
+                "same traffic: Keycloak + BALP AuditEvent takes {:.2}x the canonical run's time (goal <= 1.5)",
+                converted_secs / canonical_secs
+            );
+            std::fs::remove_file(&kc).ok();
+            std::fs::remove_file(&ae).ok();
         }
         std::fs::remove_dir_all(&history).ok();
         std::fs::remove_file(&path).ok();

@@ -13,6 +13,8 @@ use scopewatch::smart::request::classify;
 
 #[path = "common.rs"]
 mod common;
+#[path = "../tests/support/convert.rs"]
+mod convert;
 
 const EVENTS: usize = 100_000;
 
@@ -106,6 +108,86 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
     bench_auditevent(c);
+    same_traffic(c);
+}
+
+/// Events/s of the whole file path (`Ingestor`: lines, decode, counts) over `path`, best of 5.
+fn file_events_per_second(path: &std::path::Path, format: InputFormat, expect: usize) -> f64 {
+    let source = Source::File(path.to_path_buf());
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let mut ingestor = Ingestor::new(
+            IngestOptions {
+                decode: DecodeOptions {
+                    format: format.clone(),
+                    ..DecodeOptions::default()
+                },
+                ..IngestOptions::default()
+            },
+            DeadLetterWriter::new(Box::new(std::io::sink())),
+        );
+        let started = std::time::Instant::now();
+        let mut n = 0usize;
+        ingestor
+            .ingest(&source, &mut |e, _| n += usize::from(black_box(&e).time().0 > 0))
+            .expect("ingest");
+        best = best.min(started.elapsed().as_secs_f64());
+        assert_eq!(n, expect);
+    }
+    expect as f64 / best
+}
+
+/// Issue #15's goal: the same accesses as canonical NDJSON and as BALP AuditEvents (one per
+/// line, written by tests/support/convert.rs as a FHIR server's audit export would), read
+/// through the same file path. Prints both rates and their ratio (goal: at most 1.5).
+fn same_traffic(c: &mut Criterion) {
+    let lines = common::access_lines(EVENTS);
+    let audit: Vec<String> = lines
+        .iter()
+        .flat_map(|l| convert::access_to_balp(&serde_json::from_str(l).expect("json")))
+        .collect();
+    assert_eq!(audit.len(), EVENTS, "one AuditEvent per access (one patient each)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let canonical_path = dir.path().join("canonical.ndjson");
+    let audit_path = dir.path().join("audit.ndjson");
+    std::fs::write(&canonical_path, lines.join("\n") + "\n").expect("write");
+    std::fs::write(&audit_path, audit.join("\n") + "\n").expect("write");
+    let canonical = file_events_per_second(&canonical_path, InputFormat::Canonical, EVENTS);
+    let balp = file_events_per_second(&audit_path, InputFormat::AuditEvent, EVENTS);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / 1e6;
+    println!(
+        "same traffic, {EVENTS} accesses: canonical NDJSON {canonical:.0} events/s ({:.1} MB), BALP AuditEvent {balp:.0} events/s ({:.1} MB); canonical/AuditEvent = {:.2} (goal <= 1.5)",
+        size(&canonical_path),
+        size(&audit_path),
+        canonical / balp
+    );
+    let mut g = c.benchmark_group("same_traffic");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    for (name, path, format) in [
+        ("canonical", &canonical_path, InputFormat::Canonical),
+        ("balp_auditevent", &audit_path, InputFormat::AuditEvent),
+    ] {
+        let source = Source::File(path.clone());
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut ingestor = Ingestor::new(
+                    IngestOptions {
+                        decode: DecodeOptions {
+                            format: format.clone(),
+                            ..DecodeOptions::default()
+                        },
+                        ..IngestOptions::default()
+                    },
+                    DeadLetterWriter::new(Box::new(std::io::sink())),
+                );
+                let mut n = 0usize;
+                ingestor.ingest(&source, &mut |_, _| n += 1).expect("ingest");
+                n
+            })
+        });
+    }
+    g.finish();
 }
 
 /// BALP-style REST AuditEvents (client application agent, OAuth user agent with the jti,

@@ -48,36 +48,27 @@ enum Kind {
     Other(String),
 }
 
-/// The event's type and subtype codes, R4 (`type`, `subtype`) or R5 (`category`, `code`).
-fn codes(ae: &Resource) -> Vec<(Option<String>, String)> {
-    let mut out = Vec::new();
-    let mut push = |system: &Option<String>, code: &Option<String>| {
-        if let Some(code) = code {
-            out.push((system.clone(), code.clone()));
-        }
-    };
-    for c in ae.type_.iter().flat_map(|t| t.codings()) {
-        push(&c.system, &c.code);
-    }
-    for c in &ae.subtype {
-        push(&c.system, &c.code);
-    }
-    for c in ae.category.iter().flat_map(|c| &c.coding) {
-        push(&c.system, &c.code);
-    }
-    for c in ae.code.iter().flat_map(|c| &c.coding) {
-        push(&c.system, &c.code);
-    }
-    out
+/// The event's type and subtype codes, R4 (`type`, `subtype`) or R5 (`category`, `code`), as
+/// (system, code).
+fn codes<'r>(ae: &'r Resource<'_>) -> Vec<(Option<&'r str>, &'r str)> {
+    let pair = |c: &'r super::fhir::Coding<'_>| (c.system.as_deref(), c.code.as_deref());
+    ae.type_
+        .iter()
+        .flat_map(|t| t.codings())
+        .chain(ae.subtype.iter().map(pair))
+        .chain(ae.category.iter().flat_map(|c| &c.coding).map(pair))
+        .chain(ae.code.iter().flat_map(|c| &c.coding).map(pair))
+        .filter_map(|(system, code)| Some((system, code?)))
+        .collect()
 }
 
 fn classify(ae: &Resource) -> Kind {
     let codes = codes(ae);
     let interaction = codes
         .iter()
-        .find(|(system, _)| system.as_deref() == Some(RESTFUL_INTERACTION))
-        .map(|(_, code)| code.clone());
-    let is_rest = codes.iter().any(|(_, code)| code == "rest");
+        .find(|(system, _)| *system == Some(RESTFUL_INTERACTION))
+        .map(|(_, code)| code.to_string());
+    let is_rest = codes.iter().any(|(_, code)| *code == "rest");
     if interaction.is_some() || is_rest {
         return Kind::Rest(interaction);
     }
@@ -86,21 +77,21 @@ fn classify(ae: &Resource) -> Kind {
         .as_ref()
         .and_then(|o| o.code())
         .is_some_and(|c| c != "0");
-    if codes.iter().any(|(_, code)| code == "ITI-71") {
+    if codes.iter().any(|(_, code)| *code == "ITI-71") {
         return Kind::Token(if failed {
             TokenAction::Denied
         } else {
             TokenAction::Issued
         });
     }
-    if codes.iter().any(|(_, code)| code == "ITI-102") {
+    if codes.iter().any(|(_, code)| *code == "ITI-102") {
         return Kind::Token(TokenAction::Introspected);
     }
     // Reasons are counted by text: keep only short code-like values so input cannot create
     // an unbounded set of reasons.
     let code = codes
         .first()
-        .map(|(_, c)| c.as_str())
+        .map(|(_, c)| *c)
         .filter(|c| c.len() <= 24 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .unwrap_or("unrecognised");
     Kind::Other(code.to_string())
@@ -146,7 +137,7 @@ fn recorded(ae: &Resource) -> Result<Timestamp, Reject> {
 /// otherwise the data-flow role (the client is the destination of a read and the source of
 /// everything else); pre-BALP R4 examples name the requesting system `110153` whatever the
 /// direction, so the other role is the fallback.
-fn client_agent(ae: &Resource, read: bool) -> Option<&Agent> {
+fn client_agent<'r, 'a>(ae: &'r Resource<'a>, read: bool) -> Option<&'r Agent<'a>> {
     let named = |a: &&Agent| a.who.as_ref().and_then(|w| w.name()).is_some();
     let by_type = |code: &str| ae.agent.iter().filter(named).find(|a| a.has_type(code));
     let (first, second) = if read {
@@ -339,7 +330,7 @@ fn is_host_form(target: &str) -> bool {
 
 /// The resource the event acted on: the first `what` reference that is not the patient
 /// subject and not a contained resource; the patient entity when it is the only one.
-fn subject_reference(ae: &Resource) -> Option<&str> {
+fn subject_reference<'r>(ae: &'r Resource<'_>) -> Option<&'r str> {
     let references = |patients: bool| {
         ae.entity
             .iter()

@@ -3,126 +3,237 @@
 //! elements (`type`/`subtype` → `category`/`code`, `outcome` code → object, `purposeOfEvent` →
 //! `authorization`, `agent.network` → `network[x]`, `entity.role` Coding → CodeableConcept), so
 //! those elements accept either shape. Unknown elements are ignored.
+//!
+//! Strings borrow from the input where JSON lets them (no escapes), and the either-shape
+//! elements are read by a visitor, not serde's untagged buffering: an AuditEvent line is
+//! decoded with few allocations (issue #15: the AuditEvent path within 1.5× of canonical).
 
-use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, value::MapAccessDeserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// A string borrowed from the input when it has no escapes.
+pub type Str<'a> = Cow<'a, str>;
 
 /// A FHIR resource as far as scopewatch reads it: an AuditEvent, or a Bundle of them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Resource {
-    pub resource_type: Option<String>,
+pub struct Resource<'a> {
+    #[serde(borrow)]
+    pub resource_type: Option<Str<'a>>,
     /// Bundle entries.
-    pub entry: Vec<BundleEntry>,
+    #[serde(borrow)]
+    pub entry: Vec<BundleEntry<'a>>,
     /// R4 `type` (Coding); a Bundle's `type` is a string.
-    #[serde(rename = "type")]
-    pub type_: Option<CodingOrText>,
+    #[serde(rename = "type", borrow)]
+    pub type_: Option<CodingOrText<'a>>,
     /// R4 `subtype`.
-    pub subtype: Vec<Coding>,
+    #[serde(borrow)]
+    pub subtype: Vec<Coding<'a>>,
     /// R5 `category`.
-    pub category: Vec<CodeableConcept>,
+    #[serde(borrow)]
+    pub category: Vec<CodeableConcept<'a>>,
     /// R5 `code`.
-    pub code: Option<CodeableConcept>,
-    pub action: Option<String>,
-    pub recorded: Option<String>,
-    pub outcome: Option<AuditOutcome>,
+    #[serde(borrow)]
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub action: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub recorded: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub outcome: Option<AuditOutcome<'a>>,
     /// R4 event-level purpose of use.
-    pub purpose_of_event: Vec<CodeableConcept>,
+    #[serde(borrow)]
+    pub purpose_of_event: Vec<CodeableConcept<'a>>,
     /// R5 event-level purpose of use.
-    pub authorization: Vec<CodeableConcept>,
+    #[serde(borrow)]
+    pub authorization: Vec<CodeableConcept<'a>>,
     /// R5 direct pointer to the patient the event is about.
-    pub patient: Option<Reference>,
-    pub agent: Vec<Agent>,
-    pub entity: Vec<Entity>,
+    #[serde(borrow)]
+    pub patient: Option<Reference<'a>>,
+    #[serde(borrow)]
+    pub agent: Vec<Agent<'a>>,
+    #[serde(borrow)]
+    pub entity: Vec<Entity<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct BundleEntry {
-    pub resource: Option<Box<Resource>>,
+pub struct BundleEntry<'a> {
+    #[serde(borrow)]
+    pub resource: Option<Box<Resource<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default)]
-pub struct Coding {
-    pub system: Option<String>,
-    pub code: Option<String>,
+pub struct Coding<'a> {
+    #[serde(borrow)]
+    pub system: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub code: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct CodeableConcept {
-    pub coding: Vec<Coding>,
+pub struct CodeableConcept<'a> {
+    #[serde(borrow)]
+    pub coding: Vec<Coding<'a>>,
 }
 
-/// R4 Coding, R5 CodeableConcept, or a plain string (Bundle.type). One object struct reads
-/// both object shapes: a Coding has `code`, a CodeableConcept has `coding`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum CodingOrText {
-    Object(CodingOrConcept),
-    Text(serde::de::IgnoredAny),
+/// R4 Coding, R5 CodeableConcept, or anything else (Bundle.type is a string). One object
+/// struct reads both object shapes: a Coding has `code`, a CodeableConcept has `coding`.
+#[derive(Debug)]
+pub enum CodingOrText<'a> {
+    Object(CodingOrConcept<'a>),
+    Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct CodingOrConcept {
-    pub coding: Vec<Coding>,
-    pub system: Option<String>,
-    pub code: Option<String>,
+pub struct CodingOrConcept<'a> {
+    #[serde(borrow)]
+    pub coding: Vec<Coding<'a>>,
+    #[serde(borrow)]
+    pub system: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub code: Option<Str<'a>>,
 }
 
-impl CodingOrText {
+impl<'a> CodingOrText<'a> {
     /// The codings it carries (none for plain text).
-    pub fn codings(&self) -> Vec<Coding> {
-        match self {
-            CodingOrText::Text(_) => Vec::new(),
-            CodingOrText::Object(o) => {
-                let mut out = o.coding.clone();
-                if o.code.is_some() {
-                    out.push(Coding {
-                        system: o.system.clone(),
-                        code: o.code.clone(),
-                    });
-                }
-                out
-            }
-        }
+    pub fn codings(&self) -> impl Iterator<Item = (Option<&str>, Option<&str>)> {
+        let (list, own): (&[Coding<'a>], Option<&CodingOrConcept<'a>>) = match self {
+            CodingOrText::Text => (&[], None),
+            CodingOrText::Object(o) => (&o.coding, o.code.is_some().then_some(o)),
+        };
+        list.iter()
+            .map(|c| (c.system.as_deref(), c.code.as_deref()))
+            .chain(own.map(|o| (o.system.as_deref(), o.code.as_deref())))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for CodingOrText<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EitherShape::<CodingOrConcept<'a>, CodingOrText<'a>>::new(
+            CodingOrText::Object,
+            |_| CodingOrText::Text,
+        ))
     }
 }
 
 /// R4 `outcome` is a code (`0`, `4`, `8`, `12`); R5 is `{code: Coding, detail: [...]}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum AuditOutcome {
-    Code(String),
-    R5 { code: Option<Coding> },
+#[derive(Debug)]
+pub enum AuditOutcome<'a> {
+    Code(Str<'a>),
+    R5(OutcomeR5<'a>),
+    /// Neither shape: no outcome read.
+    Other,
 }
 
-impl AuditOutcome {
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OutcomeR5<'a> {
+    #[serde(borrow)]
+    pub code: Option<Coding<'a>>,
+}
+
+impl AuditOutcome<'_> {
     pub fn code(&self) -> Option<&str> {
         match self {
             AuditOutcome::Code(c) => Some(c),
-            AuditOutcome::R5 { code } => code.as_ref().and_then(|c| c.code.as_deref()),
+            AuditOutcome::R5(r5) => r5.code.as_ref().and_then(|c| c.code.as_deref()),
+            AuditOutcome::Other => None,
         }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AuditOutcome<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EitherShape::<OutcomeR5<'a>, AuditOutcome<'a>>::new(
+            AuditOutcome::R5,
+            |text| text.map_or(AuditOutcome::Other, AuditOutcome::Code),
+        ))
+    }
+}
+
+/// Reads an element that is an object (`object`) or anything else (`other`, given the text
+/// when it is a string), without buffering it first.
+struct EitherShape<'a, O, T> {
+    object: fn(O) -> T,
+    other: fn(Option<Str<'a>>) -> T,
+    shape: PhantomData<&'a ()>,
+}
+
+impl<'a, O, T> EitherShape<'a, O, T> {
+    fn new(object: fn(O) -> T, other: fn(Option<Str<'a>>) -> T) -> Self {
+        EitherShape {
+            object,
+            other,
+            shape: PhantomData,
+        }
+    }
+}
+
+impl<'de: 'a, 'a, O: Deserialize<'de>, T> Visitor<'de> for EitherShape<'a, O, T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object or a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<T, E> {
+        Ok((self.other)(Some(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok((self.other)(Some(Cow::Owned(v.to_string()))))
+    }
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
+        O::deserialize(MapAccessDeserializer::new(map)).map(self.object)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<T, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok((self.other)(None))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+        Ok((self.other)(None))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+        Ok((self.other)(None))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+        Ok((self.other)(None))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+        Ok((self.other)(None))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok((self.other)(None))
     }
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Identifier {
-    pub system: Option<String>,
-    pub value: Option<String>,
+pub struct Identifier<'a> {
+    #[serde(borrow)]
+    pub system: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub value: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Reference {
-    pub reference: Option<String>,
-    pub identifier: Option<Identifier>,
-    pub display: Option<String>,
+pub struct Reference<'a> {
+    #[serde(borrow)]
+    pub reference: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub identifier: Option<Identifier<'a>>,
+    #[serde(borrow)]
+    pub display: Option<Str<'a>>,
 }
 
-impl Reference {
+impl Reference<'_> {
     /// The most specific name the reference gives: identifier value, then display, then the
     /// literal reference.
     pub fn name(&self) -> Option<&str> {
@@ -137,27 +248,36 @@ impl Reference {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Agent {
-    #[serde(rename = "type")]
-    pub type_: Option<CodeableConcept>,
-    pub role: Vec<CodeableConcept>,
-    pub who: Option<Reference>,
+pub struct Agent<'a> {
+    #[serde(rename = "type", borrow)]
+    pub type_: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub role: Vec<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub who: Option<Reference<'a>>,
     /// R4 only.
-    pub name: Option<String>,
+    #[serde(borrow)]
+    pub name: Option<Str<'a>>,
     pub requestor: Option<bool>,
-    pub policy: Vec<String>,
+    #[serde(borrow)]
+    pub policy: Vec<Str<'a>>,
     /// R4 network backbone.
-    pub network: Option<Network>,
+    #[serde(borrow)]
+    pub network: Option<Network<'a>>,
     /// R5 network[x].
-    pub network_string: Option<String>,
-    pub network_uri: Option<String>,
+    #[serde(borrow)]
+    pub network_string: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub network_uri: Option<Str<'a>>,
     /// R4.
-    pub purpose_of_use: Vec<CodeableConcept>,
+    #[serde(borrow)]
+    pub purpose_of_use: Vec<CodeableConcept<'a>>,
     /// R5.
-    pub authorization: Vec<CodeableConcept>,
+    #[serde(borrow)]
+    pub authorization: Vec<CodeableConcept<'a>>,
 }
 
-impl Agent {
+impl Agent<'_> {
     pub fn has_type(&self, code: &str) -> bool {
         self.type_
             .iter()
@@ -168,31 +288,36 @@ impl Agent {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Network {
-    pub address: Option<String>,
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
+pub struct Network<'a> {
+    #[serde(borrow)]
+    pub address: Option<Str<'a>>,
+    #[serde(rename = "type", borrow)]
+    pub type_: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Entity {
-    pub what: Option<Reference>,
+pub struct Entity<'a> {
+    #[serde(borrow)]
+    pub what: Option<Reference<'a>>,
     /// R4 only (audit-entity-type: 1 Person, 2 System Object, …).
-    #[serde(rename = "type")]
-    pub type_: Option<Coding>,
+    #[serde(rename = "type", borrow)]
+    pub type_: Option<Coding<'a>>,
     /// R4 Coding / R5 CodeableConcept (object-role: 1 Patient, 24 Query, …).
-    pub role: Option<CodingOrText>,
+    #[serde(borrow)]
+    pub role: Option<CodingOrText<'a>>,
     /// base64 of the query (BALP: the raw request line and headers).
-    pub query: Option<String>,
-    pub description: Option<String>,
+    #[serde(borrow)]
+    pub query: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub description: Option<Str<'a>>,
 }
 
-impl Entity {
+impl Entity<'_> {
     pub fn has_role(&self, code: &str) -> bool {
         self.role
             .as_ref()
-            .is_some_and(|r| r.codings().iter().any(|c| c.code.as_deref() == Some(code)))
+            .is_some_and(|r| r.codings().any(|(_, c)| c == Some(code)))
     }
     pub fn type_code(&self) -> Option<&str> {
         self.type_.as_ref().and_then(|t| t.code.as_deref())
@@ -200,7 +325,7 @@ impl Entity {
 }
 
 /// The first code in a list of concepts, preferring the v3 ActReason (PurposeOfUse) system.
-pub fn purpose_code(concepts: &[CodeableConcept]) -> Option<&str> {
+pub fn purpose_code<'s>(concepts: &'s [CodeableConcept<'_>]) -> Option<&'s str> {
     let codings = || concepts.iter().flat_map(|c| &c.coding);
     codings()
         .find(|c| {
