@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use scopewatch::detect::{Engine, EngineConfig};
 use scopewatch::event::Event;
-use scopewatch::ingest::{DeadLetterWriter, IngestOptions, InputFormat, Ingestor, Source};
+use scopewatch::ingest::{DeadLetterWriter, IngestOptions, Ingestor, InputFormat, Source};
 use scopewatch::pipeline::replay;
 use scopewatch::registry::Registry;
 use scopewatch::sql::history::HistoryWriter;
@@ -180,7 +180,10 @@ fn main() {
         let canonical_secs = run_child(&canonical, None);
         run_child(&canonical, Some(&history));
         if scale == 1 {
-            let (kc, ae) = (dir.path().join("keycloak.log"), dir.path().join("audit.ndjson"));
+            let (kc, ae) = (
+                dir.path().join("keycloak.log"),
+                dir.path().join("audit.ndjson"),
+            );
             convert_to_operator_formats(&path, &kc, &ae);
             let inputs = format!("keycloak:{}\nauditevent:{}", kc.display(), ae.display());
             let converted_secs = run_child(&inputs, None);

@@ -129,7 +129,9 @@ fn file_events_per_second(path: &std::path::Path, format: InputFormat, expect: u
         let started = std::time::Instant::now();
         let mut n = 0usize;
         ingestor
-            .ingest(&source, &mut |e, _| n += usize::from(black_box(&e).time().0 > 0))
+            .ingest(&source, &mut |e, _| {
+                n += usize::from(black_box(&e).time().0 > 0)
+            })
             .expect("ingest");
         best = best.min(started.elapsed().as_secs_f64());
         assert_eq!(n, expect);
@@ -146,7 +148,11 @@ fn same_traffic(c: &mut Criterion) {
         .iter()
         .flat_map(|l| convert::access_to_balp(&serde_json::from_str(l).expect("json")))
         .collect();
-    assert_eq!(audit.len(), EVENTS, "one AuditEvent per access (one patient each)");
+    assert_eq!(
+        audit.len(),
+        EVENTS,
+        "one AuditEvent per access (one patient each)"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let canonical_path = dir.path().join("canonical.ndjson");
     let audit_path = dir.path().join("audit.ndjson");
@@ -182,7 +188,9 @@ fn same_traffic(c: &mut Criterion) {
                     DeadLetterWriter::new(Box::new(std::io::sink())),
                 );
                 let mut n = 0usize;
-                ingestor.ingest(&source, &mut |_, _| n += 1).expect("ingest");
+                ingestor
+                    .ingest(&source, &mut |_, _| n += 1)
+                    .expect("ingest");
                 n
             })
         });

@@ -776,6 +776,33 @@ fn keycloak_balp_and_nginx_inputs_each_read_in_their_own_format() {
     assert!(gap("sync", "Condition"), "{alerts:#?}");
     assert!(!gap("sync", "Observation"), "{alerts:#?}");
 
+    // validate and sql --input read the same inputs the same way.
+    let out = scopewatch()
+        .current_dir(dir.path())
+        .args(["validate", "--dead-letter", "vdead.ndjson"])
+        .args(inputs)
+        .output()
+        .expect("validate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = scopewatch()
+        .current_dir(dir.path())
+        .args(["sql", "--output", "csv", "-c"])
+        .arg("SELECT (SELECT count(*) FROM access) AS a, (SELECT count(*) FROM tokens) AS t")
+        .arg("--input")
+        .args(inputs)
+        .output()
+        .expect("sql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "a,t\n4,2");
+
     // The same files without prefixes: auto never guesses a gateway record, so the nginx lines
     // are dead-lettered (by reason), not read as something else.
     let (_, summary, clean) = detect_run(dir.path(), &["kc.log", "audit.ndjson", "gw.log"], &[]);

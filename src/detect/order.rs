@@ -289,6 +289,47 @@ mod tests {
         assert_eq!(std::iter::from_fn(|| b.pop_any()).count(), 1);
     }
 
+    fn patient_read(second: u32, url: &str, patient: &str) -> Event {
+        parse_event_str(&format!(
+            r#"{{"type":"access","time":"2024-03-01T12:00:{second:02}Z","client_id":"app","token_id":"t","method":"GET","url":"{url}","status":200,"patient":"{patient}","resources_returned":2}}"#
+        ))
+        .unwrap()
+    }
+
+    /// IHE BALP: "one AuditEvent per Patient" for a response about several patients; the
+    /// records of one request become one event counting its patients, a repeat of the same
+    /// patient or another request stays separate.
+    #[test]
+    fn per_patient_records_of_one_request_fold_into_one_event() {
+        let mut b = ReorderBuffer::new(0);
+        for (second, url, patient) in [
+            (1, "Observation?code=x", "p1"),
+            (1, "Observation?code=x", "p2"),
+            (1, "Observation?code=x", "p3"),
+            (1, "Observation?code=x", "p3"),
+            (1, "Observation?code=y", "p4"),
+            (2, "Observation?code=y", "p5"),
+        ] {
+            b.push(patient_read(second, url, patient)).unwrap();
+        }
+        let released: Vec<(Option<u64>, Option<u64>)> = std::iter::from_fn(|| b.pop_any())
+            .map(|e| match e {
+                Event::Access(a) => (a.patient_count, a.resources_returned),
+                Event::Token(_) => (None, None),
+            })
+            .collect();
+        assert_eq!(
+            released,
+            vec![
+                (Some(3), Some(6)),
+                (None, Some(2)),
+                (None, Some(2)),
+                (None, Some(2))
+            ]
+        );
+        assert_eq!(b.folded, 2);
+    }
+
     #[test]
     fn token_before_access_at_the_same_instant() {
         let mut b = ReorderBuffer::new(0);

@@ -286,6 +286,18 @@ fn parse_time_local(text: &str) -> Result<Timestamp, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_purpose_of_use_claim_array_gives_its_first_code() {
+        let object: Map<String, Value> =
+            serde_json::from_str(r#"{"jwt":{"purpose_of_use":["TREAT","HPAYMT"]},"h":["",1]}"#)
+                .unwrap();
+        assert_eq!(
+            lookup(&object, "jwt.purpose_of_use").as_deref(),
+            Some("TREAT")
+        );
+        assert_eq!(lookup(&object, "h"), None);
+    }
+
     use super::*;
 
     fn access(mapping: &GatewayMapping, json: &str) -> AccessEvent {
