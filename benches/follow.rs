@@ -55,6 +55,7 @@ fn child(dir: &Path, exit_at_end: bool) {
             metrics: None,
             history: None,
             exit_at_end,
+            own_outputs: Default::default(),
         },
         EngineConfig::default(),
         Registry::default(),

@@ -14,7 +14,7 @@ use crate::alert::{write_alert, Alert, AlertFormat, Severity};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
 
 use super::input_args::{InputArgs, InputFormatArg};
-use crate::ingest::{DeadLetterWriter, Ingestor};
+use crate::ingest::{DeadLetterWriter, Ingestor, OwnOutputs};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
 use crate::registry::Registry;
 use crate::sql::history::{
@@ -166,7 +166,13 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     };
     let clock = crate::baseline::LocalClock::parse(&args.timezone)
         .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let (ingest_options, sources, skipped) = args.input.resolve(&args.inputs, args.input_format)?;
+    let own = OwnOutputs::new(&super::output::run_outputs(
+        [Some(&args.alerts), Some(&args.dead_letter), args.summary.as_ref()],
+        args.state.as_ref(),
+        (!args.no_history).then_some(&args.data),
+    ));
+    let (ingest_options, sources, skipped) =
+        args.input.resolve(&args.inputs, args.input_format, &own)?;
     let config = EngineConfig {
         lateness_seconds: args.lateness,
         fhir_base: args.input.fhir_base.clone(),

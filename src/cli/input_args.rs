@@ -7,7 +7,8 @@ use crate::ingest::format::{DecodeOptions, GatewayMapping, InputFormat, Keycloak
 use anyhow::Context as _;
 
 use crate::ingest::{
-    expand_inputs, IngestError, IngestOptions, SkippedFile, Source, SourceFormats,
+    expand_inputs, IngestError, IngestOptions, OwnOutputs, SkippedFile, Source, SourceFormats,
+    OWN_OUTPUT_REASON,
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES,
 };
 
@@ -136,11 +137,12 @@ impl InputArgs {
     }
 
     /// The ingest options for `format` with the inputs expanded into sources, each input's own
-    /// format recorded for its sources.
+    /// format recorded for its sources; the run's own outputs are listed as skipped, never read.
     pub fn resolve(
         &self,
         inputs: &[String],
         format: InputFormatArg,
+        own: &OwnOutputs,
     ) -> anyhow::Result<(IngestOptions, Vec<Source>, Vec<SkippedFile>)> {
         let specs = self.input_formats(inputs)?;
         if inputs.is_empty() {
@@ -157,7 +159,17 @@ impl InputArgs {
         };
         let (mut sources, mut skipped) = (Vec::new(), Vec::new());
         for (path, format) in specs {
-            let (found, not_read) = expand_inputs(std::slice::from_ref(&path))?;
+            let (mut found, not_read) = expand_inputs(std::slice::from_ref(&path))?;
+            found.retain(|source| match source {
+                Source::File(p) if own.contains(p) => {
+                    skipped.push(SkippedFile {
+                        path: p.display().to_string(),
+                        reason: OWN_OUTPUT_REASON.to_string(),
+                    });
+                    false
+                }
+                _ => true,
+            });
             if let Some(format) = format {
                 for source in &found {
                     options.formats.insert(source.clone(), format.clone());

@@ -53,3 +53,19 @@ impl Write for Output {
         }
     }
 }
+
+/// The files and directories a run writes (`-` is stdout and left out), so it never reads them
+/// back as input.
+pub fn run_outputs(
+    files: [Option<&String>; 3],
+    state: Option<&std::path::PathBuf>,
+    history: Option<&std::path::PathBuf>,
+) -> Vec<std::path::PathBuf> {
+    files
+        .into_iter()
+        .flatten()
+        .map(std::path::PathBuf::from)
+        .chain(state.cloned())
+        .chain(history.cloned())
+        .collect()
+}

@@ -18,7 +18,7 @@ use super::{LogFormat, Outcome};
 use crate::alert::sink::{AlertSink, FileSink, KafkaSink};
 use crate::alert::AlertFormat;
 use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
-use crate::ingest::{DeadLetterWriter, IngestSummary};
+use crate::ingest::{DeadLetterWriter, IngestSummary, OwnOutputs};
 use crate::pipeline::append_file::AppendFile;
 use crate::pipeline::follow::{run_follow, FollowSettings};
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
@@ -415,6 +415,11 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         metrics: serve_metrics(args.metrics_addr)?,
         history: history_settings(&args)?,
         exit_at_end: args.exit_at_end,
+        own_outputs: OwnOutputs::new(&super::output::run_outputs(
+            [Some(&args.alerts), Some(&args.dead_letter), args.summary.as_ref()],
+            args.state.as_ref(),
+            (!args.no_history).then_some(&args.data),
+        )),
     };
     let report = run_follow(
         settings,

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::input_args::{InputArgs, InputFormatArg};
 use super::output::Output;
 use super::Outcome;
-use crate::ingest::{DeadLetterWriter, IngestOptions, Ingestor, SkippedFile, Source};
+use crate::ingest::{DeadLetterWriter, IngestOptions, Ingestor, OwnOutputs, SkippedFile, Source};
 use crate::sql::history::{write_dead_letters, HistoryWriter};
 use crate::sql::output::{OutputFormat, ResultWriter};
 use crate::sql::session::{open, plan, read_only_statements, SqlError};
@@ -87,7 +87,8 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
     } else {
         let dir = tempfile::tempdir().context("creating a temporary store")?;
         let (options, sources, skipped) =
-            args.input_options.resolve(&args.input, args.input_format)?;
+            args.input_options
+                .resolve(&args.input, args.input_format, &OwnOutputs::new(args.out.as_slice()))?;
         load_inputs(
             (sources, skipped),
             dir.path(),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::input_args::{InputArgs, InputFormatArg};
 use super::{LogFormat, Outcome};
 use crate::event::Event;
-use crate::ingest::{DeadLetterWriter, IngestSummary, Ingestor};
+use crate::ingest::{DeadLetterWriter, IngestSummary, Ingestor, OwnOutputs};
 use crate::smart::request::{Classifier, Interaction};
 
 #[derive(Debug, clap::Args)]
@@ -66,7 +66,12 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
 }
 
 pub fn run(args: ValidateArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
-    let (options, sources, skipped) = args.input.resolve(&args.inputs, args.format)?;
+    let outputs: Vec<&String> = [Some(&args.dead_letter), args.summary.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let own = OwnOutputs::new(&outputs);
+    let (options, sources, skipped) = args.input.resolve(&args.inputs, args.format, &own)?;
     let dead_letter = DeadLetterWriter::new(open_output(&args.dead_letter)?);
     let mut ingestor = Ingestor::new(options, dead_letter);
     ingestor.skip_files(skipped);

@@ -7,6 +7,7 @@ mod error;
 pub mod format;
 mod input;
 mod lines;
+mod own_outputs;
 mod reader;
 pub mod tail;
 
@@ -15,6 +16,7 @@ pub use dead_letter::{DeadLetter, DeadLetterWriter};
 pub use error::IngestError;
 pub use format::{DecodeOptions, InputFormat};
 pub use input::{expand_inputs, Source};
+pub use own_outputs::{OwnOutputs, OWN_OUTPUT_REASON};
 pub use lines::{LineError, LineReader, RawLine, RAW_KEEP_BYTES};
 pub use reader::{
     IngestOptions, Ingestor, Position, SourceFormats, DEFAULT_MAX_DOCUMENT_BYTES,

@@ -26,7 +26,9 @@ use crate::detect::EngineConfig;
 use crate::event::{Reject, RejectKind};
 use crate::ingest::format::{DecodeOptions, InputFormat};
 use crate::ingest::tail::{Change, Tailer};
-use crate::ingest::{DeadLetter, DeadLetterWriter, IngestError, SkippedFile, SourceCounts};
+use crate::ingest::{
+    DeadLetter, DeadLetterWriter, IngestError, OwnOutputs, SkippedFile, SourceCounts,
+};
 use crate::registry::Registry;
 
 /// Lines read from one file and not yet given to the engine before reading it pauses (the
@@ -74,6 +76,8 @@ pub struct FollowSettings {
     /// Stop once every file found has been read to its end, treating that as the end of the
     /// stream (open hours, days and incidents close): catch-up runs, benches, tests.
     pub exit_at_end: bool,
+    /// The run's own outputs, never followed even when they sit in a followed directory.
+    pub own_outputs: OwnOutputs,
 }
 
 /// What the run did, for the end-of-run report.
@@ -330,7 +334,8 @@ pub fn run_follow(
             None => decode.clone(),
         })
         .collect();
-    let tailer = Tailer::new(&roots, settings.max_line_bytes)?;
+    let tailer = Tailer::new(&roots, settings.max_line_bytes)?
+        .with_own_outputs(settings.own_outputs.clone());
     let mut worker = PartitionWorker::open_keyed(
         0,
         Vec::new(),

@@ -32,8 +32,9 @@ pub enum Decoded {
 /// How to read input records.
 #[derive(Clone, Debug, Default)]
 pub enum InputFormat {
-    /// Per record: FHIR resources (`"resourceType"`), Keycloak events (`realmId`), otherwise the
-    /// canonical contract. Gateway logs need a mapping and are never guessed.
+    /// Per record: a canonical event if it is one; otherwise, by top-level key, FHIR resources
+    /// (`resourceType`) or Keycloak events (`realmId`). Gateway logs need a mapping and are
+    /// never guessed.
     #[default]
     Auto,
     Canonical,
@@ -73,15 +74,40 @@ enum Sniffed {
     Canonical,
 }
 
+/// The top-level keys that tell the formats apart; values are skipped, not built.
+#[derive(serde::Deserialize)]
+struct TopLevelKeys<'a> {
+    #[serde(rename = "realmId")]
+    realm_id: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "resourceType")]
+    resource_type: Option<serde::de::IgnoredAny>,
+    /// ECS JSON logs carry Keycloak's jboss line in `message`.
+    #[serde(borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// What a line that is not a canonical event is, by its structure: a JSON object by its
+/// top-level keys (`realmId`: Keycloak, `resourceType`: FHIR), never by text inside values a
+/// client controls (a URL or user agent holding `realmId=` must not turn an access event into
+/// a skipped Keycloak record). Only lines that are not a JSON object — Keycloak's log lines
+/// with a prefix, FHIR arrays — are judged by their text.
 fn sniff(text: &str) -> Sniffed {
-    let bytes = text.as_bytes();
-    // Keycloak first: its admin events carry a `resourceType` of their own (USER, REALM, …).
-    if memchr::memmem::find(bytes, b"\"realmId\"").is_some()
-        || memchr::memmem::find(bytes, b"realmId=").is_some()
-    {
-        Sniffed::Keycloak
-    } else if memchr::memmem::find(bytes, b"\"resourceType\"").is_some() {
+    let trimmed = text.trim_start();
+    let has = |needle: &[u8]| memchr::memmem::find(text.as_bytes(), needle).is_some();
+    if trimmed.starts_with('{') {
+        return match serde_json::from_str::<TopLevelKeys>(trimmed) {
+            Ok(k) if k.realm_id.is_some() => Sniffed::Keycloak,
+            Ok(k) if k.message.as_deref().is_some_and(|m| m.contains("realmId=")) => {
+                Sniffed::Keycloak
+            }
+            Ok(k) if k.resource_type.is_some() => Sniffed::Fhir,
+            _ => Sniffed::Canonical,
+        };
+    }
+    if trimmed.starts_with('[') && has(b"\"resourceType\"") {
         Sniffed::Fhir
+    } else if has(b"\"realmId\"") || has(b"realmId=") {
+        Sniffed::Keycloak
     } else {
         Sniffed::Canonical
     }
@@ -95,10 +121,14 @@ pub fn decode_line(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Deco
     };
     match &options.format {
         InputFormat::Canonical => out(one(parse_event_str(text))),
-        InputFormat::Auto => match sniff(text) {
-            Sniffed::Fhir => decode_fhir_text(text, out),
-            Sniffed::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
-            Sniffed::Canonical => out(one(parse_event_str(text))),
+        // A line that is a canonical event is one, whatever its values hold.
+        InputFormat::Auto => match parse_event_str(text) {
+            Ok(event) => out(Decoded::Event(event)),
+            Err(canonical) => match sniff(text) {
+                Sniffed::Fhir => decode_fhir_text(text, out),
+                Sniffed::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
+                Sniffed::Canonical => out(Decoded::Rejected(canonical)),
+            },
         },
         InputFormat::AuditEvent => decode_fhir_text(text, out),
         InputFormat::Keycloak => out(keycloak::decode_line(text, options.keycloak)),

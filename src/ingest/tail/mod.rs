@@ -26,6 +26,7 @@ pub use fingerprint::{fingerprint, key_of};
 use super::counts::SkippedFile;
 use super::error::IngestError;
 use super::input::{is_rotated_log_name, walk, Source};
+use super::own_outputs::OwnOutputs;
 
 /// How long a file no longer found under the inputs is still read for (a writer may not have
 /// reopened its log yet).
@@ -131,6 +132,8 @@ pub struct Tailer {
     warned_missing: HashSet<PathBuf>,
     scans: u64,
     skipped: Vec<SkippedFile>,
+    /// The run's own outputs: never followed, however they are named.
+    own: OwnOutputs,
 }
 
 fn inode_of(meta: &std::fs::Metadata) -> (u64, u64) {
@@ -179,7 +182,14 @@ impl Tailer {
             warned_missing: HashSet::new(),
             scans: 0,
             skipped: Vec::new(),
+            own: OwnOutputs::default(),
         })
+    }
+
+    /// Never follows these (the run's alerts, dead letters, state, …).
+    pub fn with_own_outputs(mut self, own: OwnOutputs) -> Tailer {
+        self.own = own;
+        self
     }
 
     pub fn files(&self) -> &[Followed] {
@@ -262,6 +272,15 @@ impl Tailer {
             .map(|(i, f)| (f.file.inode, i))
             .collect();
         for (path, root) in paths {
+            if self.own.contains(&path) {
+                if self.warned_missing.insert(path.clone()) {
+                    self.skipped.push(SkippedFile {
+                        path: path.display().to_string(),
+                        reason: crate::ingest::OWN_OUTPUT_REASON.to_string(),
+                    });
+                }
+                continue;
+            }
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue; // gone between the listing and now
             };

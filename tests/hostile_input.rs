@@ -1,0 +1,84 @@
+//! Issue #16, hostile input: each reproduction of the hardening issue, through the CLI, now
+//! gives a clear error or correct processing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn scopewatch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    scopewatch()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run scopewatch")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary"))
+        .expect("summary json")
+}
+
+fn alerts(dir: &Path, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert"))
+        .collect()
+}
+
+const TOKEN: &str = r#"{"type":"token","event":"issued","time":"2024-03-05T09:00:00Z","client_id":"chart","token_id":"t1","scope_granted":"launch/patient patient/Observation.rs","patient":"p1","expires_in":3600}"#;
+
+/// #16.2: format sniffing by structure. A canonical access event whose client-controlled
+/// values (URL, user agent) hold `realmId=` / `"realmId"` is still the access event it is, so
+/// its gap is alerted instead of being skipped as an unrecognised Keycloak record.
+#[test]
+fn values_holding_keycloak_markers_do_not_change_the_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let access = r#"{"type":"access","time":"2024-03-05T09:05:00Z","client_id":"chart","token_id":"t1","method":"GET","url":"Condition?patient=p1&x=realmId=evil","status":200,"user_agent":"{\"realmId\":\"evil\"}"}"#;
+    std::fs::write(dir.path().join("events.ndjson"), format!("{TOKEN}\n{access}\n")).expect("write");
+    let out = run_in(
+        dir.path(),
+        &["detect", "--no-history", "--summary", "summary.json", "--alerts", "alerts.ndjson", "events.ndjson"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(dir.path())["ingest"]["totals"]["accepted"], 2);
+    let gap = alerts(dir.path(), "alerts.ndjson")
+        .into_iter()
+        .any(|a| a["client_id"] == "chart" && a["rule"] == "enforcement_gap");
+    assert!(gap, "the Condition read is a gap");
+}
+
+/// #16.1: the dead-letter file is never read back. A second `detect .` in a log directory that
+/// holds the first run's dead letters (the default name ends in `.ndjson`) lists it as this
+/// run's own output and reads exactly the logs, so it ends and its counts add up.
+#[test]
+fn a_run_never_reads_its_own_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = "not json\n".repeat(50);
+    std::fs::write(dir.path().join("events.ndjson"), format!("{TOKEN}\n{bad}")).expect("write");
+    let args = ["detect", "--no-history", "--summary", "summary.json", "--alerts", "alerts.ndjson", "."];
+    for run in 0..2 {
+        let out = run_in(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "run {run}: {}", stderr(&out));
+        let s = summary(dir.path());
+        assert_eq!(s["ingest"]["totals"]["read"], 51, "run {run}: {s}");
+        if run == 1 {
+            let skipped = s["ingest"]["skipped_files"].to_string();
+            assert!(skipped.contains("scopewatch-dead-letter.ndjson"), "{skipped}");
+            assert!(skipped.contains("an output of this run"), "{skipped}");
+            assert!(skipped.contains("alerts.ndjson"), "{skipped}");
+        }
+    }
+    let dead = std::fs::read_to_string(dir.path().join("scopewatch-dead-letter.ndjson"))
+        .expect("dead letters");
+    assert_eq!(dead.lines().count(), 50, "the second run's own, not fed back");
+}
