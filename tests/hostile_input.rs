@@ -44,10 +44,22 @@ const TOKEN: &str = r#"{"type":"token","event":"issued","time":"2024-03-05T09:00
 fn values_holding_keycloak_markers_do_not_change_the_format() {
     let dir = tempfile::tempdir().expect("tempdir");
     let access = r#"{"type":"access","time":"2024-03-05T09:05:00Z","client_id":"chart","token_id":"t1","method":"GET","url":"Condition?patient=p1&x=realmId=evil","status":200,"user_agent":"{\"realmId\":\"evil\"}"}"#;
-    std::fs::write(dir.path().join("events.ndjson"), format!("{TOKEN}\n{access}\n")).expect("write");
+    std::fs::write(
+        dir.path().join("events.ndjson"),
+        format!("{TOKEN}\n{access}\n"),
+    )
+    .expect("write");
     let out = run_in(
         dir.path(),
-        &["detect", "--no-history", "--summary", "summary.json", "--alerts", "alerts.ndjson", "events.ndjson"],
+        &[
+            "detect",
+            "--no-history",
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "alerts.ndjson",
+            "events.ndjson",
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(summary(dir.path())["ingest"]["totals"]["accepted"], 2);
@@ -65,7 +77,15 @@ fn a_run_never_reads_its_own_outputs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = "not json\n".repeat(50);
     std::fs::write(dir.path().join("events.ndjson"), format!("{TOKEN}\n{bad}")).expect("write");
-    let args = ["detect", "--no-history", "--summary", "summary.json", "--alerts", "alerts.ndjson", "."];
+    let args = [
+        "detect",
+        "--no-history",
+        "--summary",
+        "summary.json",
+        "--alerts",
+        "alerts.ndjson",
+        ".",
+    ];
     for run in 0..2 {
         let out = run_in(dir.path(), &args);
         assert_eq!(out.status.code(), Some(1), "run {run}: {}", stderr(&out));
@@ -73,12 +93,148 @@ fn a_run_never_reads_its_own_outputs() {
         assert_eq!(s["ingest"]["totals"]["read"], 51, "run {run}: {s}");
         if run == 1 {
             let skipped = s["ingest"]["skipped_files"].to_string();
-            assert!(skipped.contains("scopewatch-dead-letter.ndjson"), "{skipped}");
+            assert!(
+                skipped.contains("scopewatch-dead-letter.ndjson"),
+                "{skipped}"
+            );
             assert!(skipped.contains("an output of this run"), "{skipped}");
             assert!(skipped.contains("alerts.ndjson"), "{skipped}");
         }
     }
     let dead = std::fs::read_to_string(dir.path().join("scopewatch-dead-letter.ndjson"))
         .expect("dead letters");
-    assert_eq!(dead.lines().count(), 50, "the second run's own, not fed back");
+    assert_eq!(
+        dead.lines().count(),
+        50,
+        "the second run's own, not fed back"
+    );
+}
+
+/// Canonical access lines of one app, `n` of them.
+fn access_lines(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"type":"access","time":"2024-03-05T09:{:02}:{:02}Z","client_id":"chart","token_id":"t1","method":"GET","url":"Observation?patient=p1&_count={i}","status":200}}"#,
+                (i / 60) % 60,
+                i % 60
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// #16.3: a FIFO (and so a process substitution) is read once, whole: no look-ahead eats its
+/// first 256 KiB, no second open waits for a writer that has gone.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_read_once_and_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!("{TOKEN}\n{}", access_lines(3000));
+    std::fs::write(dir.path().join("events.ndjson"), &text).expect("write");
+    let fifo = dir.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let writer = Command::new("sh")
+        .arg("-c")
+        .arg("cat events.ndjson > pipe")
+        .current_dir(dir.path())
+        .spawn()
+        .expect("writer");
+    let out = run_in(
+        dir.path(),
+        &[
+            "detect",
+            "--no-history",
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "alerts.ndjson",
+            "pipe",
+        ],
+    );
+    let _ = { writer }.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.len() > 256 * 1024);
+    assert_eq!(summary(dir.path())["ingest"]["totals"]["accepted"], 3001);
+}
+
+/// #16.3: a device never ends and holds no log: refused before anything is read.
+#[cfg(unix)]
+#[test]
+fn a_device_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_in(dir.path(), &["detect", "--no-history", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a device"), "{}", stderr(&out));
+    let out = run_in(
+        dir.path(),
+        &[
+            "run",
+            "--follow",
+            "--state",
+            "s",
+            "--no-history",
+            "--input",
+            "/dev/zero",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot be followed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// #16.4: two symbolic-link loops under a followed directory are walked once each: the
+/// catch-up run ends with the one log read, and lists the loops as skipped.
+#[cfg(unix)]
+#[test]
+fn symlink_loops_do_not_hang_a_followed_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("sub")).expect("mkdir");
+    std::fs::write(
+        logs.join("events.ndjson"),
+        format!("{TOKEN}\n{}", access_lines(10)),
+    )
+    .expect("write");
+    std::os::unix::fs::symlink("..", logs.join("sub/up")).expect("link");
+    std::os::unix::fs::symlink(".", logs.join("here")).expect("link");
+    let mut child = scopewatch()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--follow",
+            "--exit-at-end",
+            "--no-history",
+            "--state",
+            "s",
+        ])
+        .args([
+            "--alerts",
+            "alerts.ndjson",
+            "--summary",
+            "summary.json",
+            "--input",
+            "logs",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("run --follow did not end over two symlink loops");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let s = summary(dir.path());
+    assert_eq!(s["ingest"]["totals"]["accepted"], 11, "{s}");
+    assert!(s.to_string().contains("already walked"), "{s}");
 }

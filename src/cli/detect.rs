@@ -167,7 +167,11 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let clock = crate::baseline::LocalClock::parse(&args.timezone)
         .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
     let own = OwnOutputs::new(&super::output::run_outputs(
-        [Some(&args.alerts), Some(&args.dead_letter), args.summary.as_ref()],
+        [
+            Some(&args.alerts),
+            Some(&args.dead_letter),
+            args.summary.as_ref(),
+        ],
         args.state.as_ref(),
         (!args.no_history).then_some(&args.data),
     ));

@@ -8,8 +8,7 @@ use anyhow::Context as _;
 
 use crate::ingest::{
     expand_inputs, IngestError, IngestOptions, OwnOutputs, SkippedFile, Source, SourceFormats,
-    OWN_OUTPUT_REASON,
-    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES, OWN_OUTPUT_REASON,
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

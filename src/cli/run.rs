@@ -416,7 +416,11 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         history: history_settings(&args)?,
         exit_at_end: args.exit_at_end,
         own_outputs: OwnOutputs::new(&super::output::run_outputs(
-            [Some(&args.alerts), Some(&args.dead_letter), args.summary.as_ref()],
+            [
+                Some(&args.alerts),
+                Some(&args.dead_letter),
+                args.summary.as_ref(),
+            ],
             args.state.as_ref(),
             (!args.no_history).then_some(&args.data),
         )),

@@ -86,9 +86,11 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         args.data.clone()
     } else {
         let dir = tempfile::tempdir().context("creating a temporary store")?;
-        let (options, sources, skipped) =
-            args.input_options
-                .resolve(&args.input, args.input_format, &OwnOutputs::new(args.out.as_slice()))?;
+        let (options, sources, skipped) = args.input_options.resolve(
+            &args.input,
+            args.input_format,
+            &OwnOutputs::new(args.out.as_slice()),
+        )?;
         load_inputs(
             (sources, skipped),
             dir.path(),

@@ -1,5 +1,6 @@
 //! Turning command-line inputs (files, directories, `-`) into an ordered list of sources.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,15 @@ impl Source {
         }
     }
 
+    /// A regular file, which can be opened and read more than once (not stdin, a pipe or a
+    /// FIFO).
+    pub fn is_regular_file(&self) -> bool {
+        match self {
+            Source::Stdin => false,
+            Source::File(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+        }
+    }
+
     /// Opens the source, decompressing gzip when its first bytes are the gzip magic
     /// (whatever the file is called). Concatenated gzip members are read in full.
     /// The flag is true for a gzip stream.
@@ -115,11 +125,32 @@ pub fn expand_inputs(inputs: &[String]) -> Result<(Vec<Source>, Vec<SkippedFile>
         })?;
         if meta.is_dir() {
             walk(path, &mut sources, &mut skipped, false)?;
+        } else if is_device(&meta) {
+            // `/dev/zero` and the like never end and hold no log lines.
+            return Err(IngestError::Open {
+                path: input.clone(),
+                source: io::Error::other(
+                    "is a device, not a log: give a file, a directory, a pipe or - for stdin",
+                ),
+            });
         } else {
             sources.push(Source::File(path.to_path_buf()));
         }
     }
     Ok((sources, skipped))
+}
+
+fn is_device(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        meta.file_type().is_char_device() || meta.file_type().is_block_device()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
 }
 
 /// Lists `dir` recursively. `tolerant`: a subdirectory that cannot be listed is recorded in
@@ -130,6 +161,34 @@ pub(super) fn walk(
     sources: &mut Vec<Source>,
     skipped: &mut Vec<SkippedFile>,
     tolerant: bool,
+) -> Result<(), IngestError> {
+    let mut visited = HashSet::new();
+    if let Some(id) = std::fs::metadata(dir).ok().as_ref().and_then(identity) {
+        visited.insert(id);
+    }
+    walk_dir(dir, sources, skipped, tolerant, &mut visited)
+}
+
+/// (device, inode): a directory reached twice through symbolic links is walked once.
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+fn walk_dir(
+    dir: &Path,
+    sources: &mut Vec<Source>,
+    skipped: &mut Vec<SkippedFile>,
+    tolerant: bool,
+    visited: &mut HashSet<(u64, u64)>,
 ) -> Result<(), IngestError> {
     let walk_err = |e| IngestError::Walk {
         path: dir.display().to_string(),
@@ -163,13 +222,29 @@ pub(super) fn walk(
             }
         };
         if meta.is_dir() {
-            match walk(&path, sources, skipped, tolerant) {
+            if identity(&meta).is_some_and(|id| !visited.insert(id)) {
+                skipped.push(SkippedFile {
+                    path: path.display().to_string(),
+                    reason: "a directory already walked (a symbolic link loop or a second link)"
+                        .into(),
+                });
+                continue;
+            }
+            match walk_dir(&path, sources, skipped, tolerant, visited) {
                 Err(e) if tolerant => skipped.push(SkippedFile {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 }),
                 other => other?,
             }
+            continue;
+        }
+        if !meta.is_file() {
+            // A FIFO or device under a log directory would block or never end.
+            skipped.push(SkippedFile {
+                path: path.display().to_string(),
+                reason: "not a regular file (a FIFO, socket or device); name it as an input to read a FIFO once".into(),
+            });
             continue;
         }
         let name = path

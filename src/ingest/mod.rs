@@ -16,8 +16,8 @@ pub use dead_letter::{DeadLetter, DeadLetterWriter};
 pub use error::IngestError;
 pub use format::{DecodeOptions, InputFormat};
 pub use input::{expand_inputs, Source};
-pub use own_outputs::{OwnOutputs, OWN_OUTPUT_REASON};
 pub use lines::{LineError, LineReader, RawLine, RAW_KEEP_BYTES};
+pub use own_outputs::{OwnOutputs, OWN_OUTPUT_REASON};
 pub use reader::{
     IngestOptions, Ingestor, Position, SourceFormats, DEFAULT_MAX_DOCUMENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,

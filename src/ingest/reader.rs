@@ -291,7 +291,9 @@ impl Ingestor {
 
     /// Time of a source's first accepted event, read without counting or dead-lettering.
     fn first_event_time(&self, source: &Source) -> Option<Timestamp> {
-        if matches!(source, Source::Stdin) {
+        // A pipe, FIFO or process substitution can be read only once: the look-ahead would
+        // consume what the real read needs (or wait forever for a writer that has gone).
+        if !source.is_regular_file() {
             return None;
         }
         let mut scout = Ingestor::new(

@@ -170,6 +170,17 @@ impl Tailer {
                 ),
             });
         }
+        for input in inputs {
+            let meta = std::fs::metadata(input);
+            if meta.is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+                return Err(IngestError::Open {
+                    path: input.clone(),
+                    source: std::io::Error::other(
+                        "not a regular file or directory (a FIFO or device) cannot be followed: drop --follow to read a pipe once",
+                    ),
+                });
+            }
+        }
         Ok(Tailer {
             roots: inputs.iter().map(PathBuf::from).collect(),
             max_line_bytes,
