@@ -238,3 +238,74 @@ fn symlink_loops_do_not_hang_a_followed_directory() {
     assert_eq!(s["ingest"]["totals"]["accepted"], 11, "{s}");
     assert!(s.to_string().contains("already walked"), "{s}");
 }
+
+/// #16.5: one event dated 9999-12-31 is dead-lettered (`time_out_of_window`), never moves the
+/// frontier: the events after it, seconds out of order, are read, and a run continuing from
+/// the checkpoint accepts the next day's events. Times no format can mean (gateway `1e300`,
+/// `NaN`, `-inf`; Keycloak `time` at the ends of i64) are rejected as values.
+#[test]
+fn a_far_future_event_cannot_poison_the_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let future = r#"{"type":"access","time":"9999-12-31T23:59:59Z","client_id":"chart","token_id":"t1","method":"GET","url":"Observation?patient=p1","status":200}"#;
+    let later = r#"{"type":"access","time":"2024-03-05T09:10:00Z","client_id":"chart","token_id":"t1","method":"GET","url":"Observation?patient=p1","status":200}"#;
+    let earlier = r#"{"type":"access","time":"2024-03-05T09:09:57Z","client_id":"chart","token_id":"t1","method":"GET","url":"Observation?patient=p1","status":200}"#;
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        format!("{TOKEN}\n{future}\n{later}\n{earlier}\n"),
+    )
+    .expect("write");
+    let args = |input: &'static str| {
+        [
+            "detect",
+            "--no-history",
+            "--state",
+            "s",
+            "--flush",
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "alerts.ndjson",
+            input,
+        ]
+    };
+    let out = run_in(dir.path(), &args("a.ndjson"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let s = summary(dir.path());
+    assert_eq!(s["ingest"]["totals"]["late"], 1, "{s}");
+    let dead =
+        std::fs::read_to_string(dir.path().join("scopewatch-dead-letter.ndjson")).expect("dead");
+    assert!(
+        dead.contains("time_out_of_window") && dead.contains("ahead of the clock"),
+        "{dead}"
+    );
+
+    let next_day = later.replace("2024-03-05", "2024-03-06");
+    std::fs::write(dir.path().join("b.ndjson"), format!("{next_day}\n")).expect("write");
+    let out = run_in(dir.path(), &args("b.ndjson"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(dir.path())["ingest"]["totals"]["late"], 0);
+
+    for (value, why) in [
+        ("1e300", "outside the years"),
+        ("NaN", "not a finite"),
+        ("-inf", "not a finite"),
+    ] {
+        std::fs::write(
+            dir.path().join("gw.log"),
+            format!(r#"{{"msec":"{value}","request_method":"GET","request_uri":"/fhir/Patient","status":"200","client_id":"x"}}"#) + "\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("map.toml"),
+            "time_format = \"epoch_s\"\n[fields]\ntime = \"msec\"\nclient_id = \"client_id\"\nmethod = \"request_method\"\nurl = \"request_uri\"\nstatus = \"status\"\n",
+        )
+        .expect("write");
+        let out = run_in(dir.path(), &["validate", "--mapping", "map.toml", "gw.log"]);
+        let dead = String::from_utf8_lossy(&out.stdout);
+        assert!(dead.contains(why), "{value}: {dead}");
+    }
+    let kc = r#"{"time":-9223372036854775808,"type":"CLIENT_LOGIN","realmId":"r","clientId":"x","details":{"token_id":"a","scope":"system/*.rs"}}"#;
+    std::fs::write(dir.path().join("kc.log"), format!("{kc}\n")).expect("write");
+    let out = run_in(dir.path(), &["validate", "keycloak:kc.log"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outside the years"));
+}

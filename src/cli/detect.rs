@@ -185,7 +185,8 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         clock,
         ..EngineConfig::default()
     }
-    .with_token_lifetime(args.input.token_lifetime);
+    .with_token_lifetime(args.input.token_lifetime)
+    .with_max_ahead_hours(args.input.max_ahead_hours);
     let state_dir = args.state.as_ref().map(StateDir::new);
     let state_name = args
         .state

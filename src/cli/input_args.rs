@@ -57,6 +57,11 @@ pub struct InputArgs {
     /// token_lifetime_seconds) such tokens are never judged expired.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..=31_536_000))]
     pub token_lifetime: Option<i64>,
+
+    /// Events dated more than this many hours ahead of the clock (and any before 1970) are
+    /// dead-lettered as `time_out_of_window`, so one far-future event cannot make the rest late.
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=876_000))]
+    pub max_ahead_hours: u32,
 }
 
 impl InputArgs {

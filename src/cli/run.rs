@@ -328,7 +328,8 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         clock,
         ..EngineConfig::default()
     }
-    .with_token_lifetime(args.input_options.token_lifetime);
+    .with_token_lifetime(args.input_options.token_lifetime)
+    .with_max_ahead_hours(args.input_options.max_ahead_hours);
     Ok((registry, config))
 }
 

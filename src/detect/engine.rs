@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub learning_days: i64,
     /// Time zone for seasonality (hours of the week, days); default UTC.
     pub clock: LocalClock,
+    /// Events dated further ahead of `wall_clock` than this are dead-lettered.
+    pub max_ahead_seconds: i64,
+    /// Now, for `max_ahead_seconds` (a parameter so tests can fix it).
+    pub wall_clock: fn() -> Timestamp,
 }
 
 impl Default for EngineConfig {
@@ -56,14 +60,25 @@ impl Default for EngineConfig {
             fhir_base: None,
             learning_days: DEFAULT_LEARNING_DAYS,
             clock: LocalClock::utc(),
+            max_ahead_seconds: DEFAULT_MAX_AHEAD_SECONDS,
+            wall_clock: Timestamp::now,
         }
     }
 }
+
+/// Default for `max_ahead_seconds`: a day.
+pub const DEFAULT_MAX_AHEAD_SECONDS: i64 = 24 * 3600;
 
 impl EngineConfig {
     /// Sets the lifetime of tokens logged without `expires_in` (`--token-lifetime`).
     pub fn with_token_lifetime(mut self, seconds: Option<i64>) -> EngineConfig {
         self.token_cache.configured_ttl_seconds = seconds;
+        self
+    }
+
+    /// Sets how far ahead of the clock an event may be dated (`--max-ahead-hours`).
+    pub fn with_max_ahead_hours(mut self, hours: u32) -> EngineConfig {
+        self.max_ahead_seconds = i64::from(hours) * 3600;
         self
     }
 }
@@ -80,10 +95,15 @@ pub struct EngineStats {
     /// Access events folded into the event of the same request (BALP's AuditEvent per patient).
     #[serde(default)]
     pub folded: u64,
+    /// Events dead-lettered for a time before 1970 or too far ahead of the clock.
+    #[serde(default)]
+    pub out_of_window: u64,
 }
 
 pub struct Engine {
     pub(super) learning_days: i64,
+    max_ahead_seconds: i64,
+    wall_clock: fn() -> Timestamp,
     pub(super) clock: LocalClock,
     pub(super) registry: Registry,
     pub(super) baselines: Baselines,
@@ -111,6 +131,8 @@ impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
         Engine {
             learning_days: config.learning_days,
+            max_ahead_seconds: config.max_ahead_seconds,
+            wall_clock: config.wall_clock,
             clock: config.clock.clone(),
             registry,
             baselines: Baselines::default(),
@@ -148,6 +170,14 @@ impl Engine {
     /// Takes one event; processes every buffered event the watermark has passed. A late event
     /// is handed back for the caller to count and dead-letter.
     pub fn push(&mut self, event: Event, out: &mut Vec<Alert>) -> Result<(), Box<LateEvent>> {
+        if let Some(why) = self.outside_time_window(event.time()) {
+            self.stats.out_of_window += 1;
+            return Err(Box::new(LateEvent {
+                event,
+                behind_micros: 0,
+                out_of_window: Some(why),
+            }));
+        }
         if let Err(late) = self.order.push(event) {
             self.stats.late += 1;
             return Err(late);
@@ -157,6 +187,26 @@ impl Engine {
         }
         self.stats.folded += std::mem::take(&mut self.order.folded);
         Ok(())
+    }
+
+    /// Why an event's time cannot be believed: before 1970, or further ahead of the wall clock
+    /// than `max_ahead_seconds` (one event dated 9999 would otherwise move the frontier and make
+    /// every later event late, in this run and every run continuing from its checkpoint). The
+    /// wall clock, not the newest event: a gap of days in an archive is not an error.
+    fn outside_time_window(&self, time: Timestamp) -> Option<String> {
+        if time.0 < 0 {
+            return Some("event time is before 1970".to_string());
+        }
+        let limit = (self.wall_clock)().0.saturating_add(
+            self.max_ahead_seconds
+                .saturating_mul(crate::event::MICROS_PER_SECOND),
+        );
+        (time.0 > limit).then(|| {
+            format!(
+                "event time is more than {} h ahead of the clock (--max-ahead-hours)",
+                self.max_ahead_seconds / 3600
+            )
+        })
     }
 
     /// End of input: processes everything buffered and closes open incidents.

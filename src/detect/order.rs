@@ -65,12 +65,30 @@ pub struct PendingState {
     pub event: Event,
 }
 
-/// An event that arrived after events later than it were already released.
+/// An event that arrived after events later than it were already released, or whose time is
+/// outside the window of believable times (then `out_of_window` says why).
 #[derive(Debug)]
 pub struct LateEvent {
     pub event: Event,
     /// How far behind the release frontier it was, in microseconds.
     pub behind_micros: i64,
+    pub out_of_window: Option<String>,
+}
+
+impl LateEvent {
+    /// Its dead-letter class and reason.
+    pub fn reject(&self, lateness_seconds: i64) -> (crate::event::RejectKind, String) {
+        match &self.out_of_window {
+            Some(why) => (crate::event::RejectKind::TimeOutOfWindow, why.clone()),
+            None => (
+                crate::event::RejectKind::Late,
+                format!(
+                    "late beyond {lateness_seconds} s: {} s behind events already processed",
+                    self.behind_micros / MICROS_PER_SECOND
+                ),
+            ),
+        }
+    }
 }
 
 pub struct ReorderBuffer {
@@ -86,7 +104,7 @@ pub struct ReorderBuffer {
 impl ReorderBuffer {
     pub fn new(lateness_seconds: i64) -> ReorderBuffer {
         ReorderBuffer {
-            lateness_micros: lateness_seconds.max(0) * MICROS_PER_SECOND,
+            lateness_micros: lateness_seconds.max(0).saturating_mul(MICROS_PER_SECOND),
             heap: BinaryHeap::new(),
             max_seen: None,
             released_up_to: None,
@@ -103,6 +121,7 @@ impl ReorderBuffer {
                 return Err(Box::new(LateEvent {
                     event,
                     behind_micros: frontier.0 - time.0,
+                    out_of_window: None,
                 }));
             }
         }
@@ -123,7 +142,8 @@ impl ReorderBuffer {
 
     /// Event time up to which everything has arrived (max seen − lateness).
     pub fn watermark(&self) -> Option<Timestamp> {
-        self.max_seen.map(|m| Timestamp(m.0 - self.lateness_micros))
+        self.max_seen
+            .map(|m| Timestamp(m.0.saturating_sub(self.lateness_micros)))
     }
 
     /// The next event whose time is at or before the watermark.

@@ -20,6 +20,9 @@ pub enum RejectKind {
     ReadError,
     /// Parsed, but older than the allowed lateness behind events already processed.
     Late,
+    /// Parsed, but dated before 1970 or further in the future than `--max-ahead-hours`: it
+    /// must not move the event-time frontier.
+    TimeOutOfWindow,
 }
 
 impl RejectKind {
@@ -36,6 +39,7 @@ impl RejectKind {
             RejectKind::LineTooLong => "line_too_long",
             RejectKind::ReadError => "read_error",
             RejectKind::Late => "late",
+            RejectKind::TimeOutOfWindow => "time_out_of_window",
         }
     }
 }

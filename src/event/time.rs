@@ -9,11 +9,33 @@ use serde::{Serialize, Serializer};
 pub struct Timestamp(pub i64);
 
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
+/// 9999-12-31T23:59:59Z: the last second RFC 3339 can write.
+const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
 
 impl Timestamp {
     pub fn from_unix_seconds(seconds: i64) -> Timestamp {
         Timestamp(seconds * MICROS_PER_SECOND)
     }
+    /// Seconds since the epoch as logged by gateways (fractions allowed), within the years
+    /// RFC 3339 can write (1970–9999): `1e300`, `NaN` and `-inf` are errors, not year 294247.
+    pub fn from_epoch_seconds_f64(seconds: f64) -> Result<Timestamp, &'static str> {
+        if !seconds.is_finite() {
+            return Err("not a finite number");
+        }
+        if !(0.0..=LAST_SECOND_OF_9999 as f64).contains(&seconds) {
+            return Err("outside the years 1970 to 9999");
+        }
+        Ok(Timestamp((seconds * 1e6).round() as i64))
+    }
+
+    /// Milliseconds since the epoch (Keycloak's `time`), within 1970–9999.
+    pub fn from_epoch_millis(ms: i64) -> Result<Timestamp, &'static str> {
+        if !(0..=LAST_SECOND_OF_9999 * 1000 + 999).contains(&ms) {
+            return Err("outside the years 1970 to 9999");
+        }
+        Ok(Timestamp(ms * 1000))
+    }
+
     pub fn unix_micros(self) -> i64 {
         self.0
     }

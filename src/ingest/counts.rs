@@ -26,7 +26,7 @@ pub struct SourceCounts {
     /// Bytes read from the (decompressed) stream.
     pub bytes: u64,
     /// Accepted by the parser, then dead-lettered by detection as later than the allowed
-    /// lateness (a subset of `accepted`).
+    /// lateness, or dated before 1970 or too far ahead of the clock (a subset of `accepted`).
     pub late: u64,
     pub by_reason: BTreeMap<RejectKind, u64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::partition::LateRecord;
 use crate::alert::sink::AlertSink;
 use crate::alert::Alert;
-use crate::event::{RejectKind, MICROS_PER_SECOND};
+
 use crate::ingest::{DeadLetter, DeadLetterWriter, SourceCounts};
 
 /// Which output failed.
@@ -64,17 +64,14 @@ impl Outputs {
                 c.late += 1;
             }
             let raw = serde_json::to_vec(&l.late.event).unwrap_or_default();
+            let (kind, reason) = l.late.reject(self.lateness_seconds);
             self.dead_letter
                 .write(&DeadLetter::new(
                     &l.source,
                     None,
                     u64::try_from(l.offset).ok(),
-                    RejectKind::Late,
-                    format!(
-                        "late beyond {} s: {} s behind events already processed",
-                        self.lateness_seconds,
-                        l.late.behind_micros / MICROS_PER_SECOND
-                    ),
+                    kind,
+                    reason,
                     &raw,
                     raw.len() as u64,
                 ))

@@ -12,7 +12,8 @@ use thiserror::Error;
 
 use crate::alert::Alert;
 use crate::detect::Engine;
-use crate::event::{Event, RejectKind, MICROS_PER_SECOND};
+use crate::detect::LateEvent;
+use crate::event::Event;
 use crate::ingest::{DeadLetter, IngestError, Ingestor, Position, Source};
 
 /// Events per message: large enough that channel overhead vanishes, small enough to keep the
@@ -74,17 +75,15 @@ pub fn replay(
     let mut ingestor = result??;
     let late = late?;
     let count = late.len() as u64;
-    for (source, pos, event, behind) in late {
-        let raw = serde_json::to_vec(&event).unwrap_or_default();
+    for (source, pos, late) in late {
+        let raw = serde_json::to_vec(&late.event).unwrap_or_default();
+        let (kind, reason) = late.reject(lateness_seconds);
         let record = DeadLetter::new(
             &names[source],
             Some(pos.line),
             Some(pos.offset),
-            RejectKind::Late,
-            format!(
-                "late beyond {lateness_seconds} s: {} s behind events already processed",
-                behind / MICROS_PER_SECOND
-            ),
+            kind,
+            reason,
             &raw,
             raw.len() as u64,
         );
@@ -93,7 +92,7 @@ pub fn replay(
     Ok((ingestor, count))
 }
 
-type Late = Vec<(usize, Position, Event, i64)>;
+type Late = Vec<(usize, Position, LateEvent)>;
 
 fn drive(
     rx: &Receiver<Message>,
@@ -110,7 +109,7 @@ fn drive(
         for (event, source, pos) in batch {
             events += 1;
             if let Err(l) = engine.push(event, &mut alerts) {
-                late.push((source, pos, l.event, l.behind_micros));
+                late.push((source, pos, *l));
             }
             last = Some((source, pos.offset));
         }

@@ -244,11 +244,11 @@ fn parse_time(text: &str, format: TimeFormat) -> Result<Timestamp, &'static str>
         TimeFormat::Rfc3339 => Timestamp::parse_rfc3339(text),
         TimeFormat::EpochS => {
             let seconds: f64 = text.parse().map_err(|_| "not a number")?;
-            Ok(Timestamp((seconds * 1e6).round() as i64))
+            Timestamp::from_epoch_seconds_f64(seconds)
         }
         TimeFormat::EpochMs => {
             let ms: f64 = text.parse().map_err(|_| "not a number")?;
-            Ok(Timestamp((ms * 1e3).round() as i64))
+            Timestamp::from_epoch_seconds_f64(ms / 1e3)
         }
         TimeFormat::Nginx => parse_time_local(text),
     }

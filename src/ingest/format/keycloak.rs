@@ -262,16 +262,18 @@ fn event_time<'a>(
     options: KeycloakOptions,
 ) -> Result<Timestamp, Reject> {
     if let Some(ms) = get("time") {
-        return ms
-            .trim()
-            .parse::<i64>()
-            .map(|ms| Timestamp(ms.saturating_mul(1000)))
-            .map_err(|_| {
-                Reject::new(
-                    RejectKind::InvalidValue,
-                    "Keycloak event time is not epoch milliseconds",
-                )
-            });
+        let ms = ms.trim().parse::<i64>().map_err(|_| {
+            Reject::new(
+                RejectKind::InvalidValue,
+                "Keycloak event time is not epoch milliseconds",
+            )
+        })?;
+        return Timestamp::from_epoch_millis(ms).map_err(|why| {
+            Reject::new(
+                RejectKind::InvalidValue,
+                format!("Keycloak event time is {why}"),
+            )
+        });
     }
     prefix_time(prefix.trim_start(), options.log_date).ok_or_else(|| {
         missing("Keycloak event has no time: no `time` field and no date-time at the start of the line (console lines with only a time of day need --log-date)")
