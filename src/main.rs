@@ -3,7 +3,20 @@ use std::process::ExitCode;
 use clap::Parser;
 use scopewatch::cli::{Cli, EXIT_FATAL};
 
+/// Alerts, dead letters, the history store, state and temporary stores may all hold PHI or
+/// point at it: whatever this process creates is owner-only (0600 files, 0700 directories),
+/// whatever the caller's umask.
+fn owner_only_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail and touches no
+    // memory. It runs first, before any thread or file exists.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn main() -> ExitCode {
+    owner_only_files();
     let args = match scopewatch::cli::config_file::expand(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => {

@@ -309,3 +309,124 @@ fn a_far_future_event_cannot_poison_the_state() {
     let out = run_in(dir.path(), &["validate", "keycloak:kc.log"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("outside the years"));
 }
+
+/// #16.7: a second writer on one `--state` directory is refused with a message while the
+/// first runs, so neither run's checkpoint is silently lost.
+#[test]
+fn a_state_directory_has_one_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+    std::fs::write(dir.path().join("logs/events.ndjson"), format!("{TOKEN}\n")).expect("write");
+    let mut follower = scopewatch()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--follow",
+            "--no-history",
+            "--state",
+            "s",
+            "--alerts",
+            "a.ndjson",
+            "--input",
+            "logs",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = std::time::Instant::now();
+    while !dir.path().join("s/LOCK").exists() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = run_in(
+        dir.path(),
+        &["detect", "--no-history", "--state", "s", "logs"],
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another scopewatch run"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "detect",
+            "--no-history",
+            "--state",
+            "s",
+            "--alerts",
+            "b.ndjson",
+            "logs",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the lock dies with its holder: {}",
+        stderr(&out)
+    );
+}
+
+/// #16.8: patient ids never reach alert evidence or a pseudonymised store through a query
+/// parameter *name* (`Condition?PHIA06`, `Condition?patient%3DPHIA03`), a patient `user` or a
+/// source address; PHI files are created owner-only.
+#[test]
+fn identifiers_in_odd_places_are_masked_or_pseudonymised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = r#"{"type":"token","event":"issued","time":"2024-03-05T09:00:00Z","client_id":"portal","token_id":"t9","scope_granted":"launch/patient patient/Observation.rs","patient":"PHIA06","user":"Patient/PHIA06","source_ip":"203.0.113.77","expires_in":3600}"#;
+    let reads = ["Condition?PHIA06", "Condition?patient%3DPHIA03"].map(|url| {
+        format!(
+            r#"{{"type":"access","time":"2024-03-05T09:05:00Z","client_id":"portal","token_id":"t9","method":"GET","url":"{url}","status":200,"user":"Patient/PHIA06","source_ip":"203.0.113.77"}}"#
+        )
+    });
+    std::fs::write(
+        dir.path().join("e.ndjson"),
+        format!("{token}\n{}\n{}\n", reads[0], reads[1]),
+    )
+    .expect("write");
+    let out = scopewatch()
+        .current_dir(dir.path())
+        .env("SW_KEY", "a-test-key-of-at-least-16-bytes")
+        .args([
+            "detect",
+            "--data",
+            "data",
+            "--alerts",
+            "alerts.ndjson",
+            "--pseudonymize-key-env",
+            "SW_KEY",
+            "e.ndjson",
+        ])
+        .output()
+        .expect("detect");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.ndjson")).expect("alerts");
+    assert!(alerts.contains("enforcement_gap"), "{alerts}");
+    assert!(!alerts.contains("PHIA"), "{alerts}");
+    let sql = scopewatch()
+        .current_dir(dir.path())
+        .env("SW_KEY", "a-test-key-of-at-least-16-bytes")
+        .args(["sql", "--data", "data", "--pseudonymize-key-env", "SW_KEY", "--output", "csv", "-c"])
+        .arg("SELECT url, \"user\", source_ip FROM access UNION ALL SELECT '', \"user\", source_ip FROM tokens")
+        .output()
+        .expect("sql");
+    let rows = String::from_utf8_lossy(&sql.stdout);
+    assert_eq!(rows.lines().count(), 4, "{rows}");
+    assert!(
+        !rows.contains("PHIA") && !rows.contains("203.0.113"),
+        "{rows}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for path in ["alerts.ndjson", "data"] {
+            let mode = std::fs::metadata(dir.path().join(path))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{path} is {mode:o}");
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
 
 use super::input_args::{InputArgs, InputFormatArg};
 use crate::ingest::{DeadLetterWriter, Ingestor, OwnOutputs};
-use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir};
+use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir, StateLock};
 use crate::registry::Registry;
 use crate::sql::history::{
     check_store, write_alerts, write_baselines, write_dead_letters, HistoryWriter,
@@ -187,6 +187,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     }
     .with_token_lifetime(args.input.token_lifetime)
     .with_max_ahead_hours(args.input.max_ahead_hours);
+    let _state_lock = args.state.as_deref().map(StateLock::acquire).transpose()?;
     let state_dir = args.state.as_ref().map(StateDir::new);
     let state_name = args
         .state

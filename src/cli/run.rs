@@ -206,6 +206,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let Some(state_root) = args.state.clone() else {
         anyhow::bail!("run over Kafka needs --state DIR: offsets are committed only after the state covering them is checkpointed there");
     };
+    let _state_lock = crate::pipeline::StateLock::acquire(&state_root)?;
     let (registry, config) = engine_setup(&args)?;
     let decode = args.input_options.ingest_options(args.input_format)?.decode;
     let mut client = ClientConfig::new();
@@ -397,6 +398,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let Some(state_root) = args.state.clone() else {
         anyhow::bail!("run --follow needs --state DIR: the files' positions are kept in its checkpoint, so a restart continues where the last checkpoint ended");
     };
+    let _state_lock = crate::pipeline::StateLock::acquire(&state_root)?;
     let (registry, config) = engine_setup(&args)?;
     let inputs = args.input_options.input_formats(&args.input)?;
     let options = if inputs.iter().all(|(_, f)| f.is_some()) {

@@ -105,17 +105,32 @@ fn invalid(reason: String) -> Reject {
     Reject::new(RejectKind::InvalidValue, reason)
 }
 
-/// Quotes a short value for a reason, cut so a hostile line cannot bloat the dead-letter file.
+/// Quotes a value for a reason without its identity: a short word of letters (`'Get'`,
+/// `'yesterday'`) as it is, anything else as its shape — digits as `9`, letters as `x`,
+/// punctuation kept (`'99/99/9999 99:99'`) — so a patient id in the wrong field never reaches
+/// a reason (reasons are kept where raw lines are not: logs, a pseudonymised store). Cut so a
+/// hostile line cannot bloat the dead-letter file.
 fn quoted(value: &str) -> String {
     const MAX: usize = 64;
-    if value.len() <= MAX {
+    if value.len() <= 12 && value.bytes().all(|b| b.is_ascii_alphabetic()) {
         return format!("'{value}'");
     }
-    let mut end = MAX;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("'{}…'", &value[..end])
+    let shape: String = value
+        .chars()
+        .take(MAX)
+        .map(|c| match c {
+            '0'..='9' => '9',
+            c if c.is_alphabetic() => 'x',
+            c if c.is_ascii_punctuation() || c == ' ' => c,
+            _ => '?',
+        })
+        .collect();
+    let cut = if value.chars().count() > MAX {
+        "…"
+    } else {
+        ""
+    };
+    format!("shaped '{shape}{cut}'")
 }
 
 fn required_str<'a>(raw: &mut RawEvent<'a>, field: Field) -> Result<Cow<'a, str>, Reject> {

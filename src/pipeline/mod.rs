@@ -14,7 +14,9 @@ pub mod partition;
 pub mod records;
 pub mod replay;
 pub mod state_dir;
+pub mod state_lock;
 pub mod stream_history;
 
 pub use replay::{replay, Progress, ReplayError};
 pub use state_dir::{Checkpoint, StateDir, StateDirError};
+pub use state_lock::StateLock;

@@ -48,6 +48,8 @@ pub enum StateDirError {
     /// Writing the history store segment that a checkpoint covers failed.
     #[error("history store: {0}")]
     History(String),
+    #[error("state directory {0} is in use by another scopewatch run (its LOCK is held): stop that run, or give this one another --state")]
+    Locked(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError + '_ {

@@ -17,6 +17,29 @@ const KEPT_VALUES: &[&str] = &[
     "_format",
 ];
 
+/// Whether a query parameter name is shaped like a FHIR search parameter (`code`,
+/// `clinical-status`, `_lastUpdated`, `subject:Patient.name`, `_has:Observation:patient:code`):
+/// segments of letters and hyphens joined by `:` or `.`. Anything else — `PHIA06`,
+/// `patient=PHIA03` from a `%3D` — may be an identifier a client put where a name goes, and is
+/// masked like a value.
+fn is_parameter_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.split([':', '.']).enumerate().all(|(i, segment)| {
+            let segment = if i == 0 {
+                segment.strip_prefix('_').unwrap_or(segment)
+            } else {
+                segment
+            };
+            segment.starts_with(|c: char| c.is_ascii_alphabetic())
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'-')
+                && (i > 0
+                    || segment.starts_with(|c: char| c.is_ascii_lowercase())
+                    || name.starts_with('_'))
+        })
+}
+
 /// `GET Patient/…/Observation?category=…&_count=50` for
 /// `GET https://ehr/fhir/Patient/123/Observation?category=laboratory&_count=50`.
 pub fn request_shape(method: Method, url: &str) -> String {
@@ -53,7 +76,11 @@ pub fn request_shape(method: Method, url: &str) -> String {
             if i > 0 {
                 out.push('&');
             }
-            out.push_str(&name);
+            out.push_str(if is_parameter_name(&name) {
+                &name
+            } else {
+                "…"
+            });
             out.push('=');
             if KEPT_VALUES.contains(&name.as_ref()) && value.len() <= 64 {
                 out.push_str(&value);
@@ -80,6 +107,11 @@ mod tests {
             (Method::Get, "?_getpages=abc&_count=20", "GET ?_getpages=…&_count=20"),
             (Method::Get, "Patient/123/$everything", "GET Patient/…/$everything"),
             (Method::Get, "metadata", "GET metadata"),
+            // Issue #16: names that may be identifiers are masked like values.
+            (Method::Get, "Condition?PHIA06", "GET Condition?…=…"),
+            (Method::Get, "Condition?patient%3DPHIA03", "GET Condition?…=…"),
+            (Method::Get, "Observation?subject:Patient.name=x&_lastUpdated=gt1", "GET Observation?subject:Patient.name=…&_lastUpdated=…"),
+            (Method::Get, "Observation?clinical-status=active&code:text=a", "GET Observation?clinical-status=…&code:text=…"),
         ];
         for (m, url, want) in cases {
             assert_eq!(request_shape(m, url), want, "{url}");

@@ -115,6 +115,23 @@ impl HistoryWriter {
         }
     }
 
+    /// In a pseudonymised store, who acted and from where are identifiers too: a user that is a
+    /// patient (`Patient/…`) and every source address become keyed pseudonyms (the same value
+    /// gives the same pseudonym, so grouping still works).
+    fn pseudonymise_actor(&self, common: &mut crate::event::Common) {
+        let Some(p) = &self.pseudonymizer else {
+            return;
+        };
+        if let Some(user) = &common.user {
+            if user.starts_with("Patient/") || user.contains("/Patient/") {
+                common.user = Some(Text::from(p.pseudonym(user)));
+            }
+        }
+        if let Some(ip) = &common.source_ip {
+            common.source_ip = Some(Text::from(p.pseudonym(ip)));
+        }
+    }
+
     pub fn counts(&self) -> &HistoryCounts {
         &self.counts
     }
@@ -158,6 +175,7 @@ impl HistoryWriter {
             .map(|c| c.as_str());
         let mut event = t.clone();
         event.patient = self.patient_value(event.patient.take());
+        self.pseudonymise_actor(&mut event.common);
         if let (Some(id), Some(g)) = (&t.token_id, &granted) {
             self.insert_grant(id, Arc::clone(g), event.patient.clone());
         }
@@ -189,6 +207,7 @@ impl HistoryWriter {
                 .map_or(shape.as_str(), |(_, rest)| rest)
                 .to_string();
             event.patient = None;
+            self.pseudonymise_actor(&mut event.common);
         }
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
         let row = AccessRow {
