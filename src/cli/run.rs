@@ -206,7 +206,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let Some(state_root) = args.state.clone() else {
         anyhow::bail!("run over Kafka needs --state DIR: offsets are committed only after the state covering them is checkpointed there");
     };
-    let _state_lock = crate::pipeline::StateLock::acquire(&state_root)?;
+    // No lock here: the instances of one consumer group share a state root by design, each
+    // partition's directory written only by the instance the group assigned it to.
     let (registry, config) = engine_setup(&args)?;
     let decode = args.input_options.ingest_options(args.input_format)?.decode;
     let mut client = ClientConfig::new();
