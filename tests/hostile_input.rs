@@ -430,3 +430,56 @@ fn identifiers_in_odd_places_are_masked_or_pseudonymised() {
         }
     }
 }
+
+/// Dead-letter records written by `validate` to stdout.
+fn validate(dir: &Path, input: &str) -> (Value, Vec<Value>) {
+    let out = run_in(dir, &["validate", "--summary", "summary.json", input]);
+    let dead = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter"))
+        .collect();
+    (summary(dir), dead)
+}
+
+/// #16.10: a byte order mark before the first line is not an error; a key given twice is
+/// rejected in a pretty-printed document as on a line; one bad entry of a Bundle is
+/// dead-lettered alone, its valid entries kept.
+#[test]
+fn small_hostile_shapes_are_read_correctly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bom.ndjson"), format!("\u{feff}{TOKEN}\n")).expect("write");
+    let (s, dead) = validate(dir.path(), "bom.ndjson");
+    assert_eq!(
+        (s["totals"]["accepted"].as_u64(), dead.len()),
+        (Some(1), 0),
+        "{s}"
+    );
+
+    let doc = "{\n  \"type\": \"token\", \"event\": \"issued\", \"time\": \"2024-03-05T09:00:00Z\",\n  \"client_id\": \"a\", \"client_id\": \"b\"\n}\n";
+    std::fs::write(dir.path().join("doc.json"), doc).expect("write");
+    let (_, dead) = validate(dir.path(), "doc.json");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["kind"], "duplicate_field", "{dead:?}");
+
+    let entry = |recorded: &str| {
+        format!(
+            r#"{{"resource":{{"resourceType":"AuditEvent","type":{{"code":"rest"}},"subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"read"}}],"recorded":{recorded},"agent":[{{"type":{{"coding":[{{"code":"110150"}}]}},"who":{{"identifier":{{"value":"app"}}}}}}],"entity":[{{"what":{{"reference":"Observation/o1"}}}}]}}}}"#
+        )
+    };
+    let bundle = format!(
+        r#"{{"resourceType":"Bundle","type":"collection","entry":[{},{},{}]}}"#,
+        entry("\"2024-03-05T09:00:00Z\""),
+        entry("5"),
+        entry("\"2024-03-05T09:00:01Z\"")
+    );
+    std::fs::write(dir.path().join("bundle.ndjson"), bundle + "\n").expect("write");
+    let (s, dead) = validate(dir.path(), "auditevent:bundle.ndjson");
+    assert_eq!(s["totals"]["accepted"], 2, "{s}");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Bundle entry 2:")),
+        "{dead:?}"
+    );
+}

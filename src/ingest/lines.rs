@@ -28,6 +28,8 @@ pub struct LineError {
     pub partial: Option<(u64, u64, Vec<u8>, u64)>,
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 pub struct LineReader<R> {
     inner: R,
     max_len: usize,
@@ -106,6 +108,11 @@ impl<R: BufRead> LineReader<R> {
             self.buf.pop();
             len -= 1;
         }
+        // A UTF-8 byte order mark (Windows editors, some exporters) is not part of the record.
+        if start == 0 && !too_long && self.buf.starts_with(UTF8_BOM) {
+            self.buf.drain(..UTF8_BOM.len());
+            len -= UTF8_BOM.len() as u64;
+        }
         Ok(Some(RawLine {
             number: self.line_no,
             offset: start,
@@ -118,6 +125,18 @@ impl<R: BufRead> LineReader<R> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_dropped() {
+        let got = lines(b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBFx\n", 100);
+        assert_eq!(got[0].2, b"{\"a\":1}".to_vec());
+        assert_eq!(got[0].3, 7);
+        assert_eq!(
+            got[1].2,
+            b"\xEF\xBB\xBFx".to_vec(),
+            "only at the start of the stream"
+        );
+    }
+
     use super::*;
 
     fn lines(input: &[u8], max: usize) -> Vec<(u64, u64, Vec<u8>, u64, bool)> {

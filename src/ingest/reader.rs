@@ -39,6 +39,19 @@ impl Default for IngestOptions {
     }
 }
 
+/// A pretty-printed value read as a canonical event (not a Keycloak event or FHIR resource).
+fn is_canonical_value(value: &serde_json::Value, format: &InputFormat) -> bool {
+    match format {
+        InputFormat::Canonical => true,
+        InputFormat::Auto => {
+            value.is_object()
+                && value.get("realmId").is_none()
+                && value.get("resourceType").is_none()
+        }
+        _ => false,
+    }
+}
+
 /// Where an accepted event came from (for checkpoints and evidence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
@@ -539,8 +552,17 @@ impl Ingestor {
                 None => break,
                 Some(Ok(value)) => {
                     let end = stream.byte_offset();
-                    super::format::decode_value(value, decode, &mut |d| decoded.push(d));
                     let raw = &doc[value_start..end];
+                    if is_canonical_value(&value, &decode.format) {
+                        // From its own text: the parsed value has already merged a key given
+                        // twice, which the contract rejects.
+                        decoded.push(match parse_event(raw) {
+                            Ok(event) => Decoded::Event(event),
+                            Err(reject) => Decoded::Rejected(reject),
+                        });
+                    } else {
+                        super::format::decode_value(value, decode, &mut |d| decoded.push(d));
+                    }
                     for d in decoded.drain(..) {
                         self.account(counts, pending, d, position, raw, raw.len() as u64)?;
                     }

@@ -57,7 +57,9 @@ fn context(path: &Path, what: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
 }
 
-/// Truncates the file after its last newline; returns the bytes removed.
+/// Truncates the file after its last newline when what follows is a torn record; returns the
+/// bytes removed. A complete record without a final newline (a file written by another tool)
+/// is kept and given its newline.
 fn cut_torn_tail(f: &mut File) -> io::Result<u64> {
     let len = f.metadata()?.len();
     let mut end = len;
@@ -74,6 +76,13 @@ fn cut_torn_tail(f: &mut File) -> io::Result<u64> {
         end = start;
     }
     if end < len {
+        let mut tail = Vec::new();
+        f.seek(SeekFrom::Start(end))?;
+        f.read_to_end(&mut tail)?;
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
+            f.write_all(b"\n")?;
+            return Ok(0);
+        }
         f.set_len(end)?;
     }
     Ok(len - end)
@@ -133,5 +142,21 @@ mod tests {
         g.write_all(b"x\n").expect("append");
         g.flush().expect("flush");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "x\n");
+    }
+
+    /// Issue #16: a complete last record without its newline (another tool wrote the file) is
+    /// not a torn write: it is kept.
+    #[test]
+    fn a_complete_last_record_without_a_newline_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("alerts.ndjson");
+        std::fs::write(&path, "{\"id\":1}\n{\"id\":2}").expect("write");
+        let mut f = AppendFile::new(&path);
+        f.write_all(b"{\"id\":3}\n").expect("append");
+        f.flush().expect("flush");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n"
+        );
     }
 }

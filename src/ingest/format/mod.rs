@@ -156,13 +156,7 @@ pub fn decode_value(value: Value, options: &DecodeOptions, out: &mut dyn FnMut(D
         f => f,
     };
     match (format, value) {
-        (InputFormat::AuditEvent, value) => match fhir::Resource::deserialize(&value) {
-            Ok(resource) => decode_resource(resource, out),
-            Err(e) => out(Decoded::Rejected(Reject::new(
-                RejectKind::WrongType,
-                format!("not a readable FHIR resource: {e}"),
-            ))),
-        },
+        (InputFormat::AuditEvent, value) => decode_fhir_value(&value, out),
         (InputFormat::Keycloak, Value::Object(object)) => {
             out(keycloak::decode_object(&object, "", options.keycloak))
         }
@@ -209,7 +203,62 @@ fn decode_fhir_text(text: &str, out: &mut dyn FnMut(Decoded)) {
                 decode_resource(r, out);
             }
         }
-        Err(e) => out(Decoded::Rejected(json_reject(e))),
+        // Valid JSON that one entry spoils (a wrong type deep inside): read entry by entry, so
+        // the other entries are kept and only the bad one is dead-lettered.
+        Err(e) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => decode_fhir_value(&value, out),
+            Err(_) => out(Decoded::Rejected(json_reject(e))),
+        },
+    }
+}
+
+/// A FHIR resource, Bundle or array of them held as a JSON value, decoded entry by entry.
+fn decode_fhir_value(value: &Value, out: &mut dyn FnMut(Decoded)) {
+    if let Value::Array(items) = value {
+        for item in items {
+            decode_fhir_value(item, out);
+        }
+        return;
+    }
+    let entries = match value.get("entry") {
+        Some(Value::Array(entries))
+            if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") =>
+        {
+            entries
+        }
+        _ => {
+            return match fhir::Resource::deserialize(value) {
+                Ok(resource) => decode_resource(resource, out),
+                Err(e) => out(Decoded::Rejected(Reject::new(
+                    RejectKind::WrongType,
+                    format!("not a readable FHIR resource: {e}"),
+                ))),
+            }
+        }
+    };
+    if entries.is_empty() {
+        out(Decoded::Skipped("FHIR Bundle with no entries".to_string()));
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let n = i + 1;
+        match entry.get("resource") {
+            None | Some(Value::Null) => out(Decoded::Rejected(Reject::new(
+                RejectKind::MissingField,
+                format!("Bundle entry {n} has no resource"),
+            ))),
+            Some(resource) => decode_fhir_value(resource, &mut |d| out(in_entry(n, d))),
+        }
+    }
+}
+
+/// A decoded Bundle entry, its reject naming the entry.
+fn in_entry(n: usize, decoded: Decoded) -> Decoded {
+    match decoded {
+        Decoded::Rejected(r) => Decoded::Rejected(Reject::new(
+            r.kind,
+            format!("Bundle entry {n}: {}", r.reason),
+        )),
+        other => other,
     }
 }
 
@@ -231,15 +280,7 @@ fn decode_resource(resource: fhir::Resource, out: &mut dyn FnMut(Decoded)) {
                         RejectKind::MissingField,
                         format!("Bundle entry {n} has no resource"),
                     ))),
-                    Some(r) => decode_resource(*r, &mut |d| {
-                        out(match d {
-                            Decoded::Rejected(r) => Decoded::Rejected(Reject::new(
-                                r.kind,
-                                format!("Bundle entry {n}: {}", r.reason),
-                            )),
-                            other => other,
-                        })
-                    }),
+                    Some(r) => decode_resource(*r, &mut |d| out(in_entry(n, d))),
                 }
             }
         }
