@@ -483,3 +483,50 @@ fn small_hostile_shapes_are_read_correctly() {
         "{dead:?}"
     );
 }
+
+/// #16.9: `sql` runs within `--memory-limit`: an aggregation over 3 M generated rows spills
+/// and answers correctly in 8 MiB; an operator that cannot spill stops the query with a clear
+/// "Resources exhausted" error and exit 2, never the host.
+#[test]
+fn sql_keeps_to_its_memory_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("data")).expect("mkdir");
+    let sql = |limit: &str, query: &str| {
+        run_in(
+            dir.path(),
+            &[
+                "sql",
+                "--data",
+                "data",
+                "--output",
+                "csv",
+                "--memory-limit",
+                limit,
+                "-c",
+                query,
+            ],
+        )
+    };
+    let out = sql(
+        "8M",
+        "SELECT count(*) AS n, max(k) AS m FROM (SELECT value % 700000 AS k, count(*) AS c FROM generate_series(1, 3000000) GROUP BY value % 700000)",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "n,m\n700000,699999"
+    );
+    let out = sql(
+        "2M",
+        "SELECT value FROM generate_series(1, 2000000) ORDER BY value DESC LIMIT 1 OFFSET 1999998",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Resources exhausted"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sql("12Q", "SELECT 1");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("512M or 2G"), "{}", stderr(&out));
+}

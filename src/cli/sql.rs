@@ -14,7 +14,7 @@ use super::Outcome;
 use crate::ingest::{DeadLetterWriter, IngestOptions, Ingestor, OwnOutputs, SkippedFile, Source};
 use crate::sql::history::{write_dead_letters, HistoryWriter};
 use crate::sql::output::{OutputFormat, ResultWriter};
-use crate::sql::session::{open, plan, read_only_statements, SqlError};
+use crate::sql::session::{open_with_memory_limit, plan, read_only_statements, SqlError};
 
 #[derive(Debug, clap::Args)]
 pub struct SqlArgs {
@@ -50,6 +50,12 @@ pub struct SqlArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
 
+    /// Memory for the query's operators (bytes, or with K, M, G: 512M, 2G). Beyond it, sorts,
+    /// aggregations and joins spill to the temporary directory; an operator that cannot spill
+    /// stops the query with "Resources exhausted" (exit 2), never the host.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub memory_limit: usize,
+
     /// Format of the --input files (auto-detected per record unless given).
     #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
     pub input_format: InputFormatArg,
@@ -62,6 +68,37 @@ pub struct SqlArgs {
     /// pseudonymised too).
     #[command(flatten)]
     pub pseudonym: super::pseudonym_args::PseudonymArgs,
+}
+
+/// `1073741824`, `512M`, `2G`, `64k` → bytes (at least 1 MiB: less cannot run a query).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{text}: expected bytes or a size such as 512M or 2G"
+            ))
+        }
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text}: expected bytes or a size such as 512M or 2G"))?;
+    let bytes = n
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{text}: too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("{text}: at least 1M"));
+    }
+    Ok(bytes)
 }
 
 pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
@@ -102,7 +139,7 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         _scratch = Some(dir);
         path
     };
-    let ctx = runtime.block_on(open(&data))?;
+    let ctx = runtime.block_on(open_with_memory_limit(&data, args.memory_limit))?;
     if let Some(p) = pseudonymizer {
         crate::sql::udf::register_pseudonym(&ctx, p);
     }

@@ -13,6 +13,8 @@ use datafusion::datasource::listing::ListingOptions;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use thiserror::Error;
@@ -48,8 +50,21 @@ pub fn history_tables() -> [(&'static str, SchemaRef); 4] {
     ]
 }
 
-/// A session with every table of the data directory and the SMART/FHIR functions registered.
+/// Default memory for a query's operators: beyond it, sorts, aggregations and joins spill to
+/// the temporary directory; an operator that cannot spill fails with "Resources exhausted".
+pub const DEFAULT_MEMORY_LIMIT: usize = 1 << 30;
+
+/// A session with every table of the data directory and the SMART/FHIR functions registered,
+/// its operators held to the default memory limit.
 pub async fn open(data: &Path) -> Result<SessionContext, SqlError> {
+    open_with_memory_limit(data, DEFAULT_MEMORY_LIMIT).await
+}
+
+/// As [`open`], with `memory_limit` bytes for the query's operators (a fair spilling pool).
+pub async fn open_with_memory_limit(
+    data: &Path,
+    memory_limit: usize,
+) -> Result<SessionContext, SqlError> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         // Plain Utf8 strings in results: what the saved queries and the output writers expect.
@@ -57,7 +72,10 @@ pub async fn open(data: &Path) -> Result<SessionContext, SqlError> {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
-    let ctx = SessionContext::new_with_config(config);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
+        .build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     udf::register(&ctx);
     for (name, schema) in history_tables() {
         let dir = data.join(name);
