@@ -530,3 +530,67 @@ fn sql_keeps_to_its_memory_limit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("512M or 2G"), "{}", stderr(&out));
 }
+
+/// #16.9: memory bounded by sizes and counts, not by what a client sends: a 1 MB scope string
+/// or URL is dead-lettered naming its field; the events of new apps beyond `--max-apps` are
+/// dead-lettered as `over_limit` while the apps already watched go on.
+#[test]
+fn oversized_fields_and_too_many_apps_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = "patient/Observation.rs ".repeat(40_000);
+    let token = TOKEN.replace("launch/patient patient/Observation.rs", huge.trim());
+    let url = format!("Observation?code={}", "x".repeat(20_000));
+    let access = format!(
+        r#"{{"type":"access","time":"2024-03-05T09:05:00Z","client_id":"chart","method":"GET","url":"{url}","status":200}}"#
+    );
+    let apps: String = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"type":"access","time":"2024-03-05T09:1{i}:00Z","client_id":"app-{i}","method":"GET","url":"metadata","status":200}}"#
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("e.ndjson"),
+        format!("{token}\n{access}\n{apps}"),
+    )
+    .expect("write");
+    let out = run_in(
+        dir.path(),
+        &[
+            "detect",
+            "--no-history",
+            "--max-apps",
+            "3",
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "a.ndjson",
+            "e.ndjson",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let dead =
+        std::fs::read_to_string(dir.path().join("scopewatch-dead-letter.ndjson")).expect("dead");
+    let reasons: Vec<Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let reason = |i: usize| {
+        reasons[i]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(reasons.len(), 4, "{dead}");
+    assert!(
+        reason(0).starts_with("field scope_granted is"),
+        "{}",
+        reason(0)
+    );
+    assert!(reason(1).starts_with("field url is"), "{}", reason(1));
+    assert_eq!(reasons[2]["kind"], "over_limit");
+    assert!(reason(2).contains("--max-apps"));
+    let s = summary(dir.path());
+    assert_eq!(s["detection"]["apps"], 3, "{s}");
+}

@@ -186,7 +186,8 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input.token_lifetime)
-    .with_max_ahead_hours(args.input.max_ahead_hours);
+    .with_max_ahead_hours(args.input.max_ahead_hours)
+    .with_max_apps(args.input.max_apps);
     let _state_lock = args.state.as_deref().map(StateLock::acquire).transpose()?;
     let state_dir = args.state.as_ref().map(StateDir::new);
     let state_name = args

@@ -62,6 +62,11 @@ pub struct InputArgs {
     /// dead-lettered as `time_out_of_window`, so one far-future event cannot make the rest late.
     #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=876_000))]
     pub max_ahead_hours: u32,
+
+    /// Apps watched at most; the events of further new apps are dead-lettered as `over_limit`
+    /// (each app holds a baseline, so client ids must not grow memory without bound).
+    #[arg(long, value_name = "N", default_value_t = crate::detect::DEFAULT_MAX_APPS)]
+    pub max_apps: usize,
 }
 
 impl InputArgs {

@@ -331,7 +331,8 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input_options.token_lifetime)
-    .with_max_ahead_hours(args.input_options.max_ahead_hours);
+    .with_max_ahead_hours(args.input_options.max_ahead_hours)
+    .with_max_apps(args.input_options.max_apps);
     Ok((registry, config))
 }
 

@@ -48,6 +48,8 @@ pub struct EngineConfig {
     pub max_ahead_seconds: i64,
     /// Now, for `max_ahead_seconds` (a parameter so tests can fix it).
     pub wall_clock: fn() -> Timestamp,
+    /// Apps watched at most; events of further new apps are dead-lettered (`over_limit`).
+    pub max_apps: usize,
 }
 
 impl Default for EngineConfig {
@@ -62,9 +64,14 @@ impl Default for EngineConfig {
             clock: LocalClock::utc(),
             max_ahead_seconds: DEFAULT_MAX_AHEAD_SECONDS,
             wall_clock: Timestamp::now,
+            max_apps: DEFAULT_MAX_APPS,
         }
     }
 }
+
+/// Default for `max_apps`: far above any real deployment's app count, far below what would
+/// exhaust memory (each app holds a baseline of a few kilobytes to a few hundred).
+pub const DEFAULT_MAX_APPS: usize = 20_000;
 
 /// Default for `max_ahead_seconds`: a day.
 pub const DEFAULT_MAX_AHEAD_SECONDS: i64 = 24 * 3600;
@@ -73,6 +80,12 @@ impl EngineConfig {
     /// Sets the lifetime of tokens logged without `expires_in` (`--token-lifetime`).
     pub fn with_token_lifetime(mut self, seconds: Option<i64>) -> EngineConfig {
         self.token_cache.configured_ttl_seconds = seconds;
+        self
+    }
+
+    /// Sets the most apps watched (`--max-apps`).
+    pub fn with_max_apps(mut self, max_apps: usize) -> EngineConfig {
+        self.max_apps = max_apps.max(1);
         self
     }
 
@@ -95,13 +108,16 @@ pub struct EngineStats {
     /// Access events folded into the event of the same request (BALP's AuditEvent per patient).
     #[serde(default)]
     pub folded: u64,
-    /// Events dead-lettered for a time before 1970 or too far ahead of the clock.
+    /// Events refused: a time before 1970 or too far ahead of the clock, an app over the limit.
     #[serde(default)]
-    pub out_of_window: u64,
+    pub refused: u64,
 }
 
 pub struct Engine {
     pub(super) learning_days: i64,
+    max_apps: usize,
+    /// Apps whose first events wait in the reorder buffer (they count towards `max_apps`).
+    new_apps_pending: std::collections::HashSet<Text>,
     max_ahead_seconds: i64,
     wall_clock: fn() -> Timestamp,
     pub(super) clock: LocalClock,
@@ -131,6 +147,8 @@ impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
         Engine {
             learning_days: config.learning_days,
+            max_apps: config.max_apps,
+            new_apps_pending: std::collections::HashSet::new(),
             max_ahead_seconds: config.max_ahead_seconds,
             wall_clock: config.wall_clock,
             clock: config.clock.clone(),
@@ -170,13 +188,16 @@ impl Engine {
     /// Takes one event; processes every buffered event the watermark has passed. A late event
     /// is handed back for the caller to count and dead-letter.
     pub fn push(&mut self, event: Event, out: &mut Vec<Alert>) -> Result<(), Box<LateEvent>> {
-        if let Some(why) = self.outside_time_window(event.time()) {
-            self.stats.out_of_window += 1;
+        if let Some(refused) = self.refusal(&event) {
+            self.stats.refused += 1;
             return Err(Box::new(LateEvent {
                 event,
                 behind_micros: 0,
-                out_of_window: Some(why),
+                refused: Some(refused),
             }));
+        }
+        if !self.baselines.apps.contains_key(event.client_id()) {
+            self.new_apps_pending.insert(event.client_id().into());
         }
         if let Err(late) = self.order.push(event) {
             self.stats.late += 1;
@@ -187,6 +208,32 @@ impl Engine {
         }
         self.stats.folded += std::mem::take(&mut self.order.folded);
         Ok(())
+    }
+
+    /// Why an event is not taken: its time cannot be believed, or it is a new app beyond
+    /// `max_apps` (each app holds a baseline: 500 k client ids would hold gigabytes).
+    fn refusal(&self, event: &Event) -> Option<crate::event::Reject> {
+        if let Some(why) = self.outside_time_window(event.time()) {
+            return Some(crate::event::Reject::new(
+                crate::event::RejectKind::TimeOutOfWindow,
+                why,
+            ));
+        }
+        let client = event.client_id();
+        let known = self.baselines.apps.len() + self.new_apps_pending.len();
+        if known >= self.max_apps
+            && !self.baselines.apps.contains_key(client)
+            && !self.new_apps_pending.contains(client)
+        {
+            return Some(crate::event::Reject::new(
+                crate::event::RejectKind::OverLimit,
+                format!(
+                    "a new app beyond the {} apps watched (--max-apps)",
+                    self.max_apps
+                ),
+            ));
+        }
+        None
     }
 
     /// Why an event's time cannot be believed: before 1970, or further ahead of the wall clock
@@ -334,6 +381,7 @@ impl Engine {
         let mut findings = Vec::new();
         let client = event.client_id();
         if !self.baselines.apps.contains_key(client) {
+            self.new_apps_pending.remove(client);
             findings.push(rules::novelty::new_app(event.common()));
             self.baselines
                 .apps

@@ -15,7 +15,7 @@ pub mod rules;
 pub mod state;
 pub mod tokens;
 
-pub use engine::{Engine, EngineConfig, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineStats, DEFAULT_MAX_AHEAD_SECONDS, DEFAULT_MAX_APPS};
 pub use explain::{explain, Explained, LaunchFit, ScopeFit};
 pub use finding::Finding;
 pub use incidents::Incidents;

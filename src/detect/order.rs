@@ -65,21 +65,22 @@ pub struct PendingState {
     pub event: Event,
 }
 
-/// An event that arrived after events later than it were already released, or whose time is
-/// outside the window of believable times (then `out_of_window` says why).
+/// An event the core hands back instead of processing: late (it arrived after events later
+/// than it were released), or refused (`refused` says why: a time outside the believable
+/// window, an app over the limit).
 #[derive(Debug)]
 pub struct LateEvent {
     pub event: Event,
     /// How far behind the release frontier it was, in microseconds.
     pub behind_micros: i64,
-    pub out_of_window: Option<String>,
+    pub refused: Option<crate::event::Reject>,
 }
 
 impl LateEvent {
     /// Its dead-letter class and reason.
     pub fn reject(&self, lateness_seconds: i64) -> (crate::event::RejectKind, String) {
-        match &self.out_of_window {
-            Some(why) => (crate::event::RejectKind::TimeOutOfWindow, why.clone()),
+        match &self.refused {
+            Some(r) => (r.kind, r.reason.clone()),
             None => (
                 crate::event::RejectKind::Late,
                 format!(
@@ -99,7 +100,11 @@ pub struct ReorderBuffer {
     seq: u64,
     /// Access events folded into the event of the same request (not persisted: a count).
     pub folded: u64,
+    max_pending: usize,
 }
+
+/// Default for `max_pending`: about 300 MB of buffered events at the contract's typical size.
+pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 
 impl ReorderBuffer {
     pub fn new(lateness_seconds: i64) -> ReorderBuffer {
@@ -110,6 +115,7 @@ impl ReorderBuffer {
             released_up_to: None,
             seq: 0,
             folded: 0,
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 
@@ -121,7 +127,7 @@ impl ReorderBuffer {
                 return Err(Box::new(LateEvent {
                     event,
                     behind_micros: frontier.0 - time.0,
-                    out_of_window: None,
+                    refused: None,
                 }));
             }
         }
@@ -146,8 +152,20 @@ impl ReorderBuffer {
             .map(|m| Timestamp(m.0.saturating_sub(self.lateness_micros)))
     }
 
-    /// The next event whose time is at or before the watermark.
+    /// Most events held at once: beyond it the earliest is released before the watermark
+    /// passes it (events arriving later behind it are then late), so two million events at one
+    /// instant cannot hold unbounded memory.
+    pub fn with_max_pending(mut self, max_pending: usize) -> ReorderBuffer {
+        self.max_pending = max_pending.max(1);
+        self
+    }
+
+    /// The next event whose time is at or before the watermark (or the earliest, when more
+    /// than `max_pending` are held).
     pub fn pop_ready(&mut self) -> Option<Event> {
+        if self.heap.len() > self.max_pending {
+            return self.release();
+        }
         let watermark = self.watermark()?;
         if self
             .heap
@@ -348,6 +366,24 @@ mod tests {
             ]
         );
         assert_eq!(b.folded, 2);
+    }
+
+    /// Issue #16: two million events at one instant would all wait for the watermark; beyond
+    /// the bound the earliest are released, and one arriving behind them is late.
+    #[test]
+    fn the_buffer_is_bounded() {
+        let mut b = ReorderBuffer::new(300).with_max_pending(3);
+        for c in ["a", "b", "c"] {
+            b.push(access(10, c)).unwrap();
+        }
+        assert!(b.pop_ready().is_none(), "at the bound, nothing is forced");
+        b.push(access(10, "d")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["a"]);
+        assert_eq!(b.len(), 3);
+        assert!(
+            b.push(access(5, "early")).is_err(),
+            "behind what was released"
+        );
     }
 
     #[test]

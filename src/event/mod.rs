@@ -1,12 +1,14 @@
 //! The canonical event contract: types, the line parser, and RFC 3339 time.
 
 pub mod as_contract_json;
+mod bounds;
 mod model;
 mod parse;
 mod raw;
 mod reject;
 mod time;
 
+pub use bounds::{within_bounds, MAX_FIELD_BYTES, MAX_SCOPE_BYTES, MAX_URL_BYTES};
 pub use model::{AccessEvent, Common, Event, Text, TokenAction, TokenEvent};
 pub use parse::{
     json_reject, parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN,

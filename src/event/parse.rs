@@ -36,7 +36,7 @@ pub fn parse_event_str(text: &str) -> Result<Event, Reject> {
         return Err(not_an_object(text));
     }
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(json_reject)?;
-    build_event(raw)
+    build_event(raw).and_then(super::bounds::within_bounds)
 }
 
 /// Rare path: say what the line is instead of an object, or why it is not JSON at all.

@@ -23,6 +23,8 @@ pub enum RejectKind {
     /// Parsed, but dated before 1970 or further in the future than `--max-ahead-hours`: it
     /// must not move the event-time frontier.
     TimeOutOfWindow,
+    /// Parsed, but beyond a memory bound of the core (a new app over `--max-apps`).
+    OverLimit,
 }
 
 impl RejectKind {
@@ -40,6 +42,7 @@ impl RejectKind {
             RejectKind::ReadError => "read_error",
             RejectKind::Late => "late",
             RejectKind::TimeOutOfWindow => "time_out_of_window",
+            RejectKind::OverLimit => "over_limit",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::event::{json_reject, parse_event_str, Event, Reject, RejectKind};
+use crate::event::{json_reject, parse_event_str, within_bounds, Event, Reject, RejectKind};
 
 pub use gateway::{GatewayMapping, MappingError, TimeFormat, BUILT_IN_MAPPINGS};
 pub use keycloak::KeycloakOptions;
@@ -113,8 +113,23 @@ fn sniff(text: &str) -> Sniffed {
     }
 }
 
+/// An event over the size bounds (`event::within_bounds`) becomes a reject.
+fn bounded(decoded: Decoded) -> Decoded {
+    match decoded {
+        Decoded::Event(e) => match within_bounds(e) {
+            Ok(e) => Decoded::Event(e),
+            Err(r) => Decoded::Rejected(r),
+        },
+        other => other,
+    }
+}
+
 /// Decodes one line (UTF-8, without its newline) into zero or more records.
 pub fn decode_line(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
+    decode_line_unbounded(text, options, &mut |d| out(bounded(d)));
+}
+
+fn decode_line_unbounded(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
     let one = |r: Result<Event, Reject>| match r {
         Ok(e) => Decoded::Event(e),
         Err(r) => Decoded::Rejected(r),
@@ -143,9 +158,13 @@ pub fn decode_line(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Deco
 
 /// Decodes one JSON value read from a multi-line document.
 pub fn decode_value(value: Value, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
+    decode_value_unbounded(value, options, &mut |d| out(bounded(d)));
+}
+
+fn decode_value_unbounded(value: Value, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
     if let Value::Array(items) = value {
         for item in items {
-            decode_value(item, options, out);
+            decode_value_unbounded(item, options, out);
         }
         return;
     }
