@@ -120,6 +120,8 @@ pub struct Engine {
     new_apps_pending: std::collections::HashSet<Text>,
     max_ahead_seconds: i64,
     wall_clock: fn() -> Timestamp,
+    /// The latest acceptable event time, as last computed from the clock.
+    ahead_limit: std::cell::Cell<i64>,
     pub(super) clock: LocalClock,
     pub(super) registry: Registry,
     pub(super) baselines: Baselines,
@@ -151,6 +153,7 @@ impl Engine {
             new_apps_pending: std::collections::HashSet::new(),
             max_ahead_seconds: config.max_ahead_seconds,
             wall_clock: config.wall_clock,
+            ahead_limit: std::cell::Cell::new(i64::MIN),
             clock: config.clock.clone(),
             registry,
             baselines: Baselines::default(),
@@ -244,10 +247,16 @@ impl Engine {
         if time.0 < 0 {
             return Some("event time is before 1970".to_string());
         }
+        // The limit only grows with the clock: read the clock again only for an event past the
+        // limit last computed (not once per event).
+        if time.0 <= self.ahead_limit.get() {
+            return None;
+        }
         let limit = (self.wall_clock)().0.saturating_add(
             self.max_ahead_seconds
                 .saturating_mul(crate::event::MICROS_PER_SECOND),
         );
+        self.ahead_limit.set(limit);
         (time.0 > limit).then(|| {
             format!(
                 "event time is more than {} h ahead of the clock (--max-ahead-hours)",

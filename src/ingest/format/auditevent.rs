@@ -199,14 +199,21 @@ fn purpose(ae: &Resource, client: Option<&Agent>) -> Option<Text> {
         .or_else(|| purpose_code(&ae.authorization))
         .or_else(|| {
             // Agent-level purpose: the requestor's first (BALP user slice), then any agent's.
-            let mut agents: Vec<&Agent> = ae.agent.iter().collect();
-            agents.sort_by_key(|a| a.requestor != Some(true));
-            agents.into_iter().find_map(|a| {
-                purpose_code(&a.purpose_of_use).or_else(|| purpose_code(&a.authorization))
-            })
+            let requestor = |a: &&Agent| a.requestor == Some(true);
+            (ae.agent.iter().filter(requestor).find_map(agent_purpose))
+                .or_else(|| {
+                    ae.agent
+                        .iter()
+                        .filter(|a| !requestor(a))
+                        .find_map(agent_purpose)
+                })
         })
         .or_else(|| client.and_then(|c| purpose_code(&c.purpose_of_use)))
         .map(Text::from)
+}
+
+fn agent_purpose<'r>(a: &'r Agent<'_>) -> Option<&'r str> {
+    purpose_code(&a.purpose_of_use).or_else(|| purpose_code(&a.authorization))
 }
 
 /// The client's network address when it is an IP address (R4 network type 2, or anything that
@@ -275,11 +282,18 @@ fn decode_query(e: &Entity) -> Result<Option<RequestLine>, Reject> {
     let Some(encoded) = e.query.as_deref() else {
         return Ok(None);
     };
-    let compact: String = encoded.split_ascii_whitespace().collect();
+    // Line-wrapped base64 is rare: copy only then.
+    let compact: std::borrow::Cow<'_, str> = if encoded.bytes().any(|b| b.is_ascii_whitespace()) {
+        encoded.split_ascii_whitespace().collect::<String>().into()
+    } else {
+        encoded.into()
+    };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
         .map_err(|_| invalid("AuditEvent query entity is not valid base64".to_string()))?;
-    let text = String::from_utf8_lossy(&bytes);
+    // Only the request line is used: headers after it are not decoded as text.
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let text = String::from_utf8_lossy(first);
     Ok(parse_request_line(&text))
 }
 

@@ -303,9 +303,10 @@ pub struct Entity<'a> {
     /// R4 only (audit-entity-type: 1 Person, 2 System Object, …).
     #[serde(rename = "type", borrow)]
     pub type_: Option<Coding<'a>>,
-    /// R4 Coding / R5 CodeableConcept (object-role: 1 Patient, 24 Query, …).
+    /// R4 Coding / R5 CodeableConcept (object-role: 1 Patient, 24 Query, …): both objects,
+    /// read by one struct without a visitor.
     #[serde(borrow)]
-    pub role: Option<CodingOrText<'a>>,
+    pub role: Option<CodingOrConcept<'a>>,
     /// base64 of the query (BALP: the raw request line and headers).
     #[serde(borrow)]
     pub query: Option<Str<'a>>,
@@ -315,9 +316,10 @@ pub struct Entity<'a> {
 
 impl Entity<'_> {
     pub fn has_role(&self, code: &str) -> bool {
-        self.role
-            .as_ref()
-            .is_some_and(|r| r.codings().any(|(_, c)| c == Some(code)))
+        self.role.as_ref().is_some_and(|r| {
+            r.code.as_deref() == Some(code)
+                || r.coding.iter().any(|c| c.code.as_deref() == Some(code))
+        })
     }
     pub fn type_code(&self) -> Option<&str> {
         self.type_.as_ref().and_then(|t| t.code.as_deref())
