@@ -7,7 +7,13 @@ use proptest::prelude::*;
 use scopewatch::smart::scope::{Context, Perms, ResourceTarget, ScopeSet};
 
 const CONTEXTS: [&str; 3] = ["patient", "user", "system"];
-const TYPES: [&str; 5] = ["Observation", "Patient", "Condition", "MedicationRequest", "*"];
+const TYPES: [&str; 5] = [
+    "Observation",
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "*",
+];
 const V2: [&str; 8] = ["c", "r", "s", "rs", "cud", "cruds", "ru", "d"];
 const CONTEXT_VALUES: [Context; 3] = [Context::Patient, Context::User, Context::System];
 const PERMS: [Perms; 6] = [
@@ -60,14 +66,19 @@ fn every_request() -> impl Iterator<Item = (Context, ResourceTarget, Perms)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // No regression files written from CI: a failure prints its minimal input instead.
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn normalisation_is_idempotent(tokens in scope_string()) {
         let once = ScopeSet::parse(&tokens.join(" "));
         let twice = ScopeSet::from_tokens(&once.to_tokens());
         prop_assert_eq!(once.normalized(), twice.normalized());
-        prop_assert_eq!(ScopeSet::parse(&once.normalized_string()).normalized_string(), once.normalized_string());
+        // Invalid tokens are shown with a `!` marker, which is not a scope: the law holds for
+        // the valid part.
+        let valid: Vec<String> = once.normalized().into_iter().filter(|t| !t.starts_with('!')).collect();
+        let again = ScopeSet::parse(&valid.join(" "));
+        prop_assert_eq!(again.normalized(), valid);
     }
 
     #[test]

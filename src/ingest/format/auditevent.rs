@@ -200,13 +200,12 @@ fn purpose(ae: &Resource, client: Option<&Agent>) -> Option<Text> {
         .or_else(|| {
             // Agent-level purpose: the requestor's first (BALP user slice), then any agent's.
             let requestor = |a: &&Agent| a.requestor == Some(true);
-            (ae.agent.iter().filter(requestor).find_map(agent_purpose))
-                .or_else(|| {
-                    ae.agent
-                        .iter()
-                        .filter(|a| !requestor(a))
-                        .find_map(agent_purpose)
-                })
+            (ae.agent.iter().filter(requestor).find_map(agent_purpose)).or_else(|| {
+                ae.agent
+                    .iter()
+                    .filter(|a| !requestor(a))
+                    .find_map(agent_purpose)
+            })
         })
         .or_else(|| client.and_then(|c| purpose_code(&c.purpose_of_use)))
         .map(Text::from)
