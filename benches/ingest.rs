@@ -84,16 +84,7 @@ fn bench(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut ingestor = Ingestor::new(
-                    IngestOptions {
-                        decode: DecodeOptions {
-                            format: format.clone(),
-                            ..DecodeOptions::default()
-                        },
-                        ..IngestOptions::default()
-                    },
-                    DeadLetterWriter::new(Box::new(std::io::sink())),
-                );
+                let mut ingestor = ingestor(&format);
                 let mut n = 0usize;
                 ingestor
                     .ingest(&source, &mut |e, _| {
@@ -111,21 +102,26 @@ fn bench(c: &mut Criterion) {
     same_traffic(c);
 }
 
+/// An ingestor reading `format`, its dead letters discarded.
+fn ingestor(format: &InputFormat) -> Ingestor {
+    Ingestor::new(
+        IngestOptions {
+            decode: DecodeOptions {
+                format: format.clone(),
+                ..DecodeOptions::default()
+            },
+            ..IngestOptions::default()
+        },
+        DeadLetterWriter::new(Box::new(std::io::sink())),
+    )
+}
+
 /// Events/s of the whole file path (`Ingestor`: lines, decode, counts) over `path`, best of 5.
 fn file_events_per_second(path: &std::path::Path, format: InputFormat, expect: usize) -> f64 {
     let source = Source::File(path.to_path_buf());
     let mut best = f64::MAX;
     for _ in 0..5 {
-        let mut ingestor = Ingestor::new(
-            IngestOptions {
-                decode: DecodeOptions {
-                    format: format.clone(),
-                    ..DecodeOptions::default()
-                },
-                ..IngestOptions::default()
-            },
-            DeadLetterWriter::new(Box::new(std::io::sink())),
-        );
+        let mut ingestor = ingestor(&format);
         let started = std::time::Instant::now();
         let mut n = 0usize;
         ingestor
@@ -177,16 +173,7 @@ fn same_traffic(c: &mut Criterion) {
         let source = Source::File(path.clone());
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut ingestor = Ingestor::new(
-                    IngestOptions {
-                        decode: DecodeOptions {
-                            format: format.clone(),
-                            ..DecodeOptions::default()
-                        },
-                        ..IngestOptions::default()
-                    },
-                    DeadLetterWriter::new(Box::new(std::io::sink())),
-                );
+                let mut ingestor = ingestor(&format);
                 let mut n = 0usize;
                 ingestor
                     .ingest(&source, &mut |_, _| n += 1)

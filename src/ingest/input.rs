@@ -169,8 +169,9 @@ pub(super) fn walk(
     walk_dir(dir, sources, skipped, tolerant, &mut visited)
 }
 
-/// (device, inode): a directory reached twice through symbolic links is walked once.
-fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+/// (device, inode) of a file or directory: what it is, whatever it is called (a directory
+/// reached twice through symbolic links is walked once; a run's outputs are known by it).
+pub(super) fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

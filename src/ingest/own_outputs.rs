@@ -47,17 +47,7 @@ pub const OWN_OUTPUT_REASON: &str =
     "an output of this run (alerts, dead letters, summary, history or state): never read back";
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some((meta.dev(), meta.ino()))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        None
-    }
+    super::input::identity(&std::fs::metadata(path).ok()?)
 }
 
 /// The path with symbolic links and `..` resolved; for a file that does not exist yet, its

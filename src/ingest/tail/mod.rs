@@ -137,16 +137,7 @@ pub struct Tailer {
 }
 
 fn inode_of(meta: &std::fs::Metadata) -> (u64, u64) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        (0, 0)
-    }
+    super::input::identity(meta).unwrap_or((0, 0))
 }
 
 /// `.gz` files are read once, when complete.
