@@ -250,7 +250,10 @@ fn decode_fhir_value(value: &Value, out: &mut dyn FnMut(Decoded)) {
                 Ok(resource) => decode_resource(resource, out),
                 Err(e) => out(Decoded::Rejected(Reject::new(
                     RejectKind::WrongType,
-                    format!("not a readable FHIR resource: {e}"),
+                    format!(
+                        "not a readable FHIR resource: {}",
+                        without_values(&e.to_string())
+                    ),
                 ))),
             }
         }
@@ -268,6 +271,28 @@ fn decode_fhir_value(value: &Value, out: &mut dyn FnMut(Decoded)) {
             Some(resource) => decode_fhir_value(resource, &mut |d| out(in_entry(n, d))),
         }
     }
+}
+
+/// serde's message without the values it quotes (`invalid type: string "PHIA06", expected …`
+/// → `invalid type: string "…", expected …`): a value in the wrong element may be a patient id.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                out.push_str("\"…");
+                quoted = true;
+            }
+            ('"', true) => {
+                out.push('"');
+                quoted = false;
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 /// A decoded Bundle entry, its reject naming the entry.
@@ -313,5 +338,19 @@ fn decode_resource(resource: fhir::Resource, out: &mut dyn FnMut(Decoded)) {
                 "FHIR {name} resource is not an AuditEvent"
             )));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_their_values() {
+        assert_eq!(
+            without_values(r#"invalid type: string "PHIA06", expected a boolean"#),
+            r#"invalid type: string "…", expected a boolean"#
+        );
+        assert_eq!(without_values("missing field `x`"), "missing field `x`");
     }
 }
