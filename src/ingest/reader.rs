@@ -5,7 +5,7 @@ use super::dead_letter::{DeadLetter, DeadLetterWriter};
 use super::error::IngestError;
 use super::format::{decode_line, DecodeOptions, Decoded, InputFormat};
 use super::input::Source;
-use super::lines::{LineError, LineReader, RawLine};
+use super::lines::{LineError, LineReader};
 use std::collections::VecDeque;
 
 use crate::event::{parse_event, Event, Reject, RejectKind, Timestamp};
@@ -39,47 +39,6 @@ impl Default for IngestOptions {
     }
 }
 
-/// Formats whose decoding costs more than detecting on what it gives (JSON resources,
-/// Keycloak and gateway records) are decoded in batches on both cores; canonical lines are
-/// cheaper to parse than to hand to another thread.
-fn decodes_in_batches(format: &InputFormat) -> bool {
-    matches!(
-        format,
-        InputFormat::AuditEvent | InputFormat::Keycloak | InputFormat::Gateway(_)
-    )
-}
-
-/// Decodes the lines of a batch, its second half on a second thread, in input order.
-fn decode_on_both_cores(
-    batch: &[(String, Position, u64)],
-    decode: &DecodeOptions,
-) -> Vec<Vec<Decoded>> {
-    let decode_all = |lines: &[(String, Position, u64)]| -> Vec<Vec<Decoded>> {
-        lines
-            .iter()
-            .map(|(text, _, _)| {
-                let mut out = Vec::new();
-                decode_line(text, decode, &mut |d| out.push(d));
-                out
-            })
-            .collect()
-    };
-    if batch.len() < 64 {
-        return decode_all(batch);
-    }
-    let (first, second) = batch.split_at(batch.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| decode_all(second));
-        let mut decoded = decode_all(first);
-        match other.join() {
-            Ok(rest) => decoded.extend(rest),
-            // A decoder panic is a bug: surface it as it would have been on this thread.
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        decoded
-    })
-}
-
 /// A pretty-printed value read as a canonical event (not a Keycloak event or FHIR resource).
 fn is_canonical_value(value: &serde_json::Value, format: &InputFormat) -> bool {
     match format {
@@ -111,23 +70,6 @@ pub struct SourceCursor {
     pending: VecDeque<(Event, Position)>,
     decoded: Vec<Decoded>,
     decode: DecodeOptions,
-}
-
-/// Lines decoded together on both cores (formats whose decoding costs more than detection).
-const BATCH_LINES: usize = 512;
-
-/// What ended a batch of plain lines.
-enum BatchStop {
-    /// A line that is not plain (too long, blank, not UTF-8), handled after the batch.
-    Special {
-        number: u64,
-        offset: u64,
-        bytes: Vec<u8>,
-        len: u64,
-        too_long: bool,
-    },
-    /// The end of the source at this offset, or a read error there.
-    End(u64, Option<LineError>),
 }
 
 /// Reads sources into events; owns the counts and the dead-letter writer.
@@ -259,11 +201,7 @@ impl Ingestor {
             if cursor.lines.is_none() {
                 return Ok(None);
             }
-            if decodes_in_batches(&cursor.decode.format) && !cursor.first_record {
-                self.read_batch(cursor)?;
-            } else {
-                self.read_line(cursor)?;
-            }
+            self.read_line(cursor)?;
         }
     }
 
@@ -398,6 +336,7 @@ impl Ingestor {
         let Some(lines) = lines_slot.as_mut() else {
             return Ok(());
         };
+        let max = self.options.max_line_bytes;
         let canonical = matches!(decode.format, InputFormat::Canonical);
         match lines.next_line() {
             Ok(None) => {
@@ -405,7 +344,26 @@ impl Ingestor {
                 *lines_slot = None;
             }
             Ok(Some(line)) => {
-                if self.special_line(counts, &line, false)? {
+                if line.too_long {
+                    let reject = Reject::new(
+                        RejectKind::LineTooLong,
+                        format!(
+                            "line is {} bytes, longer than the {max}-byte limit (--max-line-bytes)",
+                            line.len
+                        ),
+                    );
+                    let (n, o) = (line.number, line.offset);
+                    return self.dead_letter_record(
+                        counts,
+                        Some(n),
+                        Some(o),
+                        reject,
+                        line.bytes,
+                        line.len,
+                    );
+                }
+                if line.bytes.iter().all(u8::is_ascii_whitespace) {
+                    counts.blank += 1;
                     return Ok(());
                 }
                 let position = Position {
@@ -430,11 +388,22 @@ impl Ingestor {
                     };
                 }
                 let is_first = std::mem::replace(first_record, false);
-                if self.special_line(counts, &line, true)? {
-                    return Ok(());
-                }
-                let Ok(text) = std::str::from_utf8(line.bytes) else {
-                    return Ok(()); // special_line dead-lettered it
+                let text = match std::str::from_utf8(line.bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        // The canonical parser words the UTF-8 error (byte and column).
+                        let reject = parse_event(line.bytes)
+                            .err()
+                            .unwrap_or_else(|| Reject::new(RejectKind::NotUtf8, "not UTF-8"));
+                        return self.dead_letter_record(
+                            counts,
+                            Some(position.line),
+                            Some(position.offset),
+                            reject,
+                            line.bytes,
+                            line.len,
+                        );
+                    }
                 };
                 if is_first && decode.format.allows_documents() && starts_document(text) {
                     let first = line.bytes.to_vec();
@@ -448,161 +417,37 @@ impl Ingestor {
                     self.account(counts, pending, d, position, line.bytes, line.len)?;
                 }
             }
-            Err(e) => {
+            Err(LineError { error, partial }) => {
                 let at = lines.offset();
-                self.read_failed(counts, at, *compressed, e)?;
+                let reason = if *compressed {
+                    format!("gzip stream ended early or is corrupt after {at} decompressed bytes: {error}")
+                } else {
+                    format!("read failed after {at} bytes: {error}")
+                };
+                if let Some((n, o, raw, len)) = partial {
+                    let reject =
+                        Reject::new(RejectKind::ReadError, format!("incomplete line: {reason}"));
+                    self.dead_letter_record(counts, Some(n), Some(o), reject, &raw, len)?;
+                } else {
+                    // No line was cut, but the stream still ended early: leave a record.
+                    self.dead_letter
+                        .write(&DeadLetter::new(
+                            &counts.source,
+                            None,
+                            Some(at),
+                            RejectKind::ReadError,
+                            reason.clone(),
+                            b"",
+                            0,
+                        ))
+                        .map_err(IngestError::DeadLetter)?;
+                }
+                tracing::warn!(source = %counts.source, "{reason}");
+                counts.error = Some(reason);
+                counts.bytes = at;
                 *lines_slot = None;
             }
         }
-        Ok(())
-    }
-
-    /// Reads up to [`BATCH_LINES`] plain lines, decodes them on both cores and accounts for
-    /// them in input order; the line, end or error that stopped the batch is handled after it
-    /// exactly as [`Ingestor::read_line`] would.
-    fn read_batch(&mut self, cursor: &mut SourceCursor) -> Result<(), IngestError> {
-        let mut batch: Vec<(String, Position, u64)> = Vec::with_capacity(BATCH_LINES);
-        let mut stop = None;
-        if let Some(lines) = cursor.lines.as_mut() {
-            while batch.len() < BATCH_LINES {
-                let line = match lines.next_line() {
-                    Ok(Some(line)) => line,
-                    Ok(None) => {
-                        stop = Some(BatchStop::End(lines.offset(), None));
-                        break;
-                    }
-                    Err(e) => {
-                        stop = Some(BatchStop::End(lines.offset(), Some(e)));
-                        break;
-                    }
-                };
-                let plain = !line.too_long && !line.bytes.iter().all(u8::is_ascii_whitespace);
-                match std::str::from_utf8(line.bytes) {
-                    Ok(text) if plain => batch.push((
-                        text.to_string(),
-                        Position {
-                            line: line.number,
-                            offset: line.offset,
-                        },
-                        line.len,
-                    )),
-                    _ => {
-                        stop = Some(BatchStop::Special {
-                            number: line.number,
-                            offset: line.offset,
-                            bytes: line.bytes.to_vec(),
-                            len: line.len,
-                            too_long: line.too_long,
-                        });
-                        break;
-                    }
-                }
-            }
-        }
-        let decoded = decode_on_both_cores(&batch, &cursor.decode);
-        for ((text, position, len), records) in batch.iter().zip(decoded) {
-            for d in records {
-                let (counts, pending) = (&mut cursor.counts, &mut cursor.pending);
-                self.account(counts, pending, d, *position, text.as_bytes(), *len)?;
-            }
-        }
-        match stop {
-            None => {}
-            Some(BatchStop::Special {
-                number,
-                offset,
-                bytes,
-                len,
-                too_long,
-            }) => {
-                let line = RawLine {
-                    number,
-                    offset,
-                    bytes: &bytes,
-                    len,
-                    too_long,
-                };
-                self.special_line(&mut cursor.counts, &line, true)?;
-            }
-            Some(BatchStop::End(at, None)) => {
-                cursor.counts.bytes = at;
-                cursor.lines = None;
-            }
-            Some(BatchStop::End(at, Some(e))) => {
-                self.read_failed(&mut cursor.counts, at, cursor.compressed, e)?;
-                cursor.lines = None;
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles a line that is not a record to decode: too long or blank, or (with
-    /// `check_utf8`) not UTF-8. Returns whether it was one.
-    fn special_line(
-        &mut self,
-        counts: &mut SourceCounts,
-        line: &RawLine<'_>,
-        check_utf8: bool,
-    ) -> Result<bool, IngestError> {
-        let max = self.options.max_line_bytes;
-        let reject = if line.too_long {
-            Reject::new(
-                RejectKind::LineTooLong,
-                format!(
-                    "line is {} bytes, longer than the {max}-byte limit (--max-line-bytes)",
-                    line.len
-                ),
-            )
-        } else if line.bytes.iter().all(u8::is_ascii_whitespace) {
-            counts.blank += 1;
-            return Ok(true);
-        } else if check_utf8 && std::str::from_utf8(line.bytes).is_err() {
-            // The canonical parser words the UTF-8 error (byte and column).
-            parse_event(line.bytes)
-                .err()
-                .unwrap_or_else(|| Reject::new(RejectKind::NotUtf8, "not UTF-8"))
-        } else {
-            return Ok(false);
-        };
-        let (n, o) = (line.number, line.offset);
-        self.dead_letter_record(counts, Some(n), Some(o), reject, line.bytes, line.len)?;
-        Ok(true)
-    }
-
-    /// A read error ended the source at `at`: the cut line (or a record of the early end) is
-    /// dead-lettered and the source's error recorded.
-    fn read_failed(
-        &mut self,
-        counts: &mut SourceCounts,
-        at: u64,
-        compressed: bool,
-        LineError { error, partial }: LineError,
-    ) -> Result<(), IngestError> {
-        let reason = if compressed {
-            format!("gzip stream ended early or is corrupt after {at} decompressed bytes: {error}")
-        } else {
-            format!("read failed after {at} bytes: {error}")
-        };
-        if let Some((n, o, raw, len)) = partial {
-            let reject = Reject::new(RejectKind::ReadError, format!("incomplete line: {reason}"));
-            self.dead_letter_record(counts, Some(n), Some(o), reject, &raw, len)?;
-        } else {
-            // No line was cut, but the stream still ended early: leave a record.
-            self.dead_letter
-                .write(&DeadLetter::new(
-                    &counts.source,
-                    None,
-                    Some(at),
-                    RejectKind::ReadError,
-                    reason.clone(),
-                    b"",
-                    0,
-                ))
-                .map_err(IngestError::DeadLetter)?;
-        }
-        tracing::warn!(source = %counts.source, "{reason}");
-        counts.error = Some(reason);
-        counts.bytes = at;
         Ok(())
     }
 
