@@ -962,3 +962,75 @@ fn presumed_launch_patient_and_balp_per_patient_records() {
         );
     }
 }
+
+/// 1 500 AuditEvent lines with blank, over-long, non-UTF-8 and invalid lines among them: the
+/// events come in input order and every other line is counted or dead-lettered with its own
+/// line number (a regression test for any batching of the decoder).
+#[test]
+fn batch_decoding_keeps_order_and_every_line_accounted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text: Vec<u8> = Vec::new();
+    let mut expected_times = Vec::new();
+    for n in 1..=1500u32 {
+        match n {
+            100 | 513 => text.extend_from_slice(b"   "),
+            600 => text.extend_from_slice(b"{\"resourceType\":\"AuditEvent\",\"x\":\"\xff\"}"),
+            1200 => text.extend_from_slice(&vec![b'x'; 5000]),
+            1300 => text.extend_from_slice(b"{\"resourceType\":\"AuditEvent\","),
+            _ => {
+                let time = format!(
+                    "2024-03-05T{:02}:{:02}:{:02}Z",
+                    9 + n / 3600,
+                    (n / 60) % 60,
+                    n % 60
+                );
+                let ae = audit_event(&time, "app", "t", "read", "Observation/o1", "p1");
+                text.extend_from_slice(ae.to_string().as_bytes());
+                expected_times.push(time.replace('Z', ".000000Z"));
+            }
+        }
+        text.push(b'\n');
+    }
+    let path = write(dir.path(), "audit.ndjson", "");
+    std::fs::write(&path, &text).expect("write");
+    let names = vec![path.display().to_string()];
+    let (sources, _) = expand_inputs(&names).expect("inputs");
+    let sink = Shared::default();
+    let options = IngestOptions {
+        max_line_bytes: 4096,
+        decode: DecodeOptions {
+            format: InputFormat::AuditEvent,
+            ..DecodeOptions::default()
+        },
+        ..IngestOptions::default()
+    };
+    let mut ingestor = Ingestor::new(options, DeadLetterWriter::new(Box::new(sink.clone())));
+    let mut times = Vec::new();
+    let mut lines = Vec::new();
+    ingestor
+        .ingest(&sources[0], &mut |e: Event, p| {
+            times.push(e.time().to_rfc3339());
+            lines.push(p.line);
+        })
+        .expect("ingest");
+    let summary = ingestor.finish().expect("finish");
+    assert_eq!(times, expected_times, "input order");
+    assert!(lines.windows(2).all(|w| w[0] < w[1]));
+    let s = &summary.sources[0];
+    assert_eq!(
+        (s.read, s.accepted, s.dead_lettered, s.blank),
+        (1498, 1495, 3, 2)
+    );
+    assert_eq!(s.bytes, text.len() as u64);
+    let dead = String::from_utf8(sink.0.lock().expect("lock").clone()).expect("utf8");
+    let dead_lines: Vec<u64> = dead
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<DeadLetter>(l)
+                .expect("dead")
+                .line
+                .expect("line")
+        })
+        .collect();
+    assert_eq!(dead_lines, vec![600, 1200, 1300]);
+}
