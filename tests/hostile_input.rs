@@ -108,6 +108,16 @@ fn a_run_never_reads_its_own_outputs() {
         50,
         "the second run's own, not fed back"
     );
+    // An input inside a directory the run writes would have every log skipped: refused.
+    std::fs::create_dir(dir.path().join("logs")).expect("mkdir");
+    std::fs::write(dir.path().join("logs/e.ndjson"), format!("{TOKEN}\n")).expect("write");
+    let out = run_in(dir.path(), &["detect", "--data", "logs", "logs/e.ndjson"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a directory this run writes"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Canonical access lines of one app, `n` of them.

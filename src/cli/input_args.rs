@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use crate::event::Timestamp;
 use crate::ingest::format::{DecodeOptions, GatewayMapping, InputFormat, KeycloakOptions};
+use std::path::Path;
+
 use anyhow::Context as _;
 
 use crate::ingest::{
@@ -168,6 +170,15 @@ impl InputArgs {
         };
         let (mut sources, mut skipped) = (Vec::new(), Vec::new());
         for (path, format) in specs {
+            let holding = (path != "-")
+                .then(|| own.directory_holding(Path::new(&path)))
+                .flatten();
+            if let Some(dir) = holding {
+                anyhow::bail!(
+                    "input {path} lies inside {}, a directory this run writes (--data or --state): give the logs' own directory, or write elsewhere",
+                    dir.display()
+                );
+            }
             let (mut found, not_read) = expand_inputs(std::slice::from_ref(&path))?;
             found.retain(|source| match source {
                 Source::File(p) if own.contains(p) => {

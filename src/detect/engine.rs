@@ -117,7 +117,7 @@ pub struct Engine {
     pub(super) learning_days: i64,
     max_apps: usize,
     /// Apps whose first events wait in the reorder buffer (they count towards `max_apps`).
-    new_apps_pending: std::collections::HashSet<Text>,
+    pub(super) new_apps_pending: std::collections::HashSet<Text>,
     max_ahead_seconds: i64,
     wall_clock: fn() -> Timestamp,
     /// The latest acceptable event time, as last computed from the clock.
@@ -199,13 +199,14 @@ impl Engine {
                 refused: Some(refused),
             }));
         }
-        if !self.baselines.apps.contains_key(event.client_id()) {
-            self.new_apps_pending.insert(event.client_id().into());
-        }
+        let new_app = (!self.baselines.apps.contains_key(event.client_id()))
+            .then(|| Text::from(event.client_id()));
         if let Err(late) = self.order.push(event) {
             self.stats.late += 1;
             return Err(late);
         }
+        // Only once buffered: a late event of a new app takes no slot of `max_apps`.
+        self.new_apps_pending.extend(new_app);
         while let Some(ready) = self.order.pop_ready() {
             self.process(ready, out);
         }

@@ -274,6 +274,9 @@ fn is_patient_split(
         && other.method == first.method
         && other.url == first.url
         && other.status == first.status
+        && other.common.source_ip == first.common.source_ip
+        && other.common.user_agent == first.common.user_agent
+        && other.purpose_of_use == first.purpose_of_use
 }
 
 fn fold(first: &mut AccessEvent, other: AccessEvent, patients: &mut Vec<crate::event::Text>) {
@@ -286,7 +289,13 @@ fn fold(first: &mut AccessEvent, other: AccessEvent, patients: &mut Vec<crate::e
     };
     first.resources_returned = sum(first.resources_returned, other.resources_returned);
     first.bytes = sum(first.bytes, other.bytes);
-    first.patient_count = Some(first.patient_count.unwrap_or(1).max(patients.len() as u64));
+    // Each record counts its own patients (one, unless it says more).
+    first.patient_count = Some(
+        first
+            .patient_count
+            .unwrap_or(1)
+            .saturating_add(other.patient_count.unwrap_or(1)),
+    );
 }
 
 #[cfg(test)]
@@ -366,6 +375,30 @@ mod tests {
             ]
         );
         assert_eq!(b.folded, 2);
+    }
+
+    /// Two requests from other addresses (or purposes) at the same instant are two requests,
+    /// not one split; a record that already counts several patients adds them up.
+    #[test]
+    fn only_true_splits_fold_and_counts_add_up() {
+        let mut b = ReorderBuffer::new(0);
+        let with = |patient: &str, extra: &str| {
+            parse_event_str(&format!(
+                r#"{{"type":"access","time":"2024-03-01T12:00:01Z","client_id":"app","token_id":"t","method":"GET","url":"Observation?code=x","status":200,"patient":"{patient}"{extra}}}"#
+            ))
+            .unwrap()
+        };
+        b.push(with("p1", r#","source_ip":"10.0.0.1""#)).unwrap();
+        b.push(with("p2", r#","source_ip":"10.0.0.2""#)).unwrap();
+        b.push(with("p3", r#","source_ip":"10.0.0.2","patient_count":3"#))
+            .unwrap();
+        let counts: Vec<Option<u64>> = std::iter::from_fn(|| b.pop_any())
+            .map(|e| match e {
+                Event::Access(a) => a.patient_count,
+                Event::Token(_) => None,
+            })
+            .collect();
+        assert_eq!(counts, vec![None, Some(4)]);
     }
 
     /// Issue #16: two million events at one instant would all wait for the watermark; beyond

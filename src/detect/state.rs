@@ -163,6 +163,15 @@ impl Engine {
         engine.baselines = baselines;
         engine.now = state.now;
         engine.stats = state.stats;
+        // Apps whose first events wait in the buffer count towards `max_apps`, as they did.
+        engine.new_apps_pending = state
+            .order
+            .pending
+            .iter()
+            .map(|p| p.event.client_id())
+            .filter(|c| !engine.baselines.apps.contains_key(*c))
+            .map(crate::event::Text::from)
+            .collect();
         engine.order = ReorderBuffer::from_state(config.lateness_seconds, state.order);
         engine.tokens = TokenCache::from_state(config.token_cache.clone(), state.tokens);
         for u in state.usage {

@@ -12,6 +12,8 @@ pub struct OwnOutputs {
     identities: HashSet<(u64, u64)>,
     /// Resolved paths of outputs, existing or not (directories: everything under them).
     paths: Vec<PathBuf>,
+    /// Resolved paths of the outputs that are directories now (a store, a state).
+    dirs: Vec<PathBuf>,
 }
 
 impl OwnOutputs {
@@ -25,9 +27,22 @@ impl OwnOutputs {
             if let Some(id) = identity(path) {
                 own.identities.insert(id);
             }
+            if path.is_dir() {
+                own.dirs.extend(resolved(path));
+            }
             own.paths.extend(resolved(path));
         }
         own
+    }
+
+    /// The output directory an input lies in (`detect . --data .`, `detect logs --state
+    /// logs`): reading it would skip every log under it, so it is refused instead.
+    pub fn directory_holding(&self, input: &Path) -> Option<&Path> {
+        let input = resolved(input)?;
+        self.dirs
+            .iter()
+            .find(|d| input.starts_with(d))
+            .map(PathBuf::as_path)
     }
 
     /// Whether `path` is one of the outputs or lies inside an output directory.
@@ -90,5 +105,14 @@ mod tests {
         std::fs::write(&input, "").unwrap();
         assert!(!own.contains(&input));
         assert!(!OwnOutputs::new(&["-"]).contains(&input));
+        assert_eq!(
+            own.directory_holding(&store.join("x")),
+            Some(store.canonicalize().unwrap().as_path())
+        );
+        assert_eq!(
+            own.directory_holding(dir.path()),
+            None,
+            "a store inside an input is fine"
+        );
     }
 }

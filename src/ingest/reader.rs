@@ -39,17 +39,10 @@ impl Default for IngestOptions {
     }
 }
 
-/// A pretty-printed value read as a canonical event (not a Keycloak event or FHIR resource).
-fn is_canonical_value(value: &serde_json::Value, format: &InputFormat) -> bool {
-    match format {
-        InputFormat::Canonical => true,
-        InputFormat::Auto => {
-            value.is_object()
-                && value.get("realmId").is_none()
-                && value.get("resourceType").is_none()
-        }
-        _ => false,
-    }
+/// A pretty-printed object that is not a canonical event is a Keycloak event or a FHIR
+/// resource by its top-level keys; anything else is a bad canonical event.
+fn is_canonical_value(value: &serde_json::Value) -> bool {
+    value.get("realmId").is_none() && value.get("resourceType").is_none()
 }
 
 /// Where an accepted event came from (for checkpoints and evidence).
@@ -553,15 +546,24 @@ impl Ingestor {
                 Some(Ok(value)) => {
                     let end = stream.byte_offset();
                     let raw = &doc[value_start..end];
-                    if is_canonical_value(&value, &decode.format) {
-                        // From its own text: the parsed value has already merged a key given
-                        // twice, which the contract rejects.
-                        decoded.push(match parse_event(raw) {
-                            Ok(event) => Decoded::Event(event),
-                            Err(reject) => Decoded::Rejected(reject),
-                        });
-                    } else {
-                        super::format::decode_value(value, decode, &mut |d| decoded.push(d));
+                    // A canonical event is read from its own text (the parsed value has already
+                    // merged a key given twice, which the contract rejects), whatever other
+                    // keys it carries, as on a line.
+                    let canonical = match &decode.format {
+                        InputFormat::Canonical => Some(parse_event(raw)),
+                        InputFormat::Auto => match parse_event(raw) {
+                            Ok(event) => Some(Ok(event)),
+                            Err(_) if !is_canonical_value(&value) => None,
+                            Err(reject) => Some(Err(reject)),
+                        },
+                        _ => None,
+                    };
+                    match canonical {
+                        Some(Ok(event)) => decoded.push(Decoded::Event(event)),
+                        Some(Err(reject)) => decoded.push(Decoded::Rejected(reject)),
+                        None => {
+                            super::format::decode_value(value, decode, &mut |d| decoded.push(d))
+                        }
                     }
                     for d in decoded.drain(..) {
                         self.account(counts, pending, d, position, raw, raw.len() as u64)?;

@@ -105,8 +105,19 @@ fn sniff(text: &str) -> Sniffed {
         };
     }
     if trimmed.starts_with('[') && has(b"\"resourceType\"") {
-        Sniffed::Fhir
-    } else if has(b"\"realmId\"") || has(b"realmId=") {
+        return Sniffed::Fhir;
+    }
+    // A log prefix, then Keycloak's JSON (`… JSON_EVENT::{…}`): its top-level keys decide.
+    if let Some(brace) = text.find('{') {
+        let json = &text[brace..];
+        return match serde_json::from_str::<TopLevelKeys>(json) {
+            Ok(k) if k.realm_id.is_some() => Sniffed::Keycloak,
+            _ if text[..brace].contains("realmId=") => Sniffed::Keycloak,
+            _ => Sniffed::Canonical,
+        };
+    }
+    // The jboss-logging line `type=…, realmId=…` holds no JSON at all.
+    if has(b"realmId=") {
         Sniffed::Keycloak
     } else {
         Sniffed::Canonical
