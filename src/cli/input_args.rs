@@ -147,6 +147,20 @@ impl InputArgs {
             .collect()
     }
 
+    /// The ingest options for inputs `specs` read in `format` unless they name their own; when
+    /// every input names one, the run's format need not be usable on its own.
+    pub fn options_for(
+        &self,
+        specs: &[(String, Option<InputFormat>)],
+        format: InputFormatArg,
+    ) -> anyhow::Result<IngestOptions> {
+        if specs.iter().all(|(_, f)| f.is_some()) {
+            self.ingest_options(InputFormatArg::Auto)
+        } else {
+            self.ingest_options(format)
+        }
+    }
+
     /// The ingest options for `format` with the inputs expanded into sources, each input's own
     /// format recorded for its sources; the run's own outputs are listed as skipped, never read.
     pub fn resolve(
@@ -162,12 +176,7 @@ impl InputArgs {
         if specs.iter().filter(|(path, _)| path == "-").count() > 1 {
             return Err(IngestError::StdinTwice.into());
         }
-        let mut options = if specs.iter().all(|(_, f)| f.is_some()) {
-            // Every input names its format: the run's own need not be usable on its own.
-            self.ingest_options(InputFormatArg::Auto)?
-        } else {
-            self.ingest_options(format)?
-        };
+        let mut options = self.options_for(&specs, format)?;
         let (mut sources, mut skipped) = (Vec::new(), Vec::new());
         for (path, format) in specs {
             let holding = (path != "-")

@@ -403,11 +403,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let _state_lock = crate::pipeline::StateLock::acquire(&state_root)?;
     let (registry, config) = engine_setup(&args)?;
     let inputs = args.input_options.input_formats(&args.input)?;
-    let options = if inputs.iter().all(|(_, f)| f.is_some()) {
-        args.input_options.ingest_options(InputFormatArg::Auto)?
-    } else {
-        args.input_options.ingest_options(args.input_format)?
-    };
+    let options = args.input_options.options_for(&inputs, args.input_format)?;
     let sink = FileSink::open(&args.alerts, AlertFormat::from(args.format))
         .with_context(|| format!("opening the alert output {}", args.alerts))?;
     let settings = FollowSettings {

@@ -124,7 +124,8 @@ fn sniff(text: &str) -> Sniffed {
     }
 }
 
-/// An event over the size bounds (`event::within_bounds`) becomes a reject.
+/// An event over the size bounds (`event::within_bounds`) becomes a reject. The canonical
+/// parser bounds its own events; the other formats' events pass through here.
 fn bounded(decoded: Decoded) -> Decoded {
     match decoded {
         Decoded::Event(e) => match within_bounds(e) {
@@ -137,10 +138,6 @@ fn bounded(decoded: Decoded) -> Decoded {
 
 /// Decodes one line (UTF-8, without its newline) into zero or more records.
 pub fn decode_line(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
-    decode_line_unbounded(text, options, &mut |d| out(bounded(d)));
-}
-
-fn decode_line_unbounded(text: &str, options: &DecodeOptions, out: &mut dyn FnMut(Decoded)) {
     let one = |r: Result<Event, Reject>| match r {
         Ok(e) => Decoded::Event(e),
         Err(r) => Decoded::Rejected(r),
@@ -151,16 +148,16 @@ fn decode_line_unbounded(text: &str, options: &DecodeOptions, out: &mut dyn FnMu
         InputFormat::Auto => match parse_event_str(text) {
             Ok(event) => out(Decoded::Event(event)),
             Err(canonical) => match sniff(text) {
-                Sniffed::Fhir => decode_fhir_text(text, out),
-                Sniffed::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
+                Sniffed::Fhir => decode_fhir_text(text, &mut |d| out(bounded(d))),
+                Sniffed::Keycloak => out(bounded(keycloak::decode_line(text, options.keycloak))),
                 Sniffed::Canonical => out(Decoded::Rejected(canonical)),
             },
         },
-        InputFormat::AuditEvent => decode_fhir_text(text, out),
-        InputFormat::Keycloak => out(keycloak::decode_line(text, options.keycloak)),
+        InputFormat::AuditEvent => decode_fhir_text(text, &mut |d| out(bounded(d))),
+        InputFormat::Keycloak => out(bounded(keycloak::decode_line(text, options.keycloak))),
         InputFormat::Gateway(mapping) => {
             match serde_json::from_str::<serde_json::Map<String, Value>>(text) {
-                Ok(object) => out(mapping.decode_object(&object)),
+                Ok(object) => out(bounded(mapping.decode_object(&object))),
                 Err(e) => out(Decoded::Rejected(json_reject(e))),
             }
         }
