@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use scopewatch::cli::{Cli, EXIT_FATAL};
+use scopewatch::cli::EXIT_FATAL;
 
 /// Alerts, dead letters, the history store, state and temporary stores may all hold PHI or
 /// point at it: whatever this process creates is owner-only (0600 files, 0700 directories),
@@ -24,7 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FATAL);
         }
     };
-    let cli = Cli::parse_from(args);
+    let cli = scopewatch::cli::parse(args).unwrap_or_else(|e| e.exit());
     match scopewatch::cli::run(cli) {
         Ok(outcome) => outcome.into(),
         // A closed pipe (`scopewatch … | head`) is not an error worth a message.

@@ -83,11 +83,25 @@ impl LocalClock {
         hour_of_week(Timestamp(t.0 + self.offset_micros(t)))
     }
 
-    /// The instant local midnight began for the day containing `t`.
+    /// The instant the local day containing `t` began. Taken from the zone's rules (jiff's
+    /// zoned start of day), not from `t`'s own offset: on a daylight-saving change the offset
+    /// at midnight differs from the offset later that day, and one day must have one start.
     pub fn day_start(&self, t: Timestamp) -> Timestamp {
-        let offset = self.offset_micros(t);
-        let local = t.0 + offset;
-        Timestamp(local - local.rem_euclid(MICROS_PER_DAY) - offset)
+        let utc_day = |t: Timestamp| Timestamp(t.0 - t.0.rem_euclid(MICROS_PER_DAY));
+        let Some(tz) = &self.tz else {
+            return utc_day(t);
+        };
+        let start = jiff::Timestamp::from_microsecond(t.0)
+            .ok()
+            .and_then(|ts| ts.to_zoned_datetime(tz.clone()).start_of_day().ok());
+        match start {
+            Some(zoned) => Timestamp(zoned.timestamp().as_microsecond()),
+            // Outside jiff's range (years beyond ±9999): the offset arithmetic.
+            None => {
+                let offset = self.offset_micros(t);
+                Timestamp(utc_day(Timestamp(t.0 + offset)).0 - offset)
+            }
+        }
     }
 
     /// True on Saturday and Sunday, local time.
@@ -102,6 +116,31 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    /// The fall-back Sunday (2024-10-27, Berlin: 03:00 CEST becomes 02:00 CET) is one day
+    /// from 2024-10-26T22:00Z (local midnight, still UTC+2) to 2024-10-27T23:00Z, whatever the
+    /// offset of the event; the spring-forward day (2024-03-31) likewise.
+    #[test]
+    fn a_daylight_saving_day_has_one_start() {
+        let berlin = LocalClock::parse("Europe/Berlin").unwrap();
+        let midnight = ts("2024-10-26T22:00:00Z");
+        for t in [
+            "2024-10-26T22:00:00Z",
+            "2024-10-27T00:30:00Z",
+            "2024-10-27T01:30:00Z",
+            "2024-10-27T11:00:00Z",
+            "2024-10-27T22:59:59Z",
+        ] {
+            assert_eq!(berlin.day_start(ts(t)), midnight, "{t}");
+        }
+        assert_eq!(
+            berlin.day_start(ts("2024-10-27T23:00:00Z")),
+            ts("2024-10-27T23:00:00Z")
+        );
+        for t in ["2024-03-30T23:30:00Z", "2024-03-31T12:00:00Z"] {
+            assert_eq!(berlin.day_start(ts(t)), ts("2024-03-30T23:00:00Z"), "{t}");
+        }
     }
 
     #[test]

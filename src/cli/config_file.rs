@@ -1,8 +1,10 @@
 //! `--config FILE`: a TOML file for everything that has a flag. Each key is the long name of a
 //! flag of the subcommand (`checkpoint-interval = 30`, `kafka-brokers = "…"`, `exit-at-end =
 //! true`); an array repeats a flag; a table gives a repeatable KEY=VALUE flag its pairs
-//! (`[kafka-config]` with `"security.protocol" = "SSL"`). A flag given on the command line wins
-//! over the file. The file is turned into arguments before clap parses them, so the file and
+//! (`[kafka-config]` with `"security.protocol" = "SSL"`); `inputs = [...]` gives the inputs of
+//! commands that take them as arguments (`detect`, `validate`); a one-letter key names a short
+//! flag. The command line wins over the environment (`SCOPEWATCH_*`), which wins over the
+//! file. The file is turned into arguments before clap parses them, so the file and
 //! the command line are checked by the same rules and documented by the same `--help`.
 
 use std::ffi::OsString;
@@ -25,21 +27,31 @@ pub enum ConfigError {
     },
 }
 
-/// Returns `args` with the flags of the `--config` file (if any) added after the subcommand.
-pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
+/// Where `--config` names the file: the command line, else `SCOPEWATCH_CONFIG`.
+fn config_path(args: &[OsString]) -> Result<Option<String>, ConfigError> {
     let Some(at) = args
         .iter()
         .position(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
     else {
-        return Ok(args);
+        return Ok(std::env::var(super::env::var_for_flag("config")).ok());
     };
     let arg = args[at].to_string_lossy().into_owned();
-    let path = match arg.strip_prefix("--config=") {
-        Some(p) => p.to_string(),
+    match arg.strip_prefix("--config=") {
+        Some(p) => Ok(Some(p.to_string())),
         None => args
             .get(at + 1)
-            .map(|p| p.to_string_lossy().into_owned())
-            .ok_or(ConfigError::MissingPath)?,
+            .map(|p| Some(p.to_string_lossy().into_owned()))
+            .ok_or(ConfigError::MissingPath),
+    }
+}
+
+/// Returns `args` with the flags of the `--config` file (if any) added after the subcommand,
+/// and its inputs (`inputs = [...]`, for commands whose inputs are positional) at the end.
+/// A flag given on the command line or in its `SCOPEWATCH_*` variable is not taken from the
+/// file.
+pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
+    let Some(path) = config_path(&args)? else {
+        return Ok(args);
     };
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
         path: path.clone(),
@@ -51,7 +63,8 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-    let command = Cli::command();
+    let mut command = Cli::command();
+    command.build();
     let Some((sub_at, sub)) = args.iter().enumerate().skip(1).find_map(|(i, a)| {
         command
             .find_subcommand(a.to_string_lossy().as_ref())
@@ -62,15 +75,8 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
             reason: "--config needs a subcommand (e.g. `scopewatch run --config FILE`)".into(),
         });
     };
-    let given = |long: &str| {
-        let flag = format!("--{long}");
-        let with_value = format!("--{long}=");
-        args.iter().any(|a| {
-            let a = a.to_string_lossy();
-            a == flag || a.starts_with(&with_value)
-        })
-    };
-    let mut extra: Vec<OsString> = Vec::new();
+    let on_command_line = CommandLine::new(&args[sub_at..], &sub);
+    let (mut flags, mut inputs): (Vec<OsString>, Vec<OsString>) = (Vec::new(), Vec::new());
     for (key, value) in &table {
         let long = key.replace('_', "-");
         let key_error = |reason: String| ConfigError::Key {
@@ -81,52 +87,118 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
         if long == "config" {
             return Err(key_error("a config file cannot name another".into()));
         }
-        // The subcommand's own flags, then the global ones (--log-format).
-        let Some(flag) = sub
-            .get_arguments()
-            .chain(command.get_arguments())
-            .find(|a| a.get_long() == Some(long.as_str()))
-        else {
+        let Some(arg) = find_arg(&sub, &long) else {
             return Err(key_error(format!(
                 "`scopewatch {}` has no flag --{long}",
                 sub.get_name()
             )));
         };
-        if given(&long) {
+        if on_command_line.has(arg) {
             continue;
         }
-        let takes_value = flag.get_action().takes_values();
-        let name = format!("--{long}");
+        if arg.is_positional() {
+            inputs.extend(values(value).map_err(key_error)?);
+            continue;
+        }
+        let Some(long) = arg.get_long() else {
+            return Err(key_error("a flag without a long name".into()));
+        };
+        if std::env::var_os(super::env::var_for_flag(long)).is_some() {
+            continue;
+        }
+        let name: OsString = format!("--{long}").into();
+        let takes_value = arg.get_action().takes_values();
         match value {
             toml::Value::Boolean(b) if !takes_value => {
                 if *b {
-                    extra.push(name.into());
-                }
-            }
-            toml::Value::Array(items) => {
-                for item in items {
-                    extra.push(name.clone().into());
-                    extra.push(scalar(item).map_err(key_error)?.into());
+                    flags.push(name);
                 }
             }
             toml::Value::Table(pairs) => {
                 for (k, v) in pairs {
-                    extra.push(name.clone().into());
-                    extra.push(format!("{k}={}", scalar(v).map_err(key_error)?).into());
+                    // `SCOPEWATCH_KAFKA_CONFIG_<KEY>` beats the file for that key.
+                    if long == "kafka-config"
+                        && std::env::var_os(super::env::var_for_kafka_key(k)).is_some()
+                    {
+                        continue;
+                    }
+                    flags.push(name.clone());
+                    flags.push(format!("{k}={}", scalar(v).map_err(key_error)?).into());
                 }
             }
             v if takes_value => {
-                extra.push(name.into());
-                extra.push(scalar(v).map_err(key_error)?.into());
+                for item in values(v).map_err(key_error)? {
+                    flags.push(name.clone());
+                    flags.push(item);
+                }
             }
-            _ => return Err(key_error(format!("{name} is a switch: use true or false"))),
+            _ => {
+                return Err(key_error(format!(
+                    "--{long} is a switch: use true or false"
+                )))
+            }
         }
     }
     let mut out = args;
     let tail = out.split_off(sub_at + 1);
-    out.extend(extra);
+    out.extend(flags);
     out.extend(tail);
+    if !inputs.is_empty() {
+        // After `--`, so an input named like a flag stays an input.
+        if !out.iter().any(|a| a == "--") {
+            out.push("--".into());
+        }
+        out.extend(inputs);
+    }
     Ok(out)
+}
+
+/// The subcommand's argument a key names: a long flag, a short one (`c = "…"` for `-c`), or
+/// the positional inputs (`inputs` or `input`).
+fn find_arg<'a>(sub: &'a clap::Command, key: &str) -> Option<&'a clap::Arg> {
+    let mut chars = key.chars();
+    let short = match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    };
+    sub.get_arguments().find(|a| {
+        a.get_long() == Some(key)
+            || (short.is_some() && a.get_short() == short)
+            || (a.is_positional() && (a.get_id() == key || a.get_id() == &format!("{key}s")))
+    })
+}
+
+/// An array gives each of its items; anything else one value.
+fn values(v: &toml::Value) -> Result<Vec<OsString>, String> {
+    match v {
+        toml::Value::Array(items) => items.iter().map(|i| scalar(i).map(Into::into)).collect(),
+        other => Ok(vec![scalar(other)?.into()]),
+    }
+}
+
+/// What the command line itself gave, as clap reads it (long, short and positional).
+struct CommandLine {
+    matches: Option<clap::ArgMatches>,
+}
+
+impl CommandLine {
+    fn new(sub_args: &[OsString], sub: &clap::Command) -> CommandLine {
+        let matches = sub
+            .clone()
+            .ignore_errors(true)
+            .try_get_matches_from(sub_args)
+            .ok();
+        CommandLine { matches }
+    }
+
+    fn has(&self, arg: &clap::Arg) -> bool {
+        let Some(m) = &self.matches else {
+            // The command line does not parse: clap will say why; the file adds nothing.
+            return true;
+        };
+        let id = arg.get_id().as_str();
+        m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    }
 }
 
 fn scalar(v: &toml::Value) -> Result<String, String> {
@@ -224,6 +296,59 @@ group = "from-file"
             .expect_err("bad toml")
             .to_string();
         assert!(err.starts_with(&format!("config {path}:")), "{err}");
+    }
+
+    #[test]
+    fn a_short_flag_on_the_command_line_wins_and_a_short_key_names_it() {
+        let (_d, path) = config("command = \"SELECT 1\"\noutput = \"json\"\n");
+        let out = strings(
+            expand(args(&[
+                "scopewatch",
+                "sql",
+                "--config",
+                &path,
+                "-c",
+                "SELECT 2",
+            ]))
+            .expect("expand"),
+        );
+        assert!(!out.contains(&"SELECT 1".to_string()), "-c wins: {out:?}");
+        assert!(out.join(" ").contains("--output json"), "{out:?}");
+        <Cli as clap::Parser>::try_parse_from(&out).expect("clap accepts the result");
+
+        let (_d, path) = config("f = \"queries/x.sql\"\n");
+        let out = strings(expand(args(&["scopewatch", "sql", "--config", &path])).expect("expand"));
+        assert!(out.join(" ").contains("--file queries/x.sql"), "{out:?}");
+    }
+
+    #[test]
+    fn inputs_come_from_the_file_unless_the_command_line_names_some() {
+        let (_d, path) = config("inputs = [\"a.ndjson\", \"--odd-name.ndjson\"]\nlateness = 60\n");
+        let out =
+            strings(expand(args(&["scopewatch", "detect", "--config", &path])).expect("expand"));
+        assert!(
+            out.ends_with(&["--".into(), "a.ndjson".into(), "--odd-name.ndjson".into()]),
+            "{out:?}"
+        );
+        let parsed = <Cli as clap::Parser>::try_parse_from(&out).expect("clap accepts it");
+        let super::super::Command::Detect(d) = parsed.command else {
+            panic!("detect")
+        };
+        assert_eq!(d.inputs, ["a.ndjson", "--odd-name.ndjson"]);
+        assert_eq!(d.lateness, 60);
+
+        let out = strings(
+            expand(args(&[
+                "scopewatch",
+                "detect",
+                "--config",
+                &path,
+                "b.ndjson",
+            ]))
+            .expect("expand"),
+        );
+        assert!(!out.contains(&"a.ndjson".to_string()), "{out:?}");
+        assert!(out.contains(&"b.ndjson".to_string()), "{out:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod config_file;
 mod detect;
+pub mod env;
 mod eval;
 mod input_args;
 mod logging;
@@ -62,9 +63,10 @@ pub enum Command {
     /// per-partition state, at-least-once with deterministic alert ids), or read inputs to
     /// their end (`--input -` for stdin), and publish alerts.
     ///
-    /// Exits 0 on SIGINT/SIGTERM after a final checkpoint, or at the end of --input (or, with
-    /// --exit-at-end, of the topics); 1 when records were dead-lettered; 2 when it could not
-    /// start or stopped on an error.
+    /// As a service (Kafka, --follow) it exits 0 on SIGINT/SIGTERM after its final checkpoint
+    /// or at --exit-at-end, whatever it dead-lettered (the counts are in the summary and the
+    /// metrics); 2 when it could not start or stopped on an error. Over --input read to its end
+    /// it is a batch run and exits as detect does: 1 when records were dead-lettered.
     Run(Box<run::RunArgs>),
     /// SQL over access history, alerts and baselines (DataFusion; read-only).
     ///
@@ -77,6 +79,18 @@ pub enum Command {
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
+}
+
+/// The command line as parsed: the derived definition with every long flag also read from
+/// its `SCOPEWATCH_*` environment variable.
+pub fn command() -> clap::Command {
+    env::with_env(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parses `args` (already expanded by `--config`): command line, then environment.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let matches = command().try_get_matches_from(args)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
 }
 
 /// How a run ended, as a process exit code.

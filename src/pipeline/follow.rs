@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::latency::LatencyHistogram;
-use super::metrics::{Metrics, MetricsSnapshot};
+use super::metrics::{Metrics, MetricsSnapshot, Readiness};
 use super::outputs::{OutputError, Outputs};
 use super::partition::{now_ms, PartitionWorker};
 use super::records::{decode_record, RecordOrigin};
@@ -280,6 +280,21 @@ impl Follower {
         Ok(())
     }
 
+    /// Ready once the state is restored and every file found can be read (a file that
+    /// cannot be read is retried at each scan; until then its events are not seen).
+    fn readiness(&self) -> Readiness {
+        let unreadable = self
+            .not_read
+            .values()
+            .filter(|reason| reason.starts_with("cannot read"))
+            .count();
+        if unreadable == 0 {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady(format!("{unreadable} followed file(s) cannot be read"))
+        }
+    }
+
     fn snapshot(&self) -> MetricsSnapshot {
         let mut file_lag_bytes = BTreeMap::new();
         for f in self.tailer.files() {
@@ -304,6 +319,7 @@ impl Follower {
             assigned_partitions: 1,
             broker_reachable: true,
             already_in_checkpoint: 0,
+            readiness: self.readiness(),
         }
     }
 }

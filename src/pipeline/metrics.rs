@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,18 @@ pub struct MetricsSnapshot {
     /// The broker answered recently (no "all brokers down" since the last message or poll).
     pub broker_reachable: bool,
     pub already_in_checkpoint: u64,
+    /// What `/readyz` answers; set by each mode from what it needs to do its work.
+    pub readiness: Readiness,
+}
+
+/// Whether the service can do its work now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Readiness {
+    /// No snapshot published yet: the state is being restored or the inputs opened.
+    #[default]
+    Starting,
+    Ready,
+    NotReady(String),
 }
 
 /// Shared between the loop (writer) and the HTTP thread (reader).
@@ -72,11 +85,11 @@ impl Metrics {
                 503,
                 format!("processing loop silent for {} s\n", age.as_secs()),
             ),
-            "/readyz" if snapshot.broker_reachable && snapshot.assigned_partitions > 0 => {
-                (200, "ready\n".into())
-            }
-            "/readyz" if !snapshot.broker_reachable => (503, "broker unreachable\n".into()),
-            "/readyz" => (503, "no partitions assigned\n".into()),
+            "/readyz" => match snapshot.readiness {
+                Readiness::Ready => (200, "ready\n".into()),
+                Readiness::Starting => (503, "starting\n".into()),
+                Readiness::NotReady(why) => (503, format!("{why}\n")),
+            },
             _ => (404, "not found: try /metrics, /healthz or /readyz\n".into()),
         }
     }
@@ -246,47 +259,117 @@ pub fn render(s: &MetricsSnapshot, age: Duration) -> String {
         "scopewatch_broker_reachable {}",
         u8::from(s.broker_reachable)
     );
+    gauge(
+        &mut out,
+        "scopewatch_build_info",
+        "Always 1; the labels say which build is running.",
+    );
+    let _ = writeln!(
+        out,
+        "scopewatch_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    super::process_metrics::render(&mut out);
     out
 }
 
-/// Binds `addr` and answers requests on a thread of its own until the process ends.
+/// Connections answered at once; more are closed unanswered until one ends. Each lives at most
+/// [`REQUEST_DEADLINE`], so idle or slow clients cannot hold a slot for long.
+const MAX_CONNECTIONS: usize = 64;
+/// Whole time a client has to send its request head.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// Request line and headers together; a probe's request is a few hundred bytes.
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Binds `addr` and answers requests until the process ends: an accept thread hands each
+/// connection to a thread of its own (at most [`MAX_CONNECTIONS`]), so an idle, slow or
+/// oversized client never delays `/healthz` for another.
 pub fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
+    let open = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Err(e) = answer_one(stream, &metrics) {
-                    tracing::debug!("metrics request: {e}");
+                if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let (metrics, slot) = (metrics.clone(), Arc::clone(&open));
+                let spawned = std::thread::Builder::new()
+                    .name("metrics-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = answer_one(stream, &metrics) {
+                            tracing::debug!("metrics request: {e}");
+                        }
+                        slot.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    open.fetch_sub(1, Ordering::SeqCst);
                 }
             }
         })?;
     Ok(bound)
 }
 
-fn answer_one(stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    // Drain the headers; nothing in them matters here.
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
+/// Reads the request head (up to the blank line) within the deadline and the byte limit.
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request head not complete in time",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(head);
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(head);
+        }
+        if head.len() > MAX_REQUEST_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "request head over the size limit",
+            ));
+        }
     }
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or(path);
-    let (status, body) = if method == "GET" {
-        metrics.answer(path)
-    } else {
-        (405, "only GET\n".into())
+}
+
+fn answer_one(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
+    let (status, body, path) = match read_head(&mut stream) {
+        Ok(head) => {
+            let head = String::from_utf8_lossy(&head);
+            let request_line = head.lines().next().unwrap_or("");
+            let mut parts = request_line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let path = path.split('?').next().unwrap_or(path).to_string();
+            let (status, body) = if method == "GET" {
+                metrics.answer(&path)
+            } else {
+                (405, "only GET\n".into())
+            };
+            (status, body, path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            (431, "request head too large\n".into(), String::new())
+        }
+        Err(e) => return Err(e),
     };
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     };
     let content_type = if path == "/metrics" {
@@ -294,7 +377,6 @@ fn answer_one(stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     } else {
         "text/plain"
     };
-    let mut stream = stream;
     write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -306,7 +388,6 @@ fn answer_one(stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn snapshot() -> MetricsSnapshot {
         let mut c = SourceCounts::new("scopewatch.access:0");
@@ -316,6 +397,7 @@ mod tests {
             assigned_partitions: 2,
             broker_reachable: true,
             checkpoints: 3,
+            readiness: Readiness::Ready,
             ..MetricsSnapshot::default()
         };
         s.sources.insert(c.source.clone(), c);
@@ -366,5 +448,52 @@ mod tests {
         let m = get("/metrics");
         assert!(m.contains("scopewatch_assigned_partitions 2"), "{m}");
         assert!(get("/nope").starts_with("HTTP/1.1 404"));
+        metrics.publish(MetricsSnapshot {
+            readiness: Readiness::NotReady("broker unreachable".into()),
+            ..snapshot()
+        });
+        let down = get("/readyz");
+        assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+        assert!(down.ends_with("broker unreachable\n"), "{down}");
+        assert!(get("/metrics").contains("scopewatch_build_info{version="));
+    }
+
+    /// Idle connections, a client trickling header lines and one sending an endless request
+    /// line are all held open while a probe asks: it is answered at once, and the oversized
+    /// request is refused instead of buffered.
+    #[test]
+    fn healthz_answers_while_idle_slow_and_oversized_clients_hold_connections() {
+        let addr = serve("127.0.0.1:0".parse().expect("addr"), Metrics::default()).expect("serve");
+        let idle: Vec<TcpStream> = (0..8)
+            .map(|_| TcpStream::connect(addr).expect("idle"))
+            .collect();
+        let mut slow = TcpStream::connect(addr).expect("slow");
+        write!(slow, "GET /healthz HTTP/1.1\r\n").expect("slow start");
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..5 {
+                if write!(slow, "X-Slow: 1\r\n").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let mut big = TcpStream::connect(addr).expect("big");
+        let _ = big.write_all(&vec![b'A'; 64 * 1024]);
+        let started = Instant::now();
+        let mut probe = TcpStream::connect(addr).expect("probe");
+        write!(probe, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+        let mut answer = String::new();
+        probe.read_to_string(&mut answer).expect("read");
+        let waited = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(waited < Duration::from_secs(1), "/healthz took {waited:?}");
+        let mut refused = String::new();
+        let _ = big.read_to_string(&mut refused);
+        assert!(
+            refused.is_empty() || refused.starts_with("HTTP/1.1 431"),
+            "{refused}"
+        );
+        trickle.join().expect("trickle");
+        drop(idle);
     }
 }

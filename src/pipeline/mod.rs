@@ -11,6 +11,7 @@ pub mod latency;
 pub mod metrics;
 pub mod outputs;
 pub mod partition;
+mod process_metrics;
 pub mod records;
 pub mod replay;
 pub mod state_dir;
