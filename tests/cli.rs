@@ -250,3 +250,96 @@ fn a_config_file_sets_flags_and_the_command_line_wins() {
         "{err}"
     );
 }
+
+/// Precedence: command line > `SCOPEWATCH_*` environment > `--config` file. The file (named
+/// by `SCOPEWATCH_CONFIG`) gives the inputs and the alert output; the environment overrides
+/// the output and the alert format; the command line overrides both.
+#[test]
+fn the_environment_sits_between_the_command_line_and_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let config = dir.path().join("scopewatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "inputs = [{:?}]\nregistry = {:?}\nalerts = \"from-config.ndjson\"\nno-history = true\n",
+            sample.join("events.ndjson.gz").to_string_lossy(),
+            sample.join("registry.toml").to_string_lossy()
+        ),
+    )
+    .expect("config");
+    let run = |envs: &[(&str, &str)], extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .current_dir(dir.path())
+            .arg("detect")
+            .args(extra)
+            .envs(envs.iter().copied())
+            .env("SCOPEWATCH_CONFIG", &config)
+            .output()
+            .expect("detect");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let first_alert = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        serde_json::from_str(text.lines().next().expect("an alert")).expect("json")
+    };
+    // SCOPEWATCH_CONFIG names the file; its inputs and alert output are used.
+    run(&[], &[]);
+    assert!(first_alert("from-config.ndjson")["rule"].is_string());
+    // The environment beats the file.
+    run(
+        &[
+            ("SCOPEWATCH_ALERTS", "from-env.ndjson"),
+            ("SCOPEWATCH_FORMAT", "ocsf"),
+        ],
+        &[],
+    );
+    assert!(first_alert("from-env.ndjson")["class_uid"].is_number());
+    // The command line beats the environment.
+    run(
+        &[
+            ("SCOPEWATCH_ALERTS", "from-env-2.ndjson"),
+            ("SCOPEWATCH_FORMAT", "ocsf"),
+        ],
+        &["--format", "ndjson", "--alerts", "from-cli.ndjson"],
+    );
+    assert!(first_alert("from-cli.ndjson")["rule"].is_string());
+    assert!(!dir.path().join("from-env-2.ndjson").exists());
+
+    let help = scopewatch(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[env: SCOPEWATCH_KAFKA_BROKERS="), "{help}");
+}
+
+/// `--data s3://bucket/x` once wrote the local directory `./s3:/bucket/x` and reported the
+/// URL; a URL is now a usage error (exit 2) in every command that takes `--data`, and nothing
+/// is created.
+#[test]
+fn an_object_store_url_for_data_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz");
+    let sample = sample.to_string_lossy();
+    for args in [
+        vec!["detect", &*sample, "--data", "s3://bucket/x"],
+        vec!["run", "--input", &*sample, "--data", "gs://bucket/x"],
+        vec!["sql", "--data", "s3://bucket/x", "-c", "SELECT 1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .expect("scopewatch");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not supported"), "{args:?}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert!(left.is_empty(), "nothing created: {left:?}");
+}

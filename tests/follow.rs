@@ -261,3 +261,63 @@ fn a_catch_up_run_over_a_token_log_and_an_access_log_gives_the_alerts_of_detect(
         lines.len() as u64
     );
 }
+
+/// A service stopped by SIGTERM after its final checkpoint exits 0 even though it
+/// dead-lettered a record: the dead letter is in the summary and the metrics, not in the
+/// exit code (systemd would mark the unit failed). While it runs, /readyz says ready.
+#[test]
+fn sigterm_after_dead_letters_exits_0_with_the_counts_in_the_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let mut lines = sample_lines();
+    lines.truncate(50);
+    lines.push("{not json".into());
+    let mut f = std::fs::File::create(logs.join("events.ndjson")).expect("create");
+    write_lines(&mut f, &lines);
+    let port = free_port();
+    let mut child = scopewatch()
+        .current_dir(dir.path())
+        .args(["run", "--follow", "--input", "logs", "--state", "state"])
+        .args(["--alerts", "alerts.ndjson", "--checkpoint-interval", "1"])
+        .args(["--poll-interval-ms", "50", "--no-history"])
+        .args(["--summary", "summary.json"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run --follow");
+    wait_for_checkpoint(&dir.path().join("state"), 50, &mut child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let m = http_get(port, "/metrics");
+        if m.contains("scopewatch_records_dead_lettered_total{source=") || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("scopewatch_records_dead_lettered_total{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let ready = http_get(port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "a clean stop of a service exits 0");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary"),
+    )
+    .expect("json");
+    assert_eq!(
+        summary["ingest"]["totals"]["dead_lettered"].as_u64(),
+        Some(1),
+        "{summary}"
+    );
+}

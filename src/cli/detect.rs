@@ -74,7 +74,7 @@ pub struct DetectArgs {
     /// History store: accepted events, alerts, dead letters and baselines as Hive-partitioned
     /// Parquet, for `scopewatch sql`. Re-running over the same input files replaces that run's
     /// files instead of adding duplicates.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// Do not write the history store.

@@ -69,3 +69,22 @@ pub fn run_outputs(
         .chain(history.cloned())
         .collect()
 }
+
+/// `--data`: a local directory. A URL (`s3://bucket/prefix`, `gs://…`, `file://…`) is refused
+/// with a usage error: the history store is written with local file operations (atomic
+/// renames, owner-only modes), and an object store would need its own writer; a path like
+/// `s3://x` would otherwise silently become the local directory `./s3:/x`.
+pub fn local_store(text: &str) -> Result<std::path::PathBuf, String> {
+    if let Some((scheme, _)) = text.split_once("://") {
+        if !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            return Err(format!(
+                "`{scheme}://` is not supported: the history store is a local directory (mount the bucket, or copy the store to object storage after the run)"
+            ));
+        }
+    }
+    Ok(std::path::PathBuf::from(text))
+}

@@ -108,7 +108,7 @@ pub struct RunArgs {
 
     /// History store for `scopewatch sql`, as for detect. Kafka and --follow modes write each
     /// checkpoint's events and alerts (each row once, across crashes and restarts).
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// Do not write the history store.

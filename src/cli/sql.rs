@@ -20,7 +20,7 @@ use crate::sql::session::{open_with_memory_limit, plan, read_only_statements, Sq
 pub struct SqlArgs {
     /// History store written by `scopewatch detect` (tables access, tokens, alerts,
     /// dead_letter, baseline_*).
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data")]
+    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// Query archived logs directly instead of a history store: the files are read through
