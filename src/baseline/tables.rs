@@ -2,16 +2,19 @@
 //! what snapshots write to Parquet and what the SQL surface registers as `baseline_*` tables.
 //!
 //! Schemas (every table starts with `client_id`):
-//! - `baseline_apps`: first_seen, last_seen (timestamp µs UTC), active_days (u32)
+//! Every integer column is a signed 64-bit integer (Parquet INT64), which Spark, Trino and
+//! DuckDB all read; snapshots written with the unsigned types of earlier versions still load.
+//!
+//! - `baseline_apps`: first_seen, last_seen (timestamp µs UTC), active_days
 //! - `baseline_scopes` (scope), `baseline_grant_types` (grant_type), `baseline_contexts`
 //!   (context), `baseline_purposes` (purpose_of_use), `baseline_operations` (operation),
 //!   `baseline_population` (kind), `baseline_resources` (resource_type, interaction): the key
-//!   columns, then first_seen, last_seen, count (u64), days (u32), established (bool)
-//! - `baseline_activity`: hour_of_week (u8, 0 = Monday 00:00), requests (u64)
+//!   columns, then first_seen, last_seen, count, days, established (bool)
+//! - `baseline_activity`: hour_of_week (0 = Monday 00:00), requests
 //! - `baseline_token_volume`: metric (requests | patients | pages per finished token), bucket
-//!   (u8: 0 holds 0, k holds [2^(k-1), 2^k)), tokens (u64)
-//! - `baseline_hourly`: slot (u8: 0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
-//!   exponentially weighted), n (u32) — requests per hour
+//!   (0 holds 0, k holds [2^(k-1), 2^k)), tokens
+//! - `baseline_hourly`: slot (0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
+//!   exponentially weighted), n — requests per hour
 //! - `baseline_daily`: the same columns for requests per day (slot 0 weekdays, 1 weekends)
 //! - `baseline_apps` also carries `drip_cusum`, `drip_level` and `drip_var` (f64), the
 //!   slow-drip change detector's state (its CUSUM, the app's usual ratio of a day to its
@@ -21,12 +24,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
+    ArrayRef, AsArray, BooleanBuilder, Float64Builder, Int64Array, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    UInt32Type, UInt64Type, UInt8Type,
+    DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::arrow::error::ArrowError;
 
@@ -112,8 +114,8 @@ fn seen_fields() -> Vec<Field> {
     vec![
         Field::new("first_seen", ts_type(), false),
         Field::new("last_seen", ts_type(), false),
-        Field::new("count", DataType::UInt64, false),
-        Field::new("days", DataType::UInt32, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("days", DataType::Int64, false),
         Field::new("established", DataType::Boolean, false),
     ]
 }
@@ -129,8 +131,8 @@ fn schema(keys: &[&str], rest: Vec<Field>) -> SchemaRef {
 struct SeenColumns {
     first: TimestampMicrosecondBuilder,
     last: TimestampMicrosecondBuilder,
-    count: UInt64Builder,
-    days: UInt32Builder,
+    count: Int64Builder,
+    days: Int64Builder,
     established: BooleanBuilder,
 }
 
@@ -138,8 +140,8 @@ impl SeenColumns {
     fn append(&mut self, s: &Seen) {
         self.first.append_value(s.first_seen.0);
         self.last.append_value(s.last_seen.0);
-        self.count.append_value(s.count);
-        self.days.append_value(s.days);
+        self.count.append_value(signed(s.count));
+        self.days.append_value(i64::from(s.days));
         self.established.append_value(s.established);
     }
     fn finish(mut self) -> Vec<ArrayRef> {
@@ -162,7 +164,7 @@ impl Baselines {
         let (mut first, mut last, mut days, mut drip, mut level, mut spread) = (
             TimestampMicrosecondBuilder::new(),
             TimestampMicrosecondBuilder::new(),
-            UInt32Builder::new(),
+            Int64Builder::new(),
             Float64Builder::new(),
             Float64Builder::new(),
             Float64Builder::new(),
@@ -171,7 +173,7 @@ impl Baselines {
             id.append_value(&p.client_id);
             first.append_value(p.first_seen.0);
             last.append_value(p.last_seen.0);
-            days.append_value(p.active_days);
+            days.append_value(i64::from(p.active_days));
             drip.append_value(p.drip_cusum);
             level.append_value(p.drip_level);
             spread.append_value(p.drip_var);
@@ -184,7 +186,7 @@ impl Baselines {
                     vec![
                         Field::new("first_seen", ts_type(), false),
                         Field::new("last_seen", ts_type(), false),
-                        Field::new("active_days", DataType::UInt32, false),
+                        Field::new("active_days", DataType::Int64, false),
                         Field::new("drip_cusum", DataType::Float64, false),
                         Field::new("drip_level", DataType::Float64, false),
                         Field::new("drip_var", DataType::Float64, false),
@@ -232,14 +234,14 @@ impl Baselines {
 
         let (mut id, mut hour, mut requests) = (
             StringBuilder::new(),
-            UInt8Builder::new(),
-            UInt64Builder::new(),
+            Int64Builder::new(),
+            Int64Builder::new(),
         );
         for p in self.apps.values() {
             for (h, n) in p.hour_of_week.iter().enumerate().filter(|(_, n)| **n > 0) {
                 id.append_value(&p.client_id);
-                hour.append_value(u8::try_from(h).unwrap_or(u8::MAX));
-                requests.append_value(*n);
+                hour.append_value(signed_index(h));
+                requests.append_value(signed(*n));
             }
         }
         out.push((
@@ -248,8 +250,8 @@ impl Baselines {
                 schema(
                     &[],
                     vec![
-                        Field::new("hour_of_week", DataType::UInt8, false),
-                        Field::new("requests", DataType::UInt64, false),
+                        Field::new("hour_of_week", DataType::Int64, false),
+                        Field::new("requests", DataType::Int64, false),
                     ],
                 ),
                 vec![
@@ -263,16 +265,16 @@ impl Baselines {
         let (mut id, mut metric, mut bucket, mut tokens) = (
             StringBuilder::new(),
             StringBuilder::new(),
-            UInt8Builder::new(),
-            UInt64Builder::new(),
+            Int64Builder::new(),
+            Int64Builder::new(),
         );
         for p in self.apps.values() {
             for (name, get, _) in TOKEN_HISTOGRAMS {
                 for (k, n) in get(p).buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
                     id.append_value(&p.client_id);
                     metric.append_value(name);
-                    bucket.append_value(u8::try_from(k).unwrap_or(u8::MAX));
-                    tokens.append_value(*n);
+                    bucket.append_value(signed_index(k));
+                    tokens.append_value(signed(*n));
                 }
             }
         }
@@ -282,8 +284,8 @@ impl Baselines {
                 schema(
                     &["metric"],
                     vec![
-                        Field::new("bucket", DataType::UInt8, false),
-                        Field::new("tokens", DataType::UInt64, false),
+                        Field::new("bucket", DataType::Int64, false),
+                        Field::new("tokens", DataType::Int64, false),
                     ],
                 ),
                 vec![
@@ -330,9 +332,7 @@ impl Baselines {
             let ids = string_column(batch, "client_id")?;
             let first = ts_column(batch, "first_seen")?;
             let last = ts_column(batch, "last_seen")?;
-            let days = batch_column(batch, "active_days")?
-                .as_primitive_opt::<UInt32Type>()
-                .ok_or_else(|| bad("active_days"))?;
+            let days = int_column(batch, "active_days")?;
             let drip = batch_column(batch, "drip_cusum")?
                 .as_primitive_opt::<Float64Type>()
                 .ok_or_else(|| bad("drip_cusum"))?;
@@ -343,7 +343,7 @@ impl Baselines {
                 let mut p =
                     AppProfile::new(Text::from(ids.value(row)), Timestamp(first.value(row)));
                 p.last_seen = Timestamp(last.value(row));
-                p.active_days = days.value(row);
+                p.active_days = unsigned(days.value(row), "active_days")?;
                 p.drip_cusum = drip.value(row);
                 p.drip_level = level.map_or(1.0, |l| l.value(row));
                 p.drip_var = spread.map_or(super::profile::INITIAL_DRIP_VAR, |v| v.value(row));
@@ -354,8 +354,9 @@ impl Baselines {
             let ids = string_column(batch, "client_id")?;
             let ty = string_column(batch, "resource_type")?;
             let interaction = string_column(batch, "interaction")?;
+            let seen_columns = SeenReader::new(batch)?;
             for row in 0..batch.num_rows() {
-                let seen = read_seen(batch, row)?;
+                let seen = seen_columns.row(row)?;
                 let p = app(&mut b, ids.value(row))?;
                 p.resources.entries.insert(
                     (
@@ -368,30 +369,22 @@ impl Baselines {
         }
         for batch in tables.get("baseline_activity").into_iter().flatten() {
             let ids = string_column(batch, "client_id")?;
-            let hour = batch_column(batch, "hour_of_week")?
-                .as_primitive_opt::<UInt8Type>()
-                .ok_or_else(|| bad("hour_of_week"))?;
-            let requests = batch_column(batch, "requests")?
-                .as_primitive_opt::<UInt64Type>()
-                .ok_or_else(|| bad("requests"))?;
+            let hour = int_column(batch, "hour_of_week")?;
+            let requests = int_column(batch, "requests")?;
             for row in 0..batch.num_rows() {
                 let p = app(&mut b, ids.value(row))?;
                 let slot = p
                     .hour_of_week
-                    .get_mut(usize::from(hour.value(row)))
+                    .get_mut(unsigned::<usize>(hour.value(row), "hour_of_week")?)
                     .ok_or_else(|| bad("hour_of_week"))?;
-                *slot = requests.value(row);
+                *slot = unsigned(requests.value(row), "requests")?;
             }
         }
         for batch in tables.get("baseline_token_volume").into_iter().flatten() {
             let ids = string_column(batch, "client_id")?;
             let metric = string_column(batch, "metric")?;
-            let bucket = batch_column(batch, "bucket")?
-                .as_primitive_opt::<UInt8Type>()
-                .ok_or_else(|| bad("bucket"))?;
-            let tokens = batch_column(batch, "tokens")?
-                .as_primitive_opt::<UInt64Type>()
-                .ok_or_else(|| bad("tokens"))?;
+            let bucket = int_column(batch, "bucket")?;
+            let tokens = int_column(batch, "tokens")?;
             for row in 0..batch.num_rows() {
                 let p = app(&mut b, ids.value(row))?;
                 let (_, _, get_mut) = TOKEN_HISTOGRAMS
@@ -400,9 +393,9 @@ impl Baselines {
                     .ok_or_else(|| bad("metric"))?;
                 let slot = get_mut(p)
                     .buckets
-                    .get_mut(usize::from(bucket.value(row)))
+                    .get_mut(unsigned::<usize>(bucket.value(row), "bucket")?)
                     .ok_or_else(|| bad("bucket"))?;
-                *slot = tokens.value(row);
+                *slot = unsigned(tokens.value(row), "tokens")?;
             }
         }
         for batch in tables.get("baseline_hourly").into_iter().flatten() {
@@ -415,8 +408,9 @@ impl Baselines {
             for batch in tables.get(table).into_iter().flatten() {
                 let ids = string_column(batch, "client_id")?;
                 let keys = string_column(batch, key)?;
+                let seen_columns = SeenReader::new(batch)?;
                 for row in 0..batch.num_rows() {
-                    let seen = read_seen(batch, row)?;
+                    let seen = seen_columns.row(row)?;
                     let p = app(&mut b, ids.value(row))?;
                     get_mut(p).entries.insert(keys.value(row).to_string(), seen);
                 }
@@ -433,28 +427,28 @@ fn slot_table(
 ) -> Result<RecordBatch, ArrowError> {
     let (mut id, mut slot, mut mean, mut var, mut n) = (
         StringBuilder::new(),
-        UInt8Builder::new(),
+        Int64Builder::new(),
         Float64Builder::new(),
         Float64Builder::new(),
-        UInt32Builder::new(),
+        Int64Builder::new(),
     );
     for p in b.apps.values() {
         for (k, s) in get(p).iter().enumerate().filter(|(_, s)| s.n > 0) {
             id.append_value(&p.client_id);
-            slot.append_value(u8::try_from(k).unwrap_or(u8::MAX));
+            slot.append_value(signed_index(k));
             mean.append_value(s.mean);
             var.append_value(s.var);
-            n.append_value(s.n);
+            n.append_value(i64::from(s.n));
         }
     }
     RecordBatch::try_new(
         schema(
             &[],
             vec![
-                Field::new("slot", DataType::UInt8, false),
+                Field::new("slot", DataType::Int64, false),
                 Field::new("mean", DataType::Float64, false),
                 Field::new("var", DataType::Float64, false),
-                Field::new("n", DataType::UInt32, false),
+                Field::new("n", DataType::Int64, false),
             ],
         ),
         vec![
@@ -473,26 +467,22 @@ fn read_slot_table(
     get_mut: fn(&mut AppProfile) -> &mut Vec<SlotStats>,
 ) -> Result<(), ArrowError> {
     let ids = string_column(batch, "client_id")?;
-    let slot = batch_column(batch, "slot")?
-        .as_primitive_opt::<UInt8Type>()
-        .ok_or_else(|| bad("slot"))?;
+    let slot = int_column(batch, "slot")?;
     let mean = batch_column(batch, "mean")?
         .as_primitive_opt::<Float64Type>()
         .ok_or_else(|| bad("mean"))?;
     let var = batch_column(batch, "var")?
         .as_primitive_opt::<Float64Type>()
         .ok_or_else(|| bad("var"))?;
-    let n = batch_column(batch, "n")?
-        .as_primitive_opt::<UInt32Type>()
-        .ok_or_else(|| bad("n"))?;
+    let n = int_column(batch, "n")?;
     for row in 0..batch.num_rows() {
         let p = app(b, ids.value(row))?;
         let s = get_mut(p)
-            .get_mut(usize::from(slot.value(row)))
+            .get_mut(unsigned::<usize>(slot.value(row), "slot")?)
             .ok_or_else(|| bad("slot"))?;
         s.mean = mean.value(row);
         s.var = var.value(row);
-        s.n = n.value(row);
+        s.n = unsigned(n.value(row), "n")?;
     }
     Ok(())
 }
@@ -536,22 +526,64 @@ fn ts_column<'a>(
         .ok_or_else(|| bad(name))
 }
 
-fn read_seen(batch: &RecordBatch, row: usize) -> Result<Seen, ArrowError> {
-    let count = batch_column(batch, "count")?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("count"))?;
-    let days = batch_column(batch, "days")?
-        .as_primitive_opt::<UInt32Type>()
-        .ok_or_else(|| bad("days"))?;
-    let established = batch_column(batch, "established")?
-        .as_boolean_opt()
-        .ok_or_else(|| bad("established"))?;
-    Ok(Seen {
-        first_seen: Timestamp(ts_column(batch, "first_seen")?.value(row)),
-        last_seen: Timestamp(ts_column(batch, "last_seen")?.value(row)),
-        count: count.value(row),
-        days: days.value(row),
-        established: established.value(row),
+/// The first_seen … established columns of one batch, each read (and cast) once.
+struct SeenReader<'a> {
+    first: &'a datafusion::arrow::array::TimestampMicrosecondArray,
+    last: &'a datafusion::arrow::array::TimestampMicrosecondArray,
+    count: Int64Array,
+    days: Int64Array,
+    established: &'a datafusion::arrow::array::BooleanArray,
+}
+
+impl<'a> SeenReader<'a> {
+    fn new(batch: &'a RecordBatch) -> Result<SeenReader<'a>, ArrowError> {
+        Ok(SeenReader {
+            first: ts_column(batch, "first_seen")?,
+            last: ts_column(batch, "last_seen")?,
+            count: int_column(batch, "count")?,
+            days: int_column(batch, "days")?,
+            established: batch_column(batch, "established")?
+                .as_boolean_opt()
+                .ok_or_else(|| bad("established"))?,
+        })
+    }
+
+    fn row(&self, row: usize) -> Result<Seen, ArrowError> {
+        Ok(Seen {
+            first_seen: Timestamp(self.first.value(row)),
+            last_seen: Timestamp(self.last.value(row)),
+            count: unsigned(self.count.value(row), "count")?,
+            days: unsigned(self.days.value(row), "days")?,
+            established: self.established.value(row),
+        })
+    }
+}
+
+/// An integer column as i64, whatever integer type it was written with.
+fn int_column(batch: &RecordBatch, name: &str) -> Result<Int64Array, ArrowError> {
+    let column = batch_column(batch, name)?;
+    if !column.data_type().is_integer() {
+        return Err(bad(name));
+    }
+    let cast = datafusion::arrow::compute::cast(column, &DataType::Int64)?;
+    cast.as_primitive_opt::<Int64Type>()
+        .cloned()
+        .ok_or_else(|| bad(name))
+}
+
+/// A count held unsigned in memory, written signed (saturating: no count reaches 2^63).
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn signed_index(i: usize) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+/// A stored value back to its in-memory type; negative or too large is a corrupt table.
+fn unsigned<T: TryFrom<i64>>(v: i64, column: &str) -> Result<T, ArrowError> {
+    T::try_from(v).map_err(|_| {
+        ArrowError::InvalidArgumentError(format!("baseline column {column}: {v} is out of range"))
     })
 }
 
@@ -619,6 +651,41 @@ pub(crate) mod tests {
             .map(|(n, batch)| (n.to_string(), vec![batch]))
             .collect();
         assert_eq!(Baselines::from_batches(&tables).unwrap(), b);
+    }
+
+    /// Spark and Trino have no unsigned integers: every integer column is INT64. Snapshots
+    /// written with the unsigned types of earlier versions load to the same baselines.
+    #[test]
+    fn integers_are_signed_and_unsigned_snapshots_still_load() {
+        let b = sample();
+        let batches = b.to_batches().unwrap();
+        let mut old_style = BTreeMap::new();
+        for (name, batch) in &batches {
+            for field in batch.schema().fields() {
+                let t = field.data_type();
+                assert!(!t.is_unsigned_integer(), "{name}.{} is {t}", field.name());
+            }
+            let columns: Vec<ArrayRef> = batch
+                .columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    DataType::Int64 => {
+                        datafusion::arrow::compute::cast(c, &DataType::UInt64).unwrap()
+                    }
+                    _ => c.clone(),
+                })
+                .collect();
+            let fields: Vec<Field> = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| Field::new(f.name(), c.data_type().clone(), f.is_nullable()))
+                .collect();
+            let old = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+            old_style.insert(name.to_string(), vec![old]);
+        }
+        assert_eq!(Baselines::from_batches(&old_style).unwrap(), b);
     }
 
     #[test]
