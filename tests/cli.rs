@@ -343,3 +343,60 @@ fn an_object_store_url_for_data_is_refused() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
     assert!(left.is_empty(), "nothing created: {left:?}");
 }
+
+/// The deployment examples name only variables scopewatch reads: each `SCOPEWATCH_*` is a
+/// flag of `run` (or a global one) or a `SCOPEWATCH_KAFKA_CONFIG_<KEY>` setting, and the
+/// systemd unit's command line parses.
+#[test]
+fn deployment_examples_name_real_flags() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = scopewatch::cli::command();
+    command.build();
+    let run = command.find_subcommand("run").expect("run").clone();
+    let known: Vec<String> = run
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(scopewatch::cli::env::var_for_flag)
+        .collect();
+    let mut seen = 0;
+    for file in ["scopewatch.service", "Dockerfile", "kubernetes.yaml"] {
+        let text = std::fs::read_to_string(root.join("deploy").join(file)).expect(file);
+        for (at, _) in text.match_indices("SCOPEWATCH_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                .collect();
+            if name == "SCOPEWATCH_" {
+                continue; // prose: "SCOPEWATCH_* variables"
+            }
+            seen += 1;
+            let kafka = name
+                .strip_prefix("SCOPEWATCH_KAFKA_CONFIG_")
+                .is_some_and(|k| !k.is_empty());
+            assert!(
+                kafka || known.contains(&name),
+                "deploy/{file} names {name}, which no flag of `scopewatch run` reads"
+            );
+        }
+    }
+    assert!(seen > 10, "the examples configure through the environment");
+
+    let unit = std::fs::read_to_string(root.join("deploy/scopewatch.service")).expect("unit");
+    let exec = unit
+        .split("ExecStart=")
+        .nth(1)
+        .expect("ExecStart")
+        .split("\n#")
+        .next()
+        .expect("command")
+        .replace("\\\n", " ");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/scopewatch");
+    let mut args = vec!["scopewatch"];
+    args.extend(&words[1..]);
+    // The unit's environment gives --state, which --follow needs.
+    args.extend(["--state", "/var/lib/scopewatch/state"]);
+    scopewatch::cli::command()
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|e| panic!("ExecStart does not parse: {e}"));
+}
