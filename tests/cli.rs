@@ -400,3 +400,133 @@ fn deployment_examples_name_real_flags() {
         .try_get_matches_from(&args)
         .unwrap_or_else(|e| panic!("ExecStart does not parse: {e}"));
 }
+
+/// Rows per table of a history store, through `scopewatch sql`.
+fn store_counts(dir: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir)
+        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .arg(
+            "SELECT (SELECT count(*) FROM access) AS access, (SELECT count(*) FROM tokens) AS tokens, \
+             (SELECT count(*) FROM alerts) AS alerts, (SELECT count(DISTINCT url) FROM access) AS urls, \
+             (SELECT sum(status) FROM access) AS status_sum",
+        )
+        .output()
+        .expect("sql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Visible Parquet files per date directory of `table`.
+fn files_per_date(dir: &std::path::Path, table: &str) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for date in std::fs::read_dir(dir.join("data").join(table)).expect("table dir") {
+        let date = date.expect("entry").path();
+        let n = std::fs::read_dir(&date)
+            .expect("date dir")
+            .flatten()
+            .filter(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                !name.starts_with('.') && name.ends_with(".parquet")
+            })
+            .count();
+        counts.push(n);
+    }
+    counts
+}
+
+/// Three runs write three files per date; `compact` leaves one per table and date with the
+/// same rows, and a later re-run over one of the inputs still replaces its rows (no row twice).
+#[test]
+fn compact_merges_files_per_date_and_runs_still_replace_their_rows() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(sample.join("events.ndjson.gz")).expect("sample"),
+    )
+    .read_to_string(&mut text)
+    .expect("gunzip");
+    let lines: Vec<&str> = text.lines().collect();
+    let third = lines.len() / 3 + 1;
+    for (i, chunk) in lines.chunks(third).enumerate() {
+        std::fs::write(
+            dir.path().join(format!("part{i}.ndjson")),
+            chunk.join("\n") + "\n",
+        )
+        .expect("write");
+    }
+    let detect = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .current_dir(dir.path())
+            .args([
+                "detect",
+                name,
+                "--data",
+                "data",
+                "--alerts",
+                "alerts.ndjson",
+            ])
+            .arg("--registry")
+            .arg(sample.join("registry.toml"))
+            .output()
+            .expect("detect");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Every date gets a file from each run: the three parts overlap in time.
+    for name in ["part0.ndjson", "part1.ndjson", "part2.ndjson", "all.ndjson"] {
+        if name == "all.ndjson" {
+            std::fs::write(dir.path().join(name), lines[..200].join("\n") + "\n").expect("write");
+        }
+        detect(name);
+    }
+    let before = store_counts(dir.path());
+    assert!(files_per_date(dir.path(), "access").iter().any(|n| *n >= 2));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .args(["compact", "--data", "data", "--min-age-minutes", "0"])
+        .output()
+        .expect("compact");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in ["access", "tokens", "alerts"] {
+        let per_date = files_per_date(dir.path(), table);
+        assert!(per_date.iter().all(|n| *n <= 1), "{table}: {per_date:?}");
+    }
+    assert_eq!(
+        store_counts(dir.path()),
+        before,
+        "same rows after compaction"
+    );
+
+    // Re-running over part1 (same files, same run id) replaces its rows inside merged files.
+    detect("part1.ndjson");
+    detect("all.ndjson");
+    assert_eq!(
+        store_counts(dir.path()),
+        before,
+        "a re-run replaces, never duplicates"
+    );
+    let again = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .args(["compact", "--data", "data", "--min-age-minutes", "0"])
+        .output()
+        .expect("compact");
+    assert!(again.status.success());
+    assert_eq!(store_counts(dir.path()), before);
+}

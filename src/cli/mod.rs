@@ -1,5 +1,6 @@
 //! The `scopewatch` command line: argument definitions and dispatch.
 
+mod compact;
 pub mod config_file;
 mod detect;
 pub mod env;
@@ -76,6 +77,11 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Generate realistic multi-app logs with injected anomalies, labels and an app registry.
     Simulate(simulate::SimulateArgs),
+    /// Merge the history store's small files (one per checkpoint in the streaming modes) into
+    /// one file per table and date; safe beside a running service (only files older than
+    /// --min-age-minutes are merged). A run that later rewrites or removes its files still
+    /// replaces its rows: the merged file remembers which rows came from which file.
+    Compact(compact::CompactArgs),
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
@@ -123,5 +129,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run(args) => run::run(*args, cli.log_format),
         Command::Sql(args) => sql::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Compact(args) => compact::run(args),
     }
 }

@@ -2,6 +2,7 @@
 //! dead-letter records as Hive-partitioned Parquet, and the baseline tables of the detection
 //! core. See `writer.rs` for the layout and how files are written.
 
+pub mod compact;
 mod pseudonym;
 mod records;
 mod schema;
@@ -55,13 +56,17 @@ pub fn remove_run(data: &Path, run_id: &str) -> Result<u64, HistoryError> {
         };
         for date in dates {
             let date = date.map_err(|e| HistoryError::io(&dir, e))?.path();
+            let is_run_file = |name: &str| name.starts_with(&events_prefix) || name == alerts_name;
+            if compact::has_merged(&date) {
+                removed += compact::forget(&date, &is_run_file)?;
+            }
             let Ok(files) = std::fs::read_dir(&date) else {
                 continue;
             };
             for file in files.flatten() {
                 let name = file.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with(&events_prefix) || name == alerts_name {
+                if is_run_file(&name) {
                     let path = file.path();
                     std::fs::remove_file(&path).map_err(|e| HistoryError::io(&path, e))?;
                     removed += 1;

@@ -452,8 +452,23 @@ pub(super) fn batch(
     RecordBatch::try_new(schema, columns).map_err(|e| HistoryError::Arrow(e.to_string()))
 }
 
-/// Writes `batch` as `<dir>/<name>` through a dot-prefixed temporary file and a rename.
+/// Writes `batch` as `<dir>/<name>` through a dot-prefixed temporary file and a rename. A
+/// file of that name merged by `scopewatch compact` is replaced too: its rows are first taken
+/// out of the merged file.
 pub(super) fn write_parquet_atomic(
+    dir: &Path,
+    name: &str,
+    batch: &RecordBatch,
+    patient_bloom: bool,
+) -> Result<PathBuf, HistoryError> {
+    if super::compact::has_merged(dir) {
+        super::compact::forget(dir, &|n| n == name)?;
+    }
+    write_parquet_raw(dir, name, batch, patient_bloom)
+}
+
+/// [`write_parquet_atomic`] without the look at merged files (compaction's own writes).
+pub(super) fn write_parquet_raw(
     dir: &Path,
     name: &str,
     batch: &RecordBatch,
