@@ -359,7 +359,12 @@ fn deployment_examples_name_real_flags() {
         .map(scopewatch::cli::env::var_for_flag)
         .collect();
     let mut seen = 0;
-    for file in ["scopewatch.service", "Dockerfile", "kubernetes.yaml"] {
+    for file in [
+        "scopewatch.service",
+        "scopewatch-compact.service",
+        "Dockerfile",
+        "kubernetes.yaml",
+    ] {
         let text = std::fs::read_to_string(root.join("deploy").join(file)).expect(file);
         for (at, _) in text.match_indices("SCOPEWATCH_") {
             let name: String = text[at..]
@@ -381,24 +386,35 @@ fn deployment_examples_name_real_flags() {
     }
     assert!(seen > 10, "the examples configure through the environment");
 
-    let unit = std::fs::read_to_string(root.join("deploy/scopewatch.service")).expect("unit");
-    let exec = unit
-        .split("ExecStart=")
-        .nth(1)
-        .expect("ExecStart")
-        .split("\n#")
-        .next()
-        .expect("command")
-        .replace("\\\n", " ");
-    let words: Vec<&str> = exec.split_whitespace().collect();
-    assert_eq!(words[0], "/usr/local/bin/scopewatch");
-    let mut args = vec!["scopewatch"];
-    args.extend(&words[1..]);
     // The unit's environment gives --state, which --follow needs.
-    args.extend(["--state", "/var/lib/scopewatch/state"]);
-    scopewatch::cli::command()
-        .try_get_matches_from(&args)
-        .unwrap_or_else(|e| panic!("ExecStart does not parse: {e}"));
+    for (unit, extra) in [
+        (
+            "scopewatch.service",
+            &["--state", "/var/lib/scopewatch/state"][..],
+        ),
+        ("scopewatch-compact.service", &[][..]),
+    ] {
+        let text = std::fs::read_to_string(root.join("deploy").join(unit)).expect("unit");
+        // Continuation lines joined, the command is the first line after `ExecStart=`.
+        let exec = text
+            .split("ExecStart=")
+            .nth(1)
+            .expect("ExecStart")
+            .replace("\\\n", " ");
+        let words: Vec<&str> = exec
+            .lines()
+            .next()
+            .expect("a line")
+            .split_whitespace()
+            .collect();
+        assert_eq!(words[0], "/usr/local/bin/scopewatch", "{unit}");
+        let mut args = vec!["scopewatch"];
+        args.extend(&words[1..]);
+        args.extend(extra);
+        scopewatch::cli::command()
+            .try_get_matches_from(&args)
+            .unwrap_or_else(|e| panic!("{unit}: ExecStart does not parse: {e}"));
+    }
 }
 
 /// Rows per table of a history store, through `scopewatch sql`.

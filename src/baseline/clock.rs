@@ -104,6 +104,14 @@ impl LocalClock {
         }
     }
 
+    /// The local day that began at `start` (a [`day_start`](Self::day_start)), as
+    /// (start, next day's start): 23 or 25 hours long on a daylight-saving change.
+    pub fn day_span(&self, start: Timestamp) -> (Timestamp, Timestamp) {
+        // 25 h after any day's start lies in the next day (days last 23 to 25 h).
+        let next = self.day_start(Timestamp(start.0 + 25 * 3600 * MICROS_PER_SECOND));
+        (start, next)
+    }
+
     /// True on Saturday and Sunday, local time.
     pub fn is_weekend(&self, t: Timestamp) -> bool {
         self.hour_of_week(t) >= 5 * 24
@@ -141,6 +149,20 @@ mod tests {
         for t in ["2024-03-30T23:30:00Z", "2024-03-31T12:00:00Z"] {
             assert_eq!(berlin.day_start(ts(t)), ts("2024-03-30T23:00:00Z"), "{t}");
         }
+        // A day's span ends where the next begins: 25 h in October, 23 h in March.
+        assert_eq!(
+            berlin.day_span(midnight),
+            (midnight, ts("2024-10-27T23:00:00Z"))
+        );
+        assert_eq!(
+            berlin.day_span(ts("2024-03-30T23:00:00Z")).1,
+            ts("2024-03-31T22:00:00Z")
+        );
+        let utc = LocalClock::default();
+        assert_eq!(
+            utc.day_span(ts("2024-03-31T00:00:00Z")).1,
+            ts("2024-04-01T00:00:00Z")
+        );
     }
 
     #[test]

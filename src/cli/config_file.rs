@@ -27,22 +27,37 @@ pub enum ConfigError {
     },
 }
 
-/// Where `--config` names the file: the command line, else `SCOPEWATCH_CONFIG`.
-fn config_path(args: &[OsString]) -> Result<Option<String>, ConfigError> {
+/// Where the file is named: `--config` on the command line, else `SCOPEWATCH_CONFIG` (then
+/// `from_env` is true).
+struct ConfigPath {
+    path: String,
+    from_env: bool,
+}
+
+fn config_path(args: &[OsString]) -> Result<Option<ConfigPath>, ConfigError> {
     let Some(at) = args
         .iter()
         .position(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
     else {
-        return Ok(std::env::var(super::env::var_for_flag("config")).ok());
+        return Ok(std::env::var(super::env::var_for_flag("config"))
+            .ok()
+            .map(|path| ConfigPath {
+                path,
+                from_env: true,
+            }));
     };
     let arg = args[at].to_string_lossy().into_owned();
-    match arg.strip_prefix("--config=") {
-        Some(p) => Ok(Some(p.to_string())),
+    let path = match arg.strip_prefix("--config=") {
+        Some(p) => p.to_string(),
         None => args
             .get(at + 1)
-            .map(|p| Some(p.to_string_lossy().into_owned()))
-            .ok_or(ConfigError::MissingPath),
-    }
+            .map(|p| p.to_string_lossy().into_owned())
+            .ok_or(ConfigError::MissingPath)?,
+    };
+    Ok(Some(ConfigPath {
+        path,
+        from_env: false,
+    }))
 }
 
 /// Returns `args` with the flags of the `--config` file (if any) added after the subcommand,
@@ -50,7 +65,7 @@ fn config_path(args: &[OsString]) -> Result<Option<String>, ConfigError> {
 /// A flag given on the command line or in its `SCOPEWATCH_*` variable is not taken from the
 /// file.
 pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
-    let Some(path) = config_path(&args)? else {
+    let Some(ConfigPath { path, from_env }) = config_path(&args)? else {
         return Ok(args);
     };
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read {
@@ -70,12 +85,16 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
             .find_subcommand(a.to_string_lossy().as_ref())
             .map(|c| (i, c.clone()))
     }) else {
+        if from_env {
+            // `scopewatch --version` or `--help` with SCOPEWATCH_CONFIG exported.
+            return Ok(args);
+        }
         return Err(ConfigError::Read {
             path,
             reason: "--config needs a subcommand (e.g. `scopewatch run --config FILE`)".into(),
         });
     };
-    let on_command_line = CommandLine::new(&args[sub_at..], &sub);
+    let on_command_line = CommandLine::new(&args[..sub_at], &args[sub_at..], &sub);
     let (mut flags, mut inputs): (Vec<OsString>, Vec<OsString>) = (Vec::new(), Vec::new());
     for (key, value) in &table {
         let long = key.replace('_', "-");
@@ -88,12 +107,30 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
             return Err(key_error("a config file cannot name another".into()));
         }
         let Some(arg) = find_arg(&sub, &long) else {
+            // A file shared through SCOPEWATCH_CONFIG serves every command: a flag of another
+            // command is not this one's business, but a flag of none is a mistake.
+            if from_env
+                && command
+                    .get_subcommands()
+                    .any(|c| find_arg(c, &long).is_some())
+            {
+                continue;
+            }
             return Err(key_error(format!(
                 "`scopewatch {}` has no flag --{long}",
                 sub.get_name()
             )));
         };
-        if on_command_line.has(arg) {
+        if on_command_line.has(arg) && long != "kafka-config" {
+            continue;
+        }
+        // A flag the command line gave that excludes this one wins over the file.
+        let excluded = sub.get_arguments().any(|other| {
+            on_command_line.has(other)
+                && (sub.get_arg_conflicts_with(other).contains(&arg)
+                    || sub.get_arg_conflicts_with(arg).contains(&other))
+        });
+        if excluded {
             continue;
         }
         if arg.is_positional() {
@@ -118,7 +155,8 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, ConfigError> {
                 for (k, v) in pairs {
                     // `SCOPEWATCH_KAFKA_CONFIG_<KEY>` beats the file for that key.
                     if long == "kafka-config"
-                        && std::env::var_os(super::env::var_for_kafka_key(k)).is_some()
+                        && (std::env::var_os(super::env::var_for_kafka_key(k)).is_some()
+                            || on_command_line.gives_pair(arg, k))
                     {
                         continue;
                     }
@@ -176,28 +214,58 @@ fn values(v: &toml::Value) -> Result<Vec<OsString>, String> {
     }
 }
 
-/// What the command line itself gave, as clap reads it (long, short and positional).
+/// What the command line itself gave, as clap reads it (long, short and positional), plus
+/// global flags written before the subcommand.
 struct CommandLine {
     matches: Option<clap::ArgMatches>,
+    before_sub: Vec<String>,
 }
 
 impl CommandLine {
-    fn new(sub_args: &[OsString], sub: &clap::Command) -> CommandLine {
+    fn new(before_sub: &[OsString], sub_args: &[OsString], sub: &clap::Command) -> CommandLine {
         let matches = sub
             .clone()
             .ignore_errors(true)
             .try_get_matches_from(sub_args)
             .ok();
-        CommandLine { matches }
+        let before_sub = before_sub
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        CommandLine {
+            matches,
+            before_sub,
+        }
     }
 
     fn has(&self, arg: &clap::Arg) -> bool {
+        if let Some(long) = arg.get_long() {
+            let (flag, with_value) = (format!("--{long}"), format!("--{long}="));
+            if self
+                .before_sub
+                .iter()
+                .any(|a| *a == flag || a.starts_with(&with_value))
+            {
+                return true;
+            }
+        }
         let Some(m) = &self.matches else {
             // The command line does not parse: clap will say why; the file adds nothing.
             return true;
         };
         let id = arg.get_id().as_str();
         m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    }
+
+    /// The command line gave `arg` a `KEY=…` pair for `key` (the file's pair then yields).
+    fn gives_pair(&self, arg: &clap::Arg, key: &str) -> bool {
+        let Some(m) = &self.matches else {
+            return true;
+        };
+        let prefix = format!("{key}=");
+        m.get_raw(arg.get_id().as_str()).is_some_and(|mut values| {
+            values.any(|v| v.to_string_lossy().trim_start().starts_with(&prefix))
+        })
     }
 }
 
@@ -349,6 +417,55 @@ group = "from-file"
         );
         assert!(!out.contains(&"a.ndjson".to_string()), "{out:?}");
         assert!(out.contains(&"b.ndjson".to_string()), "{out:?}");
+    }
+
+    /// A global flag before the subcommand, one `--kafka-config` pair, and a flag that
+    /// excludes a file key all win over the file, and only what they name.
+    #[test]
+    fn the_command_line_wins_key_by_key() {
+        let (_d, path) = config(
+            "log-format = \"json\"\ndata = \"store\"\n[kafka-config]\n\"security.protocol\" = \"SSL\"\n\"sasl.username\" = \"file\"\n",
+        );
+        let out = strings(
+            expand(args(&[
+                "scopewatch",
+                "--log-format",
+                "text",
+                "run",
+                "--config",
+                &path,
+                "--kafka-config",
+                "sasl.username=cli",
+            ]))
+            .expect("expand"),
+        );
+        let joined = out.join(" ");
+        assert!(!joined.contains("--log-format json"), "{joined}");
+        assert!(
+            joined.contains("--kafka-config security.protocol=SSL"),
+            "{joined}"
+        );
+        assert!(!joined.contains("sasl.username=file"), "{joined}");
+        assert!(joined.contains("sasl.username=cli"), "{joined}");
+
+        let (_d2, path) = config("data = \"store\"\noutput = \"csv\"\n");
+        let out = strings(
+            expand(args(&[
+                "scopewatch",
+                "sql",
+                "--config",
+                &path,
+                "--input",
+                "x.ndjson",
+            ]))
+            .expect("expand"),
+        );
+        assert!(out.join(" ").contains("--output csv"), "{out:?}");
+        assert!(
+            !out.contains(&"--data".to_string()),
+            "--input excludes --data: {out:?}"
+        );
+        <Cli as clap::Parser>::try_parse_from(&out).expect("clap accepts the result");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Configuration from the environment: every long flag `--some-flag` can be given as
 //! `SCOPEWATCH_SOME_FLAG`, and each librdkafka setting as `SCOPEWATCH_KAFKA_CONFIG_<KEY>`
-//! (dots written as underscores: `SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD` is `sasl.password`),
+//! (dots written as underscores: `SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD` is `sasl.password`;
+//! a key's own underscore doubled: `SCOPEWATCH_KAFKA_CONFIG_LOG__LEVEL` is `log_level`),
 //! so secrets need not sit in files. Precedence: command line, then environment, then the
 //! `--config` file.
 
@@ -15,10 +16,18 @@ const KAFKA_PREFIX: &str = "SCOPEWATCH_KAFKA_CONFIG_";
 
 /// The environment variable that gives the librdkafka setting `key`.
 pub fn var_for_kafka_key(key: &str) -> String {
-    format!(
-        "{KAFKA_PREFIX}{}",
-        key.to_ascii_uppercase().replace(['.', '-'], "_")
-    )
+    let upper = key.to_ascii_uppercase().replace('_', "__");
+    format!("{KAFKA_PREFIX}{}", upper.replace(['.', '-'], "_"))
+}
+
+/// `SASL_PASSWORD` → `sasl.password`, `LOG__LEVEL` → `log_level`.
+fn kafka_key(suffix: &str) -> String {
+    suffix
+        .to_ascii_lowercase()
+        .split("__")
+        .map(|part| part.replace('_', "."))
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// `clap` reads each long flag from its variable; `[env: …]` shows in `--help`.
@@ -34,12 +43,15 @@ pub fn with_env(command: clap::Command) -> clap::Command {
         .mut_subcommands(with_env)
 }
 
-/// librdkafka settings from `SCOPEWATCH_KAFKA_CONFIG_<KEY>` variables, keys lower-cased with
-/// underscores turned into dots (librdkafka's keys have none).
-pub fn kafka_settings(vars: impl Iterator<Item = (String, String)>) -> BTreeMap<String, String> {
+/// librdkafka settings from `SCOPEWATCH_KAFKA_CONFIG_<KEY>` variables (variables that are not
+/// UTF-8 are not ours and are passed over).
+pub fn kafka_settings(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> BTreeMap<String, String> {
     vars.filter_map(|(name, value)| {
+        let (name, value) = (name.into_string().ok()?, value.into_string().ok()?);
         let key = name.strip_prefix(KAFKA_PREFIX)?;
-        (!key.is_empty()).then(|| (key.to_ascii_lowercase().replace('_', "."), value))
+        (!key.is_empty()).then(|| (kafka_key(key), value))
     })
     .collect()
 }
@@ -58,6 +70,19 @@ mod tests {
             var_for_kafka_key("sasl.password"),
             "SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD"
         );
+        assert_eq!(
+            var_for_kafka_key("log_level"),
+            "SCOPEWATCH_KAFKA_CONFIG_LOG__LEVEL"
+        );
+        for key in [
+            "log_level",
+            "sasl.password",
+            "ssl.endpoint.identification.algorithm",
+        ] {
+            let var = var_for_kafka_key(key);
+            let suffix = var.strip_prefix(KAFKA_PREFIX).expect("prefix");
+            assert_eq!(kafka_key(suffix), key);
+        }
     }
 
     #[test]
@@ -67,13 +92,15 @@ mod tests {
             ("SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD", "s3cret"),
             ("SCOPEWATCH_KAFKA_CONFIG_", "ignored: no key"),
             ("SCOPEWATCH_KAFKA_CONFIG", "not the prefix"),
+            ("SCOPEWATCH_KAFKA_CONFIG_LOG__LEVEL", "7"),
             ("PATH", "/bin"),
         ]
-        .map(|(k, v)| (k.to_string(), v.to_string()));
+        .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
         let got = kafka_settings(vars.into_iter());
         assert_eq!(
             got.into_iter().collect::<Vec<_>>(),
             vec![
+                ("log_level".to_string(), "7".to_string()),
                 ("sasl.password".to_string(), "s3cret".to_string()),
                 ("security.protocol".to_string(), "SASL_SSL".to_string()),
             ]

@@ -73,7 +73,8 @@ pub struct RunArgs {
 
     /// librdkafka setting passed through (TLS, SASL, compression, timeouts…); repeatable.
     /// Each setting can also come from `SCOPEWATCH_KAFKA_CONFIG_<KEY>` (`sasl.password` as
-    /// `SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD`), so secrets need not be on the command line.
+    /// `SCOPEWATCH_KAFKA_CONFIG_SASL_PASSWORD`, `log_level` as `…_LOG__LEVEL`), so secrets need
+    /// not be on the command line.
     #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
     pub kafka_config: Vec<String>,
 
@@ -217,7 +218,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         .set("bootstrap.servers", &brokers)
         .set("group.id", &args.group);
     // Environment first, so the command line's --kafka-config (set after) wins.
-    for (k, v) in super::env::kafka_settings(std::env::vars()) {
+    for (k, v) in super::env::kafka_settings(std::env::vars_os()) {
         client.set(k, v);
     }
     for kv in &args.kafka_config {

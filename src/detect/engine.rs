@@ -315,17 +315,18 @@ impl Engine {
         findings: &mut Vec<super::finding::Finding>,
     ) {
         let learning_days = self.learning_days;
+        let day = self.clock.day_span(start);
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
         let learning = profile.is_learning(start, learning_days);
         if !learning {
-            findings.extend(rules::drift::check_day(client, start, mix, profile));
+            findings.extend(rules::drift::check_day(client, day, mix, profile));
         }
         let total = mix.values().sum();
         let weekend = self.clock.is_weekend(start);
         findings.extend(rules::volume::check_daily(
-            client, start, weekend, total, profile, learning,
+            client, day, weekend, total, profile, learning,
         ));
     }
 

@@ -4,10 +4,10 @@
 //! the processing loop; the loop only swaps the snapshot under a mutex.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -276,37 +276,76 @@ pub fn render(s: &MetricsSnapshot, age: Duration) -> String {
 /// Connections answered at once; more are closed unanswered until one ends. Each lives at most
 /// [`REQUEST_DEADLINE`], so idle or slow clients cannot hold a slot for long.
 const MAX_CONNECTIONS: usize = 64;
+/// Connections from one address at once: one client holding many cannot fill every slot and
+/// shut out the prober (which connects from its own address).
+const MAX_PER_PEER: usize = 8;
 /// Whole time a client has to send its request head.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// Request line and headers together; a probe's request is a few hundred bytes.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
+/// Open connections, in all and per peer address.
+#[derive(Default)]
+struct Slots {
+    open: usize,
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+impl Slots {
+    fn take(&mut self, peer: IpAddr) -> bool {
+        let mine = self.per_peer.get(&peer).copied().unwrap_or(0);
+        if self.open >= MAX_CONNECTIONS || mine >= MAX_PER_PEER {
+            return false;
+        }
+        self.open += 1;
+        self.per_peer.insert(peer, mine + 1);
+        true
+    }
+
+    fn give_back(&mut self, peer: IpAddr) {
+        self.open = self.open.saturating_sub(1);
+        if let Some(n) = self.per_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+    }
+}
+
 /// Binds `addr` and answers requests until the process ends: an accept thread hands each
-/// connection to a thread of its own (at most [`MAX_CONNECTIONS`]), so an idle, slow or
-/// oversized client never delays `/healthz` for another.
+/// connection to a thread of its own (at most [`MAX_CONNECTIONS`], [`MAX_PER_PEER`] from one
+/// address), so an idle, slow or oversized client never delays `/healthz` for another.
 pub fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
-    let open = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                    open.fetch_sub(1, Ordering::SeqCst);
+                let Ok(peer) = stream.peer_addr().map(|a| a.ip()) else {
+                    continue;
+                };
+                if !slots.lock().unwrap_or_else(|p| p.into_inner()).take(peer) {
                     continue;
                 }
-                let (metrics, slot) = (metrics.clone(), Arc::clone(&open));
+                let (metrics, slot) = (metrics.clone(), Arc::clone(&slots));
                 let spawned = std::thread::Builder::new()
                     .name("metrics-conn".into())
                     .spawn(move || {
                         if let Err(e) = answer_one(stream, &metrics) {
                             tracing::debug!("metrics request: {e}");
                         }
-                        slot.fetch_sub(1, Ordering::SeqCst);
+                        slot.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .give_back(peer);
                     });
                 if spawned.is_err() {
-                    open.fetch_sub(1, Ordering::SeqCst);
+                    slots
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .give_back(peer);
                 }
             }
         })?;
@@ -458,13 +497,32 @@ mod tests {
         assert!(get("/metrics").contains("scopewatch_build_info{version="));
     }
 
+    /// One address gets at most 8 slots; others still get theirs; a freed slot is reused.
+    #[test]
+    fn one_peer_cannot_take_every_slot() {
+        let mut slots = Slots::default();
+        let (a, b): (IpAddr, IpAddr) = (
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        );
+        for _ in 0..MAX_PER_PEER {
+            assert!(slots.take(a));
+        }
+        assert!(!slots.take(a), "the 9th from one address is refused");
+        assert!(slots.take(b), "another address still gets a slot");
+        slots.give_back(a);
+        assert!(slots.take(a));
+        assert_eq!(slots.open, MAX_PER_PEER + 1);
+    }
+
     /// Idle connections, a client trickling header lines and one sending an endless request
     /// line are all held open while a probe asks: it is answered at once, and the oversized
     /// request is refused instead of buffered.
     #[test]
     fn healthz_answers_while_idle_slow_and_oversized_clients_hold_connections() {
         let addr = serve("127.0.0.1:0".parse().expect("addr"), Metrics::default()).expect("serve");
-        let idle: Vec<TcpStream> = (0..8)
+        // All from 127.0.0.1, within its 8 connections: 5 idle, 1 slow, 1 oversized, the probe.
+        let idle: Vec<TcpStream> = (0..5)
             .map(|_| TcpStream::connect(addr).expect("idle"))
             .collect();
         let mut slow = TcpStream::connect(addr).expect("slow");

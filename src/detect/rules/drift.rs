@@ -44,7 +44,7 @@ fn baseline_mix(profile: &AppProfile) -> BTreeMap<&str, u64> {
 /// Judges one finished day of an app's served requests by resource type.
 pub fn check_day(
     client_id: &Text,
-    day_start: Timestamp,
+    (day_start, day_end): (Timestamp, Timestamp),
     day: &BTreeMap<String, u64>,
     profile: &AppProfile,
 ) -> Option<Finding> {
@@ -94,8 +94,8 @@ pub fn check_day(
         category: Category::PurposeDrift,
         severity: if sensitive { Severity::High } else { Severity::Medium },
         score: surprise_score(p_value),
-        time: Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND),
-        span: Some((day_start, Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND))),
+        time: day_end,
+        span: Some((day_start, day_end)),
         summary: format!(
             "{client_id} shifted {rare_total} of {day_total} requests in a day to resource types it rarely or never used ({}).",
             new_types.join(", ")

@@ -330,7 +330,7 @@ const DRIP_LEVEL_STEP: f64 = 1.1;
 /// from one day, so only three raised days in a row fire).
 pub fn check_daily(
     client_id: &Text,
-    day_start: Timestamp,
+    day: (Timestamp, Timestamp),
     weekend: bool,
     total: u64,
     profile: &mut AppProfile,
@@ -364,7 +364,7 @@ pub fn check_daily(
         {
             finding = Some(drip_finding(
                 client_id,
-                day_start,
+                day,
                 total,
                 expected * level,
                 rise,
@@ -400,13 +400,12 @@ pub fn check_daily(
 
 fn drip_finding(
     client_id: &Text,
-    day_start: Timestamp,
+    (day_start, day_end): (Timestamp, Timestamp),
     total: u64,
     expected: f64,
     rise: f64,
     profile: &AppProfile,
 ) -> Finding {
-    let day_end = Timestamp(day_start.0 + 86_400 * MICROS_PER_SECOND);
     Finding {
         client_id: client_id.clone(),
         rule: "slow_drip",
@@ -455,7 +454,8 @@ mod tests {
             let start = Timestamp(day * 86_400 * MICROS_PER_SECOND);
             let learning = day < 14;
             let value = total(day).round() as u64;
-            if check_daily(&id, start, false, value, &mut profile, learning).is_some() {
+            let end = Timestamp(start.0 + 86_400 * MICROS_PER_SECOND);
+            if check_daily(&id, (start, end), false, value, &mut profile, learning).is_some() {
                 fired.push(day);
             }
         }

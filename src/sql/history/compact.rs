@@ -7,23 +7,24 @@
 //! same inputs, a service rewriting an interrupted segment) or removes its files, the merged
 //! file is rewritten without those rows first, so no row is ever stored twice.
 //!
-//! Crash safety: the manifest of a new merged file is written first (invisible), then the
-//! merged file is renamed into place, then the files it replaces are removed. A crash between
-//! the last two steps leaves both visible until the next compaction or write in that directory
-//! finishes the removal (`recover`); a crash before the rename leaves only a manifest, which is
-//! dropped.
+//! Crash safety: the manifest of a new merged file is written first (invisible, fsynced), then
+//! the merged file is renamed into place, then the files it replaces are removed. A crash
+//! between the last two steps leaves both visible until the next compaction or write in that
+//! directory finishes the removal (`recover`); a crash before the rename leaves only a
+//! manifest, which is dropped. Compactions, writes and removals of one date directory take its
+//! lock (flock on the directory) in turn, so none of them sees another half done. Files are
+//! merged batch by batch: memory stays at one batch whatever the directory holds.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 
-use super::writer::write_parquet_raw;
+use super::writer::properties;
 use super::HistoryError;
 
 const PREFIX: &str = "part-compacted-";
@@ -56,12 +57,28 @@ pub struct CompactReport {
     pub skipped_mixed_schemas: u64,
 }
 
+/// An exclusive lock on one date directory (flock on the directory itself: no lock file for
+/// readers to trip over), held by a compaction, a write and a run's removal alike, so a
+/// compaction never removes a file a run has just written again.
+pub(crate) struct DirLock {
+    _dir: fs::File,
+}
+
+impl DirLock {
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, HistoryError> {
+        let handle = fs::File::open(dir).map_err(|e| HistoryError::io(dir, e))?;
+        handle.lock().map_err(|e| HistoryError::io(dir, e))?;
+        Ok(DirLock { _dir: handle })
+    }
+}
+
 /// Merges, in every date directory of the event and alert tables, the files not modified for
 /// `min_age` into one file.
 pub fn compact(data: &Path, min_age: Duration) -> Result<CompactReport, HistoryError> {
     let mut report = CompactReport::default();
     for table in TABLES {
         for dir in date_dirs(&data.join(table))? {
+            let _lock = DirLock::acquire(&dir)?;
             recover(&dir)?;
             let old_enough = |name: &str| {
                 fs::metadata(dir.join(name))
@@ -93,8 +110,8 @@ pub fn compact(data: &Path, min_age: Duration) -> Result<CompactReport, HistoryE
 
 /// Removes from the merged files of `dir` the rows that came from original files `drop`
 /// selects (their run is writing them again, or removing them). Returns how many merged files
-/// were rewritten.
-pub(super) fn forget(dir: &Path, drop: &dyn Fn(&str) -> bool) -> Result<u64, HistoryError> {
+/// were rewritten. The caller holds the directory's [`DirLock`].
+pub(super) fn forget_locked(dir: &Path, drop: &dyn Fn(&str) -> bool) -> Result<u64, HistoryError> {
     recover(dir)?;
     let mut rewritten = 0;
     for merged in parquet_files(dir)?
@@ -110,83 +127,147 @@ pub(super) fn forget(dir: &Path, drop: &dyn Fn(&str) -> bool) -> Result<u64, His
     Ok(rewritten)
 }
 
+/// One input file of a rewrite: its rows and where they came from.
+struct Input {
+    name: String,
+    schema: SchemaRef,
+    sources: Vec<Source>,
+}
+
+fn plan_input(dir: &Path, name: &str) -> Result<Input, HistoryError> {
+    let path = dir.join(name);
+    let file = fs::File::open(&path).map_err(|e| HistoryError::io(&path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| HistoryError::parquet(&path, e))?;
+    let rows = usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let sources = if name.starts_with(PREFIX) {
+        let sources = read_manifest(dir, name)?.sources;
+        if let Some(bad) = sources.iter().find(|s| s.end > rows || s.start > s.end) {
+            return Err(HistoryError::Arrow(format!(
+                "{}: manifest names rows {}..{} of {rows} rows",
+                path.display(),
+                bad.start,
+                bad.end
+            )));
+        }
+        sources
+    } else {
+        vec![Source {
+            name: name.to_string(),
+            start: 0,
+            end: rows,
+        }]
+    };
+    Ok(Input {
+        name: name.to_string(),
+        schema: reader.schema().clone(),
+        sources,
+    })
+}
+
 /// Merges `inputs` (plain or merged files of `dir`) into one file without the rows of the
-/// original files `drop` selects; returns the rows written (None: schemas differ, nothing done).
+/// original files `drop` selects, batch by batch (memory: one batch, not the directory);
+/// returns the rows written (None: the files' schemas differ, nothing done).
 fn rewrite(
     dir: &Path,
     inputs: &[String],
     drop: &dyn Fn(&str) -> bool,
 ) -> Result<Option<usize>, HistoryError> {
-    let mut pieces: Vec<(String, RecordBatch)> = Vec::new();
-    for name in inputs {
-        let whole = read_whole(&dir.join(name))?;
-        let sources = if name.starts_with(PREFIX) {
-            read_manifest(dir, name)?.sources
-        } else {
-            vec![Source {
-                name: name.clone(),
-                start: 0,
-                end: whole.num_rows(),
-            }]
-        };
-        for s in sources {
-            let len = s.end.saturating_sub(s.start);
-            if s.end > whole.num_rows() {
-                return Err(HistoryError::Arrow(format!(
-                    "{}: manifest names rows {}..{} of {} rows",
-                    dir.join(name).display(),
-                    s.start,
-                    s.end,
-                    whole.num_rows()
-                )));
-            }
-            if !drop(&s.name) {
-                pieces.push((s.name, whole.slice(s.start, len)));
-            }
-        }
-    }
-    let schemas: BTreeSet<String> = pieces
+    let plan: Vec<Input> = inputs
         .iter()
-        .map(|(_, b)| format!("{:?}", b.schema().fields()))
-        .collect();
-    if schemas.len() > 1 {
+        .map(|n| plan_input(dir, n))
+        .collect::<Result<_, _>>()?;
+    let Some(schema) = plan.first().map(|i| i.schema.clone()) else {
+        return Ok(Some(0));
+    };
+    if plan.iter().any(|i| i.schema.fields() != schema.fields()) {
         return Ok(None);
     }
     let mut manifest = Manifest {
         replaces: inputs.to_vec(),
         sources: Vec::new(),
     };
-    let mut at = 0;
-    for (name, batch) in &pieces {
+    for s in plan
+        .iter()
+        .flat_map(|i| &i.sources)
+        .filter(|s| !drop(&s.name))
+    {
+        let start = manifest.sources.last().map_or(0, |l| l.end);
         manifest.sources.push(Source {
-            name: name.clone(),
-            start: at,
-            end: at + batch.num_rows(),
+            name: s.name.clone(),
+            start,
+            end: start + (s.end - s.start),
         });
-        at += batch.num_rows();
     }
+    let rows = manifest.sources.last().map_or(0, |l| l.end);
     let ids: Vec<&str> = manifest.sources.iter().map(|s| s.name.as_str()).collect();
     let merged_name = format!("{PREFIX}{}.parquet", &crate::alert::stable_id(&ids)[..16]);
-    if at > 0 {
-        if inputs.len() == 1 && inputs[0] == merged_name {
-            return Ok(Some(at)); // already exactly this
-        }
+    if inputs.len() == 1 && inputs[0] == merged_name {
+        return Ok(Some(rows)); // already exactly this
+    }
+    if rows > 0 {
         write_manifest(dir, &merged_name, &manifest)?;
-        let schema = pieces[0].1.schema();
-        let batches: Vec<RecordBatch> = pieces.into_iter().map(|(_, b)| b).collect();
-        let merged =
-            concat_batches(&schema, &batches).map_err(|e| HistoryError::Arrow(e.to_string()))?;
-        let bloom = merged.schema().column_with_name("patient").is_some();
-        write_parquet_raw(dir, &merged_name, &merged, bloom)?;
+        write_merged(dir, &merged_name, &schema, &plan, drop)?;
     }
     for name in inputs.iter().filter(|n| **n != merged_name) {
         remove_with_manifest(dir, name)?;
     }
-    Ok(Some(at))
+    Ok(Some(rows))
+}
+
+/// Streams the kept rows of `plan` into `<dir>/<name>` (temporary name, fsync, rename).
+fn write_merged(
+    dir: &Path,
+    name: &str,
+    schema: &SchemaRef,
+    plan: &[Input],
+    drop: &dyn Fn(&str) -> bool,
+) -> Result<(), HistoryError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = fs::File::create(&tmp).map_err(|e| HistoryError::io(&tmp, e))?;
+    let bloom = schema.column_with_name("patient").is_some();
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties(bloom)))
+        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+    for input in plan {
+        let path = dir.join(&input.name);
+        let file = fs::File::open(&path).map_err(|e| HistoryError::io(&path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| HistoryError::parquet(&path, e))?;
+        let mut at = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| HistoryError::parquet(&path, e))?;
+            let (from, to) = (at, at + batch.num_rows());
+            for s in input.sources.iter().filter(|s| !drop(&s.name)) {
+                let (a, b) = (s.start.max(from), s.end.min(to));
+                if a < b {
+                    writer
+                        .write(&batch.slice(a - from, b - a))
+                        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+                }
+            }
+            at = to;
+        }
+    }
+    let file = writer
+        .into_inner()
+        .map_err(|e| HistoryError::parquet(&tmp, e))?;
+    file.sync_all().map_err(|e| HistoryError::io(&tmp, e))?;
+    let path = dir.join(name);
+    fs::rename(&tmp, &path).map_err(|e| HistoryError::io(&path, e))?;
+    sync_dir(dir)
+}
+
+/// Makes renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), HistoryError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| HistoryError::io(dir, e))
 }
 
 /// Finishes what an interrupted compaction left: a merged file in place supersedes the files
-/// its manifest replaces; a manifest without its merged file is dropped.
+/// its manifest replaces; a manifest without its merged file is dropped (the caller holds the
+/// directory's lock, so no compaction is between the two steps).
 fn recover(dir: &Path) -> Result<(), HistoryError> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
@@ -230,8 +311,14 @@ fn write_manifest(dir: &Path, merged: &str, manifest: &Manifest) -> Result<(), H
     let path = manifest_path(dir, merged);
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec(manifest).map_err(|e| HistoryError::Arrow(e.to_string()))?;
-    fs::write(&tmp, text).map_err(|e| HistoryError::io(&tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| HistoryError::io(&path, e))
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &text)?;
+        f.sync_all()
+    };
+    write().map_err(|e| HistoryError::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| HistoryError::io(&path, e))?;
+    sync_dir(dir)
 }
 
 fn remove_with_manifest(dir: &Path, name: &str) -> Result<(), HistoryError> {
@@ -248,7 +335,8 @@ fn remove_with_manifest(dir: &Path, name: &str) -> Result<(), HistoryError> {
     Ok(())
 }
 
-fn read_whole(path: &Path) -> Result<RecordBatch, HistoryError> {
+#[cfg(test)]
+fn read_whole(path: &Path) -> Result<datafusion::arrow::array::RecordBatch, HistoryError> {
     let file = fs::File::open(path).map_err(|e| HistoryError::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| HistoryError::parquet(path, e))?;
@@ -258,7 +346,8 @@ fn read_whole(path: &Path) -> Result<RecordBatch, HistoryError> {
         .map_err(|e| HistoryError::parquet(path, e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HistoryError::parquet(path, e))?;
-    concat_batches(&schema, &batches).map_err(|e| HistoryError::parquet(path, e))
+    datafusion::arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| HistoryError::parquet(path, e))
 }
 
 /// The visible Parquet files of a directory, by name.
@@ -303,8 +392,9 @@ pub(super) fn has_merged(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::writer::write_parquet_raw;
     use super::*;
-    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
     use std::sync::Arc;
 
     fn batch(values: &[i64]) -> RecordBatch {
@@ -350,13 +440,13 @@ mod tests {
         assert_eq!(parquet_files(&dir).expect("list").len(), 1);
         assert_eq!(values(&dir), [1, 2, 3, 4, 5, 6]);
         // Run b rewrites its file: its rows leave the merged file first.
-        forget(&dir, &|n| n == "part-b-00001.parquet").expect("forget");
+        forget_locked(&dir, &|n| n == "part-b-00001.parquet").expect("forget");
         assert_eq!(values(&dir), [1, 2, 4, 5, 6]);
         write_parquet_raw(&dir, "part-b-00001.parquet", &batch(&[30]), false).expect("b again");
         // A second compaction merges the merged file with the new one, keeping the lineage.
         compact(root.path(), Duration::ZERO).expect("compact");
         assert_eq!(parquet_files(&dir).expect("list").len(), 1);
-        forget(&dir, &|n| n.starts_with("part-a-")).expect("forget a");
+        forget_locked(&dir, &|n| n.starts_with("part-a-")).expect("forget a");
         assert_eq!(values(&dir), [4, 5, 6, 30]);
     }
 

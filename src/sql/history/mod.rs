@@ -57,8 +57,11 @@ pub fn remove_run(data: &Path, run_id: &str) -> Result<u64, HistoryError> {
         for date in dates {
             let date = date.map_err(|e| HistoryError::io(&dir, e))?.path();
             let is_run_file = |name: &str| name.starts_with(&events_prefix) || name == alerts_name;
+            let Ok(_lock) = compact::DirLock::acquire(&date) else {
+                continue; // not a directory of ours (or unwritable): nothing of the run in it
+            };
             if compact::has_merged(&date) {
-                removed += compact::forget(&date, &is_run_file)?;
+                removed += compact::forget_locked(&date, &is_run_file)?;
             }
             let Ok(files) = std::fs::read_dir(&date) else {
                 continue;

@@ -461,10 +461,25 @@ pub(super) fn write_parquet_atomic(
     batch: &RecordBatch,
     patient_bloom: bool,
 ) -> Result<PathBuf, HistoryError> {
+    fs::create_dir_all(dir).map_err(|e| HistoryError::io(dir, e))?;
+    // `scopewatch compact` may be merging this directory: one of us at a time.
+    let _lock = super::compact::DirLock::acquire(dir)?;
     if super::compact::has_merged(dir) {
-        super::compact::forget(dir, &|n| n == name)?;
+        super::compact::forget_locked(dir, &|n| n == name)?;
     }
     write_parquet_raw(dir, name, batch, patient_bloom)
+}
+
+/// How every history file is written: snappy, 64 k-row groups, a bloom filter on `patient`
+/// for the access table.
+pub(super) fn properties(patient_bloom: bool) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    if patient_bloom {
+        props = props.set_column_bloom_filter_enabled(ColumnPath::from("patient"), true);
+    }
+    props.build()
 }
 
 /// [`write_parquet_atomic`] without the look at merged files (compaction's own writes).
@@ -477,14 +492,8 @@ pub(super) fn write_parquet_raw(
     fs::create_dir_all(dir).map_err(|e| HistoryError::io(dir, e))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    if patient_bloom {
-        props = props.set_column_bloom_filter_enabled(ColumnPath::from("patient"), true);
-    }
     let file = File::create(&tmp).map_err(|e| HistoryError::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props.build()))
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties(patient_bloom)))
         .map_err(|e| HistoryError::parquet(&tmp, e))?;
     writer
         .write(batch)
