@@ -546,3 +546,124 @@ fn compact_merges_files_per_date_and_runs_still_replace_their_rows() {
     assert!(again.status.success());
     assert_eq!(store_counts(dir.path()), before);
 }
+
+/// Alerts (rule, severity) of `detect` over the sample data with extra flags.
+fn sample_alerts(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, Vec<(String, String)>, String) {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir)
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--registry")
+        .arg(sample.join("registry.toml"))
+        .args(["--no-history"])
+        .args(extra)
+        .output()
+        .expect("detect");
+    let alerts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("alert");
+            (
+                v["rule"].as_str().expect("rule").to_string(),
+                v["severity"].as_str().expect("severity").to_string(),
+            )
+        })
+        .collect();
+    (
+        out.status.code(),
+        alerts,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--rules FILE`: disabling a rule removes exactly its alerts, a severity override changes
+/// exactly that rule's alerts, and a misspelt key stops the run naming the file and the key.
+#[test]
+fn a_rules_file_disables_and_reweights_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, base, err) = sample_alerts(dir.path(), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut rules: Vec<&str> = base.iter().map(|(r, _)| r.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    assert!(
+        rules.len() >= 2,
+        "the sample data raises several rules: {rules:?}"
+    );
+    let (off, reweighted) = (rules[0], rules[1]);
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        format!("[{off}]\nenabled = false\n\n[{reweighted}]\nseverity = \"critical\"\n"),
+    )
+    .expect("write");
+    let (code, tuned, err) = sample_alerts(dir.path(), &["--rules", "rules.toml"]);
+    assert_eq!(code, Some(0), "{err}");
+    let kept: Vec<&(String, String)> = base.iter().filter(|(r, _)| r != off).collect();
+    assert_eq!(
+        tuned.len(),
+        kept.len(),
+        "[{off}] disabled: its alerts, and only they, go"
+    );
+    for ((rule, severity), (base_rule, base_severity)) in tuned.iter().zip(kept) {
+        assert_eq!(rule, base_rule);
+        if rule == reweighted {
+            // A closing record of an incident is info whatever the rule's severity.
+            let want = if base_severity == "info" {
+                "info"
+            } else {
+                "critical"
+            };
+            assert_eq!(severity, want, "{rule}");
+        } else {
+            assert_eq!(severity, base_severity, "{rule}");
+        }
+    }
+    assert!(tuned
+        .iter()
+        .any(|(r, s)| r == reweighted && s == "critical"));
+
+    std::fs::write(dir.path().join("bad.toml"), "[off_hours]\nenabld = false\n").expect("write");
+    let (code, _, err) = sample_alerts(dir.path(), &["--rules", "bad.toml"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad.toml") && err.contains("enabld"), "{err}");
+}
+
+/// docs/rules.md is the catalog's own rendering; `scopewatch rules --rules FILE` shows a
+/// file's settings.
+#[test]
+fn docs_rules_md_is_generated_from_the_catalog() {
+    let out = scopewatch(&["rules", "--output", "markdown"]);
+    assert!(out.status.success());
+    let generated = String::from_utf8_lossy(&out.stdout);
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md"),
+    )
+    .expect("docs/rules.md");
+    assert_eq!(
+        doc, generated,
+        "docs/rules.md differs from the catalog: run `scopewatch rules --output markdown > docs/rules.md`"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("r.toml");
+    std::fs::write(&file, "[enforcement_gap]\nenabled = false\n").expect("write");
+    let out = scopewatch(&[
+        "rules",
+        "--output",
+        "json",
+        "--rules",
+        &file.to_string_lossy(),
+    ]);
+    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let gap = rules
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == "enforcement_gap")
+        .expect("listed");
+    assert_eq!(gap["enabled"], false);
+    assert_eq!(rules.as_array().map(Vec::len), Some(26));
+}

@@ -51,6 +51,11 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub registry: Option<PathBuf>,
 
+    /// Per-rule settings (TOML, one table per rule id: `enabled`, `severity`, `score`); see
+    /// `scopewatch rules` and docs/rules.md.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
     /// Where alerts go (- for stdout).
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub alerts: String,
@@ -183,6 +188,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         learning_days: args.learning_days,
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
+        rules: super::rules::load(args.rules.as_deref())?,
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input.token_lifetime)

@@ -10,6 +10,7 @@ mod logging;
 mod output;
 mod progress;
 mod pseudonym_args;
+mod rules;
 mod run;
 mod simulate;
 mod sql;
@@ -82,6 +83,9 @@ pub enum Command {
     /// --min-age-minutes are merged). A run that later rewrites or removes its files still
     /// replaces its rows: the merged file remembers which rows came from which file.
     Compact(compact::CompactArgs),
+    /// The rule catalog: ids, categories, severities, what each detects, and the settings of a
+    /// --rules file applied (table, JSON, or the Markdown of docs/rules.md).
+    Rules(rules::RulesArgs),
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
@@ -130,5 +134,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sql(args) => sql::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Rules(args) => rules::run(args),
     }
 }

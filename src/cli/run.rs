@@ -93,6 +93,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub registry: Option<PathBuf>,
 
+    /// Per-rule settings (TOML, one table per rule id: `enabled`, `severity`, `score`); see
+    /// `scopewatch rules` and docs/rules.md.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
     /// Where alerts go (- for stdout). Kafka mode appends to the file: after a restart,
     /// re-emitted alerts carry the same ids.
     #[arg(long, value_name = "FILE", default_value = "-")]
@@ -182,6 +187,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             DetectArgs {
                 inputs: args.input,
                 registry: args.registry,
+                rules: args.rules,
                 alerts: args.alerts,
                 format: args.format,
                 flush: args.state.is_some(),
@@ -342,6 +348,7 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         learning_days: args.learning_days,
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
+        rules: super::rules::load(args.rules.as_deref())?,
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input_options.token_lifetime)

@@ -11,6 +11,7 @@ use super::explain::{explain, ExplainContext};
 use super::incidents::Incidents;
 use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
 use super::rules;
+use super::rules::settings::RuleSettings;
 use super::rules::volume::TokenUsage;
 use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
 use crate::baseline::{seasonal_slot, LocalClock};
@@ -50,6 +51,9 @@ pub struct EngineConfig {
     pub wall_clock: fn() -> Timestamp,
     /// Apps watched at most; events of further new apps are dead-lettered (`over_limit`).
     pub max_apps: usize,
+    /// Per-rule settings (`--rules FILE`): disabled rules raise no alerts, severities and
+    /// scores overridden.
+    pub rules: Arc<RuleSettings>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             max_ahead_seconds: DEFAULT_MAX_AHEAD_SECONDS,
             wall_clock: Timestamp::now,
             max_apps: DEFAULT_MAX_APPS,
+            rules: Arc::default(),
         }
     }
 }
@@ -123,6 +128,7 @@ pub struct Engine {
     /// The latest acceptable event time, as last computed from the clock.
     ahead_limit: std::cell::Cell<i64>,
     pub(super) clock: LocalClock,
+    rules: Arc<RuleSettings>,
     pub(super) registry: Registry,
     pub(super) baselines: Baselines,
     pub(super) classifier: Classifier,
@@ -155,6 +161,7 @@ impl Engine {
             wall_clock: config.wall_clock,
             ahead_limit: std::cell::Cell::new(i64::MIN),
             clock: config.clock.clone(),
+            rules: config.rules.clone(),
             registry,
             baselines: Baselines::default(),
             classifier: config
@@ -292,6 +299,11 @@ impl Engine {
 
     fn record(&mut self, findings: Vec<super::finding::Finding>, out: &mut Vec<Alert>) {
         for f in findings {
+            // Rules run whatever their settings (their state evolves as usual); a disabled
+            // rule's findings stop here.
+            let Some(f) = self.rules.apply(f) else {
+                continue;
+            };
             self.stats.findings += 1;
             self.incidents.record(f, out);
         }

@@ -2,38 +2,213 @@
 //! them as text and is mapped back through this list, so an unknown id in a state file is an
 //! error rather than a silently different rule.
 
-pub const RULE_IDS: [&str; 26] = [
-    "enforcement_gap",
-    "new_scope",
-    "wildcard_broadening",
-    "context_escalation",
-    "offline_access_new",
-    "refresh_broadening",
-    "registry_scope_violation",
-    "registry_mode_violation",
-    "registry_purpose_violation",
-    "new_grant_type",
-    "new_purpose",
-    "bulk_export_new",
-    "everything_new",
-    "population_access_new",
-    "patient_fanout",
-    "resource_mix_shift",
-    "off_hours",
-    "dormant_app_active",
-    "new_app",
-    "hourly_burst",
-    "token_outlier",
-    "slow_drip",
-    "paging_sweep",
-    "expired_token_use",
-    "revoked_token_use",
-    "unverified_access",
+use crate::alert::Category;
+
+/// What the catalog says about one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub category: Category,
+    /// The severity the rule gives (some rules choose between two by what they saw).
+    pub severity: &'static str,
+    /// One sentence: when it fires.
+    pub summary: &'static str,
+}
+
+const fn rule(
+    id: &'static str,
+    category: Category,
+    severity: &'static str,
+    summary: &'static str,
+) -> RuleInfo {
+    RuleInfo {
+        id,
+        category,
+        severity,
+        summary,
+    }
+}
+
+/// Every rule, once: `scopewatch rules` prints it, `--rules FILE` tunes it, `docs/rules.md`
+/// is generated from it.
+pub const CATALOG: [RuleInfo; 26] = [
+    rule(
+        "enforcement_gap",
+        Category::ScopeCreep,
+        "high",
+        "An access served (2xx) that the token's granted scopes do not cover as SMART defines coverage.",
+    ),
+    rule(
+        "new_scope",
+        Category::ScopeCreep,
+        "medium",
+        "A grant adds permissions the app never held.",
+    ),
+    rule(
+        "wildcard_broadening",
+        Category::ScopeCreep,
+        "high",
+        "A grant adds a `*` resource scope.",
+    ),
+    rule(
+        "context_escalation",
+        Category::ScopeCreep,
+        "high",
+        "Scopes move up a context: patient, then user, then system.",
+    ),
+    rule(
+        "offline_access_new",
+        Category::ScopeCreep,
+        "medium",
+        "`offline_access` granted for the first time.",
+    ),
+    rule(
+        "refresh_broadening",
+        Category::ScopeCreep,
+        "high",
+        "A refresh grants more than any grant it could have refreshed.",
+    ),
+    rule(
+        "registry_scope_violation",
+        Category::ScopeCreep,
+        "medium or high",
+        "Granted scopes outside the app's registry entry (high when broad).",
+    ),
+    rule(
+        "registry_mode_violation",
+        Category::ScopeCreep,
+        "high",
+        "A launch context or grant type the registry does not allow the app.",
+    ),
+    rule(
+        "registry_purpose_violation",
+        Category::PurposeDrift,
+        "medium",
+        "A purpose of use the registry does not allow the app.",
+    ),
+    rule(
+        "new_grant_type",
+        Category::PurposeDrift,
+        "medium",
+        "A grant type the app never used.",
+    ),
+    rule(
+        "new_purpose",
+        Category::PurposeDrift,
+        "medium",
+        "A purpose of use the app never used.",
+    ),
+    rule(
+        "bulk_export_new",
+        Category::PurposeDrift,
+        "high",
+        "A Bulk Data `$export` by an app that never ran one.",
+    ),
+    rule(
+        "everything_new",
+        Category::PurposeDrift,
+        "medium",
+        "`$everything` by an app that never ran it.",
+    ),
+    rule(
+        "population_access_new",
+        Category::PurposeDrift,
+        "medium",
+        "A search across all patients by an app that worked one patient at a time.",
+    ),
+    rule(
+        "patient_fanout",
+        Category::PurposeDrift,
+        "medium or high",
+        "One token touches many distinct patients (high for a patient-bound token).",
+    ),
+    rule(
+        "resource_mix_shift",
+        Category::PurposeDrift,
+        "medium or high",
+        "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+    ),
+    rule(
+        "off_hours",
+        Category::PurposeDrift,
+        "medium",
+        "Many requests in an hour where the app is normally silent.",
+    ),
+    rule(
+        "dormant_app_active",
+        Category::PurposeDrift,
+        "medium",
+        "An app acts again after 30 days of silence.",
+    ),
+    rule(
+        "new_app",
+        Category::PurposeDrift,
+        "info",
+        "An app's first event.",
+    ),
+    rule(
+        "hourly_burst",
+        Category::DataVolume,
+        "medium or high",
+        "Requests in an hour far above the seasonal expectation.",
+    ),
+    rule(
+        "token_outlier",
+        Category::DataVolume,
+        "medium",
+        "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
+    ),
+    rule(
+        "slow_drip",
+        Category::DataVolume,
+        "medium",
+        "Daily totals sustained above the app's usual level for days.",
+    ),
+    rule(
+        "paging_sweep",
+        Category::DataVolume,
+        "medium",
+        "One token follows far more large pages than usual.",
+    ),
+    rule(
+        "expired_token_use",
+        Category::ScopeCreep,
+        "medium",
+        "An access served with a token past its lifetime.",
+    ),
+    rule(
+        "revoked_token_use",
+        Category::ScopeCreep,
+        "high",
+        "An access served with a token after its revocation.",
+    ),
+    rule(
+        "unverified_access",
+        Category::ScopeCreep,
+        "low",
+        "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
+    ),
 ];
 
-/// The static id for a rule named in a snapshot.
+/// Every rule id, in catalog order.
+pub const RULE_IDS: [&str; CATALOG.len()] = {
+    let mut ids = [""; CATALOG.len()];
+    let mut i = 0;
+    while i < CATALOG.len() {
+        ids[i] = CATALOG[i].id;
+        i += 1;
+    }
+    ids
+};
+
+/// The static id for a rule named in a snapshot or a rules file.
 pub fn rule_id(name: &str) -> Option<&'static str> {
     RULE_IDS.iter().copied().find(|r| *r == name)
+}
+
+/// The catalog entry of a rule id.
+pub fn info(id: &str) -> Option<&'static RuleInfo> {
+    CATALOG.iter().find(|r| r.id == id)
 }
 
 #[cfg(test)]

@@ -6,4 +6,5 @@ pub mod drift;
 pub mod enforcement;
 pub mod novelty;
 pub mod registry;
+pub mod settings;
 pub mod volume;
