@@ -626,6 +626,23 @@ fn a_rules_file_disables_and_reweights_rules() {
         .iter()
         .any(|(r, s)| r == reweighted && s == "critical"));
 
+    // A threshold moves a finding: off_hours needs 20 requests in a silent hour by default;
+    // asking for a million removes its alerts (the sample data has one) and nothing else.
+    assert!(base.iter().any(|(r, _)| r == "off_hours"));
+    std::fs::write(
+        dir.path().join("threshold.toml"),
+        "[off_hours]\nmin_requests = 1000000\n",
+    )
+    .expect("write");
+    let (code, raised, err) = sample_alerts(dir.path(), &["--rules", "threshold.toml"]);
+    assert_eq!(code, Some(0), "{err}");
+    let without: Vec<(String, String)> = base
+        .iter()
+        .filter(|(r, _)| r != "off_hours")
+        .cloned()
+        .collect();
+    assert_eq!(raised, without);
+
     std::fs::write(dir.path().join("bad.toml"), "[off_hours]\nenabld = false\n").expect("write");
     let (code, _, err) = sample_alerts(dir.path(), &["--rules", "bad.toml"]);
     assert_eq!(code, Some(2));
@@ -665,5 +682,12 @@ fn docs_rules_md_is_generated_from_the_catalog() {
         .find(|r| r["id"] == "enforcement_gap")
         .expect("listed");
     assert_eq!(gap["enabled"], false);
+    let outlier = rules
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == "token_outlier")
+        .expect("listed");
+    assert_eq!(outlier["params"]["min_requests"], 200.0);
     assert_eq!(rules.as_array().map(Vec::len), Some(26));
 }

@@ -49,7 +49,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<Outcome> {
 fn effective_severity(settings: &RuleSettings, id: &str, default: &str) -> String {
     settings
         .get(id)
-        .severity
+        .and_then(|o| o.severity)
         .map_or_else(|| default.to_string(), |s| s.as_str().to_string())
 }
 
@@ -59,16 +59,22 @@ fn table(settings: &RuleSettings) -> String {
         "rule", "category", "enabled", "severity", "score"
     );
     for r in CATALOG {
-        let o = settings.get(r.id);
+        let score = settings.get(r.id).and_then(|o| o.score);
         out.push_str(&format!(
             "{:<28} {:<14} {:<8} {:<15} {}\n",
             r.id,
             r.category.as_str(),
             settings.enabled(r.id),
             effective_severity(settings, r.id, r.severity),
-            o.score
-                .map_or_else(|| "rule's own".to_string(), |s| s.to_string()),
+            score.map_or_else(|| "rule's own".to_string(), |s| s.to_string()),
         ));
+        for p in r.params {
+            out.push_str(&format!(
+                "    {} = {}\n",
+                p.name,
+                settings.param(r.id, p.name)
+            ));
+        }
     }
     out
 }
@@ -82,8 +88,9 @@ fn json(settings: &RuleSettings) -> String {
                 "category": r.category.as_str(),
                 "enabled": settings.enabled(r.id),
                 "severity": effective_severity(settings, r.id, r.severity),
-                "score": settings.get(r.id).score,
+                "score": settings.get(r.id).and_then(|o| o.score),
                 "summary": r.summary,
+                "params": r.params.iter().map(|p| (p.name.to_string(), serde_json::json!(settings.param(r.id, p.name)))).collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();
@@ -102,7 +109,7 @@ pub fn markdown() -> String {
          Tune rules without recompiling with `--rules FILE` (for `detect` and `run`), one TOML \
          table per rule id:\n\n\
          ```toml\n[unverified_access]\nenabled = false      # no alerts from this rule\n\n\
-         [off_hours]\nseverity = \"low\"     # info, low, medium, high, critical\nscore = 30           # 0 to 100\n```\n\n\
+         [off_hours]\nseverity = \"low\"     # info, low, medium, high, critical\nscore = 30           # 0 to 100\nmin_requests = 50    # a threshold of the rule (below)\n```\n\n\
          A disabled rule still runs (its baselines evolve as before); only its alerts are \
          dropped. An unknown rule or key stops the run naming the file and the key. \
          `scopewatch rules --rules FILE` prints the effective settings.\n\n\
@@ -116,6 +123,15 @@ pub fn markdown() -> String {
             r.severity,
             r.summary
         ));
+    }
+    out.push_str("\n## Thresholds\n\n| rule | key | default | meaning |\n|---|---|---|---|\n");
+    for r in CATALOG {
+        for p in r.params {
+            out.push_str(&format!(
+                "| `{}` | `{}` | {} | {} |\n",
+                r.id, p.name, p.default, p.summary
+            ));
+        }
     }
     out
 }

@@ -365,7 +365,13 @@ impl Engine {
             let (finding, anomalous) = rules::volume::check_hour(client, start, requests, &slot);
             findings.extend(finding);
             findings.extend(rules::drift::check_off_hours(
-                client, start, requests, &slot, slot_index, profile,
+                client,
+                start,
+                requests,
+                &slot,
+                slot_index,
+                profile,
+                &self.rules,
             ));
             if anomalous {
                 value = value.min(slot.mean + 3.0 * slot.var.sqrt());
@@ -446,7 +452,11 @@ impl Engine {
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        findings.extend(rules::novelty::dormant(event.common(), profile));
+        findings.extend(rules::novelty::dormant(
+            event.common(),
+            profile,
+            &self.rules,
+        ));
         profile.touch(time);
         let learning = profile.is_learning(time, self.learning_days);
         match &event {
@@ -542,6 +552,7 @@ impl Engine {
                             usage,
                             super::explain::is_patient_bound(token),
                             profile,
+                            &self.rules,
                         ));
                     }
                 }

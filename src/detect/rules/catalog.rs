@@ -5,13 +5,23 @@
 use crate::alert::Category;
 
 /// What the catalog says about one rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RuleInfo {
     pub id: &'static str,
     pub category: Category,
     /// The severity the rule gives (some rules choose between two by what they saw).
     pub severity: &'static str,
     /// One sentence: when it fires.
+    pub summary: &'static str,
+    /// The thresholds a rules file may set.
+    pub params: &'static [Param],
+}
+
+/// A rule's tunable threshold: a number with its default.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: f64,
     pub summary: &'static str,
 }
 
@@ -26,8 +36,60 @@ const fn rule(
         category,
         severity,
         summary,
+        params: &[],
     }
 }
+
+const fn with_params(r: RuleInfo, params: &'static [Param]) -> RuleInfo {
+    RuleInfo { params, ..r }
+}
+
+const fn param(name: &'static str, default: f64, summary: &'static str) -> Param {
+    Param {
+        name,
+        default,
+        summary,
+    }
+}
+
+pub const PATIENT_FANOUT_PARAMS: [Param; 3] = [
+    param(
+        "patient_bound_limit",
+        3.0,
+        "distinct patients a patient-bound token may touch",
+    ),
+    param(
+        "p99_multiple",
+        3.0,
+        "other tokens: this many times the app's p99 of patients per token",
+    ),
+    param("min_limit", 20.0, "other tokens: never a limit below this"),
+];
+
+pub const TOKEN_OUTLIER_PARAMS: [Param; 2] = [
+    param(
+        "p99_multiple",
+        5.0,
+        "requests per token beyond this many times the app's p99",
+    ),
+    param(
+        "min_requests",
+        200.0,
+        "and beyond at least this many requests",
+    ),
+];
+
+pub const OFF_HOURS_PARAMS: [Param; 1] = [param(
+    "min_requests",
+    20.0,
+    "requests in a normally silent hour before it counts",
+)];
+
+pub const DORMANT_PARAMS: [Param; 1] = [param(
+    "dormant_days",
+    30.0,
+    "days of silence after which activity is reported",
+)];
 
 /// Every rule, once: `scopewatch rules` prints it, `--rules FILE` tunes it, `docs/rules.md`
 /// is generated from it.
@@ -116,11 +178,14 @@ pub const CATALOG: [RuleInfo; 26] = [
         "medium",
         "A search across all patients by an app that worked one patient at a time.",
     ),
-    rule(
-        "patient_fanout",
-        Category::PurposeDrift,
-        "medium or high",
-        "One token touches many distinct patients (high for a patient-bound token).",
+    with_params(
+        rule(
+            "patient_fanout",
+            Category::PurposeDrift,
+            "medium or high",
+            "One token touches many distinct patients (high for a patient-bound token).",
+        ),
+        &PATIENT_FANOUT_PARAMS,
     ),
     rule(
         "resource_mix_shift",
@@ -128,17 +193,23 @@ pub const CATALOG: [RuleInfo; 26] = [
         "medium or high",
         "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
     ),
-    rule(
-        "off_hours",
-        Category::PurposeDrift,
-        "medium",
-        "Many requests in an hour where the app is normally silent.",
+    with_params(
+        rule(
+            "off_hours",
+            Category::PurposeDrift,
+            "medium",
+            "Many requests in an hour where the app is normally silent.",
+        ),
+        &OFF_HOURS_PARAMS,
     ),
-    rule(
-        "dormant_app_active",
-        Category::PurposeDrift,
-        "medium",
-        "An app acts again after 30 days of silence.",
+    with_params(
+        rule(
+            "dormant_app_active",
+            Category::PurposeDrift,
+            "medium",
+            "An app acts again after 30 days of silence.",
+        ),
+        &DORMANT_PARAMS,
     ),
     rule(
         "new_app",
@@ -152,11 +223,14 @@ pub const CATALOG: [RuleInfo; 26] = [
         "medium or high",
         "Requests in an hour far above the seasonal expectation.",
     ),
-    rule(
-        "token_outlier",
-        Category::DataVolume,
-        "medium",
-        "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
+    with_params(
+        rule(
+            "token_outlier",
+            Category::DataVolume,
+            "medium",
+            "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
+        ),
+        &TOKEN_OUTLIER_PARAMS,
     ),
     rule(
         "slow_drip",

@@ -18,6 +18,7 @@ use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 use super::super::finding::Finding;
+use super::settings::RuleSettings;
 use super::volume::surprise_score;
 
 const SENSITIVE: &[&str] = &[
@@ -128,6 +129,7 @@ pub fn check_off_hours(
     slot: &SlotStats,
     slot_index: usize,
     profile: &AppProfile,
+    settings: &RuleSettings,
 ) -> Option<Finding> {
     let busiest = profile
         .hourly_requests
@@ -135,7 +137,12 @@ pub fn check_off_hours(
         .filter(|s| s.n >= 6)
         .map(|s| s.mean)
         .fold(0.0_f64, f64::max);
-    if requests < 20 || slot.n < 6 || busiest <= 0.0 || slot.mean >= 0.02 * busiest {
+    let min_requests = settings.param("off_hours", "min_requests");
+    if (requests as f64) < min_requests
+        || slot.n < 6
+        || busiest <= 0.0
+        || slot.mean >= 0.02 * busiest
+    {
         return None;
     }
     // A sparse slot's average says little (a night shift that is quiet most nights): an hour

@@ -71,8 +71,6 @@ const DORMANT_APP_ACTIVE: Rule = Rule {
     score: 60,
     references: &[NHI1_IMPROPER_OFFBOARDING, CSF_DE_CM_03],
 };
-/// An app silent this long that acts again is worth a look (credentials never offboarded).
-pub const DORMANT_DAYS: i64 = 30;
 
 /// A backend client suddenly used through an interactive login is human use of an NHI.
 const NEW_GRANT_TYPE_INTERACTIVE: Rule = Rule {
@@ -207,11 +205,16 @@ pub fn refresh_broadening(
     Some(f)
 }
 
-/// `dormant_app_active`: an established app acts again after [`DORMANT_DAYS`] of silence.
-pub fn dormant(common: &Common, profile: &AppProfile) -> Option<Finding> {
+/// `dormant_app_active`: an established app acts again after `dormant_days` (30 unless a
+/// rules file says otherwise) of silence.
+pub fn dormant(
+    common: &Common,
+    profile: &AppProfile,
+    settings: &super::settings::RuleSettings,
+) -> Option<Finding> {
     let silent_days =
         (common.time.0 - profile.last_seen.0) / (86_400 * crate::event::MICROS_PER_SECOND);
-    if silent_days < DORMANT_DAYS {
+    if (silent_days as f64) < settings.param("dormant_app_active", "dormant_days") {
         return None;
     }
     let client = &common.client_id;

@@ -8,6 +8,7 @@
 //! [off_hours]
 //! severity = "low"
 //! score = 30
+//! min_requests = 50      # a threshold the catalog declares for the rule
 //! ```
 //!
 //! A disabled rule raises no alert, and an overridden severity or score replaces the rule's
@@ -18,23 +19,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
-
-use super::catalog::rule_id;
+use super::catalog::info;
 use crate::alert::Severity;
 use crate::detect::finding::Finding;
 
 /// The settings of one rule; what is absent keeps the catalog's behaviour.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleOverride {
     pub enabled: Option<bool>,
     pub severity: Option<Severity>,
     pub score: Option<u8>,
+    /// Thresholds the catalog declares for the rule, by name.
+    pub params: BTreeMap<&'static str, f64>,
 }
 
 /// Every rule's settings (rules not named keep their defaults).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleSettings {
     overrides: BTreeMap<&'static str, RuleOverride>,
 }
@@ -45,12 +45,25 @@ pub enum RulesError {
     Read { path: String, reason: String },
     #[error("rules {path}: unknown rule `{rule}` (`scopewatch rules` lists them)")]
     UnknownRule { path: String, rule: String },
-    #[error("rules {path}: [{rule}] score = {score}: scores run from 0 to 100")]
-    Score {
+    #[error("rules {path}: [{rule}] {key}: {reason}")]
+    Key {
         path: String,
         rule: String,
-        score: u8,
+        key: String,
+        reason: String,
     },
+}
+
+fn severity(text: &str) -> Option<Severity> {
+    [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
 }
 
 impl RuleSettings {
@@ -64,42 +77,107 @@ impl RuleSettings {
 
     /// Parses a rules file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<RuleSettings, RulesError> {
-        let tables: BTreeMap<String, RuleOverride> =
-            toml::from_str(text).map_err(|e| RulesError::Read {
+        let tables: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| RulesError::Read {
                 path: path.to_string(),
                 reason: e.to_string(),
             })?;
         let mut overrides = BTreeMap::new();
-        for (name, o) in tables {
-            let Some(id) = rule_id(&name) else {
+        for (name, value) in tables {
+            let Some(info) = info(&name) else {
                 return Err(RulesError::UnknownRule {
                     path: path.to_string(),
                     rule: name,
                 });
             };
-            if let Some(score) = o.score.filter(|s| *s > 100) {
-                return Err(RulesError::Score {
-                    path: path.to_string(),
-                    rule: name,
-                    score,
-                });
+            let key_error = |key: &str, reason: String| RulesError::Key {
+                path: path.to_string(),
+                rule: name.clone(),
+                key: key.to_string(),
+                reason,
+            };
+            let toml::Value::Table(keys) = value else {
+                return Err(key_error("", "expected a table of settings".into()));
+            };
+            let mut o = RuleOverride::default();
+            for (key, v) in keys {
+                match key.as_str() {
+                    "enabled" => {
+                        o.enabled = Some(
+                            v.as_bool()
+                                .ok_or_else(|| key_error(&key, "expected true or false".into()))?,
+                        );
+                    }
+                    "severity" => {
+                        let text = v.as_str().unwrap_or_default();
+                        o.severity = Some(severity(text).ok_or_else(|| {
+                            key_error(
+                                &key,
+                                format!("`{v}`: expected info, low, medium, high or critical"),
+                            )
+                        })?);
+                    }
+                    "score" => {
+                        let score = v
+                            .as_integer()
+                            .and_then(|n| u8::try_from(n).ok())
+                            .filter(|n| *n <= 100)
+                            .ok_or_else(|| {
+                                key_error(&key, format!("`{v}`: scores run from 0 to 100"))
+                            })?;
+                        o.score = Some(score);
+                    }
+                    other => {
+                        let Some(param) = info.params.iter().find(|p| p.name == other) else {
+                            let known: Vec<&str> = ["enabled", "severity", "score"]
+                                .into_iter()
+                                .chain(info.params.iter().map(|p| p.name))
+                                .collect();
+                            return Err(key_error(
+                                other,
+                                format!("unknown key (known: {})", known.join(", ")),
+                            ));
+                        };
+                        let n = v
+                            .as_float()
+                            .or_else(|| v.as_integer().map(|i| i as f64))
+                            .filter(|n| n.is_finite() && *n >= 0.0)
+                            .ok_or_else(|| {
+                                key_error(other, format!("`{v}`: expected a number ≥ 0"))
+                            })?;
+                        o.params.insert(param.name, n);
+                    }
+                }
             }
-            overrides.insert(id, o);
+            overrides.insert(info.id, o);
         }
         Ok(RuleSettings { overrides })
     }
 
-    pub fn get(&self, rule: &str) -> RuleOverride {
-        self.overrides.get(rule).copied().unwrap_or_default()
+    /// A rule's threshold: the file's value, else the catalog's default.
+    pub fn param(&self, rule: &str, name: &str) -> f64 {
+        if let Some(v) = self.overrides.get(rule).and_then(|o| o.params.get(name)) {
+            return *v;
+        }
+        info(rule)
+            .and_then(|r| r.params.iter().find(|p| p.name == name))
+            .map_or(0.0, |p| p.default)
+    }
+
+    pub fn get(&self, rule: &str) -> Option<&RuleOverride> {
+        self.overrides.get(rule)
     }
 
     pub fn enabled(&self, rule: &str) -> bool {
-        self.get(rule).enabled.unwrap_or(true)
+        self.get(rule).and_then(|o| o.enabled).unwrap_or(true)
     }
 
     /// The finding as the settings want it, or None when its rule is disabled.
     pub fn apply(&self, mut finding: Finding) -> Option<Finding> {
-        let o = self.get(finding.rule);
+        let Some(o) = self.get(finding.rule) else {
+            return Some(finding);
+        };
         if o.enabled == Some(false) {
             return None;
         }
@@ -126,8 +204,15 @@ mod tests {
         .expect("parse");
         assert!(!s.enabled("unverified_access"));
         assert!(s.enabled("enforcement_gap"));
-        assert_eq!(s.get("off_hours").severity, Some(Severity::Low));
-        assert_eq!(s.get("off_hours").score, Some(30));
+        let o = s.get("off_hours").expect("off_hours");
+        assert_eq!((o.severity, o.score), (Some(Severity::Low), Some(30)));
+        assert_eq!(
+            s.param("off_hours", "min_requests"),
+            20.0,
+            "the catalog's default"
+        );
+        let s = RuleSettings::parse("[off_hours]\nmin_requests = 50\n", "r.toml").expect("parse");
+        assert_eq!(s.param("off_hours", "min_requests"), 50.0);
     }
 
     #[test]
@@ -148,5 +233,13 @@ mod tests {
         assert!(e.contains("urgent"), "{e}");
         let e = err("[off_hours]\nscore = 101\n");
         assert!(e.contains("0 to 100"), "{e}");
+        let e = err("[off_hours]\nmin_request = 5\n");
+        assert!(
+            e.contains("min_request")
+                && e.contains("known: enabled, severity, score, min_requests"),
+            "{e}"
+        );
+        let e = err("[off_hours]\nmin_requests = -1\n");
+        assert!(e.contains("≥ 0"), "{e}");
     }
 }

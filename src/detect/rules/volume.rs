@@ -31,6 +31,7 @@ use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{request_shape, FhirRequest};
 
 use super::super::finding::Finding;
+use super::settings::RuleSettings;
 
 /// Histograms need this many finished tokens before per-token thresholds are trusted.
 pub const MIN_TOKENS: u64 = 20;
@@ -146,16 +147,19 @@ pub fn check_token_usage(
     usage: &mut TokenUsage,
     has_launch_patient: bool,
     profile: &AppProfile,
+    settings: &RuleSettings,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let client = &access.common.client_id;
     let trusted = profile.token_requests.total() >= MIN_TOKENS;
 
     let patients = usage.patients.len() as u64;
+    let fanout = |name| settings.param("patient_fanout", name);
     let fanout_limit = if has_launch_patient {
-        Some(3)
+        Some(fanout("patient_bound_limit") as u64)
     } else if trusted {
-        Some((3 * profile.token_patients.quantile_upper(0.99)).max(20))
+        let p99 = profile.token_patients.quantile_upper(0.99) as f64;
+        Some(((fanout("p99_multiple") * p99) as u64).max(fanout("min_limit") as u64))
     } else {
         None
     };
@@ -184,13 +188,17 @@ pub fn check_token_usage(
     if !trusted {
         return out;
     }
-    let request_limit = (5 * profile.token_requests.quantile_upper(0.99)).max(200);
+    let outlier_param = |name| settings.param("token_outlier", name);
+    let request_limit = ((outlier_param("p99_multiple")
+        * profile.token_requests.quantile_upper(0.99) as f64) as u64)
+        .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert("token_outlier") {
         out.push(outlier(
             access,
             format!(
-                "One {client} token made {} requests, far more than the app's tokens normally do (p99 × 5 = {request_limit}).",
-                usage.requests
+                "One {client} token made {} requests, far more than the app's tokens normally do (p99 × {} = {request_limit}).",
+                usage.requests,
+                outlier_param("p99_multiple")
             ),
             json!({ "requests": usage.requests }),
             json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() }),
