@@ -40,6 +40,8 @@ fn sample(revision: u32) -> Alert {
             cause: CAUSE.into(),
         },
         references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
+        cause: String::new(),
+        suppressed_by: None,
     }
 }
 

@@ -691,3 +691,136 @@ fn docs_rules_md_is_generated_from_the_catalog() {
     assert_eq!(outlier["params"]["min_requests"], 200.0);
     assert_eq!(rules.as_array().map(Vec::len), Some(26));
 }
+
+/// Silences: the silenced (app, rule) raises nothing in the output but is kept in the
+/// history store as suppressed and counted; an expired entry matches nothing and warns;
+/// `silences preview` lists exactly the stored records an entry matches; `silences check`
+/// reports the expired entry.
+#[test]
+fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (code, base, err) = sample_alerts(d, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    // Silence the (app, rule) of the first alert that is not new_app.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--registry")
+        .arg(sample.join("registry.toml"))
+        .args(["--data", "plain", "--alerts", "plain.ndjson"])
+        .output()
+        .expect("detect");
+    assert_eq!(out.status.code(), Some(0));
+    let plain = std::fs::read_to_string(d.join("plain.ndjson")).expect("alerts");
+    let first: serde_json::Value = plain
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|a| a["rule"] != "new_app")
+        .expect("an alert");
+    let (client, rule) = (
+        first["client_id"].as_str().expect("client"),
+        first["rule"].as_str().expect("rule"),
+    );
+    let silenced = plain
+        .lines()
+        .filter(|l| {
+            let a: serde_json::Value = serde_json::from_str(l).expect("json");
+            a["client_id"] == client && a["rule"] == rule
+        })
+        .count();
+    assert!(silenced >= 1);
+    std::fs::write(
+        d.join("silences.toml"),
+        format!(
+            "[[silence]]\nclient_id = \"{client}\"\nrule = \"{rule}\"\nreason = \"known and accepted\"\nauthor = \"soc\"\nexpires = \"2099-01-01T00:00:00Z\"\n\n\
+             [[silence]]\nclient_id = \"{client}\"\nrule = \"new_app\"\nreason = \"old\"\nauthor = \"soc\"\nexpires = \"2020-01-01T00:00:00Z\"\n"
+        ),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--registry")
+        .arg(sample.join("registry.toml"))
+        .args([
+            "--data",
+            "data",
+            "--alerts",
+            "alerts.ndjson",
+            "--summary",
+            "summary.json",
+        ])
+        .args(["--silences", "silences.toml"])
+        .output()
+        .expect("detect");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("silences.toml#2") && err.contains("expired"),
+        "{err}"
+    );
+    let emitted = std::fs::read_to_string(d.join("alerts.ndjson")).expect("alerts");
+    let expected: Vec<&str> = plain
+        .lines()
+        .filter(|l| {
+            let a: serde_json::Value = serde_json::from_str(l).expect("json");
+            !(a["client_id"] == client && a["rule"] == rule)
+        })
+        .collect();
+    assert_eq!(
+        emitted.lines().collect::<Vec<_>>(),
+        expected,
+        "only the silenced records go"
+    );
+    assert_eq!(base.len(), plain.lines().count());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).expect("summary"))
+            .expect("json");
+    assert_eq!(
+        summary["detection"]["suppressed_alert_records"].as_u64(),
+        Some(silenced as u64),
+        "{summary}"
+    );
+    let stored = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .arg("SELECT count(*) AS n FROM alerts WHERE suppressed_by = 'silences.toml#1'")
+        .output()
+        .expect("sql");
+    assert_eq!(
+        String::from_utf8_lossy(&stored.stdout),
+        format!("n\n{silenced}\n"),
+        "the store keeps the suppressed records"
+    );
+
+    let preview = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["silences", "preview", "silences.toml", "--data", "data"])
+        .output()
+        .expect("preview");
+    assert!(
+        preview.status.success(),
+        "{}",
+        String::from_utf8_lossy(&preview.stderr)
+    );
+    let text = String::from_utf8_lossy(&preview.stdout);
+    assert!(
+        text.contains(&format!(
+            "silences.toml#1: {rule} on {client} — {silenced} alert record(s)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("silences.toml#2 [expired]"), "{text}");
+
+    let check = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["silences", "check", "silences.toml", "--data", "data"])
+        .output()
+        .expect("check");
+    assert_eq!(check.status.code(), Some(1), "a warning: the expired entry");
+    assert!(String::from_utf8_lossy(&check.stderr).contains("silences.toml#2: expired"));
+}

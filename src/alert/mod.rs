@@ -6,6 +6,7 @@ mod format;
 mod id;
 mod model;
 mod ocsf;
+pub mod silence;
 pub mod sink;
 
 pub use format::{write_alert, AlertFormat};

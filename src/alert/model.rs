@@ -208,6 +208,15 @@ pub struct Alert {
     pub baseline: serde_json::Value,
     pub evidence: Evidence,
     pub references: Vec<FrameworkRef>,
+    /// What recurs within the incident (resource type and interaction, a scope; empty for
+    /// rules with one cause per app): what a silence's `cause` matches. Part of the incident
+    /// id already; not written in alert records.
+    #[serde(skip)]
+    pub cause: String,
+    /// The silence that suppressed this record (`FILE#N`): such a record is not emitted, only
+    /// kept in the history store and counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_by: Option<String>,
 }
 
 impl Alert {

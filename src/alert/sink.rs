@@ -126,6 +126,8 @@ mod tests {
             baseline: serde_json::json!({}),
             evidence: Evidence::default(),
             references: Vec::new(),
+            cause: String::new(),
+            suppressed_by: None,
         }
     }
 

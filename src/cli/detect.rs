@@ -56,6 +56,12 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
+    /// Silences (TOML `[[silence]]` entries: client_id, rule, optional cause and time range,
+    /// reason, author, expires): matching alert records are not written, only kept in the
+    /// history store (`suppressed_by`) and counted.
+    #[arg(long, value_name = "FILE")]
+    pub silences: Option<PathBuf>,
+
     /// Where alerts go (- for stdout).
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub alerts: String,
@@ -133,10 +139,16 @@ pub struct DetectArgs {
 struct AlertTally {
     incidents: BTreeMap<(String, &'static str), (u64, Severity)>,
     records: u64,
+    /// Records a silence kept out of the output (still in the history store).
+    suppressed: u64,
 }
 
 impl AlertTally {
     fn add(&mut self, a: &Alert) {
+        if a.suppressed_by.is_some() {
+            self.suppressed += 1;
+            return;
+        }
         self.records += 1;
         let e = self
             .incidents
@@ -189,6 +201,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         rules: super::rules::load(args.rules.as_deref())?,
+        silences: super::silences::load(args.silences.as_deref())?,
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input.token_lifetime)
@@ -266,7 +279,9 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         &mut |alerts| {
             for a in alerts {
                 tally.add(a);
-                write_alert(&mut alerts_out, a, format)?;
+                if a.suppressed_by.is_none() {
+                    write_alert(&mut alerts_out, a, format)?;
+                }
             }
             if keep_alerts {
                 all_alerts.extend_from_slice(alerts);
@@ -293,8 +308,10 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     }
     for a in pending.drain(..) {
         tally.add(&a);
-        write_alert(&mut alerts_out, &a, format)
-            .with_context(|| format!("writing alerts to {}", args.alerts))?;
+        if a.suppressed_by.is_none() {
+            write_alert(&mut alerts_out, &a, format)
+                .with_context(|| format!("writing alerts to {}", args.alerts))?;
+        }
     }
     alerts_out
         .flush()
@@ -357,6 +374,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "accesses_folded_into_one_request": stats.folded,
             "findings": stats.findings,
             "alert_records": tally.records,
+            "suppressed_alert_records": tally.suppressed,
             "incidents": tally.incidents.values().map(|(n, _)| n).sum::<u64>(),
             "apps": engine.baselines().apps.len(),
         },

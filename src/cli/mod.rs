@@ -12,6 +12,7 @@ mod progress;
 mod pseudonym_args;
 mod rules;
 mod run;
+mod silences;
 mod simulate;
 mod sql;
 mod validate;
@@ -86,6 +87,9 @@ pub enum Command {
     /// The rule catalog: ids, categories, severities, what each detects, and the settings of a
     /// --rules file applied (table, JSON, or the Markdown of docs/rules.md).
     Rules(rules::RulesArgs),
+    /// Silences: `check FILE` validates a silences file, `preview FILE --data DIR` lists the
+    /// stored alerts each entry would have suppressed.
+    Silences(silences::SilencesArgs),
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
@@ -135,5 +139,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Simulate(args) => simulate::run(args),
         Command::Compact(args) => compact::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Silences(args) => silences::run(args),
     }
 }

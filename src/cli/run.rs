@@ -98,6 +98,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
+    /// Silences, as for detect (read at start; expired entries warn and match nothing).
+    #[arg(long, value_name = "FILE")]
+    pub silences: Option<PathBuf>,
+
     /// Where alerts go (- for stdout). Kafka mode appends to the file: after a restart,
     /// re-emitted alerts carry the same ids.
     #[arg(long, value_name = "FILE", default_value = "-")]
@@ -188,6 +192,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 inputs: args.input,
                 registry: args.registry,
                 rules: args.rules,
+                silences: args.silences,
                 alerts: args.alerts,
                 format: args.format,
                 flush: args.state.is_some(),
@@ -281,6 +286,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "max": report.latency.max_ms(),
         },
         "alert_records": report.alerts,
+        "suppressed_alert_records": report.suppressed,
         "checkpoints": report.checkpoints,
         "history_rows": history_json(report.history_rows),
     });
@@ -349,6 +355,7 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
         quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
         clock,
         rules: super::rules::load(args.rules.as_deref())?,
+        silences: super::silences::load(args.silences.as_deref())?,
         ..EngineConfig::default()
     }
     .with_token_lifetime(args.input_options.token_lifetime)
@@ -466,6 +473,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let json = serde_json::json!({
         "ingest": &summary,
         "alert_records": report.alerts,
+        "suppressed_alert_records": report.suppressed,
         "checkpoints": report.checkpoints,
         "files_opened": report.files_opened,
         "files_closed": report.files_closed,

@@ -14,6 +14,7 @@ use super::rules;
 use super::rules::settings::RuleSettings;
 use super::rules::volume::TokenUsage;
 use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
+use crate::alert::silence::Silences;
 use crate::baseline::{seasonal_slot, LocalClock};
 use crate::event::{Text, MICROS_PER_SECOND};
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +55,9 @@ pub struct EngineConfig {
     /// Per-rule settings (`--rules FILE`): disabled rules raise no alerts, severities and
     /// scores overridden.
     pub rules: Arc<RuleSettings>,
+    /// Active silences (`--silences FILE`): matching alert records are marked
+    /// `suppressed_by`, for the drivers to keep out of the outputs.
+    pub silences: Arc<Silences>,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +74,7 @@ impl Default for EngineConfig {
             wall_clock: Timestamp::now,
             max_apps: DEFAULT_MAX_APPS,
             rules: Arc::default(),
+            silences: Arc::default(),
         }
     }
 }
@@ -129,6 +134,7 @@ pub struct Engine {
     ahead_limit: std::cell::Cell<i64>,
     pub(super) clock: LocalClock,
     rules: Arc<RuleSettings>,
+    silences: Arc<Silences>,
     pub(super) registry: Registry,
     pub(super) baselines: Baselines,
     pub(super) classifier: Classifier,
@@ -162,6 +168,7 @@ impl Engine {
             ahead_limit: std::cell::Cell::new(i64::MIN),
             clock: config.clock.clone(),
             rules: config.rules.clone(),
+            silences: config.silences.clone(),
             registry,
             baselines: Baselines::default(),
             classifier: config
@@ -198,6 +205,17 @@ impl Engine {
     /// Takes one event; processes every buffered event the watermark has passed. A late event
     /// is handed back for the caller to count and dead-letter.
     pub fn push(&mut self, event: Event, out: &mut Vec<Alert>) -> Result<(), Box<LateEvent>> {
+        let before = out.len();
+        let pushed = self.push_unsilenced(event, out);
+        self.silences.mark(&mut out[before..]);
+        pushed
+    }
+
+    fn push_unsilenced(
+        &mut self,
+        event: Event,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), Box<LateEvent>> {
         if let Some(refused) = self.refusal(&event) {
             self.stats.refused += 1;
             return Err(Box::new(LateEvent {
@@ -275,6 +293,12 @@ impl Engine {
 
     /// End of input: processes everything buffered and closes open incidents.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let before = out.len();
+        self.finish_unsilenced(out);
+        self.silences.mark(&mut out[before..]);
+    }
+
+    fn finish_unsilenced(&mut self, out: &mut Vec<Alert>) {
         while let Some(ready) = self.order.pop_any() {
             self.process(ready, out);
         }

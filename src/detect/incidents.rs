@@ -175,6 +175,8 @@ impl Incidents {
             baseline: f.baseline.clone(),
             evidence,
             references: f.references.clone(),
+            cause: f.cause.clone(),
+            suppressed_by: None,
         }
     }
 

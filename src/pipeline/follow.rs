@@ -87,6 +87,8 @@ pub struct FollowReport {
     pub sources: BTreeMap<String, SourceCounts>,
     pub skipped_files: Vec<SkippedFile>,
     pub alerts: u64,
+    /// Alert records a silence kept out of the sink.
+    pub suppressed: u64,
     pub checkpoints: u64,
     pub files_opened: u64,
     pub files_closed: u64,
@@ -309,6 +311,7 @@ impl Follower {
         MetricsSnapshot {
             sources: self.report.sources.clone(),
             alerts: self.outputs.alerts_by_kind.clone(),
+            alerts_suppressed: self.outputs.suppressed,
             lag: BTreeMap::new(),
             file_lag_bytes,
             latency: self.worker.latency.clone(),
@@ -411,6 +414,7 @@ pub fn run_follow(
     tracing::info!("stopping: checkpointing");
     f.checkpoint()?;
     f.report.alerts = f.outputs.alerts;
+    f.report.suppressed = f.outputs.suppressed;
     for (path, reason) in std::mem::take(&mut f.not_read) {
         f.report.skipped_files.push(SkippedFile { path, reason });
     }

@@ -86,6 +86,8 @@ pub struct ServiceReport {
     /// again (by this instance or the next owner), so they also appear again in `sources`.
     pub requeued: u64,
     pub alerts: u64,
+    /// Alert records a silence kept out of the sink.
+    pub suppressed: u64,
     /// Produced to Kafka → event given to the engine, over every partition this run owned.
     pub latency: LatencyHistogram,
     /// Produced to Kafka → received by this service (the broker's and the fetch's share).
@@ -421,6 +423,7 @@ impl Service {
         MetricsSnapshot {
             sources: self.report.sources.clone(),
             alerts: self.outputs.alerts_by_kind.clone(),
+            alerts_suppressed: self.outputs.suppressed,
             lag,
             file_lag_bytes: BTreeMap::new(),
             latency,
@@ -724,6 +727,8 @@ pub fn run_kafka(
     for w in workers.values() {
         s.report.add_history(w);
     }
+    s.report.alerts = s.outputs.alerts;
+    s.report.suppressed = s.outputs.suppressed;
     Ok(std::mem::take(&mut s.report))
 }
 

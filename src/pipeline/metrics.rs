@@ -23,6 +23,8 @@ pub struct MetricsSnapshot {
     pub sources: BTreeMap<String, SourceCounts>,
     /// (category, severity) → alert records emitted.
     pub alerts: BTreeMap<(String, String), u64>,
+    /// Alert records a silence kept out of the outputs.
+    pub alerts_suppressed: u64,
     /// `topic:partition` → messages between the position processed and the partition's end.
     pub lag: BTreeMap<String, i64>,
     /// Followed file → bytes written to it and not yet processed.
@@ -203,7 +205,13 @@ pub fn render(s: &MetricsSnapshot, age: Duration) -> String {
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", s.latency.count());
     let _ = writeln!(out, "{name}_sum {:.3}", s.latency.sum_ms() / 1000.0);
     let _ = writeln!(out, "{name}_count {}", s.latency.count());
-    let scalars: [(&str, &str, bool, String); 6] = [
+    let scalars: [(&str, &str, bool, String); 7] = [
+        (
+            "scopewatch_alerts_suppressed_total",
+            "Alert records matched by a silence: kept in the history store, not emitted.",
+            true,
+            s.alerts_suppressed.to_string(),
+        ),
         (
             "scopewatch_checkpoints_total",
             "Checkpoints written.",

@@ -25,6 +25,8 @@ pub struct Outputs {
     pub alerts: u64,
     /// (category, severity) → alert records written.
     pub alerts_by_kind: BTreeMap<(String, String), u64>,
+    /// Alert records a silence kept out of the sink.
+    pub suppressed: u64,
 }
 
 impl Outputs {
@@ -39,6 +41,7 @@ impl Outputs {
             lateness_seconds,
             alerts: 0,
             alerts_by_kind: BTreeMap::new(),
+            suppressed: 0,
         }
     }
 
@@ -50,14 +53,23 @@ impl Outputs {
         sources: &mut BTreeMap<String, SourceCounts>,
     ) -> Result<(), OutputError> {
         if !alerts.is_empty() {
-            self.alerts += alerts.len() as u64;
-            for a in alerts {
+            // Silenced records stay out of the outputs (the history store has them).
+            let emitted: Vec<Alert> = alerts
+                .iter()
+                .filter(|a| a.suppressed_by.is_none())
+                .cloned()
+                .collect();
+            self.suppressed += (alerts.len() - emitted.len()) as u64;
+            self.alerts += emitted.len() as u64;
+            for a in &emitted {
                 *self
                     .alerts_by_kind
                     .entry((a.category.as_str().into(), a.severity.as_str().into()))
                     .or_default() += 1;
             }
-            self.sink.write(alerts).map_err(OutputError::Sink)?;
+            if !emitted.is_empty() {
+                self.sink.write(&emitted).map_err(OutputError::Sink)?;
+            }
         }
         for l in late {
             if let Some(c) = sources.get_mut(&l.source) {

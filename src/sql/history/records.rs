@@ -62,6 +62,8 @@ pub fn write_alerts(data: &Path, run_id: &str, alerts: &[Alert]) -> Result<u64, 
             json(|a| to_json(&a.observed)),
             json(|a| to_json(&a.baseline)),
             json(|a| to_json(&a.evidence)),
+            text(&alerts, |a| Some(a.cause.as_str())),
+            text(&alerts, |a| a.suppressed_by.as_deref()),
         ];
         let b = batch(alerts_schema(), columns)?;
         let dir = data.join("alerts").join(format!("date={date}"));

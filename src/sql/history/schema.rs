@@ -88,6 +88,11 @@ pub fn alerts_schema() -> SchemaRef {
         Field::new("observed", DataType::Utf8, false),
         Field::new("baseline", DataType::Utf8, false),
         Field::new("evidence", DataType::Utf8, false),
+        // What recurs in the incident (resource type and interaction, a scope; empty when the
+        // rule has one cause per app): what a silence's `cause` names.
+        Field::new("cause", DataType::Utf8, true),
+        // The silence (`FILE#N`) that kept this record out of the outputs; NULL when emitted.
+        Field::new("suppressed_by", DataType::Utf8, true),
     ]))
 }
 

@@ -1,0 +1,236 @@
+//! `--silences FILE` for detect and run, and `scopewatch silences check|preview`: validate a
+//! silences file, and see which stored alerts each entry would have suppressed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+
+use super::Outcome;
+use crate::alert::silence::{Silence, Silences};
+use crate::alert::{Activity, Alert, Category, Evidence, Severity, Window};
+use crate::event::Timestamp;
+
+#[derive(Debug, clap::Args)]
+pub struct SilencesArgs {
+    #[command(subcommand)]
+    pub command: SilencesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SilencesCommand {
+    /// Validate a silences file: syntax, required and unknown keys, rules, times. Warns about
+    /// expired entries and (with --data) entries that match no stored alert. Exits 0 when
+    /// clean, 1 with warnings, 2 when the file is invalid.
+    Check {
+        file: PathBuf,
+        /// History store whose alerts the entries are checked against.
+        #[arg(long, value_name = "DIR", value_parser = super::output::local_store)]
+        data: Option<PathBuf>,
+    },
+    /// List, per entry, the stored alert records it would have suppressed (expired entries
+    /// included, marked as such).
+    Preview {
+        file: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+        data: PathBuf,
+    },
+}
+
+/// The active silences of `--silences FILE` (none without one); expired entries are reported
+/// on stderr and match nothing.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Arc<Silences>> {
+    let Some(path) = path else {
+        return Ok(Arc::default());
+    };
+    let silences = Silences::load(path, Timestamp::now())?;
+    for s in &silences.expired {
+        tracing::warn!(
+            silence = %s.id,
+            client_id = %s.client_id,
+            rule = %s.rule,
+            "silence expired; it no longer suppresses anything"
+        );
+        eprintln!(
+            "scopewatch: warning: silence {} ({} on {}) expired; it no longer suppresses anything",
+            s.id, s.rule, s.client_id
+        );
+    }
+    Ok(Arc::new(silences))
+}
+
+pub fn run(args: SilencesArgs) -> anyhow::Result<Outcome> {
+    match args.command {
+        SilencesCommand::Check { file, data } => check(&file, data.as_deref()),
+        SilencesCommand::Preview { file, data } => preview(&file, &data),
+    }
+}
+
+fn check(file: &Path, data: Option<&Path>) -> anyhow::Result<Outcome> {
+    let silences = Silences::load(file, Timestamp::now())?;
+    let mut warnings = Vec::new();
+    for s in &silences.expired {
+        warnings.push(format!(
+            "{}: expired {} ({} on {})",
+            s.id,
+            s.expires.to_rfc3339(),
+            s.rule,
+            s.client_id
+        ));
+    }
+    if let Some(data) = data {
+        let stored = stored_alerts(data)?;
+        for s in &silences.active {
+            if !stored.iter().any(|a| s.matches(a)) {
+                warnings.push(format!(
+                    "{}: matches no alert stored in {} ({} on {})",
+                    s.id,
+                    data.display(),
+                    s.rule,
+                    s.client_id
+                ));
+            }
+        }
+    }
+    let total = silences.active.len() + silences.expired.len();
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "{}: {total} entries, {} active, {} warning(s)",
+        file.display(),
+        silences.active.len(),
+        warnings.len()
+    );
+    Ok(if warnings.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Rejected
+    })
+}
+
+fn preview(file: &Path, data: &Path) -> anyhow::Result<Outcome> {
+    let silences = Silences::load(file, Timestamp::now())?;
+    let stored = stored_alerts(data)?;
+    let entries = silences
+        .active
+        .iter()
+        .map(|s| (s, false))
+        .chain(silences.expired.iter().map(|s| (s, true)));
+    for (s, expired) in entries {
+        let matched: Vec<&Alert> = stored.iter().filter(|a| s.matches(a)).collect();
+        println!("{}", heading(s, expired, matched.len()));
+        for a in matched {
+            println!(
+                "  {}  {}  {:<8}  incident {}  {}",
+                a.time.to_rfc3339(),
+                a.id,
+                a.severity.as_str(),
+                a.incident_id,
+                a.summary
+            );
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+fn heading(s: &Silence, expired: bool, n: usize) -> String {
+    format!(
+        "{}{}: {} on {}{} — {} alert record(s); {} ({}, expires {})",
+        s.id,
+        if expired { " [expired]" } else { "" },
+        s.rule,
+        s.client_id,
+        s.cause
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" cause {c:?}")),
+        n,
+        s.reason,
+        s.author,
+        s.expires.to_rfc3339()
+    )
+}
+
+/// The stored alert records, with what silences match on (app, rule, cause, time).
+fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
+    if !data.is_dir() {
+        anyhow::bail!("--data {}: not a history store directory", data.display());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")?;
+    let batches: Vec<RecordBatch> = runtime.block_on(async {
+        let ctx = crate::sql::session::open(data).await?;
+        let df = crate::sql::session::plan(
+            &ctx,
+            "SELECT id, incident_id, time, client_id, rule, severity, summary, cause FROM alerts ORDER BY time, id",
+        )
+        .await?;
+        df.collect()
+            .await
+            .map_err(crate::sql::session::SqlError::from)
+    })?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let text = |i: usize| b.column(i).as_string_opt::<i32>();
+        let (Some(id), Some(incident), Some(client), Some(rule), Some(severity), Some(summary)) =
+            (text(0), text(1), text(3), text(4), text(5), text(6))
+        else {
+            anyhow::bail!(
+                "{}: the alerts table has unexpected column types",
+                data.display()
+            );
+        };
+        let cause = text(7);
+        let Some(time) = b.column(2).as_primitive_opt::<TimestampMicrosecondType>() else {
+            anyhow::bail!("{}: alerts.time is not a timestamp", data.display());
+        };
+        for row in 0..b.num_rows() {
+            // Only known rules can be matched (a silence names a catalogued rule).
+            let Some(rule) = crate::detect::rules::catalog::rule_id(rule.value(row)) else {
+                continue;
+            };
+            let t = Timestamp(time.value(row));
+            out.push(Alert {
+                id: id.value(row).to_string(),
+                incident_id: incident.value(row).to_string(),
+                activity: Activity::Create,
+                revision: 0,
+                time: t,
+                client_id: client.value(row).to_string(),
+                category: crate::detect::rules::catalog::info(rule)
+                    .map_or(Category::ScopeCreep, |i| i.category),
+                rule,
+                severity: severity_of(severity.value(row)),
+                score: 0,
+                summary: summary.value(row).to_string(),
+                window: Window { start: t, end: t },
+                observed: serde_json::Value::Null,
+                baseline: serde_json::Value::Null,
+                evidence: Evidence::default(),
+                references: Vec::new(),
+                cause: cause
+                    .filter(|c| !c.is_null(row))
+                    .map_or_else(String::new, |c| c.value(row).to_string()),
+                suppressed_by: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn severity_of(text: &str) -> Severity {
+    [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+    .unwrap_or(Severity::Info)
+}
