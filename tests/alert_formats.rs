@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use scopewatch::alert::{
-    to_ocsf, write_alert, Activity, Alert, AlertFormat, Category, Evidence, Severity, Window,
-    ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED,
+    to_ecs, to_hec, to_ocsf, write_alert, Activity, Alert, AlertFormat, Category, Evidence,
+    Severity, Window, ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED,
 };
 use scopewatch::event::Timestamp;
 use serde_json::json;
@@ -73,6 +73,35 @@ fn ndjson_golden() {
 fn ocsf_golden() {
     let pretty = serde_json::to_string_pretty(&to_ocsf(&sample(0))).expect("json") + "\n";
     golden("alert.ocsf.json", &pretty);
+}
+
+#[test]
+fn ecs_and_hec_golden() {
+    let mut ecs = Vec::new();
+    write_alert(&mut ecs, &sample(0), AlertFormat::Ecs).expect("write");
+    golden("alert.ecs.ndjson", &String::from_utf8(ecs).expect("utf8"));
+    let mut hec = Vec::new();
+    write_alert(&mut hec, &sample(1), AlertFormat::Hec).expect("write");
+    golden("alert.hec.ndjson", &String::from_utf8(hec).expect("utf8"));
+}
+
+/// ECS: an alert document (event.kind alert, Elastic's severity scale, rule.* and threat.*);
+/// HEC: the envelope Splunk's collector takes, with the scopewatch record as its event.
+#[test]
+fn ecs_and_hec_carry_what_their_siems_read() {
+    let ecs = to_ecs(&sample(0));
+    assert_eq!(ecs["event"]["kind"], "alert");
+    assert_eq!(ecs["event"]["category"], json!(["iam"]));
+    assert_eq!(ecs["event"]["severity"], 73, "high");
+    assert_eq!(ecs["rule"]["id"], "enforcement_gap");
+    assert_eq!(ecs["threat"]["technique"]["id"], json!(["T1213"]));
+    assert_eq!(ecs["@timestamp"], "2024-03-05T14:07:12.000000Z");
+    assert_eq!(ecs["ecs"]["version"], "8.11.0");
+    let hec = to_hec(&sample(1));
+    assert_eq!(hec["time"], json!(1_709_647_632.0));
+    assert_eq!(hec["sourcetype"], "scopewatch:alert");
+    assert_eq!(hec["event"]["id"], sample(1).id);
+    assert_eq!(hec["fields"]["rule"], "enforcement_gap");
 }
 
 #[test]

@@ -27,6 +27,10 @@ pub enum FormatArg {
     Ndjson,
     /// OCSF 1.8.0 Detection Finding objects, one per line.
     Ocsf,
+    /// Elastic Common Schema 8.11 alert documents (`event.kind: alert`), one per line.
+    Ecs,
+    /// Splunk HTTP Event Collector envelopes (`sourcetype: scopewatch:alert`), one per line.
+    Hec,
 }
 
 impl From<FormatArg> for AlertFormat {
@@ -34,6 +38,8 @@ impl From<FormatArg> for AlertFormat {
         match f {
             FormatArg::Ndjson => AlertFormat::Ndjson,
             FormatArg::Ocsf => AlertFormat::Ocsf,
+            FormatArg::Ecs => AlertFormat::Ecs,
+            FormatArg::Hec => AlertFormat::Hec,
         }
     }
 }
