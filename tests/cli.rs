@@ -824,3 +824,126 @@ fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
     assert_eq!(check.status.code(), Some(1), "a warning: the expired entry");
     assert!(String::from_utf8_lossy(&check.stderr).contains("silences.toml#2: expired"));
 }
+
+/// Triage: verdicts on stored alerts land in the `feedback` table, the latest verdict per
+/// incident counts in `eval --feedback`, a false positive becomes a valid silence proposal,
+/// and an unknown id is refused.
+#[test]
+fn triage_verdicts_feed_eval_and_propose_silences() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .arg("detect")
+        .arg(sample.join("events.ndjson.gz"))
+        .arg("--registry")
+        .arg(sample.join("registry.toml"))
+        .args(["--data", "data", "--alerts", "alerts.ndjson"])
+        .output()
+        .expect("detect");
+    assert_eq!(out.status.code(), Some(0));
+    let alerts: Vec<serde_json::Value> = std::fs::read_to_string(d.join("alerts.ndjson"))
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let of_rule = |rule: &str| {
+        alerts
+            .iter()
+            .find(|a| a["rule"] == rule)
+            .unwrap_or_else(|| panic!("a {rule} alert"))
+            .clone()
+    };
+    let (gap, app) = (of_rule("enforcement_gap"), of_rule("new_app"));
+    let triage = |id: &str, verdict: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .current_dir(d)
+            .args([
+                "triage",
+                id,
+                "--verdict",
+                verdict,
+                "--analyst",
+                "ana",
+                "--data",
+                "data",
+            ])
+            .args(extra)
+            .output()
+            .expect("triage")
+    };
+    let tp = triage(
+        gap["id"].as_str().expect("id"),
+        "true-positive",
+        &["--note", "confirmed"],
+    );
+    assert!(
+        tp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tp.stderr)
+    );
+    // By incident id: first a false positive with a silence proposal, then benign (latest).
+    let incident = app["incident_id"].as_str().expect("incident");
+    let fp = triage(incident, "false-positive", &["--propose-silence", "30"]);
+    assert!(
+        fp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fp.stderr)
+    );
+    std::fs::write(d.join("proposal.toml"), &fp.stdout).expect("write");
+    let check = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["silences", "check", "proposal.toml", "--data", "data"])
+        .output()
+        .expect("check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the proposal is valid and matches the stored alert: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(triage(incident, "benign", &[]).status.success());
+
+    let eval = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["eval", "--feedback", "data", "--json"])
+        .output()
+        .expect("eval");
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("json");
+    let rule = |r: &str| {
+        rows.as_array()
+            .expect("array")
+            .iter()
+            .find(|x| x["rule"] == r)
+            .unwrap_or_else(|| panic!("{r} in {rows}"))
+            .clone()
+    };
+    assert_eq!(rule("enforcement_gap")["verdicts"]["true_positive"], 1);
+    assert_eq!(
+        rule("new_app")["verdicts"]["benign"],
+        1,
+        "the latest verdict counts"
+    );
+    assert_eq!(rule("new_app")["verdicts"]["false_positive"], 0);
+
+    let sql = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(d)
+        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .arg("SELECT count(*) AS n, min(analyst) AS who FROM feedback")
+        .output()
+        .expect("sql");
+    assert_eq!(String::from_utf8_lossy(&sql.stdout), "n,who\n3,ana\n");
+
+    let unknown = triage("deadbeef", "benign", &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no alert or incident deadbeef"));
+    let injected = triage("x' OR '1'='1", "benign", &[]);
+    assert_eq!(injected.status.code(), Some(2));
+}

@@ -36,12 +36,17 @@ impl From<SeverityArg> for Severity {
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Labelled incidents, NDJSON: client_id, category, rule, start, end (RFC 3339).
-    #[arg(long, value_name = "FILE")]
-    pub labels: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "feedback")]
+    pub labels: Option<PathBuf>,
 
     /// Alerts written by `scopewatch detect` (NDJSON format, not OCSF).
-    #[arg(long, value_name = "FILE")]
-    pub alerts: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "feedback")]
+    pub alerts: Option<PathBuf>,
+
+    /// Score from analysts' verdicts instead (`scopewatch triage`): precision per rule over
+    /// the incidents triaged in this history store (each incident's latest verdict).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["labels", "alerts"], value_parser = super::output::local_store)]
+    pub feedback: Option<PathBuf>,
 
     /// Alerts below this severity are not counted.
     #[arg(long, value_enum, default_value_t = SeverityArg::Low)]
@@ -95,9 +100,15 @@ fn severity(text: &str) -> Option<Severity> {
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
+    if let Some(data) = &args.feedback {
+        return super::eval_feedback::run(data, args.json);
+    }
+    let (Some(labels_path), Some(alerts_path)) = (&args.labels, &args.alerts) else {
+        bail!("eval needs --labels and --alerts, or --feedback DIR");
+    };
     let mut labels = Vec::new();
-    for (line, v) in lines(&args.labels)? {
-        let p = &args.labels;
+    for (line, v) in lines(labels_path)? {
+        let p = labels_path;
         labels.push(EvalLabel {
             client_id: field(&v, "client_id", p, line)?.to_string(),
             category: field(&v, "category", p, line)?.to_string(),
@@ -107,8 +118,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
         });
     }
     let mut alerts = Vec::new();
-    for (line, v) in lines(&args.alerts)? {
-        let p = &args.alerts;
+    for (line, v) in lines(alerts_path)? {
+        let p = alerts_path;
         if v.get("class_uid").is_some() {
             bail!(
                 "{}:{line}: this is an OCSF record; eval reads alerts written with --format ndjson",

@@ -5,6 +5,7 @@ pub mod config_file;
 mod detect;
 pub mod env;
 mod eval;
+mod eval_feedback;
 mod input_args;
 mod logging;
 mod output;
@@ -15,6 +16,7 @@ mod run;
 mod silences;
 mod simulate;
 mod sql;
+mod triage;
 mod validate;
 
 use std::process::ExitCode;
@@ -90,6 +92,9 @@ pub enum Command {
     /// Silences: `check FILE` validates a silences file, `preview FILE --data DIR` lists the
     /// stored alerts each entry would have suppressed.
     Silences(silences::SilencesArgs),
+    /// Record an analyst's verdict (true-positive, false-positive, benign) on an alert or
+    /// incident in the store's `feedback` table; optionally propose a silence for it.
+    Triage(triage::TriageArgs),
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
@@ -140,5 +145,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Compact(args) => compact::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Silences(args) => silences::run(args),
+        Command::Triage(args) => triage::run(args),
     }
 }

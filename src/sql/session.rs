@@ -41,12 +41,13 @@ impl From<DataFusionError> for SqlError {
 }
 
 /// The history tables and their schemas.
-pub fn history_tables() -> [(&'static str, SchemaRef); 4] {
+pub fn history_tables() -> [(&'static str, SchemaRef); 5] {
     [
         ("access", access_schema()),
         ("tokens", tokens_schema()),
         ("alerts", alerts_schema()),
         ("dead_letter", dead_letter_schema()),
+        ("feedback", crate::sql::history::feedback_schema()),
     ]
 }
 

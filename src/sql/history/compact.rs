@@ -29,7 +29,7 @@ use super::HistoryError;
 
 const PREFIX: &str = "part-compacted-";
 /// The tables whose date directories are compacted.
-pub const TABLES: [&str; 4] = ["access", "tokens", "alerts", "dead_letter"];
+pub const TABLES: [&str; 5] = ["access", "tokens", "alerts", "dead_letter", "feedback"];
 
 /// Rows `start..end` of a merged file came from the original file `name`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! core. See `writer.rs` for the layout and how files are written.
 
 pub mod compact;
+mod feedback;
 mod pseudonym;
 mod records;
 mod schema;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
+pub use feedback::{feedback_schema, write_feedback, Feedback};
 pub use pseudonym::{check_store, Pseudonymizer, MIN_KEY_BYTES};
 pub use records::{write_alerts, write_baselines, write_dead_letters};
 pub use schema::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
