@@ -947,3 +947,26 @@ fn triage_verdicts_feed_eval_and_propose_silences() {
     let injected = triage("x' OR '1'='1", "benign", &[]);
     assert_eq!(injected.status.code(), Some(2));
 }
+
+/// Kafka-only outputs without Kafka are refused, never silently ignored.
+#[test]
+fn kafka_outputs_without_kafka_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz");
+    for flag in ["--alerts-topic", "--dead-letter-topic"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+            .current_dir(dir.path())
+            .args(["run", "--input"])
+            .arg(&sample)
+            .args([flag, "t", "--no-history"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains("--kafka-brokers"),
+            "{err}"
+        );
+    }
+}

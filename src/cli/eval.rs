@@ -89,14 +89,7 @@ fn time(v: &Value, name: &str, path: &Path, line: usize) -> anyhow::Result<Times
 }
 
 fn severity(text: &str) -> Option<Severity> {
-    Some(match text {
-        "info" => Severity::Info,
-        "low" => Severity::Low,
-        "medium" => Severity::Medium,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => return None,
-    })
+    Severity::parse(text)
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {

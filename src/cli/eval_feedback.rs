@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 
@@ -89,17 +88,7 @@ pub fn verdicts(data: &Path) -> anyhow::Result<BTreeMap<String, RuleVerdicts>> {
             data.display()
         );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
-    let batches = runtime.block_on(async {
-        let ctx = crate::sql::session::open(data).await?;
-        let df = crate::sql::session::plan(&ctx, LATEST_VERDICTS).await?;
-        df.collect()
-            .await
-            .map_err(crate::sql::session::SqlError::from)
-    })?;
+    let batches = crate::sql::session::query_blocking(data, LATEST_VERDICTS)?;
     let mut out: BTreeMap<String, RuleVerdicts> = BTreeMap::new();
     for b in &batches {
         let (Some(rule), Some(verdict), Some(n)) = (

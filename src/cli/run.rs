@@ -66,9 +66,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "GROUP", default_value = "scopewatch")]
     pub group: String,
 
-    /// Also publish alerts to this topic (key = client_id, idempotent producer) instead of
-    /// --alerts.
-    #[arg(long, value_name = "TOPIC")]
+    /// Kafka mode: publish alerts to this topic (key = client_id, idempotent producer) instead
+    /// of --alerts. Refused without --kafka-brokers (it was once silently ignored).
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
     pub alerts_topic: Option<String>,
 
     /// librdkafka setting passed through (TLS, SASL, compression, timeouts…); repeatable.
@@ -177,6 +177,20 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
+    // clap drops a `requires` whose target conflicts with a given flag (--input excludes
+    // --kafka-brokers), so the Kafka-only outputs are checked here.
+    if args.kafka_brokers.is_none() {
+        for (given, flag) in [
+            (args.alerts_topic.is_some(), "--alerts-topic"),
+            (args.dead_letter_topic.is_some(), "--dead-letter-topic"),
+        ] {
+            if given {
+                anyhow::bail!(
+                    "{flag} publishes to Kafka: it needs --kafka-brokers (with --input, alerts go to --alerts)"
+                );
+            }
+        }
+    }
     if args.follow {
         return follow(args, log_format);
     }

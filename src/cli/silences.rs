@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 
@@ -158,21 +157,10 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
     if !data.is_dir() {
         anyhow::bail!("--data {}: not a history store directory", data.display());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
-    let batches: Vec<RecordBatch> = runtime.block_on(async {
-        let ctx = crate::sql::session::open(data).await?;
-        let df = crate::sql::session::plan(
-            &ctx,
-            "SELECT id, incident_id, time, client_id, rule, severity, summary, cause FROM alerts ORDER BY time, id",
-        )
-        .await?;
-        df.collect()
-            .await
-            .map_err(crate::sql::session::SqlError::from)
-    })?;
+    let batches: Vec<RecordBatch> = crate::sql::session::query_blocking(
+        data,
+        "SELECT id, incident_id, time, client_id, rule, severity, summary, cause FROM alerts ORDER BY time, id",
+    )?;
     let mut out = Vec::new();
     for b in &batches {
         let text = |i: usize| b.column(i).as_string_opt::<i32>();
@@ -204,7 +192,7 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
                 category: crate::detect::rules::catalog::info(rule)
                     .map_or(Category::ScopeCreep, |i| i.category),
                 rule,
-                severity: severity_of(severity.value(row)),
+                severity: Severity::parse(severity.value(row)).unwrap_or(Severity::Info),
                 score: 0,
                 summary: summary.value(row).to_string(),
                 window: Window { start: t, end: t },
@@ -220,17 +208,4 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
         }
     }
     Ok(out)
-}
-
-fn severity_of(text: &str) -> Severity {
-    [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == text)
-    .unwrap_or(Severity::Info)
 }

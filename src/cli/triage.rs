@@ -130,21 +130,11 @@ fn find(data: &Path, id: &str) -> anyhow::Result<Target> {
     if !data.is_dir() {
         anyhow::bail!("--data {}: not a history store directory", data.display());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
     let sql = format!(
         "SELECT incident_id, client_id, rule, cause FROM alerts \
          WHERE id = '{id}' OR incident_id = '{id}' ORDER BY revision LIMIT 1"
     );
-    let batches = runtime.block_on(async {
-        let ctx = crate::sql::session::open(data).await?;
-        let df = crate::sql::session::plan(&ctx, &sql).await?;
-        df.collect()
-            .await
-            .map_err(crate::sql::session::SqlError::from)
-    })?;
+    let batches = crate::sql::session::query_blocking(data, &sql)?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         anyhow::bail!("no alert or incident {id} in {}", data.display());
     };

@@ -40,6 +40,23 @@ impl From<DataFusionError> for SqlError {
     }
 }
 
+/// Runs one query over the store `data` on a runtime of its own and collects the result: for
+/// commands that read a few stored rows (triage, silences, eval --feedback).
+pub fn query_blocking(
+    data: &Path,
+    sql: &str,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, SqlError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SqlError::Query(format!("starting the query runtime: {e}")))?;
+    runtime.block_on(async {
+        let ctx = open(data).await?;
+        let df = plan(&ctx, sql).await?;
+        df.collect().await.map_err(SqlError::from)
+    })
+}
+
 /// The history tables and their schemas.
 pub fn history_tables() -> [(&'static str, SchemaRef); 5] {
     [

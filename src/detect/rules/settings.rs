@@ -54,18 +54,6 @@ pub enum RulesError {
     },
 }
 
-fn severity(text: &str) -> Option<Severity> {
-    [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == text)
-}
-
 impl RuleSettings {
     pub fn load(path: &Path) -> Result<RuleSettings, RulesError> {
         let text = std::fs::read_to_string(path).map_err(|e| RulesError::Read {
@@ -111,7 +99,7 @@ impl RuleSettings {
                     }
                     "severity" => {
                         let text = v.as_str().unwrap_or_default();
-                        o.severity = Some(severity(text).ok_or_else(|| {
+                        o.severity = Some(Severity::parse(text).ok_or_else(|| {
                             key_error(
                                 &key,
                                 format!("`{v}`: expected info, low, medium, high or critical"),
