@@ -1,12 +1,13 @@
 -- Alerts by severity: each incident's latest record (its highest revision), counted by
--- severity and category, with the apps involved. Start triage at the top.
+-- severity and category, with the apps involved. Start triage at the top. Incidents a
+-- silence keeps quiet (`suppressed_by` set) are left out.
 WITH latest AS (
   SELECT *
   FROM (
     SELECT *, row_number() OVER (PARTITION BY incident_id ORDER BY revision DESC) AS rn
     FROM alerts
   ) a
-  WHERE rn = 1
+  WHERE rn = 1 AND suppressed_by IS NULL
 )
 SELECT
   severity,

@@ -2,20 +2,24 @@
 //!
 //! ```toml
 //! [[silence]]
+//! id = "chg-1234"                     # optional: what suppressed records name (else FILE#N)
 //! client_id = "sched-sync"
 //! rule = "off_hours"
 //! cause = ""                          # optional: the incident's cause (resource type, scope)
-//! from = "2024-03-01T00:00:00Z"       # optional: alerts raised from …
+//! from = "2024-03-01T00:00:00Z"       # optional: incidents that began from …
 //! until = "2024-04-01T00:00:00Z"      # optional: … until (event time)
 //! reason = "nightly sync approved in CHG-1234"
 //! author = "j.doe"
 //! expires = "2026-12-31T00:00:00Z"    # required: no silence lasts forever
 //! ```
 //!
-//! A matching alert record is marked `suppressed_by = "FILE#N"` (the N-th entry): drivers do
-//! not emit it, the history store keeps it, the run counts it. An entry past `expires` (by
-//! the wall clock: a silence is an operational decision, not a property of the data) matches
-//! nothing and is reported as a warning.
+//! A matching alert record is marked `suppressed_by` (the entry's `id`, else `FILE#N` for the
+//! N-th entry): drivers do not emit it, the history store keeps it, the run counts it. The
+//! time range is matched against the incident's start, which every record of an incident
+//! shares, so an incident is silenced whole (opening, updates) or not at all. An entry past
+//! `expires` (by the wall clock, checked at every match: a silence is an operational
+//! decision, not a property of the data) matches nothing; one already expired when the file
+//! is read is reported as a warning.
 
 use std::path::Path;
 
@@ -39,13 +43,14 @@ pub struct Silence {
 }
 
 impl Silence {
-    /// True when this entry silences `alert`.
+    /// True when this entry silences `alert` (expiry aside).
     pub fn matches(&self, alert: &Alert) -> bool {
+        let began = alert.window.start;
         self.client_id == alert.client_id
             && self.rule == alert.rule
             && self.cause.as_ref().is_none_or(|c| *c == alert.cause)
-            && self.from.is_none_or(|t| alert.time >= t)
-            && self.until.is_none_or(|t| alert.time < t)
+            && self.from.is_none_or(|t| began >= t)
+            && self.until.is_none_or(|t| began < t)
     }
 }
 
@@ -59,6 +64,7 @@ struct RawFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSilence {
+    id: Option<String>,
     client_id: String,
     rule: String,
     cause: Option<String>,
@@ -137,7 +143,11 @@ impl Silences {
                     .map_err(|e| error(format!("`{key}` = {v:?} is not an RFC 3339 time: {e}")))
             };
             let silence = Silence {
-                id: format!("{name}#{entry}"),
+                id: r
+                    .id
+                    .clone()
+                    .filter(|id| !id.trim().is_empty())
+                    .unwrap_or_else(|| format!("{name}#{entry}")),
                 client_id: r.client_id.clone(),
                 rule: r.rule.clone(),
                 cause: r.cause.clone(),
@@ -156,18 +166,22 @@ impl Silences {
         Ok(out)
     }
 
-    /// The active entry that silences `alert`, if any (the first in file order).
-    pub fn matching(&self, alert: &Alert) -> Option<&Silence> {
-        self.active.iter().find(|s| s.matches(alert))
+    /// The entry unexpired at `now` that silences `alert`, if any (the first in file order).
+    pub fn matching(&self, alert: &Alert, now: Timestamp) -> Option<&Silence> {
+        self.active
+            .iter()
+            .find(|s| s.expires > now && s.matches(alert))
     }
 
-    /// Marks each alert an active entry silences.
-    pub fn mark(&self, alerts: &mut [Alert]) {
-        if self.active.is_empty() {
+    /// Marks each alert an entry unexpired at `now()` silences (the clock is read only when
+    /// there is something to mark).
+    pub fn mark(&self, alerts: &mut [Alert], now: impl FnOnce() -> Timestamp) {
+        if self.active.is_empty() || alerts.is_empty() {
             return;
         }
+        let now = now();
         for a in alerts {
-            if let Some(s) = self.matching(a) {
+            if let Some(s) = self.matching(a, now) {
                 a.suppressed_by = Some(s.id.clone());
             }
         }
@@ -244,9 +258,20 @@ expires = "2024-01-01T00:00:00Z"
                 "2024-03-05T02:00:00Z",
             ),
         ];
-        s.mark(&mut alerts);
+        s.mark(&mut alerts, now);
         let marks: Vec<Option<&str>> = alerts.iter().map(|a| a.suppressed_by.as_deref()).collect();
         assert_eq!(marks, [Some("s.toml#1"), None, None, None]);
+        // An update of the silenced incident raised after `until` is silenced too: the range
+        // is matched against the incident's start.
+        let mut update = alert("sched-sync", "off_hours", "", "2024-04-05T02:00:00Z");
+        update.window.start = Timestamp::parse_rfc3339("2024-03-31T23:00:00Z").expect("t");
+        s.mark(std::slice::from_mut(&mut update), now);
+        assert_eq!(update.suppressed_by.as_deref(), Some("s.toml#1"));
+        // A service running past `expires` stops matching then, without a restart.
+        let later = || Timestamp::parse_rfc3339("2030-06-01T00:00:00Z").expect("t");
+        let mut after = alert("sched-sync", "off_hours", "", "2024-03-05T02:00:00Z");
+        s.mark(std::slice::from_mut(&mut after), later);
+        assert_eq!(after.suppressed_by, None);
     }
 
     #[test]

@@ -159,7 +159,8 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
     }
     let batches: Vec<RecordBatch> = crate::sql::session::query_blocking(
         data,
-        "SELECT id, incident_id, time, client_id, rule, severity, summary, cause FROM alerts ORDER BY time, id",
+        "SELECT id, incident_id, time, client_id, rule, severity, summary, cause, window_start, evidence \
+         FROM alerts ORDER BY time, id",
     )?;
     let mut out = Vec::new();
     for b in &batches {
@@ -172,9 +173,12 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
                 data.display()
             );
         };
-        let cause = text(7);
-        let Some(time) = b.column(2).as_primitive_opt::<TimestampMicrosecondType>() else {
-            anyhow::bail!("{}: alerts.time is not a timestamp", data.display());
+        let (cause, evidence) = (text(7), text(9));
+        let (Some(time), Some(began)) = (
+            b.column(2).as_primitive_opt::<TimestampMicrosecondType>(),
+            b.column(8).as_primitive_opt::<TimestampMicrosecondType>(),
+        ) else {
+            anyhow::bail!("{}: alerts times are not timestamps", data.display());
         };
         for row in 0..b.num_rows() {
             // Only known rules can be matched (a silence names a catalogued rule).
@@ -195,17 +199,35 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
                 severity: Severity::parse(severity.value(row)).unwrap_or(Severity::Info),
                 score: 0,
                 summary: summary.value(row).to_string(),
-                window: Window { start: t, end: t },
+                window: Window {
+                    start: Timestamp(began.value(row)),
+                    end: t,
+                },
                 observed: serde_json::Value::Null,
                 baseline: serde_json::Value::Null,
                 evidence: Evidence::default(),
                 references: Vec::new(),
-                cause: cause
-                    .filter(|c| !c.is_null(row))
-                    .map_or_else(String::new, |c| c.value(row).to_string()),
+                cause: stored_cause(cause, evidence, row),
                 suppressed_by: None,
             });
         }
     }
     Ok(out)
+}
+
+/// An alert row's cause: its `cause` column, or for rows written before that column existed,
+/// the `cause` its evidence JSON names.
+pub fn stored_cause(
+    cause: Option<&datafusion::arrow::array::StringArray>,
+    evidence: Option<&datafusion::arrow::array::StringArray>,
+    row: usize,
+) -> String {
+    if let Some(c) = cause.filter(|c| !c.is_null(row)) {
+        return c.value(row).to_string();
+    }
+    evidence
+        .filter(|e| !e.is_null(row))
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(e.value(row)).ok())
+        .and_then(|v| v["cause"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }

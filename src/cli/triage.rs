@@ -131,7 +131,7 @@ fn find(data: &Path, id: &str) -> anyhow::Result<Target> {
         anyhow::bail!("--data {}: not a history store directory", data.display());
     }
     let sql = format!(
-        "SELECT incident_id, client_id, rule, cause FROM alerts \
+        "SELECT incident_id, client_id, rule, cause, evidence FROM alerts \
          WHERE id = '{id}' OR incident_id = '{id}' ORDER BY revision LIMIT 1"
     );
     let batches = crate::sql::session::query_blocking(data, &sql)?;
@@ -153,6 +153,10 @@ fn find(data: &Path, id: &str) -> anyhow::Result<Target> {
         incident_id: col(0)?,
         client_id: col(1)?,
         rule: col(2)?,
-        cause: col(3)?,
+        cause: super::silences::stored_cause(
+            b.column(3).as_string_opt::<i32>(),
+            b.column(4).as_string_opt::<i32>(),
+            0,
+        ),
     })
 }

@@ -207,7 +207,7 @@ impl Engine {
     pub fn push(&mut self, event: Event, out: &mut Vec<Alert>) -> Result<(), Box<LateEvent>> {
         let before = out.len();
         let pushed = self.push_unsilenced(event, out);
-        self.silences.mark(&mut out[before..]);
+        self.silences.mark(&mut out[before..], self.wall_clock);
         pushed
     }
 
@@ -295,7 +295,7 @@ impl Engine {
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
         self.finish_unsilenced(out);
-        self.silences.mark(&mut out[before..]);
+        self.silences.mark(&mut out[before..], self.wall_clock);
     }
 
     fn finish_unsilenced(&mut self, out: &mut Vec<Alert>) {

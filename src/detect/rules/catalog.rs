@@ -22,6 +22,9 @@ pub struct RuleInfo {
 pub struct Param {
     pub name: &'static str,
     pub default: f64,
+    /// The smallest value a rules file may set (below it a rule would fire on normal use:
+    /// `dormant_days = 0` would report every event).
+    pub min: f64,
     pub summary: &'static str,
 }
 
@@ -44,10 +47,12 @@ const fn with_params(r: RuleInfo, params: &'static [Param]) -> RuleInfo {
     RuleInfo { params, ..r }
 }
 
+/// Every threshold declared so far is a count or a multiple of a baseline: at least 1.
 const fn param(name: &'static str, default: f64, summary: &'static str) -> Param {
     Param {
         name,
         default,
+        min: 1.0,
         summary,
     }
 }

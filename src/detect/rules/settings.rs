@@ -130,9 +130,12 @@ impl RuleSettings {
                         let n = v
                             .as_float()
                             .or_else(|| v.as_integer().map(|i| i as f64))
-                            .filter(|n| n.is_finite() && *n >= 0.0)
+                            .filter(|n| n.is_finite() && *n >= param.min)
                             .ok_or_else(|| {
-                                key_error(other, format!("`{v}`: expected a number ≥ 0"))
+                                key_error(
+                                    other,
+                                    format!("`{v}`: expected a number ≥ {}", param.min),
+                                )
                             })?;
                         o.params.insert(param.name, n);
                     }
@@ -228,6 +231,8 @@ mod tests {
             "{e}"
         );
         let e = err("[off_hours]\nmin_requests = -1\n");
-        assert!(e.contains("≥ 0"), "{e}");
+        assert!(e.contains("≥ 1"), "{e}");
+        let e = err("[dormant_app_active]\ndormant_days = 0\n");
+        assert!(e.contains("dormant_days") && e.contains("≥ 1"), "{e}");
     }
 }

@@ -177,10 +177,15 @@ fn rewrite(
         .iter()
         .map(|n| plan_input(dir, n))
         .collect::<Result<_, _>>()?;
-    let Some(schema) = plan.first().map(|i| i.schema.clone()) else {
+    // The widest schema: files written before a column was added are read with it null.
+    let Some(schema) = plan
+        .iter()
+        .map(|i| i.schema.clone())
+        .max_by_key(|s| s.fields().len())
+    else {
         return Ok(Some(0));
     };
-    if plan.iter().any(|i| i.schema.fields() != schema.fields()) {
+    if !plan.iter().all(|i| fits(&i.schema, &schema)) {
         return Ok(None);
     }
     let mut manifest = Manifest {
@@ -238,6 +243,7 @@ fn write_merged(
         for batch in reader {
             let batch = batch.map_err(|e| HistoryError::parquet(&path, e))?;
             let (from, to) = (at, at + batch.num_rows());
+            let batch = widen(&batch, schema).map_err(|e| HistoryError::parquet(&path, e))?;
             for s in input.sources.iter().filter(|s| !drop(&s.name)) {
                 let (a, b) = (s.start.max(from), s.end.min(to));
                 if a < b {
@@ -256,6 +262,34 @@ fn write_merged(
     let path = dir.join(name);
     fs::rename(&tmp, &path).map_err(|e| HistoryError::io(&path, e))?;
     sync_dir(dir)
+}
+
+/// `narrow` can be read as `wide`: each of its columns is in `wide` with the same type, and
+/// the columns it lacks may be null.
+fn fits(narrow: &SchemaRef, wide: &SchemaRef) -> bool {
+    narrow.fields().iter().all(|f| {
+        wide.field_with_name(f.name())
+            .is_ok_and(|w| w.data_type() == f.data_type())
+    }) && wide
+        .fields()
+        .iter()
+        .all(|w| w.is_nullable() || narrow.field_with_name(w.name()).is_ok())
+}
+
+/// `batch` with `schema`'s columns, in its order, nulls for the ones it lacks.
+fn widen(
+    batch: &datafusion::arrow::array::RecordBatch,
+    schema: &SchemaRef,
+) -> Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None => datafusion::arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// Makes renames and removals in `dir` durable.
@@ -418,6 +452,35 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// A file written before a column was added merges with newer ones, that column null.
+    #[test]
+    fn files_of_an_older_schema_merge_with_the_column_null() {
+        use datafusion::arrow::array::StringArray;
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("alerts/date=2024-03-01");
+        write_parquet_raw(&dir, "alerts-old.parquet", &batch(&[1]), false).expect("old");
+        // As the alerts schema declares it: the added column nullable.
+        let newer = RecordBatch::try_from_iter_with_nullable(vec![
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![2])) as datafusion::arrow::array::ArrayRef,
+                false,
+            ),
+            ("cause", Arc::new(StringArray::from(vec![Some("x")])), true),
+        ])
+        .expect("batch");
+        write_parquet_raw(&dir, "alerts-new.parquet", &newer, false).expect("new");
+        let report = compact(root.path(), Duration::ZERO).expect("compact");
+        assert_eq!((report.files_written, report.skipped_mixed_schemas), (1, 0));
+        let merged = read_whole(&dir.join(&parquet_files(&dir).expect("list")[0])).expect("read");
+        assert_eq!(merged.num_columns(), 2);
+        assert_eq!(
+            merged.column(1).null_count(),
+            1,
+            "the old file's row has no cause"
+        );
     }
 
     fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
