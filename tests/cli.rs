@@ -547,22 +547,28 @@ fn compact_merges_files_per_date_and_runs_still_replace_their_rows() {
     assert_eq!(store_counts(dir.path()), before);
 }
 
-/// Alerts (rule, severity) of `detect` over the sample data with extra flags.
-fn sample_alerts(
-    dir: &std::path::Path,
-    extra: &[&str],
-) -> (Option<i32>, Vec<(String, String)>, String) {
+/// `detect` over the bundled sample data with its registry, in `dir`, with `args`.
+fn detect_sample(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
-    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
         .current_dir(dir)
         .arg("detect")
         .arg(sample.join("events.ndjson.gz"))
         .arg("--registry")
         .arg(sample.join("registry.toml"))
-        .args(["--no-history"])
-        .args(extra)
+        .args(args)
         .output()
-        .expect("detect");
+        .expect("detect")
+}
+
+/// Alerts (rule, severity) of `detect` over the sample data with extra flags.
+fn sample_alerts(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, Vec<(String, String)>, String) {
+    let mut args = vec!["--no-history"];
+    args.extend_from_slice(extra);
+    let out = detect_sample(dir, &args);
     let alerts = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -703,16 +709,7 @@ fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
     let (code, base, err) = sample_alerts(d, &[]);
     assert_eq!(code, Some(0), "{err}");
     // Silence the (app, rule) of the first alert that is not new_app.
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
-    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .current_dir(d)
-        .arg("detect")
-        .arg(sample.join("events.ndjson.gz"))
-        .arg("--registry")
-        .arg(sample.join("registry.toml"))
-        .args(["--data", "plain", "--alerts", "plain.ndjson"])
-        .output()
-        .expect("detect");
+    let out = detect_sample(d, &["--data", "plain", "--alerts", "plain.ndjson"]);
     assert_eq!(out.status.code(), Some(0));
     let plain = std::fs::read_to_string(d.join("plain.ndjson")).expect("alerts");
     let first: serde_json::Value = plain
@@ -740,23 +737,19 @@ fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
         ),
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .current_dir(d)
-        .arg("detect")
-        .arg(sample.join("events.ndjson.gz"))
-        .arg("--registry")
-        .arg(sample.join("registry.toml"))
-        .args([
+    let out = detect_sample(
+        d,
+        &[
             "--data",
             "data",
             "--alerts",
             "alerts.ndjson",
             "--summary",
             "summary.json",
-        ])
-        .args(["--silences", "silences.toml"])
-        .output()
-        .expect("detect");
+            "--silences",
+            "silences.toml",
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -832,16 +825,7 @@ fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
 fn triage_verdicts_feed_eval_and_propose_silences() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data");
-    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .current_dir(d)
-        .arg("detect")
-        .arg(sample.join("events.ndjson.gz"))
-        .arg("--registry")
-        .arg(sample.join("registry.toml"))
-        .args(["--data", "data", "--alerts", "alerts.ndjson"])
-        .output()
-        .expect("detect");
+    let out = detect_sample(d, &["--data", "data", "--alerts", "alerts.ndjson"]);
     assert_eq!(out.status.code(), Some(0));
     let alerts: Vec<serde_json::Value> = std::fs::read_to_string(d.join("alerts.ndjson"))
         .expect("alerts")

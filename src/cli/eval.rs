@@ -88,10 +88,6 @@ fn time(v: &Value, name: &str, path: &Path, line: usize) -> anyhow::Result<Times
         .map_err(|e| anyhow::anyhow!("{}:{line}: {name} is not RFC 3339 ({e})", path.display()))
 }
 
-fn severity(text: &str) -> Option<Severity> {
-    Severity::parse(text)
-}
-
 pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
     if let Some(data) = &args.feedback {
         return super::eval_feedback::run(data, args.json);
@@ -127,7 +123,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
             client_id: field(&v, "client_id", p, line)?.to_string(),
             category: field(&v, "category", p, line)?.to_string(),
             rule: field(&v, "rule", p, line)?.to_string(),
-            severity: severity(sev)
+            severity: Severity::parse(sev)
                 .with_context(|| format!("{}:{line}: unknown severity {sev}", p.display()))?,
             opens_incident: field(&v, "activity", p, line)? == "create",
             incident_id: field(&v, "incident_id", p, line)?.to_string(),

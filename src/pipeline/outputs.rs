@@ -53,22 +53,29 @@ impl Outputs {
         sources: &mut BTreeMap<String, SourceCounts>,
     ) -> Result<(), OutputError> {
         if !alerts.is_empty() {
-            // Silenced records stay out of the outputs (the history store has them).
-            let emitted: Vec<Alert> = alerts
-                .iter()
-                .filter(|a| a.suppressed_by.is_none())
-                .cloned()
-                .collect();
+            // Silenced records stay out of the outputs (the history store has them); only
+            // then is a filtered copy made.
+            let kept: Vec<Alert>;
+            let emitted: &[Alert] = if alerts.iter().any(|a| a.suppressed_by.is_some()) {
+                kept = alerts
+                    .iter()
+                    .filter(|a| a.suppressed_by.is_none())
+                    .cloned()
+                    .collect();
+                &kept
+            } else {
+                alerts
+            };
             self.suppressed += (alerts.len() - emitted.len()) as u64;
             self.alerts += emitted.len() as u64;
-            for a in &emitted {
+            for a in emitted {
                 *self
                     .alerts_by_kind
                     .entry((a.category.as_str().into(), a.severity.as_str().into()))
                     .or_default() += 1;
             }
             if !emitted.is_empty() {
-                self.sink.write(&emitted).map_err(OutputError::Sink)?;
+                self.sink.write(emitted).map_err(OutputError::Sink)?;
             }
         }
         for l in late {

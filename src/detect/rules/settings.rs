@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::catalog::info;
+use super::catalog::{info, CATALOG};
 use crate::alert::Severity;
 use crate::detect::finding::Finding;
 
@@ -29,14 +29,28 @@ pub struct RuleOverride {
     pub enabled: Option<bool>,
     pub severity: Option<Severity>,
     pub score: Option<u8>,
-    /// Thresholds the catalog declares for the rule, by name.
-    pub params: BTreeMap<&'static str, f64>,
 }
 
 /// Every rule's settings (rules not named keep their defaults).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleSettings {
     overrides: BTreeMap<&'static str, RuleOverride>,
+    /// Every declared threshold, resolved once (the file's value, else the catalog's
+    /// default): rules read them per access, so no catalog search on that path.
+    thresholds: BTreeMap<(&'static str, &'static str), f64>,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        let thresholds = CATALOG
+            .iter()
+            .flat_map(|r| r.params.iter().map(move |p| ((r.id, p.name), p.default)))
+            .collect();
+        RuleSettings {
+            overrides: BTreeMap::new(),
+            thresholds,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +85,7 @@ impl RuleSettings {
                 path: path.to_string(),
                 reason: e.to_string(),
             })?;
-        let mut overrides = BTreeMap::new();
+        let mut settings = RuleSettings::default();
         for (name, value) in tables {
             let Some(info) = info(&name) else {
                 return Err(RulesError::UnknownRule {
@@ -137,23 +151,19 @@ impl RuleSettings {
                                     format!("`{v}`: expected a number ≥ {}", param.min),
                                 )
                             })?;
-                        o.params.insert(param.name, n);
+                        settings.thresholds.insert((info.id, param.name), n);
                     }
                 }
             }
-            overrides.insert(info.id, o);
+            settings.overrides.insert(info.id, o);
         }
-        Ok(RuleSettings { overrides })
+        Ok(settings)
     }
 
-    /// A rule's threshold: the file's value, else the catalog's default.
-    pub fn param(&self, rule: &str, name: &str) -> f64 {
-        if let Some(v) = self.overrides.get(rule).and_then(|o| o.params.get(name)) {
-            return *v;
-        }
-        info(rule)
-            .and_then(|r| r.params.iter().find(|p| p.name == name))
-            .map_or(0.0, |p| p.default)
+    /// A rule's threshold: the file's value, else the catalog's default (0 for a name the
+    /// catalog does not declare).
+    pub fn param(&self, rule: &'static str, name: &'static str) -> f64 {
+        self.thresholds.get(&(rule, name)).copied().unwrap_or(0.0)
     }
 
     pub fn get(&self, rule: &str) -> Option<&RuleOverride> {
