@@ -7,12 +7,10 @@
 pub mod alert;
 pub mod baseline;
 pub mod cli;
-pub mod detect;
 pub mod eval;
-pub mod event;
-pub mod ingest;
 pub mod pipeline;
-pub mod registry;
 pub mod simulate;
-pub mod smart;
 pub mod sql;
+
+pub use scopewatch_core::{detect, event, registry, smart};
+pub use scopewatch_ingest as ingest;

@@ -1,17 +1,11 @@
-//! Per-app baselines: profiles learned from events (`profile`), held as Arrow tables
-//! (`tables`) and snapshotted to Parquet (`snapshot`).
+//! Per-app baselines as Arrow tables (`tables`) and their Parquet snapshots (`snapshot`). The
+//! profiles themselves and their statistics are the core crate's (`scopewatch_core::baseline`),
+//! re-exported here so `scopewatch::baseline` names both.
 
-pub mod clock;
-pub mod profile;
+pub use scopewatch_core::baseline::*;
+
 pub mod snapshot;
-pub mod stats;
 pub mod tables;
 
-pub use clock::LocalClock;
-pub use profile::{
-    day_number, hour_of_week, seasonal_slot, AppProfile, Seen, SeenMap, DEFAULT_LEARNING_DAYS,
-    ESTABLISHED_AFTER_DAYS, SEASONAL_SLOTS,
-};
 pub use snapshot::{read_snapshot, write_snapshot, SnapshotError};
-pub use stats::{LogHistogram, SlotStats};
-pub use tables::{table_names, Baselines};
+pub use tables::{table_names, BaselineTables};

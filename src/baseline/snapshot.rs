@@ -10,7 +10,8 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use thiserror::Error;
 
-use super::tables::{table_names, Baselines};
+use super::tables::{table_names, BaselineTables};
+use super::Baselines;
 
 #[derive(Debug, Error)]
 pub enum SnapshotError {

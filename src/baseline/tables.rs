@@ -32,8 +32,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 
-use super::profile::{AppProfile, Seen, SeenMap};
-use super::stats::{LogHistogram, SlotStats};
+use super::{AppProfile, Baselines, LogHistogram, Seen, SeenMap, SlotStats};
 
 type HistogramAccessor = fn(&AppProfile) -> &LogHistogram;
 type HistogramAccessorMut = fn(&mut AppProfile) -> &mut LogHistogram;
@@ -48,12 +47,6 @@ const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 4] = [
     ),
 ];
 use crate::event::{Text, Timestamp};
-
-/// All app profiles, by client id.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Baselines {
-    pub apps: BTreeMap<Text, AppProfile>,
-}
 
 /// Single-key profile tables: (table, key column, accessor).
 type Accessor = fn(&AppProfile) -> &SeenMap<String>;
@@ -155,9 +148,17 @@ impl SeenColumns {
     }
 }
 
-impl Baselines {
+/// The baselines as named Arrow record batches and back (a trait because `Baselines` lives in
+/// the core crate, which has no Arrow).
+pub trait BaselineTables: Sized {
     /// One record batch per table, named.
-    pub fn to_batches(&self) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
+    fn to_batches(&self) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError>;
+    /// Rebuilds baselines from named tables (e.g. read back from a snapshot).
+    fn from_batches(tables: &BTreeMap<String, Vec<RecordBatch>>) -> Result<Self, ArrowError>;
+}
+
+impl BaselineTables for Baselines {
+    fn to_batches(&self) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
         let mut out = Vec::new();
 
         let mut id = StringBuilder::new();
@@ -323,10 +324,7 @@ impl Baselines {
         Ok(out)
     }
 
-    /// Rebuilds baselines from named tables (e.g. read back from a snapshot).
-    pub fn from_batches(
-        tables: &BTreeMap<String, Vec<RecordBatch>>,
-    ) -> Result<Baselines, ArrowError> {
+    fn from_batches(tables: &BTreeMap<String, Vec<RecordBatch>>) -> Result<Self, ArrowError> {
         let mut b = Baselines::default();
         for batch in tables.get("baseline_apps").into_iter().flatten() {
             let ids = string_column(batch, "client_id")?;

@@ -298,7 +298,7 @@ mod tests {
     /// groups in one row, which are listed there too).
     #[test]
     fn readme_documents_every_rule() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../../../README.md");
         for id in RULE_IDS {
             assert!(
                 readme.contains(&format!("`{id}`")),

@@ -278,7 +278,7 @@ impl Tailer {
                 if self.warned_missing.insert(path.clone()) {
                     self.skipped.push(SkippedFile {
                         path: path.display().to_string(),
-                        reason: crate::ingest::OWN_OUTPUT_REASON.to_string(),
+                        reason: crate::OWN_OUTPUT_REASON.to_string(),
                     });
                 }
                 continue;

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::ingest::lines::RAW_KEEP_BYTES;
-use crate::ingest::Source;
+use crate::lines::RAW_KEEP_BYTES;
+use crate::Source;
 
 const READ_BUFFER: usize = 256 * 1024;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::ingest::Source;
+use crate::Source;
 
 /// At most this much of the first line is digested; a first line this long with no newline yet
 /// is identity enough.

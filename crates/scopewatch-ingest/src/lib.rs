@@ -1,6 +1,9 @@
 //! Ingestion: files, directories, `.gz` archives and stdin → canonical events, with every
 //! rejected line dead-lettered with its reason and every line counted.
 
+// The core's modules, named as `crate::event` / `crate::smart` inside this crate.
+use scopewatch_core::{event, smart};
+
 mod counts;
 mod dead_letter;
 mod error;
