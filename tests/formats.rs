@@ -317,11 +317,15 @@ fn bundles_and_pretty_printed_documents_count_each_entry() {
         json!({"fullUrl": "urn:uuid:x"}),
     ];
     let bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
-    let pretty = write(
-        dir.path(),
-        "bundle.json",
-        &serde_json::to_string_pretty(&bundle).expect("json"),
-    );
+    let pretty_text = serde_json::to_string_pretty(&bundle).expect("json");
+    // In a pretty-printed Bundle each entry is read (and dead-lettered) on its own lines.
+    let entry_lines: Vec<u64> = (1..)
+        .zip(pretty_text.lines())
+        .filter(|(_, l)| *l == "    {")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(entry_lines.len(), 4, "{pretty_text}");
+    let pretty = write(dir.path(), "bundle.json", &pretty_text);
     let ndjson = write(
         dir.path(),
         "bundle.ndjson",
@@ -360,7 +364,12 @@ fn bundles_and_pretty_printed_documents_count_each_entry() {
                 "Bundle entry 4 has no resource",
             ]
         );
-        assert_eq!(r.dead[0].line, Some(1), "the Bundle starts on line 1");
+        let lines: Vec<Option<u64>> = r.dead.iter().map(|d| d.line).collect();
+        if extra == 1 {
+            assert_eq!(lines, [Some(1), Some(1)], "the NDJSON Bundle is line 1");
+        } else {
+            assert_eq!(lines, [Some(entry_lines[2]), Some(entry_lines[3])]);
+        }
         assert_eq!(
             s.skipped_by_reason.keys().collect::<Vec<_>>(),
             vec!["FHIR OperationOutcome resource is not an AuditEvent"]
@@ -369,6 +378,51 @@ fn bundles_and_pretty_printed_documents_count_each_entry() {
             assert_eq!(r.events[1]["url"], "Patient/p2/_history/3");
         }
     }
+}
+
+/// A pretty-printed array of AuditEvents read with `--input-format auto` (it was one
+/// `not_an_object` reject), and a large Bundle, are decoded element by element: every element
+/// is counted and a bad one is dead-lettered alone, naming its own line.
+#[test]
+fn pretty_printed_arrays_and_bundles_are_read_element_by_element() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = |i: usize| {
+        audit_event(
+            &format!("2024-03-05T09:{:02}:00Z", i % 60),
+            "app",
+            &format!("j{i}"),
+            "read",
+            "Observation/o1",
+            "p1",
+        )
+    };
+    let mut items: Vec<Value> = (0..300).map(good).collect();
+    items[150] = json!({"resourceType": "AuditEvent", "recorded": "2024-03-05T09:01:00Z",
+                        "type": {"code": "rest"}, "agent": []});
+    let text = serde_json::to_string_pretty(&items).expect("json");
+    let array = write(dir.path(), "array.json", &text);
+    let r = read(&[array], InputFormat::Auto, None);
+    let s = &r.summary.sources[0];
+    assert_eq!((s.read, s.accepted, s.dead_lettered), (300, 299, 1));
+    let element_lines: Vec<u64> = (1..)
+        .zip(text.lines())
+        .filter(|(_, l)| *l == "  {")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(r.dead[0].line, Some(element_lines[150]));
+    assert!(r.dead[0].raw.len() < 1024, "only the bad element is kept");
+
+    let entries: Vec<Value> = (0..300).map(|i| json!({"resource": good(i)})).collect();
+    let bundle = json!({"entry": entries, "resourceType": "Bundle", "type": "collection"});
+    let path = write(
+        dir.path(),
+        "bundle.json",
+        &serde_json::to_string_pretty(&bundle).expect("json"),
+    );
+    let r = read(&[path], InputFormat::AuditEvent, None);
+    let s = &r.summary.sources[0];
+    assert_eq!((s.read, s.accepted, s.dead_lettered), (300, 300, 0));
+    assert_eq!(r.events[299]["token_id"], "j299");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod dead_letter;
 mod error;
 pub mod format;
 mod input;
+pub mod json_spans;
 mod lines;
 mod own_outputs;
 mod reader;

@@ -5,10 +5,12 @@ use super::dead_letter::{DeadLetter, DeadLetterWriter};
 use super::error::IngestError;
 use super::format::{decode_line, DecodeOptions, Decoded, InputFormat};
 use super::input::Source;
+use super::json_spans;
 use super::lines::{LineError, LineReader};
 use std::collections::VecDeque;
+use std::ops::Range;
 
-use crate::event::{parse_event, Event, Reject, RejectKind, Timestamp};
+use crate::event::{json_reject, parse_event, Event, Reject, RejectKind, Timestamp};
 
 /// Default longest line accepted: 1 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -43,6 +45,39 @@ impl Default for IngestOptions {
 /// resource by its top-level keys; anything else is a bad canonical event.
 fn is_canonical_value(value: &serde_json::Value) -> bool {
     value.get("realmId").is_none() && value.get("resourceType").is_none()
+}
+
+/// Line numbers of byte offsets in a document, counted forward from the last offset asked
+/// (offsets come in increasing order, so a document's newlines are counted once in all).
+struct LineCounter {
+    start: Position,
+    at: usize,
+    line: u64,
+}
+
+impl LineCounter {
+    fn new(start: Position) -> LineCounter {
+        LineCounter {
+            start,
+            at: 0,
+            line: start.line,
+        }
+    }
+
+    fn position(&mut self, doc: &[u8], offset: usize) -> Position {
+        let offset = offset.min(doc.len());
+        if offset < self.at {
+            // Never expected; recount from the start rather than give a wrong line.
+            self.at = 0;
+            self.line = self.start.line;
+        }
+        self.line += memchr::memchr_iter(b'\n', &doc[self.at..offset]).count() as u64;
+        self.at = offset;
+        Position {
+            line: self.line,
+            offset: self.start.offset + offset as u64,
+        }
+    }
 }
 
 /// Where an accepted event came from (for checkpoints and evidence).
@@ -525,49 +560,22 @@ impl Ingestor {
                 }
             }
         }
+        // serde checks the syntax and finds where each top-level value ends without building
+        // it; `document_value` then decodes it piece by piece.
         let mut stream =
-            serde_json::Deserializer::from_slice(&doc).into_iter::<serde_json::Value>();
-        let mut decoded = Vec::new();
+            serde_json::Deserializer::from_slice(&doc).into_iter::<serde::de::IgnoredAny>();
+        let mut lines_to = LineCounter::new(start);
         loop {
             let before = stream.byte_offset();
             let value_start = doc[before..]
                 .iter()
                 .position(|b| !b.is_ascii_whitespace())
                 .map_or(doc.len(), |i| before + i);
-            let line_of = |at: usize| {
-                start.line + memchr::memchr_iter(b'\n', &doc[..at.min(doc.len())]).count() as u64
-            };
-            let position = Position {
-                line: line_of(value_start),
-                offset: start.offset + value_start as u64,
-            };
             match stream.next() {
                 None => break,
-                Some(Ok(value)) => {
-                    let end = stream.byte_offset();
-                    let raw = &doc[value_start..end];
-                    // A canonical event is read from its own text (the parsed value has already
-                    // merged a key given twice, which the contract rejects), whatever other
-                    // keys it carries, as on a line.
-                    let canonical = match &decode.format {
-                        InputFormat::Canonical => Some(parse_event(raw)),
-                        InputFormat::Auto => match parse_event(raw) {
-                            Ok(event) => Some(Ok(event)),
-                            Err(_) if !is_canonical_value(&value) => None,
-                            Err(reject) => Some(Err(reject)),
-                        },
-                        _ => None,
-                    };
-                    match canonical {
-                        Some(Ok(event)) => decoded.push(Decoded::Event(event)),
-                        Some(Err(reject)) => decoded.push(Decoded::Rejected(reject)),
-                        None => {
-                            super::format::decode_value(value, decode, &mut |d| decoded.push(d))
-                        }
-                    }
-                    for d in decoded.drain(..) {
-                        self.account(counts, pending, d, position, raw, raw.len() as u64)?;
-                    }
+                Some(Ok(_)) => {
+                    let span = value_start..stream.byte_offset();
+                    self.document_value(counts, pending, decode, &doc, span, &mut lines_to)?;
                 }
                 Some(Err(e)) => {
                     let line = start.line + e.line() as u64 - 1;
@@ -589,6 +597,7 @@ impl Ingestor {
                         )
                     };
                     let raw = &doc[value_start..];
+                    let position = lines_to.position(&doc, value_start);
                     self.dead_letter_record(
                         counts,
                         Some(position.line),
@@ -615,6 +624,79 @@ impl Ingestor {
                 .map_err(IngestError::DeadLetter)?;
             tracing::warn!(source = %counts.source, "{reason}");
             counts.error = Some(reason);
+        }
+        Ok(())
+    }
+
+    /// Decodes one top-level value of a document: an array element by element, a FHIR Bundle
+    /// entry by entry (when the format may hold FHIR), anything else as one record. Only one
+    /// element's tree is built at a time.
+    fn document_value(
+        &mut self,
+        counts: &mut SourceCounts,
+        pending: &mut VecDeque<(Event, Position)>,
+        decode: &DecodeOptions,
+        doc: &[u8],
+        span: Range<usize>,
+        lines_to: &mut LineCounter,
+    ) -> Result<(), IngestError> {
+        let raw = &doc[span.clone()];
+        if raw.first() == Some(&b'[') {
+            for element in json_spans::array_elements(raw) {
+                let element = span.start + element.start..span.start + element.end;
+                self.document_value(counts, pending, decode, doc, element, lines_to)?;
+            }
+            return Ok(());
+        }
+        let may_hold_fhir = matches!(decode.format, InputFormat::Auto | InputFormat::AuditEvent);
+        if let Some(entries) = json_spans::bundle_entries(raw).filter(|_| may_hold_fhir) {
+            let mut decoded = Vec::new();
+            if entries.is_empty() {
+                decoded.push(super::format::empty_bundle());
+            }
+            let position = lines_to.position(doc, span.start);
+            for d in decoded.drain(..) {
+                self.account(counts, pending, d, position, raw, raw.len() as u64)?;
+            }
+            for (i, entry) in entries.into_iter().enumerate() {
+                let entry_raw = &raw[entry.clone()];
+                let position = lines_to.position(doc, span.start + entry.start);
+                match serde_json::from_slice::<serde_json::Value>(entry_raw) {
+                    Ok(value) => {
+                        super::format::decode_bundle_entry(i + 1, &value, &mut |d| decoded.push(d))
+                    }
+                    Err(e) => decoded.push(Decoded::Rejected(json_reject(e))),
+                }
+                for d in decoded.drain(..) {
+                    let len = entry_raw.len() as u64;
+                    self.account(counts, pending, d, position, entry_raw, len)?;
+                }
+            }
+            return Ok(());
+        }
+        let position = lines_to.position(doc, span.start);
+        let mut decoded = Vec::new();
+        // A canonical event is read from its own text (a parsed value has already merged a key
+        // given twice, which the contract rejects), whatever other keys it carries, as on a line.
+        let canonical = matches!(decode.format, InputFormat::Canonical | InputFormat::Auto)
+            .then(|| parse_event(raw));
+        match canonical {
+            Some(Ok(event)) => decoded.push(Decoded::Event(event)),
+            Some(Err(reject)) if matches!(decode.format, InputFormat::Canonical) => {
+                decoded.push(Decoded::Rejected(reject))
+            }
+            canonical => match serde_json::from_slice::<serde_json::Value>(raw) {
+                Ok(value) => match canonical {
+                    Some(Err(reject)) if is_canonical_value(&value) => {
+                        decoded.push(Decoded::Rejected(reject))
+                    }
+                    _ => super::format::decode_value(value, decode, &mut |d| decoded.push(d)),
+                },
+                Err(e) => decoded.push(Decoded::Rejected(json_reject(e))),
+            },
+        }
+        for d in decoded.drain(..) {
+            self.account(counts, pending, d, position, raw, raw.len() as u64)?;
         }
         Ok(())
     }

@@ -267,17 +267,31 @@ fn decode_fhir_value(value: &Value, out: &mut dyn FnMut(Decoded)) {
         }
     };
     if entries.is_empty() {
-        out(Decoded::Skipped("FHIR Bundle with no entries".to_string()));
+        out(empty_bundle());
     }
     for (i, entry) in entries.iter().enumerate() {
-        let n = i + 1;
-        match entry.get("resource") {
-            None | Some(Value::Null) => out(Decoded::Rejected(Reject::new(
-                RejectKind::MissingField,
-                format!("Bundle entry {n} has no resource"),
-            ))),
-            Some(resource) => decode_fhir_value(resource, &mut |d| out(in_entry(n, d))),
-        }
+        decode_entry(i + 1, entry, out);
+    }
+}
+
+/// What a Bundle without entries gives.
+pub fn empty_bundle() -> Decoded {
+    Decoded::Skipped("FHIR Bundle with no entries".to_string())
+}
+
+/// Decodes entry `n` (from 1) of a FHIR Bundle; document mode reads a large Bundle's entries
+/// one at a time through this.
+pub fn decode_bundle_entry(n: usize, entry: &Value, out: &mut dyn FnMut(Decoded)) {
+    decode_entry(n, entry, &mut |d| out(bounded(d)));
+}
+
+fn decode_entry(n: usize, entry: &Value, out: &mut dyn FnMut(Decoded)) {
+    match entry.get("resource") {
+        None | Some(Value::Null) => out(Decoded::Rejected(Reject::new(
+            RejectKind::MissingField,
+            format!("Bundle entry {n} has no resource"),
+        ))),
+        Some(resource) => decode_fhir_value(resource, &mut |d| out(in_entry(n, d))),
     }
 }
 
