@@ -494,6 +494,30 @@ fn small_hostile_shapes_are_read_correctly() {
     );
 }
 
+/// #16.6: documents are decoded element by element without unbounded recursion: arrays nested
+/// 100 000 deep are one reject (not a stack overflow), and a Bundle whose `resourceType` is
+/// given twice is read as serde reads it (the last one wins: one AuditEvent, not entries).
+#[test]
+fn hostile_documents_are_rejected_not_crashed_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let depth = 100_000;
+    let deep = format!("[\n{}{}\n", "[".repeat(depth - 1), "]".repeat(depth));
+    std::fs::write(dir.path().join("deep.json"), deep).expect("write");
+    let (s, dead) = validate(dir.path(), "auditevent:deep.json");
+    assert_eq!(s["totals"]["read"], 1, "{s}");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["kind"], "invalid_json", "{dead:?}");
+
+    let twice = "{\n  \"resourceType\": \"Bundle\",\n  \"entry\": [{\"resource\": {}}],\n  \"resourceType\": \"OperationOutcome\"\n}\n";
+    std::fs::write(dir.path().join("twice.json"), twice).expect("write");
+    let (s, dead) = validate(dir.path(), "twice.json");
+    assert_eq!(dead.len(), 0, "{dead:?}");
+    assert_eq!(
+        s["totals"]["skipped"], 1,
+        "one OperationOutcome, skipped: {s}"
+    );
+}
+
 /// #16.9: `sql` runs within `--memory-limit`: an aggregation over 3 M generated rows spills
 /// and answers correctly in 8 MiB; an operator that cannot spill stops the query with a clear
 /// "Resources exhausted" error and exit 2, never the host.

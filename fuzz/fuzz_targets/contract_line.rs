@@ -7,6 +7,9 @@ use scopewatch_core::event::{parse_event, within_bounds};
 
 fuzz_target!(|line: &[u8]| {
     if let Ok(event) = parse_event(line) {
-        assert!(within_bounds(event).is_ok(), "an accepted event broke the size bounds");
+        assert!(
+            within_bounds(event).is_ok(),
+            "an accepted event broke the size bounds"
+        );
     }
 });

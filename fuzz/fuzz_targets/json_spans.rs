@@ -10,18 +10,33 @@ use serde_json::Value;
 fn parse(bytes: &[u8]) -> Value {
     match serde_json::from_slice(bytes) {
         Ok(v) => v,
-        Err(e) => panic!("span {:?} is not a JSON value: {e}", String::from_utf8_lossy(bytes)),
+        Err(e) => panic!(
+            "span {:?} is not a JSON value: {e}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         // Not JSON: the finder must still end without a panic.
-        let _ = (array_elements(data), object_members(data), bundle_entries(data));
+        let _ = (
+            array_elements(data),
+            object_members(data),
+            bundle_entries(data),
+        );
         return;
     };
-    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-    let end = data.len() - data.iter().rev().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let end = data.len()
+        - data
+            .iter()
+            .rev()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
     let text = &data[start..end];
     match &value {
         Value::Array(items) => {

@@ -8,6 +8,10 @@ use scopewatch_core::event::Timestamp;
 fuzz_target!(|text: &str| {
     if let Ok(t) = Timestamp::parse_rfc3339(text) {
         let printed = t.to_rfc3339();
-        assert_eq!(Timestamp::parse_rfc3339(&printed), Ok(t), "{text:?} printed as {printed:?}");
+        assert_eq!(
+            Timestamp::parse_rfc3339(&printed),
+            Ok(t),
+            "{text:?} printed as {printed:?}"
+        );
     }
 });

@@ -8,11 +8,19 @@ use scopewatch_core::smart::scope::{normalize, ScopeSet};
 fuzz_target!(|text: &str| {
     let set = ScopeSet::parse(text);
     let again = ScopeSet::parse(text);
-    assert_eq!(set.normalized_string(), again.normalized_string(), "parsing is not deterministic");
+    assert_eq!(
+        set.normalized_string(),
+        again.normalized_string(),
+        "parsing is not deterministic"
+    );
     for token in text.split_ascii_whitespace() {
         let once = normalize(token);
         if !once.starts_with('!') {
-            assert_eq!(normalize(&once), once, "normalize is not idempotent on {token:?}");
+            assert_eq!(
+                normalize(&once),
+                once,
+                "normalize is not idempotent on {token:?}"
+            );
         }
     }
     let _ = set.additions_over(&again);

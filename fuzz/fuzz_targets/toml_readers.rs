@@ -12,6 +12,11 @@ use scopewatch_ingest::format::GatewayMapping;
 fuzz_target!(|text: &str| {
     let _ = Registry::parse(text);
     let _ = RuleSettings::parse(text, "fuzz.toml");
-    let _ = Silences::parse(text, "fuzz.toml", "fuzz", Timestamp::from_unix_seconds(1_709_251_200));
+    let _ = Silences::parse(
+        text,
+        "fuzz.toml",
+        "fuzz",
+        Timestamp::from_unix_seconds(1_709_251_200),
+    );
     let _ = GatewayMapping::parse(text);
 });

@@ -6,7 +6,15 @@ use libfuzzer_sys::fuzz_target;
 use scopewatch_core::smart::request::{classify, request_shape, Method};
 
 /// Parameters whose values `request_shape` keeps (they shape volume, not identity).
-const KEPT: &[&str] = &["_count", "_type", "_summary", "_total", "_sort", "_elements", "_format"];
+const KEPT: &[&str] = &[
+    "_count",
+    "_type",
+    "_summary",
+    "_total",
+    "_sort",
+    "_elements",
+    "_format",
+];
 
 fuzz_target!(|url: &str| {
     for method in [Method::Get, Method::Post, Method::Put, Method::Delete] {

@@ -112,12 +112,23 @@ pub fn object_members(text: &[u8]) -> Vec<(Range<usize>, Range<usize>)> {
 }
 
 /// A FHIR Bundle's `entry` array as element spans (relative to `text`), or `None` when `text`
-/// is not an object whose `resourceType` is `"Bundle"` with an array of entries.
+/// is not an object whose `resourceType` is `"Bundle"` with an array of entries. `None` too
+/// when a key is escaped or given twice (serde keeps the last of a repeated key: the caller's
+/// whole-value path then decides as it always did) or when the object has a `realmId` (a
+/// Keycloak event, whatever else it holds).
 pub fn bundle_entries(text: &[u8]) -> Option<Vec<Range<usize>>> {
     if text.first() != Some(&b'{') {
         return None;
     }
     let members = object_members(text);
+    let mut keys: Vec<&[u8]> = members.iter().map(|(k, _)| &text[k.clone()]).collect();
+    if keys.iter().any(|k| k.contains(&b'\\') || *k == b"realmId") {
+        return None;
+    }
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
     let value_of = |name: &[u8]| {
         members
             .iter()
@@ -197,6 +208,19 @@ mod tests {
         assert!(bundle_entries(br#"{"resourceType": "Bundle"}"#).is_none());
         assert!(bundle_entries(br#"{"resourceType": "Bundle", "entry": {}}"#).is_none());
         assert!(bundle_entries(b"[1]").is_none());
+        // Repeated or escaped keys, and Keycloak's `realmId`, leave the decision to serde.
+        for text in [
+            &br#"{"resourceType": "Bundle", "entry": [{}], "resourceType": "AuditEvent"}"#[..],
+            br#"{"resourceType": "Bundle", "entry": [{}], "entry": [{}, {}]}"#,
+            br#"{"resourceType": "Bundle", "entr\u0079": [{}]}"#,
+            br#"{"resourceType": "Bundle", "entry": [{}], "realmId": "r"}"#,
+        ] {
+            assert!(
+                bundle_entries(text).is_none(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]

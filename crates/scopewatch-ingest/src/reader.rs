@@ -47,31 +47,36 @@ fn is_canonical_value(value: &serde_json::Value) -> bool {
     value.get("realmId").is_none() && value.get("resourceType").is_none()
 }
 
-/// Line numbers of byte offsets in a document, counted forward from the last offset asked
-/// (offsets come in increasing order, so a document's newlines are counted once in all).
-struct LineCounter {
+/// How deep arrays in a document are split element by element.
+const MAX_SPLIT_DEPTH: usize = 16;
+
+/// A document's bytes, and the line numbers of offsets in it, counted forward from the last
+/// offset asked (offsets come in increasing order, so its newlines are counted once in all).
+struct Document<'a> {
+    bytes: &'a [u8],
     start: Position,
     at: usize,
     line: u64,
 }
 
-impl LineCounter {
-    fn new(start: Position) -> LineCounter {
-        LineCounter {
+impl<'a> Document<'a> {
+    fn new(bytes: &'a [u8], start: Position) -> Document<'a> {
+        Document {
+            bytes,
             start,
             at: 0,
             line: start.line,
         }
     }
 
-    fn position(&mut self, doc: &[u8], offset: usize) -> Position {
-        let offset = offset.min(doc.len());
+    fn position(&mut self, offset: usize) -> Position {
+        let offset = offset.min(self.bytes.len());
         if offset < self.at {
             // Never expected; recount from the start rather than give a wrong line.
             self.at = 0;
             self.line = self.start.line;
         }
-        self.line += memchr::memchr_iter(b'\n', &doc[self.at..offset]).count() as u64;
+        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.at..offset]).count() as u64;
         self.at = offset;
         Position {
             line: self.line,
@@ -564,7 +569,7 @@ impl Ingestor {
         // it; `document_value` then decodes it piece by piece.
         let mut stream =
             serde_json::Deserializer::from_slice(&doc).into_iter::<serde::de::IgnoredAny>();
-        let mut lines_to = LineCounter::new(start);
+        let mut document = Document::new(&doc, start);
         loop {
             let before = stream.byte_offset();
             let value_start = doc[before..]
@@ -575,7 +580,7 @@ impl Ingestor {
                 None => break,
                 Some(Ok(_)) => {
                     let span = value_start..stream.byte_offset();
-                    self.document_value(counts, pending, decode, &doc, span, &mut lines_to)?;
+                    self.document_value(counts, pending, decode, &mut document, span, 0)?;
                 }
                 Some(Err(e)) => {
                     let line = start.line + e.line() as u64 - 1;
@@ -597,7 +602,7 @@ impl Ingestor {
                         )
                     };
                     let raw = &doc[value_start..];
-                    let position = lines_to.position(&doc, value_start);
+                    let position = document.position(value_start);
                     self.dead_letter_record(
                         counts,
                         Some(position.line),
@@ -636,15 +641,17 @@ impl Ingestor {
         counts: &mut SourceCounts,
         pending: &mut VecDeque<(Event, Position)>,
         decode: &DecodeOptions,
-        doc: &[u8],
+        doc: &mut Document<'_>,
         span: Range<usize>,
-        lines_to: &mut LineCounter,
+        depth: usize,
     ) -> Result<(), IngestError> {
-        let raw = &doc[span.clone()];
-        if raw.first() == Some(&b'[') {
+        let raw = &doc.bytes[span.clone()];
+        // Arrays in arrays are split to this depth; deeper ones take the whole-value path, whose
+        // parser refuses them (serde's limit of 128), instead of recursing without bound.
+        if raw.first() == Some(&b'[') && depth < MAX_SPLIT_DEPTH {
             for element in json_spans::array_elements(raw) {
                 let element = span.start + element.start..span.start + element.end;
-                self.document_value(counts, pending, decode, doc, element, lines_to)?;
+                self.document_value(counts, pending, decode, doc, element, depth + 1)?;
             }
             return Ok(());
         }
@@ -654,18 +661,22 @@ impl Ingestor {
             if entries.is_empty() {
                 decoded.push(super::format::empty_bundle());
             }
-            let position = lines_to.position(doc, span.start);
+            let position = doc.position(span.start);
             for d in decoded.drain(..) {
                 self.account(counts, pending, d, position, raw, raw.len() as u64)?;
             }
             for (i, entry) in entries.into_iter().enumerate() {
                 let entry_raw = &raw[entry.clone()];
-                let position = lines_to.position(doc, span.start + entry.start);
+                let position = doc.position(span.start + entry.start);
                 match serde_json::from_slice::<serde_json::Value>(entry_raw) {
                     Ok(value) => {
                         super::format::decode_bundle_entry(i + 1, &value, &mut |d| decoded.push(d))
                     }
-                    Err(e) => decoded.push(Decoded::Rejected(json_reject(e))),
+                    Err(e) => {
+                        let reject = json_reject(e);
+                        let reason = format!("Bundle entry {}: {}", i + 1, reject.reason);
+                        decoded.push(Decoded::Rejected(Reject::new(reject.kind, reason)));
+                    }
                 }
                 for d in decoded.drain(..) {
                     let len = entry_raw.len() as u64;
@@ -674,7 +685,7 @@ impl Ingestor {
             }
             return Ok(());
         }
-        let position = lines_to.position(doc, span.start);
+        let position = doc.position(span.start);
         let mut decoded = Vec::new();
         // A canonical event is read from its own text (a parsed value has already merged a key
         // given twice, which the contract rejects), whatever other keys it carries, as on a line.

@@ -117,6 +117,12 @@ impl Timestamp {
         };
         let days = days_from_civil(year, month, day);
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+        // An offset may carry 0000-01-01 or 9999-12-31 past the years RFC 3339 can write in
+        // UTC; such an instant could not be printed back as RFC 3339 (found by fuzzing).
+        let utc_range = days_from_civil(0, 1, 1) * 86_400..days_from_civil(10_000, 1, 1) * 86_400;
+        if !utc_range.contains(&seconds) {
+            return Err("instant outside the years 0000-9999 in UTC");
+        }
         Ok(Timestamp(seconds * MICROS_PER_SECOND + micros))
     }
 
@@ -202,6 +208,17 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_cannot_carry_an_instant_past_the_years_rfc_3339_writes() {
+        for text in ["0000-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"] {
+            assert!(Timestamp::parse_rfc3339(text).is_err(), "{text}");
+        }
+        for text in ["0000-01-01T00:01:00+00:01", "9999-12-31T23:58:59-00:01"] {
+            let t = Timestamp::parse_rfc3339(text).expect(text);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Ok(t), "{text}");
+        }
+    }
 
     fn ts(s: &str) -> i64 {
         Timestamp::parse_rfc3339(s).unwrap().unix_micros()
