@@ -628,3 +628,48 @@ fn oversized_fields_and_too_many_apps_are_refused() {
     let s = summary(dir.path());
     assert_eq!(s["detection"]["apps"], 3, "{s}");
 }
+
+/// #16 (one byte budget): `--max-state-bytes` bounds the state in bytes, not only in counts.
+/// 2 000 live tokens with 12 KiB grants (distinct custom scopes) stay within a 16 MiB budget
+/// by evicting the soonest to expire; the run goes on, and the summary says where the state
+/// stands. The same input under the default budget evicts nothing.
+#[test]
+fn the_state_keeps_to_its_byte_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: String = (0..2_000)
+        .map(|i| {
+            let custom: Vec<String> = (0..400).map(|k| format!("__x{i}_{k}")).collect();
+            format!(
+                r#"{{"type":"token","event":"issued","time":"2024-03-05T09:{:02}:{:02}Z","client_id":"chart","token_id":"t{i}","scope_granted":"patient/Observation.rs {}","expires_in":3600}}"#,
+                i / 60 % 60,
+                i % 60,
+                custom.join(" ")
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(dir.path().join("e.ndjson"), lines).expect("write");
+    let run = |budget: Option<&str>| {
+        let mut args = vec!["detect", "--no-history", "--state", "st"];
+        args.extend([
+            "--summary",
+            "summary.json",
+            "--alerts",
+            "a.ndjson",
+            "e.ndjson",
+        ]);
+        if let Some(b) = budget {
+            args.extend(["--max-state-bytes", b]);
+        }
+        let _ = std::fs::remove_dir_all(dir.path().join("st"));
+        let out = run_in(dir.path(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        summary(dir.path())["detection"]["state_budget"].clone()
+    };
+    let tight = run(Some("16M"));
+    assert_eq!(tight["max_state_bytes"], 16 << 20, "{tight}");
+    assert!(tight["tokens_evicted_early"].as_u64() > Some(0), "{tight}");
+    assert!(tight["token_bytes"].as_u64() <= Some(4 << 20), "{tight}");
+    let roomy = run(None);
+    assert_eq!(roomy["tokens_evicted_early"], 0, "{roomy}");
+    assert!(roomy["token_bytes"].as_u64() > Some(4 << 20), "{roomy}");
+}

@@ -212,7 +212,8 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     }
     .with_token_lifetime(args.input.token_lifetime)
     .with_max_ahead_hours(args.input.max_ahead_hours)
-    .with_max_apps(args.input.max_apps);
+    .with_max_apps(args.input.max_apps)
+    .with_max_state_bytes(args.input.max_state_bytes);
     let _state_lock = args.state.as_deref().map(StateLock::acquire).transpose()?;
     let state_dir = args.state.as_ref().map(StateDir::new);
     let state_name = args
@@ -383,6 +384,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             "suppressed_alert_records": tally.suppressed,
             "incidents": tally.incidents.values().map(|(n, _)| n).sum::<u64>(),
             "apps": engine.baselines().apps.len(),
+            "state_budget": engine.budget_report(),
         },
         "carried_over": carried,
         "history": history_report,

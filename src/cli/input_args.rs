@@ -69,6 +69,13 @@ pub struct InputArgs {
     /// (each app holds a baseline, so client ids must not grow memory without bound).
     #[arg(long, value_name = "N", default_value_t = crate::detect::DEFAULT_MAX_APPS)]
     pub max_apps: usize,
+
+    /// One byte budget for the detection state (bytes, or with K, M, G: 512M, 8G): a quarter
+    /// for events waiting in event-time order (beyond it the earliest are released early), a
+    /// quarter for live tokens (the soonest to expire leave), half for the baselines (beyond
+    /// it no new app is taken and no new key learned). Estimated from contents, per stream.
+    #[arg(long, value_name = "SIZE", default_value = "8G", value_parser = super::sql::parse_size)]
+    pub max_state_bytes: usize,
 }
 
 impl InputArgs {

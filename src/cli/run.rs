@@ -374,7 +374,8 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
     }
     .with_token_lifetime(args.input_options.token_lifetime)
     .with_max_ahead_hours(args.input_options.max_ahead_hours)
-    .with_max_apps(args.input_options.max_apps);
+    .with_max_apps(args.input_options.max_apps)
+    .with_max_state_bytes(args.input_options.max_state_bytes);
     Ok((registry, config))
 }
 

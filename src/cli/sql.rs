@@ -71,7 +71,7 @@ pub struct SqlArgs {
 }
 
 /// `1073741824`, `512M`, `2G`, `64k` → bytes (at least 1 MiB: less cannot run a query).
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(super) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),

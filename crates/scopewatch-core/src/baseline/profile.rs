@@ -81,6 +81,24 @@ impl<K: Ord + Clone> SeenMap<K> {
             }
         }
     }
+    /// `observe`, except that a key not yet in the map is only added when `may_add` (the
+    /// baselines are within their byte budget); it is reported as new either way.
+    pub fn observe_within<Q>(
+        &mut self,
+        key: &Q,
+        at: Timestamp,
+        learning: bool,
+        may_add: bool,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
+        if !may_add && !self.entries.contains_key(key) {
+            return true;
+        }
+        self.observe(key, at, learning)
+    }
     pub fn is_established<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,

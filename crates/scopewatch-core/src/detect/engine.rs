@@ -1,6 +1,7 @@
 //! The detection core: events in (in any order within the allowed lateness), alerts out.
 //! Synchronous and deterministic; batch, streaming and tests drive the same code.
 
+use super::budget::StateBudget;
 use crate::alert::Alert;
 use crate::baseline::{AppProfile, Baselines, DEFAULT_LEARNING_DAYS};
 use crate::event::{Event, Timestamp, TokenAction};
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     /// Active silences (`--silences FILE`): matching alert records are marked
     /// `suppressed_by`, for the drivers to keep out of the outputs.
     pub silences: Arc<Silences>,
+    /// One byte budget for the state (`--max-state-bytes`), shared out as `budget` says.
+    pub max_state_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             max_apps: DEFAULT_MAX_APPS,
             rules: Arc::default(),
             silences: Arc::default(),
+            max_state_bytes: super::budget::DEFAULT_MAX_STATE_BYTES,
         }
     }
 }
@@ -90,6 +94,12 @@ impl EngineConfig {
     /// Sets the lifetime of tokens logged without `expires_in` (`--token-lifetime`).
     pub fn with_token_lifetime(mut self, seconds: Option<i64>) -> EngineConfig {
         self.token_cache.configured_ttl_seconds = seconds;
+        self
+    }
+
+    /// Sets the one byte budget of the state (`--max-state-bytes`; shared out by `budget`).
+    pub fn with_max_state_bytes(mut self, bytes: usize) -> EngineConfig {
+        self.max_state_bytes = bytes;
         self
     }
 
@@ -121,10 +131,14 @@ pub struct EngineStats {
     /// Events refused: a time before 1970 or too far ahead of the clock, an app over the limit.
     #[serde(default)]
     pub refused: u64,
+    /// The baselines' bytes at the last count (`budget`; counted every 4096 events).
+    #[serde(default)]
+    pub baseline_bytes: u64,
 }
 
 pub struct Engine {
     pub(super) learning_days: i64,
+    pub(super) budget: StateBudget,
     max_apps: usize,
     /// Apps whose first events wait in the reorder buffer (they count towards `max_apps`).
     pub(super) new_apps_pending: std::collections::HashSet<Text>,
@@ -159,8 +173,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
+        let budget = StateBudget::new(config.max_state_bytes);
+        let mut token_cache = config.token_cache.clone();
+        token_cache.max_bytes = token_cache.max_bytes.min(budget.token_bytes);
         Engine {
             learning_days: config.learning_days,
+            budget,
             max_apps: config.max_apps,
             new_apps_pending: std::collections::HashSet::new(),
             max_ahead_seconds: config.max_ahead_seconds,
@@ -175,8 +193,9 @@ impl Engine {
                 .fhir_base
                 .as_deref()
                 .map_or_else(Classifier::new, Classifier::with_base),
-            order: ReorderBuffer::new(config.lateness_seconds),
-            tokens: TokenCache::new(config.token_cache),
+            order: ReorderBuffer::new(config.lateness_seconds)
+                .with_max_pending_bytes(budget.reorder_bytes),
+            tokens: TokenCache::new(token_cache),
             incidents: Incidents::new(config.bucket_seconds, config.quiet_seconds),
             stats: EngineStats::default(),
             now: None,
@@ -249,6 +268,17 @@ impl Engine {
             ));
         }
         let client = event.client_id();
+        let is_new =
+            !self.baselines.apps.contains_key(client) && !self.new_apps_pending.contains(client);
+        if is_new && self.baselines_full() {
+            return Some(crate::event::Reject::new(
+                crate::event::RejectKind::OverLimit,
+                format!(
+                    "a new app while the baselines hold more than their {}-byte share of --max-state-bytes",
+                    self.budget.baseline_bytes
+                ),
+            ));
+        }
         let known = self.baselines.apps.len() + self.new_apps_pending.len();
         if known >= self.max_apps
             && !self.baselines.apps.contains_key(client)
@@ -421,8 +451,45 @@ impl Engine {
         }
     }
 
+    /// The state against its byte budget (`budget`).
+    pub fn budget_report(&self) -> super::budget::BudgetReport {
+        super::budget::BudgetReport {
+            max_state_bytes: self.budget.max_state_bytes,
+            baseline_bytes: self.stats.baseline_bytes,
+            baselines_full: self.baselines_full(),
+            token_bytes: self.tokens.bytes(),
+            tokens_evicted_early: self.tokens.evicted_early,
+            buffered_event_bytes: self.order.pending_bytes(),
+            events_released_early: self.order.released_early,
+        }
+    }
+
+    /// The baselines hold more than their share of the byte budget (at the last count).
+    pub(super) fn baselines_full(&self) -> bool {
+        self.stats.baseline_bytes > self.budget.baseline_bytes as u64
+    }
+
+    /// Counts the baselines' bytes (profiles and remembered grants) into the stats.
+    pub(super) fn count_baseline_bytes(&mut self) {
+        let profiles: usize = self
+            .baselines
+            .apps
+            .values()
+            .map(super::budget::profile_bytes)
+            .sum();
+        let grants = self.grants.len() * super::budget::GRANT_KEY_BYTES;
+        self.stats.baseline_bytes = (profiles + grants) as u64;
+    }
+
     fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
         self.stats.events += 1;
+        if self
+            .stats
+            .events
+            .is_multiple_of(super::budget::BASELINE_COUNT_EVERY)
+        {
+            self.count_baseline_bytes();
+        }
         let time = event.time();
         if self.now.is_none_or(|n| time > n) {
             self.now = Some(time);
@@ -473,6 +540,8 @@ impl Engine {
                 .entry(client_key)
                 .or_insert_with(|| (day, BTreeMap::new()));
         }
+        // Over the byte budget, keys never seen are judged but not remembered (`budget`).
+        let may_add = !self.baselines_full();
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
@@ -522,16 +591,26 @@ impl Engine {
                         findings.extend(rules::novelty::check_token(t, &granted, profile));
                     }
                     for scope in granted.resources().iter().map(|r| r.normalized()) {
-                        profile.scopes.observe(&scope, time, learning);
+                        profile
+                            .scopes
+                            .observe_within(&scope, time, learning, may_add);
                     }
                     for other in granted.others() {
-                        profile.scopes.observe(&other.normalized(), time, learning);
+                        let other = other.normalized();
+                        profile
+                            .scopes
+                            .observe_within(&other, time, learning, may_add);
                     }
                     if let Some(context) = granted.max_context() {
-                        profile.contexts.observe(context.as_str(), time, learning);
+                        let context = context.as_str();
+                        profile
+                            .contexts
+                            .observe_within(context, time, learning, may_add);
                     }
                     if let Some(grant) = t.grant_type.as_deref() {
-                        profile.grant_types.observe(grant, time, learning);
+                        profile
+                            .grant_types
+                            .observe_within(grant, time, learning, may_add);
                     }
                 }
             }
@@ -587,7 +666,7 @@ impl Engine {
                     population_level,
                     time,
                     self.clock.hour_of_week(time),
-                    learning,
+                    (learning, may_add),
                 );
                 if let (true, Some(ty)) = (
                     (200..300).contains(&a.status),
@@ -628,7 +707,8 @@ fn remember_grant(
     }
 }
 
-/// Folds an access into the app's profile.
+/// Folds an access into the app's profile (learning: still in its learning days; may_add:
+/// within the byte budget, see `budget`).
 fn observe_access(
     profile: &mut AppProfile,
     access: &crate::event::AccessEvent,
@@ -636,21 +716,27 @@ fn observe_access(
     population_level: bool,
     time: Timestamp,
     local_hour_of_week: usize,
-    learning: bool,
+    (learning, may_add): (bool, bool),
 ) {
     let served = (200..300).contains(&access.status);
     if let Some(purpose) = access.purpose_of_use.as_deref() {
-        profile.purposes.observe(purpose, time, learning);
+        profile
+            .purposes
+            .observe_within(purpose, time, learning, may_add);
     }
     if !served {
         return;
     }
     if let Some(ty) = request.resource_type {
         let key = (ty.to_string(), request.interaction.as_str().to_string());
-        profile.resources.observe(&key, time, learning);
+        profile
+            .resources
+            .observe_within(&key, time, learning, may_add);
     }
     if let Some(op) = request.operation.as_deref() {
-        profile.operations.observe(op, time, learning);
+        profile
+            .operations
+            .observe_within(op, time, learning, may_add);
     }
     if population_level {
         let kind = if request.is_bulk_export() {
@@ -658,7 +744,9 @@ fn observe_access(
         } else {
             "search"
         };
-        profile.population.observe(kind, time, learning);
+        profile
+            .population
+            .observe_within(kind, time, learning, may_add);
     }
     if let Some(slot) = profile.hour_of_week.get_mut(local_hour_of_week) {
         *slot += 1;
@@ -1093,6 +1181,59 @@ modes = ["patient"]
             creates(&alerts),
             vec![("chart".to_string(), "new_app", Category::PurposeDrift)]
         );
+    }
+
+    /// Issue #16 (one byte budget): once the baselines hold more than their share of
+    /// `max_state_bytes`, a new app is refused (`over_limit`) and an app's scope never seen is
+    /// judged but not remembered; the apps already watched go on.
+    #[test]
+    fn over_the_byte_budget_no_new_app_or_key_is_remembered() {
+        let config = EngineConfig {
+            max_state_bytes: 4 * 1024,
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, Registry::default());
+        let mut out = Vec::new();
+        for l in &learned_days(2) {
+            engine.push(parse_event_str(l).unwrap(), &mut out).unwrap();
+        }
+        assert!(!engine.baselines_full(), "not counted yet");
+        engine.count_baseline_bytes();
+        assert!(engine.baselines_full(), "{}", engine.stats.baseline_bytes);
+
+        let other = token(
+            "2024-03-03T10:00:00Z",
+            "other",
+            "x",
+            "patient/Observation.rs",
+            None,
+        );
+        let refused = engine
+            .push(parse_event_str(&other).unwrap(), &mut out)
+            .unwrap_err();
+        let reject = refused.refused.expect("refused, not late");
+        assert_eq!(reject.kind, crate::event::RejectKind::OverLimit);
+        assert!(
+            reject.reason.contains("--max-state-bytes"),
+            "{}",
+            reject.reason
+        );
+
+        let wider = token(
+            "2024-03-03T11:00:00Z",
+            "chart",
+            "y",
+            "launch/patient patient/Observation.read patient/Condition.read",
+            Some("p1"),
+        );
+        engine
+            .push(parse_event_str(&wider).unwrap(), &mut out)
+            .unwrap();
+        engine.finish(&mut out);
+        let chart = &engine.baselines().apps["chart"];
+        assert!(chart.scopes.entries.contains_key("patient/Observation.rs"));
+        assert!(!chart.scopes.entries.contains_key("patient/Condition.rs"));
+        assert!(!engine.baselines().apps.contains_key("other"));
     }
 
     #[test]

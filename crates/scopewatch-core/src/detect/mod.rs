@@ -6,6 +6,7 @@
 //! The whole state outside the baselines is one serialisable value (`state::EngineState`):
 //! `Engine::snapshot` and `Engine::restore` make a stop-and-continue exact.
 
+pub mod budget;
 pub mod engine;
 pub mod explain;
 pub mod finding;

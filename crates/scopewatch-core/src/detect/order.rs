@@ -23,6 +23,8 @@ struct Pending {
     /// same second its token was issued still finds the token.
     rank: u8,
     seq: u64,
+    /// `event::approx_bytes` of the event, for the byte budget.
+    bytes: usize,
     event: Event,
 }
 
@@ -101,6 +103,11 @@ pub struct ReorderBuffer {
     /// Access events folded into the event of the same request (not persisted: a count).
     pub folded: u64,
     max_pending: usize,
+    /// Estimated bytes of the buffered events, and the most they may hold.
+    pending_bytes: usize,
+    max_pending_bytes: usize,
+    /// Events released before the watermark passed them because a bound was reached.
+    pub released_early: u64,
 }
 
 /// Default for `max_pending`: about 300 MB of buffered events at the contract's typical size.
@@ -116,6 +123,9 @@ impl ReorderBuffer {
             seq: 0,
             folded: 0,
             max_pending: DEFAULT_MAX_PENDING,
+            pending_bytes: 0,
+            max_pending_bytes: usize::MAX,
+            released_early: 0,
         }
     }
 
@@ -137,10 +147,13 @@ impl ReorderBuffer {
             Event::Access(_) => 1,
         };
         self.seq += 1;
+        let bytes = crate::event::approx_bytes(&event);
+        self.pending_bytes += bytes;
         self.heap.push(Reverse(Pending {
             time,
             rank,
             seq: self.seq,
+            bytes,
             event,
         }));
         Ok(())
@@ -160,10 +173,24 @@ impl ReorderBuffer {
         self
     }
 
+    /// The most bytes (`event::approx_bytes`) the buffered events may hold: beyond it the
+    /// earliest is released early, as beyond `max_pending` (a byte budget, so a million
+    /// 16 KiB URLs cannot hold 16 GB while the count bound waits).
+    pub fn with_max_pending_bytes(mut self, max_pending_bytes: usize) -> ReorderBuffer {
+        self.max_pending_bytes = max_pending_bytes;
+        self
+    }
+
+    /// Estimated bytes of the buffered events.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// The next event whose time is at or before the watermark (or the earliest, when more
-    /// than `max_pending` are held).
+    /// than `max_pending` events or `max_pending_bytes` are held).
     pub fn pop_ready(&mut self) -> Option<Event> {
-        if self.heap.len() > self.max_pending {
+        if self.heap.len() > self.max_pending || self.pending_bytes > self.max_pending_bytes {
+            self.released_early += 1;
             return self.release();
         }
         let watermark = self.watermark()?;
@@ -184,6 +211,7 @@ impl ReorderBuffer {
 
     fn release(&mut self) -> Option<Event> {
         let Reverse(p) = self.heap.pop()?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(p.bytes);
         self.released_up_to = Some(self.released_up_to.map_or(p.time, |r| r.max(p.time)));
         let mut event = p.event;
         if let Event::Access(first) = &mut event {
@@ -197,11 +225,13 @@ impl ReorderBuffer {
                 }
                 let Some(Reverse(Pending {
                     event: Event::Access(other),
+                    bytes,
                     ..
                 })) = self.heap.pop()
                 else {
                     break;
                 };
+                self.pending_bytes = self.pending_bytes.saturating_sub(bytes);
                 fold(first, other, &mut patients);
                 self.folded += 1;
             }
@@ -239,10 +269,13 @@ impl ReorderBuffer {
                 Event::Token(_) => 0,
                 Event::Access(_) => 1,
             };
+            let bytes = crate::event::approx_bytes(&p.event);
+            buffer.pending_bytes += bytes;
             buffer.heap.push(Reverse(Pending {
                 time: p.event.time(),
                 rank,
                 seq: p.seq,
+                bytes,
                 event: p.event,
             }));
         }
@@ -417,6 +450,30 @@ mod tests {
             b.push(access(5, "early")).is_err(),
             "behind what was released"
         );
+    }
+
+    /// Issue #16 (one byte budget): beyond `max_pending_bytes` the earliest events are
+    /// released early, whatever their count; the byte count follows pushes, releases and a
+    /// snapshot.
+    #[test]
+    fn the_buffer_is_bounded_in_bytes() {
+        let one = crate::event::approx_bytes(&access(10, "a"));
+        let mut b = ReorderBuffer::new(300).with_max_pending_bytes(3 * one);
+        for c in ["a", "b", "c"] {
+            b.push(access(10, c)).unwrap();
+        }
+        assert_eq!(b.pending_bytes(), 3 * one);
+        assert!(b.pop_ready().is_none(), "at the budget, nothing is forced");
+        b.push(access(10, "d")).unwrap();
+        assert_eq!(drain_ready(&mut b), vec!["a"]);
+        assert_eq!(
+            (b.len(), b.pending_bytes(), b.released_early),
+            (3, 3 * one, 1)
+        );
+        let restored = ReorderBuffer::from_state(300, b.to_state());
+        assert_eq!(restored.pending_bytes(), 3 * one);
+        while b.pop_any().is_some() {}
+        assert_eq!(b.pending_bytes(), 0);
     }
 
     #[test]

@@ -172,8 +172,11 @@ impl Engine {
             .filter(|c| !engine.baselines.apps.contains_key(*c))
             .map(crate::event::Text::from)
             .collect();
-        engine.order = ReorderBuffer::from_state(config.lateness_seconds, state.order);
-        engine.tokens = TokenCache::from_state(config.token_cache.clone(), state.tokens);
+        engine.order = ReorderBuffer::from_state(config.lateness_seconds, state.order)
+            .with_max_pending_bytes(engine.budget.reorder_bytes);
+        let mut token_cache = config.token_cache.clone();
+        token_cache.max_bytes = token_cache.max_bytes.min(engine.budget.token_bytes);
+        engine.tokens = TokenCache::from_state(token_cache, state.tokens);
         for u in state.usage {
             let fired = u
                 .fired

@@ -124,6 +124,9 @@ pub struct TokenCacheConfig {
     pub grace_seconds: i64,
     /// Most tokens held at once.
     pub capacity: usize,
+    /// Most bytes (`token_bytes`) the held tokens may take; beyond it, as beyond `capacity`,
+    /// the soonest to expire leave first.
+    pub max_bytes: usize,
 }
 
 impl Default for TokenCacheConfig {
@@ -133,6 +136,7 @@ impl Default for TokenCacheConfig {
             configured_ttl_seconds: None,
             grace_seconds: 600,
             capacity: 1_000_000,
+            max_bytes: usize::MAX,
         }
     }
 }
@@ -152,6 +156,30 @@ pub struct TokenCache {
     by_eviction: BTreeSet<(Timestamp, Text)>,
     /// Tokens pushed out by the capacity bound before they expired.
     pub evicted_early: u64,
+    /// `token_bytes` of the held tokens.
+    bytes: usize,
+}
+
+/// Roughly what one held token takes: its entries in the three indexes, its strings and its
+/// parsed grant. Tokens with one scope string share one parsed grant, but each is charged it:
+/// an upper bound, the same for the same token (so eviction is deterministic).
+pub fn token_bytes(info: &TokenInfo) -> usize {
+    const INDEX_ENTRIES: usize = 3 * 64 + std::mem::size_of::<TokenInfo>();
+    let texts: usize = [
+        info.grant_type.as_ref(),
+        info.patient.as_ref(),
+        info.user.as_ref(),
+        info.first_patient.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|t| t.len())
+    .sum();
+    INDEX_ENTRIES
+        + 3 * info.token_id.len()
+        + 2 * info.client_id.len()
+        + texts
+        + info.scopes.approx_bytes()
 }
 
 impl TokenCache {
@@ -163,6 +191,7 @@ impl TokenCache {
             by_client: HashMap::new(),
             by_eviction: BTreeSet::new(),
             evicted_early: 0,
+            bytes: 0,
         }
     }
 
@@ -223,7 +252,10 @@ impl TokenCache {
     /// Remembers the first patient an unrecorded patient launch named.
     pub fn set_first_patient(&mut self, token_id: &str, patient: Text) {
         if let Some(info) = self.by_id.get_mut(token_id) {
-            info.first_patient.get_or_insert(patient);
+            if info.first_patient.is_none() {
+                self.bytes += patient.len();
+                info.first_patient = Some(patient);
+            }
         }
     }
 
@@ -264,15 +296,19 @@ impl TokenCache {
         if let Some(old) = self.remove(&info.token_id) {
             info.revoked_at = info.revoked_at.or(old.revoked_at);
         }
-        while self.by_id.len() >= self.config.capacity.max(1) {
+        let bytes = token_bytes(&info);
+        while self.by_id.len() >= self.config.capacity.max(1)
+            || (!self.by_id.is_empty() && self.bytes + bytes > self.config.max_bytes)
+        {
             let Some(first) = self.by_eviction.pop_first() else {
                 break;
             };
-            if let Some(old) = self.by_id.remove(&first.1) {
+            if let Some(old) = self.take(&first.1) {
                 self.forget_client_token(&old);
             }
             self.evicted_early += 1;
         }
+        self.bytes += bytes;
         self.by_eviction
             .insert((self.eviction_time(&info), info.token_id.clone()));
         if info.revoked_at.is_none() {
@@ -284,8 +320,21 @@ impl TokenCache {
         self.by_id.insert(info.token_id.clone(), info);
     }
 
-    fn remove(&mut self, token_id: &str) -> Option<TokenInfo> {
+    /// Removes a token from `by_id` and its bytes from the count (the other indexes are the
+    /// caller's).
+    fn take(&mut self, token_id: &str) -> Option<TokenInfo> {
         let old = self.by_id.remove(token_id)?;
+        self.bytes = self.bytes.saturating_sub(token_bytes(&old));
+        Some(old)
+    }
+
+    /// Estimated bytes of the held tokens (`token_bytes`).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn remove(&mut self, token_id: &str) -> Option<TokenInfo> {
+        let old = self.take(token_id)?;
         let key = (self.eviction_time(&old), old.token_id.clone());
         self.by_eviction.remove(&key);
         self.forget_client_token(&old);
@@ -322,7 +371,7 @@ impl TokenCache {
                 break;
             }
             if let Some((_, id)) = self.by_eviction.pop_first() {
-                if let Some(old) = self.by_id.remove(&id) {
+                if let Some(old) = self.take(&id) {
                     self.forget_client_token(&old);
                     gone.push(old);
                 }
@@ -335,6 +384,7 @@ impl TokenCache {
     pub fn drain(&mut self) -> Vec<TokenInfo> {
         self.by_eviction.clear();
         self.by_client.clear();
+        self.bytes = 0;
         std::mem::take(&mut self.by_id).into_values().collect()
     }
 
@@ -456,6 +506,33 @@ mod tests {
             2,
             "eviction leaves the client index in step"
         );
+    }
+
+    /// Issue #16 (one byte budget): tokens beyond `max_bytes` push out the soonest to expire,
+    /// however few they are; the count follows inserts, expiry, a snapshot and the end.
+    #[test]
+    fn the_byte_budget_evicts_the_soonest_to_expire() {
+        let mut probe = TokenCache::new(TokenCacheConfig::default());
+        probe.apply(&issued("long", "2024-03-01T12:00:00Z", 3600));
+        let one = probe.bytes();
+        assert!(one > 0);
+        let mut c = TokenCache::new(TokenCacheConfig {
+            max_bytes: 2 * one + one / 2,
+            ..TokenCacheConfig::default()
+        });
+        c.apply(&issued("long", "2024-03-01T12:00:00Z", 3600));
+        c.apply(&issued("shrt", "2024-03-01T12:00:00Z", 60));
+        assert_eq!((c.len(), c.bytes()), (2, 2 * one));
+        c.apply(&issued("newt", "2024-03-01T12:01:00Z", 600));
+        assert!(c.get("shrt").is_none());
+        assert!(c.get("long").is_some() && c.get("newt").is_some());
+        assert_eq!((c.evicted_early, c.bytes()), (1, 2 * one));
+        let back = TokenCache::from_state(c.config.clone(), c.to_state());
+        assert_eq!(back.bytes(), c.bytes());
+        c.expire(Timestamp::parse_rfc3339("2024-03-01T12:30:00Z").unwrap());
+        assert_eq!((c.len(), c.bytes()), (1, one));
+        c.drain();
+        assert_eq!(c.bytes(), 0);
     }
 
     #[test]

@@ -56,3 +56,33 @@ pub fn within_bounds(event: Event) -> Result<Event, Reject> {
     }
     Ok(event)
 }
+
+/// Roughly the memory an event holds (its struct and its strings): what the reorder buffer's
+/// byte budget counts. An estimate from the contents, so the same events give the same figure.
+pub fn approx_bytes(event: &Event) -> usize {
+    let len = |t: Option<&str>| t.map_or(0, str::len);
+    let common = |c: &Common| {
+        c.client_id.len()
+            + len(c.user.as_deref())
+            + len(c.source_ip.as_deref())
+            + len(c.user_agent.as_deref())
+    };
+    let strings = match event {
+        Event::Token(t) => {
+            common(&t.common)
+                + len(t.token_id.as_deref())
+                + len(t.grant_type.as_deref())
+                + len(t.patient.as_deref())
+                + len(t.scope_requested.as_deref())
+                + len(t.scope_granted.as_deref())
+        }
+        Event::Access(a) => {
+            common(&a.common)
+                + a.url.len()
+                + len(a.token_id.as_deref())
+                + len(a.patient.as_deref())
+                + len(a.purpose_of_use.as_deref())
+        }
+    };
+    std::mem::size_of::<Event>() + strings
+}

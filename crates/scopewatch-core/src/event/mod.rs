@@ -8,7 +8,7 @@ mod raw;
 mod reject;
 mod time;
 
-pub use bounds::{within_bounds, MAX_FIELD_BYTES, MAX_SCOPE_BYTES, MAX_URL_BYTES};
+pub use bounds::{approx_bytes, within_bounds, MAX_FIELD_BYTES, MAX_SCOPE_BYTES, MAX_URL_BYTES};
 pub use model::{AccessEvent, Common, Event, Text, TokenAction, TokenEvent};
 pub use parse::{
     json_reject, parse_event, parse_event_str, REQUIRED_ACCESS, REQUIRED_COMMON, REQUIRED_TOKEN,

@@ -48,6 +48,38 @@ impl Coverage {
 }
 
 impl ScopeSet {
+    /// Roughly the memory this set holds: an estimate from its contents (the same for the same
+    /// set, so budgets built on it are deterministic), not a measurement.
+    pub fn approx_bytes(&self) -> usize {
+        let resources: usize = self
+            .resources
+            .iter()
+            .map(|r| {
+                let target = match &r.resource {
+                    ResourceTarget::Any => 0,
+                    ResourceTarget::Type(t) => t.len(),
+                };
+                let constraints: usize = r
+                    .constraints
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len() + 48)
+                    .sum();
+                std::mem::size_of::<ResourceScope>() + target + constraints
+            })
+            .sum();
+        let others: usize = self
+            .others
+            .keys()
+            .map(|k| 2 * k.len() + 64 + std::mem::size_of::<Scope>())
+            .sum();
+        let invalid: usize = self
+            .invalid
+            .iter()
+            .map(|(r, why)| r.len() + why.len() + 48)
+            .sum();
+        std::mem::size_of::<Self>() + resources + others + invalid
+    }
+
     /// Parses a space-separated scope string. Never fails: invalid tokens are kept with a reason.
     pub fn parse(scope_string: &str) -> ScopeSet {
         ScopeSet::from_scopes(scope_string.split_ascii_whitespace().map(Scope::parse))
