@@ -43,6 +43,9 @@ const TOKENS: &str = "soak.tokens";
 const ACCESS: &str = "soak.access";
 
 struct Soak {
+    /// Under `cargo bench` (not the `cargo test` smoke run, whose 20 k events may all be read
+    /// before the first kill).
+    benching: bool,
     events: usize,
     kills: usize,
     seed: u64,
@@ -54,6 +57,7 @@ fn soak_args() -> Soak {
         std::env::var(name).ok().and_then(|v| v.parse().ok())
     }
     Soak {
+        benching,
         events: std::env::args()
             .skip(1)
             .find_map(|a| a.parse().ok())
@@ -117,15 +121,22 @@ fn detect_ids(dir: &Path, lines: &[String]) -> BTreeSet<String> {
     alert_ids(&dir.join("detect.ndjson")).into_iter().collect()
 }
 
-/// Kills `child` with SIGKILL unless it has already ended; whether that landed mid-stream (the
-/// service was running and its checkpoints held fewer than `n` events).
-fn kill(child: &mut Child, state: &Path, n: usize) -> bool {
-    let running = child.try_wait().expect("wait").is_none();
-    if running {
-        child.kill().expect("kill -9");
+/// Kills `child` with SIGKILL; whether that landed mid-stream: the instance had checkpointed
+/// progress (more events than `before`, its start) and not yet all `n`. An instance that ended
+/// on its own must have ended well (`may_end`: a Kafka instance reading to the end), or the
+/// soak fails.
+fn kill(child: &mut Child, state: &Path, before: u64, n: usize, may_end: bool) -> bool {
+    if let Some(status) = child.try_wait().expect("wait") {
+        assert!(
+            may_end && status.success(),
+            "an instance ended on its own: {status}"
+        );
+        return false;
     }
+    child.kill().expect("kill -9");
     let _ = child.wait();
-    running && events_in_state(state) < n as u64
+    let after = events_in_state(state);
+    after > before && after < n as u64
 }
 
 fn report(what: &str, n: usize, lines_alerts: &Path, expected: &BTreeSet<String>, state: &Path) {
@@ -202,15 +213,17 @@ fn kafka_soak(
     producer.flush(Duration::from_secs(600)).expect("flush");
 
     let started = Instant::now();
-    let mut random = Random(soak.seed.max(1));
+    let mut random = Random(soak.seed | 1);
     let mut mid_stream = 0;
+    let state = dir.join("kafka-state");
     for _ in 0..soak.kills {
+        let before = events_in_state(&state);
         let mut child = kafka_service(&brokers, dir)
             .arg("--exit-at-end")
             .spawn()
             .expect("run");
         std::thread::sleep(random.millis(500, 4_000));
-        if kill(&mut child, &dir.join("kafka-state"), lines.len()) {
+        if kill(&mut child, &state, before, lines.len(), true) {
             mid_stream += 1;
         }
         // The dead member leaves the group after its session timeout (6 s).
@@ -225,6 +238,10 @@ fn kafka_soak(
         "kafka: {} kills, {mid_stream} mid-stream; {:.0} s in all (7 s of session timeout per kill)",
         soak.kills,
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        mid_stream > 0 || !soak.benching,
+        "kafka: no kill landed mid-stream, the soak tested nothing"
     );
     report(
         "kafka",
@@ -257,9 +274,9 @@ fn follow_service(dir: &Path) -> Command {
     c
 }
 
-/// Appends `lines` to `logs/events.ndjson` in chunks of 2 000 with `pause` between, renaming it to `events.ndjson.K` every
-/// `lines.len() / 5` lines (the writer keeps writing to the renamed file until the chunk
-/// ends, as a logger does before it reopens).
+/// Appends `lines` to `logs/events.ndjson` in chunks of 2 000 with `pause` between, renaming
+/// it to `events.ndjson.K` every `lines.len() / 5` lines, between two chunks, and going on in
+/// a new file under the name.
 fn write_rotating(logs: &Path, lines: &[String], pause: Duration) {
     let live = logs.join("events.ndjson");
     let rotate_every = lines.len().div_ceil(5).max(1);
@@ -283,7 +300,7 @@ fn follow_soak(dir: &Path, lines: &[String], soak: &Soak, expected: &BTreeSet<St
     let logs = dir.join("logs");
     std::fs::create_dir(&logs).expect("mkdir");
     let started = Instant::now();
-    let mut random = Random(soak.seed.max(1) ^ 0x5eed);
+    let mut random = Random(soak.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut mid_stream = 0;
     std::thread::scope(|scope| {
         // The writing spans the kills (their mean interval is 1.65 s).
@@ -291,10 +308,12 @@ fn follow_soak(dir: &Path, lines: &[String], soak: &Soak, expected: &BTreeSet<St
         let pause = Duration::from_millis(1_650) * soak.kills as u32 / chunks;
         let logs = &logs;
         let writer = scope.spawn(move || write_rotating(logs, lines, pause));
+        let state = dir.join("follow-state");
         for _ in 0..soak.kills {
+            let before = events_in_state(&state);
             let mut child = follow_service(dir).spawn().expect("run --follow");
             std::thread::sleep(random.millis(300, 3_000));
-            if kill(&mut child, &dir.join("follow-state"), lines.len()) {
+            if kill(&mut child, &state, before, lines.len(), false) {
                 mid_stream += 1;
             }
         }
@@ -310,6 +329,10 @@ fn follow_soak(dir: &Path, lines: &[String], soak: &Soak, expected: &BTreeSet<St
         soak.kills,
         lines.len().div_ceil(5),
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        mid_stream > 0 || !soak.benching,
+        "follow: no kill landed mid-stream, the soak tested nothing"
     );
     report(
         "follow",

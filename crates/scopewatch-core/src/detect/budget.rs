@@ -6,7 +6,11 @@
 //! - the token cache (a quarter) drops the tokens soonest to expire;
 //! - the baselines (half: app profiles and remembered grants), once over their share, take no
 //!   new app (its events are dead-lettered `over_limit`) and remember no new key (a scope,
-//!   resource or purpose never seen is still judged and alerted on, only not learned).
+//!   resource or purpose never seen is still judged and alerted on, only not learned; a grant
+//!   of a new app × user × patient is not kept for judging its refreshes).
+//!
+//! Not counted: per-token usage (bounded by the live tokens), the open hour and day of each
+//! app and their incidents (bounded by the apps), the last export per app.
 
 use crate::baseline::{AppProfile, SeenMap};
 
@@ -17,7 +21,8 @@ pub const DEFAULT_MAX_STATE_BYTES: usize = 8 << 30;
 /// profile, so it is not done per event.
 pub const BASELINE_COUNT_EVERY: u64 = 4096;
 
-/// Estimated bytes of one remembered grant key (app, user, launch patient) and its list.
+/// Estimated bytes of one remembered grant key (app, user, launch patient) and its list, besides
+/// the grants' parsed scopes.
 pub const GRANT_KEY_BYTES: usize = 256;
 
 /// The shares of one budget.
@@ -67,8 +72,8 @@ pub fn profile_bytes(p: &AppProfile) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BudgetReport {
     pub max_state_bytes: usize,
-    /// The baselines' bytes at the last count, and whether that is over their share (no new
-    /// app, no new key remembered).
+    /// The baselines' bytes now, and whether the last count (every 4 096 events) was over
+    /// their share (no new app, no new key remembered).
     pub baseline_bytes: u64,
     pub baselines_full: bool,
     pub token_bytes: usize,

@@ -455,7 +455,7 @@ impl Engine {
     pub fn budget_report(&self) -> super::budget::BudgetReport {
         super::budget::BudgetReport {
             max_state_bytes: self.budget.max_state_bytes,
-            baseline_bytes: self.stats.baseline_bytes,
+            baseline_bytes: self.baseline_bytes_now(),
             baselines_full: self.baselines_full(),
             token_bytes: self.tokens.bytes(),
             tokens_evicted_early: self.tokens.evicted_early,
@@ -469,16 +469,29 @@ impl Engine {
         self.stats.baseline_bytes > self.budget.baseline_bytes as u64
     }
 
-    /// Counts the baselines' bytes (profiles and remembered grants) into the stats.
-    pub(super) fn count_baseline_bytes(&mut self) {
+    /// The baselines' bytes now: profiles and remembered grants (each grant charged its parsed
+    /// scopes, though grants of one scope string share them: an upper bound).
+    fn baseline_bytes_now(&self) -> u64 {
         let profiles: usize = self
             .baselines
             .apps
             .values()
             .map(super::budget::profile_bytes)
             .sum();
-        let grants = self.grants.len() * super::budget::GRANT_KEY_BYTES;
-        self.stats.baseline_bytes = (profiles + grants) as u64;
+        let grants: usize = self
+            .grants
+            .values()
+            .map(|list| {
+                let scopes: usize = list.iter().map(|g| g.approx_bytes()).sum();
+                super::budget::GRANT_KEY_BYTES + scopes
+            })
+            .sum();
+        (profiles + grants) as u64
+    }
+
+    /// Counts the baselines' bytes into the stats (what `baselines_full` decides on).
+    pub(super) fn count_baseline_bytes(&mut self) {
+        self.stats.baseline_bytes = self.baseline_bytes_now();
     }
 
     fn process(&mut self, event: Event, out: &mut Vec<Alert>) {
@@ -585,7 +598,7 @@ impl Engine {
                         }
                     }
                     if t.event == TokenAction::Issued {
-                        remember_grant(&mut self.grants, key, &granted);
+                        remember_grant(&mut self.grants, key, &granted, may_add);
                     }
                     if !learning {
                         findings.extend(rules::novelty::check_token(t, &granted, profile));
@@ -687,6 +700,10 @@ impl Engine {
             }
         }
         self.record(findings, out);
+        // Tokens pushed out by the cache's bounds end as expired ones do.
+        for info in self.tokens.take_evicted() {
+            self.finish_token(&info);
+        }
     }
 }
 
@@ -695,7 +712,12 @@ fn remember_grant(
     grants: &mut BTreeMap<GrantKey, Vec<Arc<crate::smart::scope::ScopeSet>>>,
     key: GrantKey,
     granted: &Arc<crate::smart::scope::ScopeSet>,
+    may_add: bool,
 ) {
+    // Over the byte budget no new key is remembered (`budget`).
+    if !may_add && !grants.contains_key(&key) {
+        return;
+    }
     if grants.len() >= MAX_REMEMBERED_GRANTS && !grants.contains_key(&key) {
         grants.clear();
     }

@@ -158,6 +158,9 @@ pub struct TokenCache {
     pub evicted_early: u64,
     /// `token_bytes` of the held tokens.
     bytes: usize,
+    /// Tokens pushed out early since the engine last took them (their usage is still to be
+    /// folded into their apps' histograms, as for tokens that expire).
+    evicted: Vec<TokenInfo>,
 }
 
 /// Roughly what one held token takes: its entries in the three indexes, its strings and its
@@ -192,6 +195,7 @@ impl TokenCache {
             by_eviction: BTreeSet::new(),
             evicted_early: 0,
             bytes: 0,
+            evicted: Vec::new(),
         }
     }
 
@@ -305,9 +309,20 @@ impl TokenCache {
             };
             if let Some(old) = self.take(&first.1) {
                 self.forget_client_token(&old);
+                self.evicted.push(old);
             }
             self.evicted_early += 1;
         }
+        self.place(info, bytes);
+    }
+
+    /// Tokens evicted early since the last call.
+    pub fn take_evicted(&mut self) -> Vec<TokenInfo> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Adds a token to the indexes (room having been made).
+    fn place(&mut self, info: TokenInfo, bytes: usize) {
         self.bytes += bytes;
         self.by_eviction
             .insert((self.eviction_time(&info), info.token_id.clone()));
@@ -398,11 +413,15 @@ impl TokenCache {
         }
     }
 
-    /// A cache holding exactly the tokens of a snapshot.
+    /// A cache holding exactly the tokens of a snapshot: none evicted here, even when they are
+    /// over the bounds (a first patient noted after insertion can carry them over), so the next
+    /// insert trims exactly as the uninterrupted run's would.
     pub fn from_state(config: TokenCacheConfig, state: TokenCacheState) -> TokenCache {
         let mut cache = TokenCache::new(config);
         for token in state.tokens {
-            cache.insert(token.into());
+            let info: TokenInfo = token.into();
+            let bytes = token_bytes(&info);
+            cache.place(info, bytes);
         }
         cache.evicted_early = state.evicted_early;
         cache
@@ -529,6 +548,25 @@ mod tests {
         assert_eq!((c.evicted_early, c.bytes()), (1, 2 * one));
         let back = TokenCache::from_state(c.config.clone(), c.to_state());
         assert_eq!(back.bytes(), c.bytes());
+        // A restore keeps every token even under a smaller budget; the next insert trims, and
+        // the evicted tokens are handed to the engine to end.
+        let mut small = TokenCache::from_state(
+            TokenCacheConfig {
+                max_bytes: one,
+                ..TokenCacheConfig::default()
+            },
+            c.to_state(),
+        );
+        assert_eq!((small.len(), small.evicted_early), (2, 1));
+        small.apply(&issued("last", "2024-03-01T12:02:00Z", 600));
+        assert_eq!(small.len(), 1);
+        let ended: Vec<String> = small
+            .take_evicted()
+            .iter()
+            .map(|t| t.token_id.to_string())
+            .collect();
+        assert_eq!(ended, ["newt", "long"]);
+        assert!(small.take_evicted().is_empty());
         c.expire(Timestamp::parse_rfc3339("2024-03-01T12:30:00Z").unwrap());
         assert_eq!((c.len(), c.bytes()), (1, one));
         c.drain();
