@@ -6,8 +6,9 @@
 #   fuzz/run.sh 30                          # the smoke run .ci/run does
 #   fuzz/run.sh 600 scope url               # longer, chosen targets
 #   FUZZ_RUNS=10000000 fuzz/run.sh 0        # a number of executions per target instead of a time
-# FUZZ_SEED=N changes libFuzzer's random seed (default 1: a smoke run mutates the same way each
-# time, so CI fails only on a change of code, not of luck).
+# FUZZ_ARGS="-max_len=1024" passes more libFuzzer flags. FUZZ_SEED=N changes libFuzzer's
+# random seed (default 1: a smoke run mutates the same way each time, so CI fails only on a
+# change of code, not of luck).
 # Needs nightly and cargo-fuzz (`cargo install cargo-fuzz --locked`).
 # Built with debug assertions (integer overflow panics) and no sanitizer: neither crate has any
 # `unsafe`, so AddressSanitizer would halve the executions and find nothing Rust does not check.
@@ -40,7 +41,7 @@ for t in "${targets[@]}"; do
     log=$(mktemp)
     start=$(date +%s)
     if ! cargo +nightly fuzz run "${flags[@]}" "$t" corpus/"$t" -- \
-        "${budget[@]}" -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        "${budget[@]}" ${FUZZ_ARGS:-} -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "fuzz target $t FAILED (input saved under fuzz/artifacts/$t/)" >&2

@@ -314,7 +314,14 @@ fn the_environment_sits_between_the_command_line_and_the_config_file() {
 
     let help = scopewatch(&["run", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
-    assert!(help.contains("[env: SCOPEWATCH_KAFKA_BROKERS="), "{help}");
+    assert!(help.contains("[env: SCOPEWATCH_KAFKA_BROKERS]"), "{help}");
+    // A variable's value never shows in the help (it may be a secret).
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .args(["run", "--help"])
+        .env("SCOPEWATCH_KAFKA_BROKERS", "secret-host:9092")
+        .output()
+        .expect("run --help");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret-host"));
 }
 
 /// `--data s3://bucket/x` once wrote the local directory `./s3:/bucket/x` and reported the
@@ -953,4 +960,38 @@ fn kafka_outputs_without_kafka_are_refused() {
             "{err}"
         );
     }
+}
+
+/// The reference in docs/cli.md is what clap itself says about every command (its long help),
+/// so it cannot drift from the code; `SCOPEWATCH_BLESS=1` rewrites it.
+#[test]
+fn docs_cli_md_matches_the_command_line() {
+    const MARKER: &str = "<!-- generated from clap below this line -->\n";
+    let mut command = scopewatch::cli::command().term_width(100);
+    command.build();
+    let mut generated = String::new();
+    let mut render = |title: &str, cmd: &mut clap::Command| {
+        generated.push_str(&format!(
+            "\n## `{title}`\n\n```text\n{}```\n",
+            cmd.render_long_help()
+        ));
+    };
+    render("scopewatch", &mut command.clone());
+    for sub in command.get_subcommands_mut() {
+        let title = format!("scopewatch {}", sub.get_name());
+        render(&title, &mut sub.clone().term_width(100));
+    }
+    let path = "docs/cli.md";
+    let text = std::fs::read_to_string(path).expect("docs/cli.md");
+    let (head, tail) = text
+        .split_once(MARKER)
+        .expect("the marker line in docs/cli.md");
+    if std::env::var_os("SCOPEWATCH_BLESS").is_some() {
+        std::fs::write(path, format!("{head}{MARKER}{generated}")).expect("write");
+        return;
+    }
+    assert!(
+        tail == generated,
+        "docs/cli.md differs from the command line: SCOPEWATCH_BLESS=1 cargo test --test cli docs_cli"
+    );
 }

@@ -36,7 +36,9 @@ pub fn with_env(command: clap::Command) -> clap::Command {
         .mut_args(|arg| match arg.get_long() {
             Some(long) if long != "help" && long != "version" => {
                 let var = var_for_flag(long);
-                arg.env(var)
+                // `--help` names the variable, never its value (it may hold a secret, and the
+                // generated docs/cli.md must not depend on the environment).
+                arg.env(var).hide_env_values(true)
             }
             _ => arg,
         })

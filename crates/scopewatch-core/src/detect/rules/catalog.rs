@@ -294,15 +294,15 @@ pub fn info(id: &str) -> Option<&'static RuleInfo> {
 mod tests {
     use super::*;
 
-    /// The README's rule table and this list name the same rules (apart from rules the README
-    /// groups in one row, which are listed there too).
+    /// The rule table of docs/detection.md and this list name the same rules (apart from
+    /// rules it groups in one row, which are listed there too).
     #[test]
-    fn readme_documents_every_rule() {
-        let readme = include_str!("../../../../../README.md");
+    fn the_detection_doc_documents_every_rule() {
+        let doc = include_str!("../../../../../docs/detection.md");
         for id in RULE_IDS {
             assert!(
-                readme.contains(&format!("`{id}`")),
-                "README's rule table does not mention `{id}`"
+                doc.contains(&format!("`{id}`")),
+                "docs/detection.md does not mention `{id}`"
             );
         }
     }
