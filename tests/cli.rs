@@ -992,6 +992,6 @@ fn docs_cli_md_matches_the_command_line() {
     }
     assert!(
         tail == generated,
-        "docs/cli.md differs from the command line: SCOPEWATCH_BLESS=1 cargo test --test cli docs_cli"
+        "docs/cli.md differs from the command line: SCOPEWATCH_BLESS=1 cargo test --test integration docs_cli"
     );
 }

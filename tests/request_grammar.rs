@@ -1,6 +1,7 @@
 //! Table-driven tests of the FHIR request grammar: method + URL → interaction, type, patient
 //! compartment, population level and the SMART permission needed.
 
+#[path = "semantics/mod.rs"]
 mod semantics;
 
 use scopewatch::smart::request::{
