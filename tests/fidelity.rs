@@ -10,10 +10,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[path = "support/convert.rs"]
-mod convert;
-#[path = "support/service.rs"]
-mod process;
+use crate::convert;
+use crate::process;
 use process::{manifest_path, sample_lines};
 
 type ByRule = BTreeMap<String, BTreeSet<String>>;

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "support/service.rs"]
-mod process;
+use crate::process;
 use process::{
     alert_ids, free_port, history_figures, http_get, manifest_path, sample_lines, scopewatch,
     wait_ok,

@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
-#[path = "support/service.rs"]
-mod process;
-#[path = "support/tansu.rs"]
-mod tansu;
+use crate::process;
+use crate::tansu;
 use process::{alert_ids, free_port, history_figures, http_get, sample_lines, scopewatch, wait_ok};
 use tansu::{create_topics, partition_of, send_keyed, Broker};
 

@@ -3,6 +3,14 @@
 //! after it: `cargo test --test integration cli::` runs one file's tests, and
 //! `cargo test --test integration docs_cli` one test.
 
+// Helpers shared by several test files, loaded once.
+#[path = "support/convert.rs"]
+mod convert;
+#[path = "support/service.rs"]
+mod process;
+#[path = "support/tansu.rs"]
+mod tansu;
+
 mod alert_formats;
 mod cli;
 mod contract_docs;
