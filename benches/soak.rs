@@ -8,7 +8,7 @@
 //! 1. **Kafka** (`scopewatch run --kafka-brokers`, against a tansu 0.6.0 started here, or
 //!    `$SCOPEWATCH_BENCH_BROKERS`): N simulated events are produced to 4-partition token and
 //!    access topics; then K times an instance is started and killed with SIGKILL after a random
-//!    0.5–4 s (group join and state restore included), each time waiting out the session timeout
+//!    2–8 s (group join and state restore included), each time waiting out the session timeout
 //!    so the dead member leaves the group; a last instance reads to the end (`--exit-at-end`).
 //! 2. **Follow** (`scopewatch run --follow`): a writer appends the N events to a log in chunks,
 //!    renaming it away (rotation) every N/5 lines, while an instance is killed K times at random
@@ -222,7 +222,7 @@ fn kafka_soak(
             .arg("--exit-at-end")
             .spawn()
             .expect("run");
-        std::thread::sleep(random.millis(500, 4_000));
+        std::thread::sleep(random.millis(2_000, 8_000));
         if kill(&mut child, &state, before, lines.len(), true) {
             mid_stream += 1;
         }
