@@ -995,3 +995,46 @@ fn docs_cli_md_matches_the_command_line() {
         "docs/cli.md differs from the command line: SCOPEWATCH_BLESS=1 cargo test --test integration docs_cli"
     );
 }
+
+/// Shell completions and man pages come from the command line's definition: every command is
+/// in them.
+#[test]
+fn completions_and_man_pages_name_every_command() {
+    let mut command = scopewatch::cli::command();
+    command.build();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|name| name != "help")
+        .collect();
+    assert!(names.len() >= 12, "{names:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = scopewatch(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for name in &names {
+            assert!(
+                script.contains(name.as_str()),
+                "{shell} completion lacks {name}"
+            );
+        }
+        assert!(
+            script.contains("max-state-bytes"),
+            "{shell}: flags are completed"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("man1");
+    let out = scopewatch(&["man", "--out", &out_dir.display().to_string()]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(out_dir.join("scopewatch.1")).expect("scopewatch.1");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH scopewatch"),
+        "{page}"
+    );
+    for name in &names {
+        let page = std::fs::read_to_string(out_dir.join(format!("scopewatch-{name}.1")))
+            .unwrap_or_else(|e| panic!("scopewatch-{name}.1: {e}"));
+        assert!(page.contains(".TH"), "scopewatch-{name}.1 is a man page");
+    }
+}

@@ -3,6 +3,7 @@
 mod compact;
 pub mod config_file;
 mod detect;
+mod docs;
 pub mod env;
 mod eval;
 mod eval_feedback;
@@ -98,6 +99,12 @@ pub enum Command {
     /// Score alerts against labelled incidents: precision and recall per category and rule,
     /// false alerts per 100 app-days, detection delay.
     Eval(eval::EvalArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `scopewatch completions bash > /etc/bash_completion.d/scopewatch`.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) of scopewatch and of each command to a directory, e.g.
+    /// `scopewatch man --out /usr/local/share/man/man1`.
+    Man(docs::ManArgs),
 }
 
 /// The command line as parsed: the derived definition with every long flag also read from
@@ -146,5 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rules(args) => rules::run(args),
         Command::Silences(args) => silences::run(args),
         Command::Triage(args) => triage::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }
