@@ -307,6 +307,14 @@ mod tests {
         }
     }
 
+    /// README's tour counts the rules; the count follows the catalog.
+    #[test]
+    fn the_readme_counts_the_rules() {
+        let readme = include_str!("../../../../../README.md");
+        let count = format!("{} rules in three categories", RULE_IDS.len());
+        assert!(readme.contains(&count), "README should say \"{count}\"");
+    }
+
     #[test]
     fn every_rule_id_in_the_sources_is_catalogued() {
         // Rule ids appear in the sources as `id: "…"` / `rule: "…"` / quoted in rule tuples.
