@@ -117,7 +117,8 @@ mod tests {
             (Method::Get, "?_getpages=abc&_count=20", "GET ?_getpages=…&_count=20"),
             (Method::Get, "Patient/123/$everything", "GET Patient/…/$everything"),
             (Method::Get, "metadata", "GET metadata"),
-            // A kept value that decodes to separators is masked (found by fuzzing).
+            // A kept value that decodes to separators is masked (seen while writing the fuzz
+            // target's oracle).
             (Method::Get, "Observation?_count=1%26x%3D5", "GET Observation?_count=…"),
             (Method::Get, "Observation?_format=application/fhir%2Bjson&_sort=-date", "GET Observation?_format=application/fhir+json&_sort=-date"),
             // Issue #16: names that may be identifiers are masked like values.
