@@ -12,6 +12,7 @@
 //! Not counted: per-token usage (bounded by the live tokens), the open hour and day of each
 //! app and their incidents (bounded by the apps), the last export per app.
 
+use super::tokens::TokenCacheConfig;
 use crate::baseline::{AppProfile, SeenMap};
 
 /// Default budget: 8 GiB.
@@ -41,6 +42,17 @@ impl StateBudget {
             reorder_bytes: max_state_bytes / 4,
             token_bytes: max_state_bytes / 4,
             baseline_bytes: max_state_bytes / 2,
+        }
+    }
+}
+
+impl StateBudget {
+    /// The token cache's settings with its share of the budget (a smaller `max_bytes` given
+    /// there stays).
+    pub fn token_cache(&self, config: &TokenCacheConfig) -> TokenCacheConfig {
+        TokenCacheConfig {
+            max_bytes: config.max_bytes.min(self.token_bytes),
+            ..config.clone()
         }
     }
 }

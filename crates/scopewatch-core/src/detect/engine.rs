@@ -174,8 +174,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: EngineConfig, registry: Registry) -> Engine {
         let budget = StateBudget::new(config.max_state_bytes);
-        let mut token_cache = config.token_cache.clone();
-        token_cache.max_bytes = token_cache.max_bytes.min(budget.token_bytes);
+        let token_cache = budget.token_cache(&config.token_cache);
         Engine {
             learning_days: config.learning_days,
             budget,

@@ -174,8 +174,7 @@ impl Engine {
             .collect();
         engine.order = ReorderBuffer::from_state(config.lateness_seconds, state.order)
             .with_max_pending_bytes(engine.budget.reorder_bytes);
-        let mut token_cache = config.token_cache.clone();
-        token_cache.max_bytes = token_cache.max_bytes.min(engine.budget.token_bytes);
+        let token_cache = engine.budget.token_cache(&config.token_cache);
         engine.tokens = TokenCache::from_state(token_cache, state.tokens);
         for u in state.usage {
             let fired = u
