@@ -12,5 +12,5 @@ pub mod pipeline;
 pub mod simulate;
 pub mod sql;
 
-pub use scopewatch_core::{detect, event, registry, smart};
+pub use scopewatch_core::{detect, event, least_privilege, registry, smart};
 pub use scopewatch_ingest as ingest;

@@ -22,6 +22,7 @@ mod formats;
 mod hostile_input;
 mod ingest_mixed;
 mod kafka_service;
+mod least_privilege;
 mod request_grammar;
 mod saved_queries;
 mod scope_corpus;

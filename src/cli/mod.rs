@@ -8,6 +8,7 @@ pub mod env;
 mod eval;
 mod eval_feedback;
 mod input_args;
+mod least_privilege;
 mod logging;
 mod output;
 mod progress;
@@ -93,6 +94,13 @@ pub enum Command {
     /// Silences: `check FILE` validates a silences file, `preview FILE --data DIR` lists the
     /// stored alerts each entry would have suppressed.
     Silences(silences::SilencesArgs),
+    /// Per app, the scopes granted against what its served requests used, and a narrower SMART
+    /// v2 scope string (from the history store).
+    ///
+    /// Lists unused scopes, wildcards that a short explicit list replaces and requests served
+    /// beyond the grant (never recommended); unneeded wildcards and `offline_access` are called
+    /// out first. See docs/least-privilege.md.
+    LeastPrivilege(least_privilege::LeastPrivilegeArgs),
     /// Record an analyst's verdict (true-positive, false-positive, benign) on an alert or
     /// incident in the store's `feedback` table; optionally propose a silence for it.
     Triage(triage::TriageArgs),
@@ -153,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rules(args) => rules::run(args),
         Command::Silences(args) => silences::run(args),
         Command::Triage(args) => triage::run(args),
+        Command::LeastPrivilege(args) => least_privilege::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }

@@ -9,11 +9,13 @@
 //! - `registry`: the optional app registry.
 //! - `baseline`: per-app profiles and their statistics.
 //! - `detect`: the engine, its rules (declared once in `detect::rules::catalog`) and incidents.
+//! - `least_privilege`: granted scopes against exercised permissions, and the narrower grant.
 //! - `alert`: the alert record, deterministic ids, silences and the SIEM encodings.
 
 pub mod alert;
 pub mod baseline;
 pub mod detect;
 pub mod event;
+pub mod least_privilege;
 pub mod registry;
 pub mod smart;

@@ -194,6 +194,17 @@ pub fn explain<'a>(
         // Joined by client id: only an unambiguous, unexpired sole token of the app.
         None => tokens.sole_live_token(&access.common.client_id, access.common.time),
     };
+    explain_with_token(access, token, request, context)
+}
+
+/// Checks an access already classified against the token it used (None: the token is not
+/// known). Used by [`explain`] and by whatever replays stored accesses with their tokens.
+pub fn explain_with_token<'a>(
+    access: &'a AccessEvent,
+    token: Option<&'a TokenInfo>,
+    request: FhirRequest<'a>,
+    context: ExplainContext,
+) -> Explained<'a> {
     let launch = match launch_fit(&request, token, access.patient.as_deref()) {
         // The log says the response touched several patients: beyond a single launch patient.
         LaunchFit::InLaunchPatient | LaunchFit::UnrecordedLaunchPatient
@@ -469,7 +480,7 @@ pub fn is_patient_bound(token: &TokenInfo) -> bool {
 
 /// The scope context a request needs: inside the launch patient a `patient/` scope suffices;
 /// anything beyond it needs `user/` (or `system/`, which covers `user/`).
-fn needed_context(launch: LaunchFit) -> Context {
+pub fn needed_context(launch: LaunchFit) -> Context {
     match launch {
         LaunchFit::InLaunchPatient
         | LaunchFit::NotPatientData
