@@ -20,7 +20,7 @@ use crate::smart::scope::Scope;
 pub enum AdviceFormat {
     /// One block per app, callouts first.
     Table,
-    /// One row per app and scope: client_id,scope,kind,tokens,requests.
+    /// One row per app and scope: client_id,scope,kind,grants,requests.
     Csv,
     /// One JSON document: the window and one object per app.
     Json,
@@ -66,6 +66,14 @@ pub fn run(args: LeastPrivilegeArgs) -> anyhow::Result<Outcome> {
     if !args.data.is_dir() {
         anyhow::bail!(
             "--data {}: not a history store directory",
+            args.data.display()
+        );
+    }
+    // A pseudonymised store keeps request shapes, not URLs: granular scopes and the launch
+    // patient cannot be judged from them, and advice built on them would be wrong.
+    if crate::sql::history::is_pseudonymized(&args.data)? {
+        anyhow::bail!(
+            "--data {}: the store was written with pseudonymised ids, so its URLs are request shapes; least-privilege needs a store written without a pseudonymisation key",
             args.data.display()
         );
     }
@@ -115,17 +123,23 @@ fn read_grants(
     filter: &str,
     ledger: &mut UsageLedger,
 ) -> anyhow::Result<()> {
+    // Revocations count from before the window too: a token revoked earlier and used in the
+    // window was not honestly used.
+    let until = args.until.map_or_else(String::new, |t| {
+        format!(" AND time < to_timestamp_micros({})", t.0)
+    });
     let sql = format!(
-        "SELECT client_id, event, scope_granted, patient IS NOT NULL FROM tokens \
-         WHERE event IN ('issued', 'refreshed') AND scope_granted IS NOT NULL{filter} \
+        "SELECT client_id, event, scope_granted, patient IS NOT NULL, token_id, time FROM tokens \
+         WHERE (event IN ('issued', 'refreshed'){filter}) OR (event = 'revoked'{until}) \
          ORDER BY time, client_id"
     );
     for b in query(args, &sql)? {
-        let (Some(client), Some(event), Some(scope), Some(patient)) = (
+        let (Some(client), Some(event), Some(scope), Some(patient), Some(token)) = (
             b.column(0).as_string_opt::<i32>(),
             b.column(1).as_string_opt::<i32>(),
             b.column(2).as_string_opt::<i32>(),
             b.column(3).as_boolean_opt(),
+            b.column(4).as_string_opt::<i32>(),
         ) else {
             anyhow::bail!(
                 "{}: the tokens table has unexpected column types",
@@ -133,13 +147,19 @@ fn read_grants(
             );
         };
         for row in 0..b.num_rows() {
-            let refreshed = event.value(row) == "refreshed";
-            ledger.grant(
-                client.value(row),
-                scope.value(row),
-                refreshed,
-                patient.value(row),
-            );
+            match event.value(row) {
+                "revoked" => {
+                    if let (Some(id), Some(time)) = (opt(token, row), time_of(&b, row)) {
+                        ledger.revoke(id, time);
+                    }
+                }
+                kind => ledger.grant(
+                    client.value(row),
+                    opt(scope, row),
+                    kind == "refreshed",
+                    patient.value(row),
+                ),
+            }
         }
     }
     Ok(())
@@ -218,6 +238,11 @@ fn rows(b: &RecordBatch) -> anyhow::Result<Vec<ServedAccess<'_>>> {
     Ok(out)
 }
 
+fn time_of(b: &RecordBatch, row: usize) -> Option<Timestamp> {
+    let times = b.column(5).as_primitive_opt::<TimestampMicrosecondType>()?;
+    (!times.is_null(row)).then(|| Timestamp(times.value(row)))
+}
+
 fn opt(a: &datafusion::arrow::array::StringArray, row: usize) -> Option<&str> {
     (!a.is_null(row)).then(|| a.value(row))
 }
@@ -229,8 +254,8 @@ fn write_table(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()>
     for a in advice {
         writeln!(
             out,
-            "{}  ({} token(s), {} refresh(es), {} served request(s), {} not assessable)",
-            a.client_id, a.tokens, a.refreshes, a.served_requests, a.unassessed_requests
+            "{}  ({} grant(s), {} refresh(es), {} served request(s), {} not assessable)",
+            a.client_id, a.grants, a.refreshes, a.served_requests, a.unassessed_requests
         )?;
         for c in &a.callouts {
             writeln!(out, "  ! {c}")?;
@@ -243,10 +268,10 @@ fn write_table(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()>
             };
             writeln!(
                 out,
-                "  {:<14} {:<48} {:>6} token(s){requests}",
+                "  {:<14} {:<48} {:>6} grant(s){requests}",
                 g.usage.as_str(),
                 g.scope,
-                g.tokens,
+                g.grants,
             )?;
         }
         for b in &a.beyond_grant {
@@ -263,11 +288,11 @@ fn write_table(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()>
 }
 
 fn write_csv(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()> {
-    writeln!(out, "client_id,scope,kind,tokens,requests")?;
-    let mut row = |client: &str, scope: &str, kind: &str, tokens: u64, requests: u64| {
+    writeln!(out, "client_id,scope,kind,grants,requests")?;
+    let mut row = |client: &str, scope: &str, kind: &str, grants: u64, requests: u64| {
         writeln!(
             out,
-            "{},{},{kind},{tokens},{requests}",
+            "{},{},{kind},{grants},{requests}",
             csv_field(client),
             csv_field(scope)
         )
@@ -278,7 +303,7 @@ fn write_csv(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()> {
                 &a.client_id,
                 &g.scope,
                 g.usage.as_str(),
-                g.tokens,
+                g.grants,
                 g.requests,
             )?;
         }

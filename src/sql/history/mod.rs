@@ -14,7 +14,7 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use feedback::{feedback_schema, write_feedback, Feedback};
-pub use pseudonym::{check_store, Pseudonymizer, MIN_KEY_BYTES};
+pub use pseudonym::{check_store, is_pseudonymized, Pseudonymizer, MIN_KEY_BYTES};
 pub use records::{write_alerts, write_baselines, write_dead_letters};
 pub use schema::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
 pub use writer::{date_of, HistoryCounts, HistoryWriter, FLUSH_ROWS};

@@ -74,6 +74,23 @@ struct StoreMarker {
     pseudonymized_with: Option<String>,
 }
 
+/// Whether the store at `data` was written with pseudonymised ids (its URLs are request shapes).
+/// A store without a marker holds plain ids.
+pub fn is_pseudonymized(data: &Path) -> Result<bool, HistoryError> {
+    let path = data.join(MARKER);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<StoreMarker>(&text)
+            .map(|m| m.pseudonymized_with.is_some())
+            .map_err(|e| HistoryError::Record {
+                path: path.display().to_string(),
+                line: 1,
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(HistoryError::io(&path, e)),
+    }
+}
+
 /// Checks that `data` was written the same way (same key, or plain), and records it if new.
 pub fn check_store(data: &Path, pseudonymizer: Option<&Pseudonymizer>) -> Result<(), HistoryError> {
     let want = StoreMarker {

@@ -179,14 +179,7 @@ pub fn explain<'a>(
     classifier: &Classifier,
     context: ExplainContext,
 ) -> Explained<'a> {
-    let mut request = classifier.classify(access.method, &access.url);
-    // Some servers hand export output out as Binary resources (manifest `output[].url`).
-    if context.export_in_progress
-        && request.interaction == Interaction::Read
-        && request.resource_type == Some("Binary")
-    {
-        request = FhirRequest::new(Interaction::BulkDownload);
-    }
+    let request = classify_access(classifier, access, context);
     let token = match access.token_id.as_deref() {
         Some(id) => tokens
             .get(id)
@@ -195,6 +188,23 @@ pub fn explain<'a>(
         None => tokens.sole_live_token(&access.common.client_id, access.common.time),
     };
     explain_with_token(access, token, request, context)
+}
+
+/// Classifies an access's request as detection reads it: some servers hand export output out as
+/// Binary resources (manifest `output[].url`), so a Binary read during an export is a download.
+pub fn classify_access<'a>(
+    classifier: &Classifier,
+    access: &'a AccessEvent,
+    context: ExplainContext,
+) -> FhirRequest<'a> {
+    let request = classifier.classify(access.method, &access.url);
+    if context.export_in_progress
+        && request.interaction == Interaction::Read
+        && request.resource_type == Some("Binary")
+    {
+        return FhirRequest::new(Interaction::BulkDownload);
+    }
+    request
 }
 
 /// Checks an access already classified against the token it used (None: the token is not

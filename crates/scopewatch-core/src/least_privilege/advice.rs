@@ -31,8 +31,9 @@ impl Usage {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GrantedScopeUse {
     pub scope: String,
-    /// Tokens granted it in the window (0: only seen on accesses of older tokens).
-    pub tokens: u64,
+    /// Grants (tokens issued or refreshed) in the window that carried it (0: only seen on
+    /// accesses of tokens granted before the window).
+    pub grants: u64,
     /// Served requests it allowed.
     pub requests: u64,
     pub usage: Usage,
@@ -55,7 +56,8 @@ pub struct BeyondGrant {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AppAdvice {
     pub client_id: String,
-    pub tokens: u64,
+    /// Tokens issued or refreshed with a recorded scope.
+    pub grants: u64,
     pub refreshes: u64,
     pub served_requests: u64,
     /// Served requests the log cannot tie to a permission (unknown token, batch, unknown
@@ -89,7 +91,7 @@ fn advise(client_id: &str, app: &AppUsage) -> AppAdvice {
         .iter()
         .map(|(scope, g)| GrantedScopeUse {
             scope: scope.clone(),
-            tokens: g.tokens,
+            grants: g.grants,
             requests: g.requests,
             usage: usage_of(scope, g.requests, app),
         })
@@ -108,10 +110,10 @@ fn advise(client_id: &str, app: &AppUsage) -> AppAdvice {
             requests,
         })
         .collect();
-    let callouts = callouts(&granted, &wildcards, &beyond_grant);
+    let callouts = callouts(&granted, &wildcards, &beyond_grant, app.unassessed);
     AppAdvice {
         client_id: client_id.to_string(),
-        tokens: app.tokens,
+        grants: app.grants,
         refreshes: app.refreshes,
         served_requests: app.served,
         unassessed_requests: app.unassessed,
@@ -125,15 +127,29 @@ fn advise(client_id: &str, app: &AppUsage) -> AppAdvice {
 }
 
 /// Resource scopes are used when they allowed a served request; refresh scopes when a token
-/// was refreshed; launch scopes when a token came with (or stayed inside) a launch patient.
+/// was refreshed; `launch/patient` when a token came with (or stayed inside) a launch patient,
+/// or when a `patient/` scope is kept (it needs the patient context). `launch` (SMART 2.x: the
+/// permission to obtain an EHR launch context) and other launch contexts leave no trace in an
+/// access log.
 fn usage_of(scope: &str, requests: u64, app: &AppUsage) -> Usage {
     let used = |yes: bool| if yes { Usage::Used } else { Usage::Unused };
+    let patient_scope_kept = || {
+        app.exercised
+            .values()
+            .any(|s| s.context == crate::smart::scope::Context::Patient)
+    };
     match Scope::parse(scope.trim_start_matches('!')) {
         _ if scope.starts_with('!') => Usage::Unused,
         Scope::Resource(_) => used(requests > 0),
         Scope::OfflineAccess | Scope::OnlineAccess => used(app.refreshes > 0),
-        Scope::Launch { .. } => used(app.launch_used),
-        Scope::OpenId | Scope::FhirUser | Scope::Profile | Scope::Custom(_) => Usage::NotObservable,
+        Scope::Launch {
+            context: Some(c), ..
+        } if c.eq_ignore_ascii_case("patient") => used(app.launch_used || patient_scope_kept()),
+        Scope::Launch { .. }
+        | Scope::OpenId
+        | Scope::FhirUser
+        | Scope::Profile
+        | Scope::Custom(_) => Usage::NotObservable,
         Scope::Invalid { .. } => Usage::Unused,
     }
 }
@@ -160,23 +176,29 @@ fn callouts(
     granted: &[GrantedScopeUse],
     wildcards: &[WildcardReplacement],
     beyond: &[BeyondGrant],
+    unassessed: u64,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for g in granted.iter().filter(|g| g.usage == Usage::Unused) {
         if Scope::parse(&g.scope).is_wildcard() {
             out.push(format!(
-                "wildcard {} granted to {} token(s) and never needed",
-                g.scope, g.tokens
+                "wildcard {} granted {} time(s) and never needed",
+                g.scope, g.grants
             ));
         }
     }
     for g in granted.iter().filter(|g| g.usage == Usage::Unused) {
         if matches!(Scope::parse(&g.scope), Scope::OfflineAccess) {
             out.push(format!(
-                "offline_access granted to {} token(s) and no token was refreshed",
-                g.tokens
+                "offline_access granted {} time(s) and no token was refreshed",
+                g.grants
             ));
         }
+    }
+    if unassessed > 0 {
+        out.push(format!(
+            "{unassessed} served request(s) could not be tied to a permission (unknown token, batch/transaction, unknown operation, revoked token): a scope marked unused may have served them"
+        ));
     }
     for w in wildcards {
         out.push(format!(
@@ -231,7 +253,7 @@ mod tests {
 
     fn advise_one(grant: &str, urls: &[&str]) -> AppAdvice {
         let mut ledger = UsageLedger::new(Classifier::new());
-        ledger.grant("app", grant, false, false);
+        ledger.grant("app", Some(grant), false, false);
         for url in urls {
             ledger.access(&get("app", url, grant));
         }
@@ -253,7 +275,7 @@ mod tests {
         assert_eq!(a.wildcards.len(), 1);
         assert_eq!(a.wildcards[0].scope, "user/*.cruds");
         assert_eq!(a.unused, vec!["offline_access".to_string()]);
-        assert!(a.callouts[0].starts_with("offline_access granted to 1 token"));
+        assert!(a.callouts[0].starts_with("offline_access granted 1 time(s)"));
         assert!(a.callouts[1].starts_with("wildcard user/*.cruds served only"));
     }
 
@@ -265,7 +287,7 @@ mod tests {
         );
         // The launch was used: the search stayed inside the (unrecorded) launch patient.
         assert_eq!(a.unused, vec!["patient/*.r"]);
-        assert!(a.callouts[0].starts_with("wildcard patient/*.r granted to 1 token"));
+        assert!(a.callouts[0].starts_with("wildcard patient/*.r granted 1 time(s)"));
         assert_eq!(a.recommended, "patient/Observation.s launch/patient");
     }
 
@@ -293,7 +315,7 @@ mod tests {
         );
         assert_eq!(
             a.recommended,
-            "user/Observation.s?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
+            "user/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"
         );
     }
 
@@ -315,8 +337,8 @@ mod tests {
     fn refresh_and_launch_make_their_scopes_used() {
         let mut ledger = UsageLedger::new(Classifier::new());
         let grant = "launch/patient offline_access patient/Observation.rs";
-        ledger.grant("app", grant, false, true);
-        ledger.grant("app", grant, true, true);
+        ledger.grant("app", Some(grant), false, true);
+        ledger.grant("app", None, true, true);
         ledger.access(&ServedAccess {
             token_patient: Some("p1"),
             ..get("app", "Observation?patient=p1", grant)
@@ -325,15 +347,16 @@ mod tests {
         assert!(a.unused.is_empty(), "{:?}", a.unused);
         assert_eq!(
             a.recommended,
-            "patient/Observation.s launch/patient offline_access"
+            "patient/Observation.rs launch/patient offline_access"
         );
-        assert_eq!((a.tokens, a.refreshes), (2, 1));
+        // A refresh response without `scope` (RFC 6749 §5.1) still counts as a refresh.
+        assert_eq!((a.grants, a.refreshes), (1, 1));
     }
 
     #[test]
     fn refused_requests_use_nothing_and_unknown_tokens_are_unassessed() {
         let mut ledger = UsageLedger::new(Classifier::new());
-        ledger.grant("app", "user/Observation.rs", false, false);
+        ledger.grant("app", Some("user/Observation.rs"), false, false);
         ledger.access(&ServedAccess {
             status: 403,
             ..get("app", "Observation/o1", "user/Observation.rs")
@@ -346,5 +369,113 @@ mod tests {
         assert_eq!((a.served_requests, a.unassessed_requests), (1, 1));
         assert_eq!(a.unused, vec!["user/Observation.rs"]);
         assert_eq!(a.recommended, "");
+    }
+
+    #[test]
+    fn everything_keeps_read_on_every_type_the_grant_could_read() {
+        // FHIR R4 Patient-$everything: the compartment resources the caller may see.
+        let a = advise_one(
+            "user/Patient.rs user/Condition.rs user/Observation.rs",
+            &["Patient/p1/$everything"],
+        );
+        assert_eq!(
+            a.recommended,
+            "user/Condition.r user/Observation.r user/Patient.r"
+        );
+        assert!(a.unused.is_empty(), "{:?}", a.unused);
+    }
+
+    #[test]
+    fn an_include_naming_no_target_type_keeps_read_on_what_could_be_included() {
+        // FHIR R4 search §3.1.1.5.4: `_include=Observation:performer` may bring any type the
+        // reference allows.
+        let a = advise_one(
+            "user/Observation.rs user/Practitioner.rs",
+            &["Observation?code=x&_include=Observation:performer"],
+        );
+        assert_eq!(a.recommended, "user/Observation.rs user/Practitioner.r");
+    }
+
+    #[test]
+    fn export_files_served_as_binary_need_no_binary_scope() {
+        // Bulk Data: output URLs are server-chosen; some servers serve them as Binary.
+        let a = advise_one(
+            "system/Observation.rs",
+            &["Group/g1/$export?_type=Observation", "Binary/file-1"],
+        );
+        assert!(a.beyond_grant.is_empty(), "{:?}", a.beyond_grant);
+        assert_eq!(a.recommended, "system/Observation.rs");
+    }
+
+    #[test]
+    fn an_unrecorded_launch_walking_patients_is_served_beyond_its_grant() {
+        // SMART patient-specific scopes: one patient per launch. Keycloak logs no patient, so
+        // the first patient named stands for it, as in detection.
+        let a = advise_one(
+            "launch/patient patient/Observation.rs",
+            &["Observation?patient=p1", "Observation?patient=p2"],
+        );
+        assert_eq!(
+            a.beyond_grant,
+            vec![BeyondGrant {
+                permission: "user/Observation.s".into(),
+                requests: 1
+            }]
+        );
+        assert_eq!(a.recommended, "patient/Observation.rs launch/patient");
+    }
+
+    #[test]
+    fn an_ehr_launch_scope_is_not_judged_from_an_access_log() {
+        // SMART 2.x: `launch` lets an EHR-launched app obtain its launch context, with or
+        // without a patient; nothing in an access log shows it was needed or not.
+        let a = advise_one("launch user/Observation.rs", &["Observation/o1"]);
+        assert!(a.unused.is_empty(), "{:?}", a.unused);
+        assert_eq!(a.recommended, "user/Observation.r launch");
+    }
+
+    #[test]
+    fn letters_split_across_a_granular_scope_are_never_merged_into_a_broader_one() {
+        // A conditional update needs `u` and `s` (FHIR R4 §3.1.0.10.2); `s` only under a
+        // category constraint. `user/Observation.us` was never granted, so it is not advised.
+        let grant = "user/Observation.u user/Observation.s?category=vital-signs";
+        let a = advise_one(grant, &[]);
+        let mut ledger = UsageLedger::new(Classifier::new());
+        ledger.grant("app", Some(grant), false, false);
+        ledger.access(&ServedAccess {
+            method: Method::Put,
+            ..get("app", "Observation?category=vital-signs&code=x", grant)
+        });
+        let advice = ledger.advice().remove(0);
+        assert_eq!(a.recommended, "");
+        assert_eq!(
+            advice.recommended,
+            "user/Observation.s?category=vital-signs user/Observation.u"
+        );
+    }
+
+    #[test]
+    fn a_request_credits_each_scope_once() {
+        let a = advise_one(
+            "user/*.rs",
+            &["Observation?code=x&_include=Observation:subject:Patient&_include=Observation:encounter:Encounter"],
+        );
+        assert_eq!(a.granted[0].requests, 1);
+    }
+
+    #[test]
+    fn a_revoked_token_uses_nothing() {
+        // RFC 7009 §2: a revoked token must no longer be honoured; what it was served is not use.
+        let mut ledger = UsageLedger::new(Classifier::new());
+        ledger.grant("app", Some("user/Observation.rs"), false, false);
+        ledger.revoke("t1", Timestamp(0));
+        ledger.access(&ServedAccess {
+            time: Timestamp(1),
+            ..get("app", "Observation/o1", "user/Observation.rs")
+        });
+        let a = ledger.advice().remove(0);
+        assert_eq!(a.unassessed_requests, 1);
+        assert_eq!(a.unused, vec!["user/Observation.rs"]);
+        assert!(a.callouts[0].starts_with("1 served request(s) could not be tied"));
     }
 }

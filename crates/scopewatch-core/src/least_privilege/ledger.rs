@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::detect::explain::{
-    explain_with_token, needed_context, ExplainContext, Explained, LaunchFit, ScopeFit, Verdict,
+    classify_access, explain_with_token, first_patient_of, needed_context, ExplainContext,
+    Explained, LaunchFit, ScopeFit, Verdict,
 };
 use crate::detect::tokens::TokenInfo;
 use crate::event::{AccessEvent, Common, Text, Timestamp};
-use crate::smart::request::{Classifier, Method};
+use crate::smart::request::{query, Classifier, Method};
 use crate::smart::scope::{Context, Perms, ResourceScope, ResourceTarget, ScopeSet, Syntax};
 
 /// One stored access; identical ones may be folded into `count`.
@@ -34,7 +35,8 @@ pub struct ServedAccess<'a> {
 /// A granted scope (canonical spelling) and what it served.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Granted {
-    pub tokens: u64,
+    /// Grants (issued or refreshed tokens) that carried it.
+    pub grants: u64,
     pub requests: u64,
     /// The exercised permissions this scope served, as canonical scopes.
     pub served: BTreeSet<String>,
@@ -43,7 +45,8 @@ pub(super) struct Granted {
 /// Everything the ledger knows about one app.
 #[derive(Clone, Debug, Default)]
 pub(super) struct AppUsage {
-    pub tokens: u64,
+    /// Tokens issued or refreshed with a recorded scope.
+    pub grants: u64,
     pub refreshes: u64,
     /// A token came with a launch patient, or a request stayed inside one.
     pub launch_used: bool,
@@ -75,6 +78,11 @@ pub struct UsageLedger {
     parsed: BTreeMap<String, Arc<ScopeSet>>,
     /// Apps that started a Bulk Data export: their status polls and files need no scope.
     exporting: BTreeSet<String>,
+    /// Revocations by token id: a revoked token's later requests are not counted as use.
+    revoked: BTreeMap<String, Timestamp>,
+    /// For patient launches whose patient was not recorded (Keycloak), the first patient each
+    /// token named, as detection keeps it (PHI: memory only, never printed).
+    first_patients: BTreeMap<String, Text>,
     pub(super) apps: BTreeMap<String, AppUsage>,
 }
 
@@ -84,6 +92,8 @@ impl UsageLedger {
             classifier,
             parsed: BTreeMap::new(),
             exporting: BTreeSet::new(),
+            revoked: BTreeMap::new(),
+            first_patients: BTreeMap::new(),
             apps: BTreeMap::new(),
         }
     }
@@ -95,23 +105,30 @@ impl UsageLedger {
             .clone()
     }
 
-    /// A token issued (or refreshed) with `scope_granted`; `patient_launch`: it came with a
-    /// launch patient.
+    /// A token issued or refreshed; `scope_granted` None when the log recorded none (a refresh
+    /// response may omit `scope`, RFC 6749 §5.1); `patient_launch`: it came with a launch
+    /// patient.
     pub fn grant(
         &mut self,
         client_id: &str,
-        scope_granted: &str,
+        scope_granted: Option<&str>,
         refreshed: bool,
         patient_launch: bool,
     ) {
-        let scopes = self.scopes(scope_granted);
+        let scopes = scope_granted.map(|s| self.scopes(s));
         let app = self.apps.entry(client_id.to_string()).or_default();
-        app.tokens += 1;
         app.refreshes += u64::from(refreshed);
         app.launch_used |= patient_launch;
+        let Some(scopes) = scopes else { return };
+        app.grants += 1;
         for name in scopes.normalized() {
-            app.granted.entry(name).or_default().tokens += 1;
+            app.granted.entry(name).or_default().grants += 1;
         }
+    }
+
+    /// A token revoked at `time` (RFC 7009): requests it makes afterwards are not use.
+    pub fn revoke(&mut self, token_id: &str, time: Timestamp) {
+        self.revoked.entry(token_id.to_string()).or_insert(time);
     }
 
     /// One served (or refused) access, with the grant of the token it used.
@@ -120,14 +137,18 @@ impl UsageLedger {
             return;
         }
         let scopes = access.granted.map(|g| self.scopes(g));
-        let export_in_progress = self.exporting.contains(access.client_id);
+        let context = ExplainContext {
+            export_in_progress: self.exporting.contains(access.client_id),
+        };
         let event = access_event(access);
-        let request = self.classifier.classify(access.method, &event.url);
-        let token = scopes.as_ref().map(|s| token_of(access, s.clone()));
-        let context = ExplainContext { export_in_progress };
+        let request = classify_access(&self.classifier, &event, context);
+        let token = scopes.as_ref().map(|s| self.token_of(access, s.clone()));
         let explained = explain_with_token(&event, token.as_ref(), request, context);
         if explained.request.is_bulk_export() {
             self.exporting.insert(access.client_id.to_string());
+        }
+        if let Some((token_id, patient)) = first_patient_of(&explained, &event) {
+            self.first_patients.insert(token_id.to_string(), patient);
         }
         let app = self.apps.entry(access.client_id.to_string()).or_default();
         app.served += access.count;
@@ -145,6 +166,26 @@ impl UsageLedger {
         let query = (explained.request.is_search() && !explained.request.body_params)
             .then(|| event.url.split_once('?').map_or("", |(_, q)| q));
         record(app, &scopes, &explained, query, access.count);
+    }
+
+    /// The token as the access row recorded it, with what the ledger learnt of it (revocation,
+    /// first patient). Its lifetime is unknown here (`lifetime_assumed`), so it is never judged
+    /// expired: expiry is detection's business, not a permission question.
+    fn token_of(&self, access: &ServedAccess<'_>, scopes: Arc<ScopeSet>) -> TokenInfo {
+        let id = access.token_id.unwrap_or("");
+        TokenInfo {
+            token_id: Text::from(id),
+            client_id: Text::from(access.client_id),
+            grant_type: None,
+            scopes,
+            patient: access.token_patient.map(Text::from),
+            user: None,
+            issued_at: access.time,
+            expires_at: access.time,
+            lifetime_assumed: true,
+            revoked_at: access.token_id.and_then(|t| self.revoked.get(t).copied()),
+            first_patient: self.first_patients.get(id).cloned(),
+        }
     }
 }
 
@@ -166,24 +207,6 @@ fn access_event(access: &ServedAccess<'_>) -> AccessEvent {
         patient: access.patient.map(Text::from),
         patient_count: access.patient_count,
         purpose_of_use: None,
-    }
-}
-
-/// The token as the access row recorded it. Its lifetime is unknown here (`lifetime_assumed`),
-/// so it is never judged expired: expiry is detection's business, not a permission question.
-fn token_of(access: &ServedAccess<'_>, scopes: Arc<ScopeSet>) -> TokenInfo {
-    TokenInfo {
-        token_id: Text::from(access.token_id.unwrap_or("")),
-        client_id: Text::from(access.client_id),
-        grant_type: None,
-        scopes,
-        patient: access.token_patient.map(Text::from),
-        user: None,
-        issued_at: access.time,
-        expires_at: access.time,
-        lifetime_assumed: true,
-        revoked_at: None,
-        first_patient: None,
     }
 }
 
@@ -215,15 +238,21 @@ fn record(
             app.unassessed += count;
         }
         Verdict::Explained | Verdict::Unverified(_) => {
-            for need in needs(explained) {
-                serve(app, scopes, &need, query, count);
+            // One request credits each scope that served it once, however many needs it had.
+            let mut credited = BTreeSet::new();
+            for need in needs(explained, query) {
+                credited.extend(serve(app, scopes, &need, query));
+            }
+            for name in credited {
+                app.granted.entry(name).or_default().requests += count;
             }
         }
     }
 }
 
-/// The permissions a served request used: its requirement, each `_type` / `_include` type.
-fn needs(explained: &Explained<'_>) -> Vec<Need> {
+/// The permissions a served request used: its requirement, each `_type` / `_include` type,
+/// and for `$everything` and untyped includes read on whatever the token could read.
+fn needs(explained: &Explained<'_>, query: Option<&str>) -> Vec<Need> {
     let request = &explained.request;
     let Some(requirement) = request.requirement() else {
         return Vec::new();
@@ -247,7 +276,11 @@ fn needs(explained: &Explained<'_>) -> Vec<Need> {
         }
         return types(Perms::V1_READ, Context::User, true);
     }
-    let context = needed_context(explained.launch);
+    // A search that reached beyond the launch patient needs `user/` whatever its launch.
+    let context = match needed_context(explained.launch) {
+        Context::Patient if explained.reaches_population() => Context::User,
+        context => context,
+    };
     let mut out = if requirement.resource != ResourceTarget::Any {
         vec![Need {
             target: requirement.resource,
@@ -266,10 +299,22 @@ fn needs(explained: &Explained<'_>) -> Vec<Need> {
         context,
         loose: false,
     }));
-    if request.includes_any {
+    // FHIR R4 Patient-$everything returns every compartment resource the token may read;
+    // `_include=*` and an `_include` naming no target type may bring any readable type.
+    if request.includes_any
+        || request.is_operation("$everything")
+        || (request.included.is_empty() && names_includes(query))
+    {
         out.push(loose_any(Perms::READ, context));
     }
     out
+}
+
+fn names_includes(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        query::pairs(q)
+            .any(|(name, _)| name.starts_with("_include") || name.starts_with("_revinclude"))
+    })
 }
 
 fn loose_any(perms: Perms, context: Context) -> Need {
@@ -281,9 +326,9 @@ fn loose_any(perms: Perms, context: Context) -> Need {
     }
 }
 
-/// Credits the granted scopes that served `need` and notes the narrowest scope that would
-/// have served it too.
-fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>, count: u64) {
+/// Notes the narrowest scope that would have served `need` and returns the granted scopes
+/// that served it.
+fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>) -> Vec<String> {
     let (by, exercised): (Vec<&ResourceScope>, Vec<ResourceScope>) = if need.loose {
         let by: Vec<&ResourceScope> = scopes
             .resources()
@@ -296,7 +341,7 @@ fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>
         let coverage = scopes.coverage_for_query(need.context, &need.target, need.perms, query);
         if !coverage.is_covered() {
             // Unverified (`_include` of a type the token cannot read): nothing of it was used.
-            return;
+            return Vec::new();
         }
         let by: Vec<&ResourceScope> = coverage
             .by
@@ -307,14 +352,15 @@ fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>
         (by, exercised)
     };
     let names: Vec<String> = exercised.iter().map(ResourceScope::normalized).collect();
-    for scope in &by {
-        let granted = app.granted.entry(scope.normalized()).or_default();
-        granted.requests += count;
+    let credited: Vec<String> = by.iter().map(|s| s.normalized()).collect();
+    for scope in &credited {
+        let granted = app.granted.entry(scope.clone()).or_default();
         granted.served.extend(names.iter().cloned());
     }
     for (name, scope) in names.into_iter().zip(exercised) {
         app.exercised.entry(name).or_insert(scope);
     }
+    credited
 }
 
 fn loosely_serves(scope: &ResourceScope, need: &Need) -> bool {
@@ -333,25 +379,41 @@ fn narrowed(scope: &ResourceScope, need: &Need) -> ResourceScope {
             ResourceTarget::Any => scope.resource.clone(),
             _ => need.target.clone(),
         },
-        perms: scope.perms.minus(scope.perms.minus(need.perms)),
+        perms: kept_letters(scope.perms, need.perms),
         constraints: scope.constraints.clone(),
         syntax: Syntax::V2,
     }
 }
 
+/// The letters of `granted` a request needing `needed` keeps. A search keeps `r` beside `s` when
+/// the grant had it: SMART 2.x defines the two apart but does not say whether `s` alone lets a
+/// server return the matches, and servers differ, so the advice never takes that bet.
+fn kept_letters(granted: Perms, needed: Perms) -> Perms {
+    let mut want = needed;
+    if needed.contains(Perms::SEARCH) {
+        want = want.union(Perms::READ);
+    }
+    granted.minus(granted.minus(want))
+}
+
 /// The scope a covered request needs: its type and letters in the narrowest granted context
-/// that allowed it. Served only through granular (query-constrained) scopes, those scopes
-/// themselves, constraints included: the constraint is what kept the request narrow.
+/// that allowed it, when unconstrained scopes alone allowed it. Otherwise each scope that served
+/// it, cut down, constraints included: the constraint is what kept the request narrow (and a
+/// merged unconstrained scope would grant what was never granted).
 fn exact_exercise(by: &[&ResourceScope], need: &Need) -> Vec<ResourceScope> {
-    let unconstrained = by.iter().filter(|s| s.constraints.is_empty());
-    match unconstrained.map(|s| s.context).min() {
-        Some(context) => vec![ResourceScope {
+    let unconstrained: Vec<&&ResourceScope> =
+        by.iter().filter(|s| s.constraints.is_empty()).collect();
+    let letters = unconstrained
+        .iter()
+        .fold(Perms::NONE, |acc, s| acc.union(s.perms));
+    match unconstrained.iter().map(|s| s.context).min() {
+        Some(context) if letters.contains(need.perms) => vec![ResourceScope {
             context,
             resource: need.target.clone(),
-            perms: need.perms,
+            perms: kept_letters(letters, need.perms),
             constraints: Vec::new(),
             syntax: Syntax::V2,
         }],
-        None => by.iter().map(|s| narrowed(s, need)).collect(),
+        _ => by.iter().map(|s| narrowed(s, need)).collect(),
     }
 }
