@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod cli;
 pub mod eval;
 pub mod pipeline;
+pub mod report;
 pub mod simulate;
 pub mod sql;
 

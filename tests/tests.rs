@@ -23,6 +23,7 @@ mod hostile_input;
 mod ingest_mixed;
 mod kafka_service;
 mod least_privilege;
+mod report;
 mod request_grammar;
 mod saved_queries;
 mod scope_corpus;

@@ -6,15 +6,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
-
 use super::Outcome;
 use crate::event::Timestamp;
-use crate::least_privilege::{AppAdvice, ServedAccess, UsageLedger};
-use crate::smart::request::{Classifier, Method};
+use crate::least_privilege::AppAdvice;
 use crate::smart::scope::Scope;
+use crate::sql::usage::{usage_ledger, TimeWindow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AdviceFormat {
@@ -52,7 +48,7 @@ pub struct LeastPrivilegeArgs {
     pub fhir_base: Option<String>,
 }
 
-fn parse_time(text: &str) -> Result<Timestamp, String> {
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")
     } else {
@@ -77,14 +73,11 @@ pub fn run(args: LeastPrivilegeArgs) -> anyhow::Result<Outcome> {
             args.data.display()
         );
     }
-    let classifier = match &args.fhir_base {
-        Some(base) => Classifier::with_base(base),
-        None => Classifier::new(),
+    let window = TimeWindow {
+        since: args.since,
+        until: args.until,
     };
-    let mut ledger = UsageLedger::new(classifier);
-    let filter = time_filter(&args);
-    read_grants(&args, &filter, &mut ledger)?;
-    read_accesses(&args, &filter, &mut ledger)?;
+    let ledger = usage_ledger(&args.data, &window, args.fhir_base.as_deref())?;
     let advice: Vec<AppAdvice> = ledger
         .advice()
         .into_iter()
@@ -99,152 +92,6 @@ pub fn run(args: LeastPrivilegeArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     Ok(Outcome::Clean)
-}
-
-/// `AND time >= … AND time < …` for the window (timestamps are printed by us, not the user).
-fn time_filter(args: &LeastPrivilegeArgs) -> String {
-    let mut out = String::new();
-    if let Some(t) = args.since {
-        out.push_str(&format!(" AND time >= to_timestamp_micros({})", t.0));
-    }
-    if let Some(t) = args.until {
-        out.push_str(&format!(" AND time < to_timestamp_micros({})", t.0));
-    }
-    out
-}
-
-fn query(args: &LeastPrivilegeArgs, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    crate::sql::session::query_blocking(&args.data, sql)
-        .with_context(|| format!("reading {}", args.data.display()))
-}
-
-fn read_grants(
-    args: &LeastPrivilegeArgs,
-    filter: &str,
-    ledger: &mut UsageLedger,
-) -> anyhow::Result<()> {
-    // Revocations count from before the window too: a token revoked earlier and used in the
-    // window was not honestly used.
-    let until = args.until.map_or_else(String::new, |t| {
-        format!(" AND time < to_timestamp_micros({})", t.0)
-    });
-    let sql = format!(
-        "SELECT client_id, event, scope_granted, patient IS NOT NULL, token_id, time FROM tokens \
-         WHERE (event IN ('issued', 'refreshed'){filter}) OR (event = 'revoked'{until}) \
-         ORDER BY time, client_id"
-    );
-    for b in query(args, &sql)? {
-        let (Some(client), Some(event), Some(scope), Some(patient), Some(token)) = (
-            b.column(0).as_string_opt::<i32>(),
-            b.column(1).as_string_opt::<i32>(),
-            b.column(2).as_string_opt::<i32>(),
-            b.column(3).as_boolean_opt(),
-            b.column(4).as_string_opt::<i32>(),
-        ) else {
-            anyhow::bail!(
-                "{}: the tokens table has unexpected column types",
-                args.data.display()
-            );
-        };
-        for row in 0..b.num_rows() {
-            match event.value(row) {
-                "revoked" => {
-                    if let (Some(id), Some(time)) = (opt(token, row), time_of(&b, row)) {
-                        ledger.revoke(id, time);
-                    }
-                }
-                kind => ledger.grant(
-                    client.value(row),
-                    opt(scope, row),
-                    kind == "refreshed",
-                    patient.value(row),
-                ),
-            }
-        }
-    }
-    Ok(())
-}
-
-fn read_accesses(
-    args: &LeastPrivilegeArgs,
-    filter: &str,
-    ledger: &mut UsageLedger,
-) -> anyhow::Result<()> {
-    // Identical requests of one token fold into one row; the first time keeps exports before
-    // their status polls and files.
-    let sql = format!(
-        "SELECT min(time) AS first, client_id, token_id, method, url, status, \
-                array_to_string(granted_scopes, ' ') AS granted, token_patient, patient, \
-                patient_count, count(*) AS n \
-         FROM access WHERE status >= 200 AND status < 300{filter} \
-         GROUP BY client_id, token_id, method, url, status, granted, token_patient, patient, patient_count \
-         ORDER BY first, client_id, token_id, url"
-    );
-    for b in query(args, &sql)? {
-        for access in
-            rows(&b).with_context(|| format!("{}: the access table", args.data.display()))?
-        {
-            ledger.access(&access);
-        }
-    }
-    Ok(())
-}
-
-fn rows(b: &RecordBatch) -> anyhow::Result<Vec<ServedAccess<'_>>> {
-    let text = |i: usize| {
-        b.column(i)
-            .as_string_opt::<i32>()
-            .context("unexpected column type")
-    };
-    let (client, token, method, url, granted) = (text(1)?, text(2)?, text(3)?, text(4)?, text(6)?);
-    let (token_patient, patient) = (text(7)?, text(8)?);
-    let time = b
-        .column(0)
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .context("time is not a timestamp")?;
-    let status = b
-        .column(5)
-        .as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>();
-    let status = status.context("status is not an integer")?;
-    let patient_count = b
-        .column(9)
-        .as_primitive_opt::<Int64Type>()
-        .context("patient_count")?;
-    let n = b
-        .column(10)
-        .as_primitive_opt::<Int64Type>()
-        .context("count")?;
-    let mut out = Vec::with_capacity(b.num_rows());
-    for row in 0..b.num_rows() {
-        // The store only holds methods the event contract accepted.
-        let Ok(m) = method.value(row).parse::<Method>() else {
-            continue;
-        };
-        out.push(ServedAccess {
-            time: Timestamp(time.value(row)),
-            client_id: client.value(row),
-            token_id: opt(token, row),
-            method: m,
-            url: url.value(row),
-            status: u16::try_from(status.value(row)).unwrap_or(0),
-            granted: opt(granted, row).filter(|g| !g.is_empty()),
-            token_patient: opt(token_patient, row),
-            patient: opt(patient, row),
-            patient_count: (!patient_count.is_null(row))
-                .then(|| u64::try_from(patient_count.value(row)).unwrap_or(0)),
-            count: u64::try_from(n.value(row)).unwrap_or(0),
-        });
-    }
-    Ok(out)
-}
-
-fn time_of(b: &RecordBatch, row: usize) -> Option<Timestamp> {
-    let times = b.column(5).as_primitive_opt::<TimestampMicrosecondType>()?;
-    (!times.is_null(row)).then(|| Timestamp(times.value(row)))
-}
-
-fn opt(a: &datafusion::arrow::array::StringArray, row: usize) -> Option<&str> {
-    (!a.is_null(row)).then(|| a.value(row))
 }
 
 fn write_table(out: &mut impl Write, advice: &[AppAdvice]) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ mod logging;
 mod output;
 mod progress;
 mod pseudonym_args;
+mod report;
 mod rules;
 mod run;
 mod silences;
@@ -101,6 +102,12 @@ pub enum Command {
     /// beyond the grant (never recommended); unneeded wildcards and `offline_access` are called
     /// out first. See docs/least-privilege.md.
     LeastPrivilege(least_privilege::LeastPrivilegeArgs),
+    /// Write an HTML report of the history store: incidents by severity and app, each with its
+    /// evidence as plots, and per app its baseline and least-privilege advice.
+    ///
+    /// One self-contained file (inline SVG and CSS, no script, nothing fetched, no patient id),
+    /// the same bytes for the same store and window. See docs/report.md.
+    Report(report::ReportArgs),
     /// Record an analyst's verdict (true-positive, false-positive, benign) on an alert or
     /// incident in the store's `feedback` table; optionally propose a silence for it.
     Triage(triage::TriageArgs),
@@ -162,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Silences(args) => silences::run(args),
         Command::Triage(args) => triage::run(args),
         Command::LeastPrivilege(args) => least_privilege::run(args),
+        Command::Report(args) => report::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     }

@@ -5,3 +5,4 @@ pub mod history;
 pub mod output;
 pub mod session;
 pub mod udf;
+pub mod usage;
