@@ -171,3 +171,137 @@ fn ids_are_deterministic() {
     let (_, causeless) = Alert::ids("growth-chart", "slow_drip", "", a.window.start, 0);
     assert_eq!(causeless.len(), a.incident_id.len());
 }
+
+/// Every OCSF record `detect` writes for sample-data validates against the official OCSF 1.8.0
+/// Detection Finding schema (compiled to JSON Schema by the `ocsf-json-schema` package, checked
+/// with `jsonschema`; .ci/run installs both), and says what OCSF asks of it.
+#[test]
+fn ocsf_output_validates_against_the_official_1_8_0_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .args([
+            "detect",
+            &format!("{root}/sample-data/events.ndjson.gz"),
+            "--registry",
+            &format!("{root}/sample-data/registry.toml"),
+            "--no-history",
+            "--format",
+            "ocsf",
+            "--alerts",
+            "ocsf.ndjson",
+        ])
+        .output()
+        .expect("detect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().join("ocsf.ndjson");
+    let check = std::process::Command::new("python3")
+        .arg(format!("{root}/tests/ocsf/validate.py"))
+        .arg(&path)
+        .output()
+        .expect("python3");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "OCSF violations (needs `pip install ocsf-json-schema jsonschema`, as .ci/run does):\n{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        report.contains(" 0 violation(s) against OCSF 1.8.0"),
+        "{report}"
+    );
+
+    let text = std::fs::read_to_string(&path).expect("ocsf");
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(records.len() > 20);
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &records {
+        assert_no_empty_array(r, "");
+        let rule = r["finding_info"]["analytic"]["uid"].as_str().expect("rule");
+        let type_id = r["finding_info"]["analytic"]["type_id"].as_u64();
+        let anomaly = &r["anomaly_analyses"][0]["anomalies"][0];
+        match rule {
+            // Policy comparisons are rules and not anomalies.
+            "enforcement_gap"
+            | "registry_scope_violation"
+            | "expired_token_use"
+            | "revoked_token_use" => {
+                assert_eq!(type_id, Some(1), "{rule}");
+                assert!(
+                    r.get("anomaly_analyses").is_none(),
+                    "{rule} is not an anomaly"
+                );
+            }
+            // First use: a rule, Frequency Analysis / UNSEEN.
+            "new_scope" | "new_app" | "bulk_export_new" | "new_grant_type" => {
+                assert_eq!(type_id, Some(1), "{rule}");
+                assert_eq!(anomaly["observation_type"], "Frequency Analysis");
+                assert_eq!(anomaly["observed_pattern"], "UNSEEN");
+            }
+            "off_hours" => {
+                assert_eq!(type_id, Some(3));
+                assert_eq!(anomaly["observation_type"], "Time Pattern Analysis");
+                assert_eq!(anomaly["observed_pattern"], "OFF_HOURS");
+                assert_eq!(anomaly["observation_parameter"], "requests per hour");
+                assert!(anomaly["observations"][0]["count"].as_u64() > Some(0));
+                assert!(anomaly["observations"][0]["timespan"]["start_time"].is_i64());
+            }
+            "hourly_burst" | "token_outlier" | "slow_drip" => {
+                assert_eq!(type_id, Some(3), "{rule}");
+                assert_eq!(anomaly["observation_type"], "Volume Analysis");
+                assert_ne!(
+                    anomaly["observation_parameter"], rule,
+                    "the metric, not the rule"
+                );
+                assert!(
+                    anomaly["observations"][0]["count"].as_u64() > Some(0),
+                    "{rule}"
+                );
+            }
+            _ => continue,
+        }
+        seen.insert(rule.to_string());
+        let status = (r["activity_id"].as_u64(), r["status_id"].as_u64());
+        assert!(
+            matches!(status, (Some(1), Some(1)) | (Some(2), Some(2))),
+            "{rule}: {status:?}"
+        );
+        if r["activity_id"] == 2 {
+            assert!(r["finding_info"]["modified_time"].is_i64());
+        }
+    }
+    for rule in [
+        "enforcement_gap",
+        "new_scope",
+        "off_hours",
+        "hourly_burst",
+        "token_outlier",
+    ] {
+        assert!(seen.contains(rule), "sample-data raises {rule}");
+    }
+}
+
+fn assert_no_empty_array(v: &serde_json::Value, path: &str) {
+    match v {
+        serde_json::Value::Array(items) => {
+            assert!(!items.is_empty(), "empty array at {path}");
+            for (i, item) in items.iter().enumerate() {
+                assert_no_empty_array(item, &format!("{path}/{i}"));
+            }
+        }
+        serde_json::Value::Object(map) if !path.ends_with("/unmapped") => {
+            for (k, item) in map {
+                assert_no_empty_array(item, &format!("{path}/{k}"));
+            }
+        }
+        _ => {}
+    }
+}

@@ -129,10 +129,26 @@ fn every_incident_and_app_has_its_section_with_a_plot_and_no_patient_id() {
         );
     }
     for (category, body) in &sections {
+        // The plot that explains the incident, with data drawn in it.
+        let rule = body
+            .split("</span> ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_default();
+        let title = match (rule, category.as_str()) {
+            ("token_outlier", _) => "per token in the incident window",
+            ("slow_drip", _) => "Requests per day",
+            ("off_hours" | "patient_fanout" | "dormant_app_active", _) => "Requests per hour",
+            (_, "scope_creep") => "Scopes granted per day",
+            (_, "purpose_drift") => "Resource mix",
+            _ => "Requests per hour",
+        };
         assert!(
-            body.contains("<svg"),
-            "a {category} incident without a plot"
+            body.contains(title),
+            "{rule} ({category}) without its plot «{title}»"
         );
+        let marks = body.matches("<circle").count() + body.matches("fill=\"#").count();
+        assert!(marks > 0, "{rule}: a plot with nothing drawn");
     }
     // Per app: a section, a baseline plot, and the least-privilege advice.
     let apps = html.matches("<section class=\"app\"").count();
@@ -190,13 +206,26 @@ fn the_same_store_gives_the_same_bytes_and_a_window_narrows_it() {
     );
     assert!(narrow.status.success(), "{}", stderr(&narrow));
     let narrow = std::fs::read_to_string(dir.path().join("narrow.html")).expect("narrow");
-    let (all, late) = (
-        incident_sections(&first).len(),
+    assert_eq!(
         incident_sections(&narrow).len(),
+        3,
+        "--max-plots draws three"
     );
-    assert_eq!(late, 3, "--max-plots draws three");
     assert!(narrow.contains("more are listed"), "the rest are listed");
-    assert!(late < all);
+    // The header counts the incidents of the window: fewer from the 25th on.
+    let count = |html: &str| -> usize {
+        html.split(" incident(s) over")
+            .next()
+            .and_then(|h| h.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("incident count in the header")
+    };
+    let (all, late) = (count(&first), count(&narrow));
+    assert_eq!(all, incident_sections(&first).len());
+    assert!(
+        late > 3 && late < all,
+        "window from 2024-03-25: {late} of {all}"
+    );
 
     let missing = scopewatch(&["report", "--data", "no-store"], dir.path());
     assert_eq!(missing.status.code(), Some(2));
@@ -226,6 +255,7 @@ fn headless(profile: &Path) -> Command {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--disable-dev-shm-usage",
         "--hide-scrollbars",
         "--enable-logging=stderr",
         "--v=0",
@@ -265,6 +295,8 @@ fn chromium_renders_the_report_without_console_messages() {
     }
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
+    // A screenshot left by an earlier run must not pass for this one.
+    let _ = std::fs::remove_file(&shot);
     let out = headless(&dir.path().join("profile-shot"))
         .arg("--window-size=1100,2400")
         .arg(format!("--screenshot={}", shot.display()))

@@ -83,8 +83,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let name = path.file_name().context("--out-file names no file")?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    // A stale temporary (an interrupted run) is removed, and the new one is created fresh, so
+    // its owner-only mode always applies and a planted link is never followed.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", tmp.display())),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options

@@ -62,6 +62,11 @@ impl Store {
         Ok(Store { runtime, ctx })
     }
 
+    /// Whether the store has `table` (baseline tables exist only once a run has written them).
+    pub fn has(&self, table: &str) -> bool {
+        self.ctx.table_exist(table).unwrap_or(false)
+    }
+
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let batches = self.runtime.block_on(async {
             let df = crate::sql::session::plan(&self.ctx, sql).await?;
@@ -78,6 +83,18 @@ pub fn literal(s: &str) -> String {
 
 fn micros(t: Timestamp) -> String {
     format!("to_timestamp_micros({})", t.0)
+}
+
+/// `time` in [from, to), also as a `date` partition range so only those days' files are read.
+fn between(from: Timestamp, to: Timestamp) -> String {
+    let day = |t: Timestamp| super::html::format_utc(t, "%Y-%m-%d");
+    format!(
+        "time >= {} AND time < {} AND date >= '{}' AND date <= '{}'",
+        micros(from),
+        micros(to),
+        day(from),
+        day(Timestamp(to.0 - 1))
+    )
 }
 
 fn text(b: &RecordBatch, i: usize) -> Result<&datafusion::arrow::array::StringArray> {
@@ -191,11 +208,10 @@ fn counts_per_bucket(
     let buckets = usize::try_from(((to.0 - from.0) / bucket).max(0)).unwrap_or(0);
     let sql = format!(
         "SELECT (CAST(time AS BIGINT) - {f}) / {bucket} AS k, count(*) \
-         FROM access WHERE client_id = {c} AND time >= {from_t} AND time < {to_t} GROUP BY 1",
+         FROM access WHERE client_id = {c} AND {w} GROUP BY 1",
         f = from.0,
         c = literal(client),
-        from_t = micros(from),
-        to_t = micros(to),
+        w = between(from, to),
     );
     let mut out = vec![0.0; buckets];
     for b in store.query(&sql)? {
@@ -214,11 +230,14 @@ fn counts_per_bucket(
 
 /// The app's seasonal slots (`baseline_hourly` or `baseline_daily`): slot → (mean, σ).
 pub fn slots(store: &Store, table: &str, client: &str) -> Result<BTreeMap<i64, (f64, f64)>> {
+    let mut out = BTreeMap::new();
+    if !store.has(table) {
+        return Ok(out);
+    }
     let sql = format!(
         "SELECT slot, mean, var FROM {table} WHERE client_id = {}",
         literal(client)
     );
-    let mut out = BTreeMap::new();
     for b in store.query(&sql)? {
         let slot = ints(&b, 0)?;
         let (Some(mean), Some(var)) = (
@@ -248,10 +267,9 @@ pub fn volume_per_token(
 ) -> Result<Vec<(f64, f64)>> {
     let sql = format!(
         "SELECT count(*), coalesce(sum(resources_returned), 0) FROM access WHERE client_id = {} \
-         AND token_id IS NOT NULL AND time >= {} AND time < {} GROUP BY token_id",
+         AND token_id IS NOT NULL AND {} GROUP BY token_id",
         literal(client),
-        micros(from),
-        micros(to)
+        between(from, to)
     );
     let mut out = Vec::new();
     for b in store.query(&sql)? {
@@ -270,10 +288,9 @@ pub fn resource_mix(
 ) -> Result<BTreeMap<String, f64>> {
     let sql = format!(
         "SELECT coalesce(resource_type, '(none)'), count(*) FROM access WHERE client_id = {} \
-         AND time >= {} AND time < {} GROUP BY 1",
+         AND {} GROUP BY 1",
         literal(client),
-        micros(from),
-        micros(to)
+        between(from, to)
     );
     let mut out = BTreeMap::new();
     for b in store.query(&sql)? {
@@ -295,12 +312,11 @@ pub fn scope_grants(
     let sql = format!(
         "SELECT scope, (CAST(time AS BIGINT) - {f}) / {DAY} AS d, count(*) \
          FROM (SELECT time, unnest(granted_scopes) AS scope FROM tokens \
-               WHERE client_id = {c} AND event IN ('issued', 'refreshed') \
-               AND time >= {from_t} AND time < {to_t}) GROUP BY 1, 2 ORDER BY 1, 2",
+               WHERE client_id = {c} AND event IN ('issued', 'refreshed') AND {w}) \
+         WHERE scope IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
         f = from.0,
         c = literal(client),
-        from_t = micros(from),
-        to_t = micros(to)
+        w = between(from, to)
     );
     let mut out = Vec::new();
     for b in store.query(&sql)? {
@@ -344,6 +360,9 @@ pub fn app_baselines(store: &Store) -> Result<BTreeMap<String, AppBaseline>> {
                 },
             );
         }
+    }
+    if !store.has("baseline_activity") {
+        return Ok(out);
     }
     for b in store.query("SELECT client_id, hour_of_week, requests FROM baseline_activity")? {
         let (id, hour, n) = (text(&b, 0)?, ints(&b, 1)?, ints(&b, 2)?);

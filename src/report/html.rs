@@ -22,7 +22,8 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// An id usable in `id=` and `#` links (the incident and client ids are free text).
+/// An id usable in `id=` and `#` links: the id's safe characters and a hash of the whole id, so
+/// two ids that differ only in unsafe characters never share an anchor.
 pub fn anchor(prefix: &str, s: &str) -> String {
     let clean: String = s
         .chars()
@@ -34,7 +35,55 @@ pub fn anchor(prefix: &str, s: &str) -> String {
             }
         })
         .collect();
-    format!("{prefix}-{clean}")
+    // FNV-1a: stable across runs and platforms (the report is reproducible).
+    let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{prefix}-{clean}-{:08x}", hash & 0xffff_ffff)
+}
+
+/// Search-parameter names whose values identify a patient (or any resource by id).
+const IDENTIFYING_PARAMS: [&str; 6] = [
+    "patient",
+    "subject",
+    "_id",
+    "identifier",
+    "beneficiary",
+    "member",
+];
+
+/// Text with the values of identifying search parameters (`?patient=…`, `&subject=Patient/…`)
+/// and `Type/id` references in query strings replaced by `…`: a granular scope or a logged
+/// scope string may carry a patient id in its constraint, and nothing in the report may.
+pub fn redact_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let end = rest
+            .find(|c: char| c == '&' || c == '"' || c == ',' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let (pair, tail) = rest.split_at(end);
+        match pair.split_once('=') {
+            Some((name, value)) if identifies(name, value) => {
+                out.push_str(name);
+                out.push_str("=…");
+            }
+            _ => out.push_str(pair),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn identifies(name: &str, value: &str) -> bool {
+    let base = name.split(':').next().unwrap_or(name);
+    let reference = value
+        .split_once('/')
+        .is_some_and(|(t, id)| t.starts_with(|c: char| c.is_ascii_uppercase()) && !id.is_empty());
+    IDENTIFYING_PARAMS.contains(&base) || reference
 }
 
 /// `YYYY-MM-DD HH:MM` UTC.
@@ -98,8 +147,14 @@ pub fn definitions(items: &[(&str, String)]) -> String {
     s
 }
 
-/// A table from a header and rows of already-escaped cells (`n:` prefix: a number, right-aligned).
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// A table cell: escaped HTML, or a number (right-aligned).
+pub enum Cell {
+    Html(String),
+    Number(String),
+}
+
+/// A table from a header and rows of cells.
+pub fn table(header: &[&str], rows: &[Vec<Cell>]) -> String {
     let mut s = String::from("<table><tr>");
     for h in header {
         let _ = write!(s, "<th>{}</th>", escape(h));
@@ -108,14 +163,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         s.push_str("<tr>");
         for cell in row {
-            match cell.strip_prefix("n:") {
-                Some(n) => {
-                    let _ = write!(s, "<td class=\"n\">{n}</td>");
-                }
-                None => {
-                    let _ = write!(s, "<td>{cell}</td>");
-                }
-            }
+            let _ = match cell {
+                Cell::Number(n) => write!(s, "<td class=\"n\">{}</td>", escape(n)),
+                Cell::Html(h) => write!(s, "<td>{h}</td>"),
+            };
         }
         s.push_str("</tr>");
     }
@@ -129,7 +180,7 @@ pub fn json_block(text: &str) -> String {
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| text.to_string());
-    format!("<pre>{}</pre>", escape(&pretty))
+    format!("<pre>{}</pre>", escape(&redact_ids(&pretty)))
 }
 
 #[cfg(test)]
@@ -142,11 +193,30 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
-        assert_eq!(anchor("app", "a b/c"), "app-a_b_c");
+        assert!(anchor("app", "a b/c").starts_with("app-a_b_c-"));
+        assert_ne!(anchor("app", "acme.app"), anchor("app", "acme_app"));
     }
 
     #[test]
     fn times_are_utc() {
         assert_eq!(minute(Timestamp(0)), "1970-01-01 00:00");
+    }
+
+    #[test]
+    fn identifying_constraint_values_are_redacted() {
+        // SMART 2.x granular scopes are search parameters; one naming a patient must not show.
+        assert_eq!(
+            redact_ids("user/Observation.rs?patient=pat-00003&category=laboratory"),
+            "user/Observation.rs?patient=…&category=laboratory"
+        );
+        assert_eq!(
+            redact_ids(r#"["user/Observation.rs?subject=Patient/p9", "patient/*.rs"]"#),
+            r#"["user/Observation.rs?subject=…", "patient/*.rs"]"#
+        );
+        assert_eq!(
+            redact_ids("patient/Observation.rs?code=http://loinc.org|8867-4"),
+            "patient/Observation.rs?code=http://loinc.org|8867-4"
+        );
+        assert_eq!(redact_ids("no query at all"), "no query at all");
     }
 }

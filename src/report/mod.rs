@@ -16,7 +16,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use data::{Incident, Store};
-use html::{anchor, definitions, escape, json_block, minute, severity_badge, table};
+use html::{
+    anchor, definitions, escape, json_block, minute, redact_ids, severity_badge, table, Cell,
+};
 
 use crate::least_privilege::AppAdvice;
 use crate::sql::session::SqlError;
@@ -91,8 +93,11 @@ pub fn build(data: &Path, options: &ReportOptions) -> Result<Report, ReportError
     if let Some(note) = &advice_note {
         let _ = write!(body, "<p class=\"note\">{}</p>", escape(note));
     }
+    let with_incidents: std::collections::BTreeSet<&str> =
+        incidents.iter().map(|i| i.client_id.as_str()).collect();
     for app in &apps {
-        body.push_str(&app_section(app, baselines.get(app), advice.get(app)));
+        let draw = with_incidents.contains(app.as_str());
+        body.push_str(&app_section(app, baselines.get(app), advice.get(app), draw));
     }
     body.push_str("</main>");
     Ok(Report {
@@ -148,25 +153,23 @@ fn summary_section(incidents: &[Incident], apps: &[String]) -> String {
                 .any(|s| counts.contains_key(&(a.as_str(), *s)))
         })
         .collect();
-    let rows: Vec<Vec<String>> = with_incidents
+    let rows: Vec<Vec<Cell>> = with_incidents
         .iter()
         .map(|app| {
-            let mut row = vec![format!(
+            let mut row = vec![Cell::Html(format!(
                 "<a href=\"#{}\">{}</a>",
                 anchor("app", app),
                 escape(app)
-            )];
+            ))];
             row.extend(SEVERITIES.iter().map(|s| {
-                format!(
-                    "n:{}",
-                    counts.get(&(app.as_str(), *s)).copied().unwrap_or(0)
-                )
+                let n = counts.get(&(app.as_str(), *s)).copied().unwrap_or(0);
+                Cell::Number(n.to_string())
             }));
             row
         })
         .collect();
     let labels: Vec<String> = with_incidents.iter().map(|a| (*a).clone()).collect();
-    let series: Vec<(&str, Vec<f64>)> = SEVERITIES[..4]
+    let series: Vec<(&str, Vec<f64>)> = SEVERITIES
         .iter()
         .map(|s| {
             let v = labels
@@ -203,7 +206,7 @@ fn incident_section(store: &Store, i: &Incident) -> Result<String, ReportError> 
         escape(&i.rule),
         anchor("app", &i.client_id),
         escape(&i.client_id),
-        escape(&i.summary)
+        escape(&redact_ids(&i.summary))
     );
     let mut items = vec![
         ("category", escape(&i.category)),
@@ -215,7 +218,7 @@ fn incident_section(store: &Store, i: &Incident) -> Result<String, ReportError> 
         ("incident id", format!("<code>{}</code>", escape(&i.id))),
     ];
     if !i.cause.is_empty() {
-        items.insert(1, ("cause", escape(&i.cause)));
+        items.insert(1, ("cause", escape(&redact_ids(&i.cause))));
     }
     s.push_str(&definitions(&items));
     s.push_str(&plots::for_incident(store, i)?);
@@ -229,15 +232,15 @@ fn incident_section(store: &Store, i: &Incident) -> Result<String, ReportError> 
 }
 
 fn remaining_incidents(rest: &[Incident], shown: usize) -> String {
-    let rows: Vec<Vec<String>> = rest
+    let rows: Vec<Vec<Cell>> = rest
         .iter()
         .map(|i| {
             vec![
-                severity_badge(&i.severity),
-                escape(&i.rule),
-                escape(&i.client_id),
-                minute(i.start),
-                escape(&i.summary),
+                Cell::Html(severity_badge(&i.severity)),
+                Cell::Html(escape(&i.rule)),
+                Cell::Html(escape(&i.client_id)),
+                Cell::Html(minute(i.start)),
+                Cell::Html(escape(&redact_ids(&i.summary))),
             ]
         })
         .collect();
@@ -248,10 +251,13 @@ fn remaining_incidents(rest: &[Incident], shown: usize) -> String {
     )
 }
 
+/// An app's section; its learnt activity is drawn when it has incidents (a plot per app of a
+/// large estate would make the file heavy for no finding).
 fn app_section(
     app: &str,
     baseline: Option<&data::AppBaseline>,
     advice: Option<&AppAdvice>,
+    draw_activity: bool,
 ) -> String {
     let mut s = format!(
         "<section class=\"app\" id=\"{}\"><h3>{}</h3>",
@@ -265,7 +271,9 @@ fn app_section(
                 ("last seen", format!("{} UTC", minute(b.last_seen))),
                 ("active days", b.active_days.to_string()),
             ]));
-            s.push_str(&plots::activity(&b.hour_of_week));
+            if draw_activity {
+                s.push_str(&plots::activity(&b.hour_of_week));
+            }
         }
         None => s.push_str("<p class=\"note\">No baseline stored for this app.</p>"),
     }
@@ -281,23 +289,25 @@ fn advice_block(a: &AppAdvice) -> String {
     if !a.callouts.is_empty() {
         s.push_str("<ul class=\"callouts\">");
         for c in &a.callouts {
-            let _ = write!(s, "<li>{}</li>", escape(c));
+            let _ = write!(s, "<li>{}</li>", escape(&redact_ids(c)));
         }
         s.push_str("</ul>");
     }
-    let rows: Vec<Vec<String>> = a
+    let rows: Vec<Vec<Cell>> = a
         .granted
         .iter()
         .map(|g| {
             vec![
-                format!("<code>{}</code>", escape(&g.scope)),
-                escape(g.usage.as_str()),
-                format!("n:{}", g.grants),
+                Cell::Html(format!("<code>{}</code>", escape(&redact_ids(&g.scope)))),
+                Cell::Html(escape(g.usage.as_str())),
+                Cell::Number(g.grants.to_string()),
                 // Only resource scopes serve requests (the others: refreshes, launches).
-                match crate::smart::scope::Scope::parse(&g.scope).as_resource() {
-                    Some(_) => format!("n:{}", g.requests),
-                    None => "n:—".to_string(),
-                },
+                Cell::Number(
+                    match crate::smart::scope::Scope::parse(&g.scope).as_resource() {
+                        Some(_) => g.requests.to_string(),
+                        None => "—".to_string(),
+                    },
+                ),
             ]
         })
         .collect();

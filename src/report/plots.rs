@@ -25,6 +25,8 @@ pub fn for_incident(store: &Store, i: &Incident) -> Result<String> {
     match (i.rule.as_str(), i.category.as_str()) {
         ("token_outlier", _) => token_distribution(store, i),
         ("slow_drip", _) => daily_volume(store, i),
+        // Volume rules filed under purpose drift: their evidence is volume over time.
+        ("off_hours" | "patient_fanout" | "dormant_app_active", _) => hourly_volume(store, i),
         (_, "scope_creep") => scope_timeline(store, i),
         (_, "purpose_drift") => resource_mix(store, i),
         _ => hourly_volume(store, i),

@@ -14,7 +14,7 @@ const TOP: f64 = 40.0;
 const BOTTOM: f64 = 56.0;
 
 /// Colours of the series (colour-blind safe, Okabe-Ito).
-pub const COLOURS: [&str; 4] = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"];
+pub const COLOURS: [&str; 5] = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#999999"];
 const HIGHLIGHT: &str = "#D55E00";
 
 fn open(title: &str, height: f64) -> String {
@@ -269,7 +269,7 @@ pub fn timeline(
             r#"<text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
             left - 6.0,
             TOP + row_h * r as f64 + 13.0,
-            escape(name)
+            escape(&super::html::redact_ids(name))
         );
     }
     let max = marks.iter().map(|m| m.2).max().unwrap_or(1).max(1) as f64;
@@ -281,7 +281,9 @@ pub fn timeline(
             left + col_w * (*c as f64 + 0.5),
             TOP + row_h * (*r as f64 + 0.5),
             COLOURS[0],
-            escape(rows.get(*r).map_or("", String::as_str)),
+            escape(&super::html::redact_ids(
+                rows.get(*r).map_or("", String::as_str)
+            )),
             escape(labels.get(*c).map_or("", String::as_str))
         );
     }
