@@ -187,7 +187,7 @@ fn ocsf_output_validates_against_the_official_1_8_0_schema() {
             "--registry",
             &format!("{root}/sample-data/registry.toml"),
             "--no-history",
-            "--format",
+            "--alert-format",
             "ocsf",
             "--alerts",
             "ocsf.ndjson",

@@ -202,7 +202,7 @@ fn a_config_file_sets_flags_and_the_command_line_wins() {
     std::fs::write(
         &config,
         format!(
-            "registry = {:?}\nalerts = \"from-config.ndjson\"\nno-history = true\nformat = \"ocsf\"\n",
+            "registry = {:?}\nalerts = \"from-config.ndjson\"\nno-history = true\nalert-format = \"ocsf\"\n",
             sample.join("registry.toml").to_string_lossy()
         ),
     )
@@ -213,7 +213,7 @@ fn a_config_file_sets_flags_and_the_command_line_wins() {
         .arg(sample.join("events.ndjson.gz"))
         .arg("--config")
         .arg(&config)
-        .args(["--format", "ndjson"])
+        .args(["--alert-format", "ndjson"])
         .output()
         .expect("detect");
     assert_eq!(
@@ -228,7 +228,7 @@ fn a_config_file_sets_flags_and_the_command_line_wins() {
         serde_json::from_str(alerts.lines().next().expect("an alert")).expect("json");
     assert!(
         first["rule"].is_string(),
-        "--format ndjson on the command line wins over ocsf: {first}"
+        "--alert-format ndjson on the command line wins over ocsf: {first}"
     );
     assert!(
         !dir.path().join("scopewatch-data").exists(),
@@ -296,7 +296,7 @@ fn the_environment_sits_between_the_command_line_and_the_config_file() {
     run(
         &[
             ("SCOPEWATCH_ALERTS", "from-env.ndjson"),
-            ("SCOPEWATCH_FORMAT", "ocsf"),
+            ("SCOPEWATCH_ALERT_FORMAT", "ocsf"),
         ],
         &[],
     );
@@ -305,9 +305,9 @@ fn the_environment_sits_between_the_command_line_and_the_config_file() {
     run(
         &[
             ("SCOPEWATCH_ALERTS", "from-env-2.ndjson"),
-            ("SCOPEWATCH_FORMAT", "ocsf"),
+            ("SCOPEWATCH_ALERT_FORMAT", "ocsf"),
         ],
-        &["--format", "ndjson", "--alerts", "from-cli.ndjson"],
+        &["--alert-format", "ndjson", "--alerts", "from-cli.ndjson"],
     );
     assert!(first_alert("from-cli.ndjson")["rule"].is_string());
     assert!(!dir.path().join("from-env-2.ndjson").exists());
@@ -428,7 +428,7 @@ fn deployment_examples_name_real_flags() {
 fn store_counts(dir: &std::path::Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
         .current_dir(dir)
-        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .args(["sql", "--data", "data", "--output-format", "csv", "-c"])
         .arg(
             "SELECT (SELECT count(*) FROM access) AS access, (SELECT count(*) FROM tokens) AS tokens, \
              (SELECT count(*) FROM alerts) AS alerts, (SELECT count(DISTINCT url) FROM access) AS urls, \
@@ -666,7 +666,7 @@ fn a_rules_file_disables_and_reweights_rules() {
 /// file's settings.
 #[test]
 fn docs_rules_md_is_generated_from_the_catalog() {
-    let out = scopewatch(&["rules", "--output", "markdown"]);
+    let out = scopewatch(&["rules", "--output-format", "markdown"]);
     assert!(out.status.success());
     let generated = String::from_utf8_lossy(&out.stdout);
     let doc = std::fs::read_to_string(
@@ -675,14 +675,14 @@ fn docs_rules_md_is_generated_from_the_catalog() {
     .expect("docs/rules.md");
     assert_eq!(
         doc, generated,
-        "docs/rules.md differs from the catalog: run `scopewatch rules --output markdown > docs/rules.md`"
+        "docs/rules.md differs from the catalog: run `scopewatch rules --output-format markdown > docs/rules.md`"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("r.toml");
     std::fs::write(&file, "[enforcement_gap]\nenabled = false\n").expect("write");
     let out = scopewatch(&[
         "rules",
-        "--output",
+        "--output-format",
         "json",
         "--rules",
         &file.to_string_lossy(),
@@ -787,7 +787,7 @@ fn silences_keep_a_known_cause_out_of_the_outputs_and_in_the_store() {
     );
     let stored = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
         .current_dir(d)
-        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .args(["sql", "--data", "data", "--output-format", "csv", "-c"])
         .arg("SELECT count(*) AS n FROM alerts WHERE suppressed_by = 'silences.toml#1'")
         .output()
         .expect("sql");
@@ -926,7 +926,7 @@ fn triage_verdicts_feed_eval_and_propose_silences() {
 
     let sql = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
         .current_dir(d)
-        .args(["sql", "--data", "data", "--output", "csv", "-c"])
+        .args(["sql", "--data", "data", "--output-format", "csv", "-c"])
         .arg("SELECT count(*) AS n, min(analyst) AS who FROM feedback")
         .output()
         .expect("sql");
@@ -1025,7 +1025,7 @@ fn completions_and_man_pages_name_every_command() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("man1");
-    let out = scopewatch(&["man", "--out", &out_dir.display().to_string()]);
+    let out = scopewatch(&["man", "--out-dir", &out_dir.display().to_string()]);
     assert_eq!(out.status.code(), Some(0));
     let page = std::fs::read_to_string(out_dir.join("scopewatch.1")).expect("scopewatch.1");
     assert!(
@@ -1037,4 +1037,47 @@ fn completions_and_man_pages_name_every_command() {
             .unwrap_or_else(|e| panic!("scopewatch-{name}.1: {e}"));
         assert!(page.contains(".TH"), "scopewatch-{name}.1 is a man page");
     }
+}
+
+/// Flags renamed so one name means one thing (`--format` → `--alert-format` in detect, …) keep
+/// their old spelling for one release, on the command line, in config files and as variables,
+/// each time with a warning naming the new one; the new spelling warns of nothing.
+#[test]
+fn renamed_flags_keep_their_old_spelling_for_a_release_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("old.toml");
+    std::fs::write(&config, "format = \"ocsf\"\nno-history = true\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
+        .current_dir(dir.path())
+        .env("SCOPEWATCH_LATENESS", "300")
+        .env_remove("SCOPEWATCH_LATENESS_SECONDS")
+        .arg("detect")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-data/events.ndjson.gz"))
+        .args(["--alerts", "a.ndjson", "--config"])
+        .arg(&config)
+        .output()
+        .expect("detect");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("key `format` of `scopewatch detect` is now `alert-format`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SCOPEWATCH_LATENESS is now SCOPEWATCH_LATENESS_SECONDS"),
+        "{stderr}"
+    );
+    let alerts = std::fs::read_to_string(dir.path().join("a.ndjson")).expect("alerts");
+    let first: serde_json::Value =
+        serde_json::from_str(alerts.lines().next().expect("an alert")).expect("json");
+    assert_eq!(first["class_uid"], 2004, "the old key still chose OCSF");
+
+    let old = scopewatch(&["rules", "--output", "json"]);
+    assert!(old.status.success());
+    assert!(String::from_utf8_lossy(&old.stderr)
+        .contains("flag `output` of `scopewatch rules` is now `output-format`"));
+    let new = scopewatch(&["rules", "--output-format", "json"]);
+    assert!(new.status.success());
+    assert!(!String::from_utf8_lossy(&new.stderr).contains("warning"));
+    assert_eq!(old.stdout, new.stdout, "same catalog either way");
 }

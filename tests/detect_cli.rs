@@ -39,7 +39,7 @@ fn simulate_detect_eval_end_to_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     ok(&scopewatch(
-        &["simulate", "--seed", "2", "--out", "sim", "--no-gzip"],
+        &["simulate", "--seed", "2", "--out-dir", "sim", "--no-gzip"],
         d,
     ));
 
@@ -174,7 +174,7 @@ fn simulate_detect_eval_end_to_end() {
             "eval",
             "--labels",
             "sim/labels.ndjson",
-            "--alerts",
+            "--alert-input",
             "alerts.ndjson",
             "--json",
             "--app-days",
@@ -202,7 +202,7 @@ fn simulate_detect_eval_end_to_end() {
             "sim/events.ndjson",
             "--registry",
             "sim/registry.toml",
-            "--format",
+            "--alert-format",
             "ocsf",
         ],
         d,
@@ -249,7 +249,7 @@ fn late_events_are_dead_lettered_not_lost() {
             "in.ndjson",
             "--dead-letter",
             "dl.ndjson",
-            "--lateness",
+            "--lateness-seconds",
             "300",
         ],
         d,

@@ -503,7 +503,7 @@ fn scopewatch() -> Command {
 #[test]
 fn validate_reads_each_format_from_the_command_line() {
     let out = scopewatch()
-        .args(["validate", "--format", "auditevent", "--summary", "-"])
+        .args(["validate", "--input-format", "auditevent", "--summary", "-"])
         .arg(fixtures().join("balp"))
         .output()
         .expect("run");
@@ -519,7 +519,7 @@ fn validate_reads_each_format_from_the_command_line() {
     let out = scopewatch()
         .args([
             "validate",
-            "--format",
+            "--input-format",
             "keycloak",
             "--log-date",
             "2020-01-15",
@@ -545,7 +545,7 @@ fn validate_reads_each_format_from_the_command_line() {
 
     // Flags that do not fit together are refused before anything is read.
     let out = scopewatch()
-        .args(["validate", "--format", "gateway"])
+        .args(["validate", "--input-format", "gateway"])
         .arg(fixtures().join("balp"))
         .output()
         .expect("run");
@@ -844,7 +844,7 @@ fn keycloak_balp_and_nginx_inputs_each_read_in_their_own_format() {
     );
     let out = scopewatch()
         .current_dir(dir.path())
-        .args(["sql", "--output", "csv", "-c"])
+        .args(["sql", "--output-format", "csv", "-c"])
         .arg("SELECT (SELECT count(*) FROM access) AS a, (SELECT count(*) FROM tokens) AS t")
         .arg("--input")
         .args(inputs)

@@ -418,7 +418,7 @@ fn identifiers_in_odd_places_are_masked_or_pseudonymised() {
     let sql = scopewatch()
         .current_dir(dir.path())
         .env("SW_KEY", "a-test-key-of-at-least-16-bytes")
-        .args(["sql", "--data", "data", "--pseudonymize-key-env", "SW_KEY", "--output", "csv", "-c"])
+        .args(["sql", "--data", "data", "--pseudonymize-key-env", "SW_KEY", "--output-format", "csv", "-c"])
         .arg("SELECT url, \"user\", source_ip FROM access UNION ALL SELECT '', \"user\", source_ip FROM tokens")
         .output()
         .expect("sql");
@@ -532,7 +532,7 @@ fn sql_keeps_to_its_memory_limit() {
                 "sql",
                 "--data",
                 "data",
-                "--output",
+                "--output-format",
                 "csv",
                 "--memory-limit",
                 limit,

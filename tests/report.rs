@@ -58,7 +58,7 @@ fn stored_incidents(dir: &Path) -> BTreeSet<String> {
             "sql",
             "--data",
             "store",
-            "--output",
+            "--output-format",
             "csv",
             "-c",
             "SELECT DISTINCT incident_id FROM alerts WHERE suppressed_by IS NULL",

@@ -28,7 +28,7 @@ fn query(dir: &Path, file: &str) -> Vec<serde_json::Map<String, Value>> {
             "data",
             "-f",
             &root(&format!("queries/{file}")),
-            "--output",
+            "--output-format",
             "json",
         ],
         dir,
@@ -78,7 +78,14 @@ fn compare_with_duckdb(d: &Path, files: &[String]) -> usize {
         let json = d.join(format!("{file}.json"));
         let out = Command::new(env!("CARGO_BIN_EXE_scopewatch"))
             .args([
-                "sql", "--data", "data", "-f", &path, "--output", "json", "--out",
+                "sql",
+                "--data",
+                "data",
+                "-f",
+                &path,
+                "--output-format",
+                "json",
+                "--out-file",
             ])
             .arg(&json)
             .current_dir(d)
@@ -377,7 +384,7 @@ fn sql_refuses_writes_and_reports_errors_with_their_position() {
             "data",
             "-c",
             "SELECT count(*) AS n FROM access",
-            "--output",
+            "--output-format",
             "csv",
         ],
         d,
@@ -401,7 +408,7 @@ fn archived_ndjson_can_be_queried_without_a_detect_run() {
             &root("sample-data/events.ndjson.gz"),
             "-c",
             "SELECT fhir_resource_type(url) AS t, count(*) AS n FROM access WHERE client_id = 'payer-link' AND scope_covers(granted_scopes, resource_type, interaction) GROUP BY 1 ORDER BY 2 DESC",
-            "--output",
+            "--output-format",
             "ndjson",
         ],
         d,
@@ -457,7 +464,7 @@ fn a_pseudonymised_store_holds_no_patient_id_and_is_searchable_with_the_key() {
             "SW_KEY",
             "-c",
             q,
-            "--output",
+            "--output-format",
             "csv",
         ]);
         assert!(

@@ -132,6 +132,9 @@ fn expand_text(
                 sub.get_name()
             )));
         };
+        if let Some(r) = super::renamed::lookup(sub.get_name(), &long) {
+            eprintln!("{} (in {path})", super::renamed::warning(r, "key"));
+        }
         if on_command_line.has(arg) && long != "kafka-config" {
             continue;
         }
@@ -212,6 +215,8 @@ fn find_arg<'a>(sub: &'a clap::Command, key: &str) -> Option<&'a clap::Arg> {
     };
     sub.get_arguments().find(|a| {
         a.get_long() == Some(key)
+            || a.get_all_aliases()
+                .is_some_and(|names| names.contains(&key))
             || (short.is_some() && a.get_short() == short)
             || (a.is_positional() && (a.get_id() == key || a.get_id() == &format!("{key}s")))
     })
@@ -392,7 +397,7 @@ group = "from-file"
             .expect("expand"),
         );
         assert!(!out.contains(&"SELECT 1".to_string()), "-c wins: {out:?}");
-        assert!(out.join(" ").contains("--output json"), "{out:?}");
+        assert!(out.join(" ").contains("--output-format json"), "{out:?}");
         <Cli as clap::Parser>::try_parse_from(&out).expect("clap accepts the result");
 
         let (_d, path) = config("f = \"queries/x.sql\"\n");
@@ -471,7 +476,7 @@ group = "from-file"
             ]))
             .expect("expand"),
         );
-        assert!(out.join(" ").contains("--output csv"), "{out:?}");
+        assert!(out.join(" ").contains("--output-format csv"), "{out:?}");
         assert!(
             !out.contains(&"--data".to_string()),
             "--input excludes --data: {out:?}"

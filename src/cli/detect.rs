@@ -73,7 +73,7 @@ pub struct DetectArgs {
     pub alerts: String,
 
     /// Alert encoding.
-    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    #[arg(long = "alert-format", alias = "format", value_enum, default_value_t = FormatArg::Ndjson)]
     pub format: FormatArg,
 
     /// State directory: the run continues from the checkpoint in DIR (when there is one) and
@@ -113,7 +113,7 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub summary: Option<String>,
 
-    /// Input format (auto-detected per record unless given; --format is the alert format).
+    /// Input format (auto-detected per record unless given; --alert-format is the alert format).
     #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
     pub input_format: InputFormatArg,
 
@@ -122,7 +122,7 @@ pub struct DetectArgs {
 
     /// How far out of event-time order events may arrive, in seconds; older ones are
     /// dead-lettered as late.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
+    #[arg(long = "lateness-seconds", alias = "lateness", value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
     pub lateness: i64,
 
     /// Days of an app's own activity before baseline-driven rules fire for it.

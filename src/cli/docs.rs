@@ -1,4 +1,4 @@
-//! `scopewatch completions SHELL` and `scopewatch man --out DIR`: shell completions and man
+//! `scopewatch completions SHELL` and `scopewatch man --out-dir DIR`: shell completions and man
 //! pages generated from the command line's own definition, so they cannot drift from it.
 
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ pub struct CompletionsArgs {
 #[derive(Args, Debug)]
 pub struct ManArgs {
     /// Directory to write `scopewatch.1` and `scopewatch-COMMAND.1` into (created if missing).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "out-dir", alias = "out", value_name = "DIR")]
     pub out: PathBuf,
 }
 

@@ -39,8 +39,13 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "feedback")]
     pub labels: Option<PathBuf>,
 
-    /// Alerts written by `scopewatch detect` (NDJSON format, not OCSF).
-    #[arg(long, value_name = "FILE", required_unless_present = "feedback")]
+    /// Alerts written by `scopewatch detect` (NDJSON format, not OCSF) to score.
+    #[arg(
+        long = "alert-input",
+        alias = "alerts",
+        value_name = "FILE",
+        required_unless_present = "feedback"
+    )]
     pub alerts: Option<PathBuf>,
 
     /// Score from analysts' verdicts instead (`scopewatch triage`): precision per rule over
@@ -93,7 +98,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
         return super::eval_feedback::run(data, args.json);
     }
     let (Some(labels_path), Some(alerts_path)) = (&args.labels, &args.alerts) else {
-        bail!("eval needs --labels and --alerts, or --feedback DIR");
+        bail!("eval needs --labels and --alert-input, or --feedback DIR");
     };
     let mut labels = Vec::new();
     for (line, v) in lines(labels_path)? {
@@ -111,7 +116,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<Outcome> {
         let p = alerts_path;
         if v.get("class_uid").is_some() {
             bail!(
-                "{}:{line}: this is an OCSF record; eval reads alerts written with --format ndjson",
+                "{}:{line}: this is an OCSF record; eval reads alerts written with --alert-format ndjson",
                 p.display()
             );
         }

@@ -13,6 +13,7 @@ mod logging;
 mod output;
 mod progress;
 mod pseudonym_args;
+mod renamed;
 mod report;
 mod rules;
 mod run;
@@ -63,7 +64,7 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Replay archived logs through the detection core and write alerts.
     ///
-    /// Events may arrive out of order up to --lateness; alerts are written as incidents open
+    /// Events may arrive out of order up to --lateness-seconds; alerts are written as incidents open
     /// and update. Exits 0 when every line was accepted, 1 when any line was dead-lettered
     /// (rejected or late), 2 when the run could not start.
     Detect(detect::DetectArgs),
@@ -118,7 +119,7 @@ pub enum Command {
     /// `scopewatch completions bash > /etc/bash_completion.d/scopewatch`.
     Completions(docs::CompletionsArgs),
     /// Print the man page (roff) of scopewatch and of each command to a directory, e.g.
-    /// `scopewatch man --out /usr/local/share/man/man1`.
+    /// `scopewatch man --out-dir /usr/local/share/man/man1`.
     Man(docs::ManArgs),
 }
 
@@ -130,6 +131,10 @@ pub fn command() -> clap::Command {
 
 /// Parses `args` (already expanded by `--config`): command line, then environment.
 pub fn parse(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    // Logging is not set up yet: the warnings go straight to stderr.
+    for warning in renamed::apply(&args) {
+        eprintln!("{warning}");
+    }
     let matches = command().try_get_matches_from(args)?;
     <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
 }

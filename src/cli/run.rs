@@ -108,7 +108,7 @@ pub struct RunArgs {
     pub alerts: String,
 
     /// Alert encoding.
-    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    #[arg(long = "alert-format", alias = "format", value_enum, default_value_t = FormatArg::Ndjson)]
     pub format: FormatArg,
 
     /// State directory (Kafka: one checkpoint per partition under it; --follow: one checkpoint
@@ -153,7 +153,7 @@ pub struct RunArgs {
     pub input_options: InputArgs,
 
     /// Allowed out-of-order arrival in event time, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
+    #[arg(long = "lateness-seconds", alias = "lateness", value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
     pub lateness: i64,
 
     /// Kafka and --follow modes: serve Prometheus metrics, /healthz and /readyz on this

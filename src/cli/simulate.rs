@@ -21,7 +21,7 @@ pub struct SimulateArgs {
     pub days: i64,
 
     /// Output directory: events.ndjson.gz, labels.ndjson, benign.ndjson, registry.toml.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "out-dir", alias = "out", value_name = "DIR")]
     pub out: PathBuf,
 
     /// Write events.ndjson uncompressed.

@@ -43,11 +43,11 @@ pub struct SqlArgs {
     pub file: Option<PathBuf>,
 
     /// Result format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long = "output-format", alias = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
     /// Write results to FILE instead of stdout (required for parquet).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "out-file", alias = "out", value_name = "FILE")]
     pub out: Option<String>,
 
     /// Memory for the query's operators (bytes, or with K, M, G: 512M, 2G). Beyond it, sorts,
@@ -103,7 +103,7 @@ pub(super) fn parse_size(text: &str) -> Result<usize, String> {
 
 pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
     if args.output == OutputFormat::Parquet && args.out.is_none() {
-        anyhow::bail!("--output parquet needs --out FILE");
+        anyhow::bail!("--output-format parquet needs --out-file FILE");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

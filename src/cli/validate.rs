@@ -32,7 +32,7 @@ pub struct ValidateArgs {
     pub summary: Option<String>,
 
     /// Input format (auto-detected per record unless given).
-    #[arg(long, value_enum, alias = "input-format", default_value_t = InputFormatArg::Auto)]
+    #[arg(long = "input-format", alias = "format", value_enum, default_value_t = InputFormatArg::Auto)]
     pub format: InputFormatArg,
 
     #[command(flatten)]

@@ -1,5 +1,5 @@
 """Runs one saved query in DuckDB over a scopewatch history store and compares its rows with
-DataFusion's (`scopewatch sql --output json`), cell by cell after normalising types, as a
+DataFusion's (`scopewatch sql --output-format json`), cell by cell after normalising types, as a
 multiset (ties in ORDER BY may come in either order). Exit 0 when equal, 1 with the
 difference, 2 when DuckDB is missing. Used by tests/saved_queries.rs."""
 
