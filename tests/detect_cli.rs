@@ -1,18 +1,9 @@
 //! `simulate` → `detect` → `eval` through the command line: determinism (file and stdin give
 //! the same alert ids), OCSF output, baseline snapshots, late events dead-lettered.
 
+use crate::command::scopewatch;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn scopewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run scopewatch")
-}
 
 fn ok(out: &Output) {
     assert!(

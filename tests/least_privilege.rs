@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 
+use crate::command::{root, scopewatch};
 use scopewatch::detect::explain::{
     classify_access, explain, explain_with_token, ExplainContext, Verdict,
 };
@@ -17,18 +18,6 @@ use scopewatch::event::{parse_event_str, AccessEvent, Event};
 use scopewatch::smart::request::Classifier;
 use scopewatch::smart::scope::{Scope, ScopeSet};
 use serde_json::Value;
-
-fn scopewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run scopewatch")
-}
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A store built by `detect` from sample-data, and the least-privilege JSON over it.
 fn advice_over_sample(dir: &Path) -> Value {

@@ -8,19 +8,8 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::command::{root, scopewatch};
 use scopewatch::event::{parse_event_str, Event};
-
-fn scopewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run scopewatch")
-}
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

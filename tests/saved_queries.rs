@@ -4,21 +4,10 @@
 //! (see sample-data/README.md).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use crate::command::{root, scopewatch};
 use serde_json::Value;
-
-fn scopewatch(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scopewatch"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run scopewatch")
-}
-
-fn root(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn query(dir: &Path, file: &str) -> Vec<serde_json::Map<String, Value>> {
     let out = scopewatch(

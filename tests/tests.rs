@@ -4,6 +4,8 @@
 //! `cargo test --test integration docs_cli` one test.
 
 // Helpers shared by several test files, loaded once.
+#[path = "support/command.rs"]
+mod command;
 #[path = "support/convert.rs"]
 mod convert;
 #[path = "support/service.rs"]
