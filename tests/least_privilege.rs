@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use crate::command::{root, scopewatch};
+use crate::command::{root, sample_store, scopewatch};
 use scopewatch::detect::explain::{
     classify_access, explain, explain_with_token, ExplainContext, Verdict,
 };
@@ -21,24 +21,7 @@ use serde_json::Value;
 
 /// A store built by `detect` from sample-data, and the least-privilege JSON over it.
 fn advice_over_sample(dir: &Path) -> Value {
-    let detect = scopewatch(
-        &[
-            "detect",
-            &root("sample-data/events.ndjson.gz"),
-            "--registry",
-            &root("sample-data/registry.toml"),
-            "--data",
-            "store",
-            "--alerts",
-            "alerts.ndjson",
-        ],
-        dir,
-    );
-    assert!(
-        detect.status.success(),
-        "{}",
-        String::from_utf8_lossy(&detect.stderr)
-    );
+    sample_store(dir);
     let out = scopewatch(
         &[
             "least-privilege",

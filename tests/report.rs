@@ -8,7 +8,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::command::{root, scopewatch};
+use crate::command::{root, sample_store, scopewatch};
 use scopewatch::event::{parse_event_str, Event};
 
 fn stderr(o: &Output) -> String {
@@ -17,20 +17,7 @@ fn stderr(o: &Output) -> String {
 
 /// A store from sample-data and a report over it.
 fn report_over_sample(dir: &Path) -> String {
-    let detect = scopewatch(
-        &[
-            "detect",
-            &root("sample-data/events.ndjson.gz"),
-            "--registry",
-            &root("sample-data/registry.toml"),
-            "--data",
-            "store",
-            "--alerts",
-            "alerts.ndjson",
-        ],
-        dir,
-    );
-    assert!(detect.status.success(), "{}", stderr(&detect));
+    sample_store(dir);
     let out = scopewatch(
         &["report", "--data", "store", "--out-file", "report.html"],
         dir,

@@ -17,3 +17,26 @@ pub fn scopewatch(args: &[&str], dir: &Path) -> Output {
 pub fn root(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// `detect` over sample-data into `dir/store` (alerts in `dir/alerts.ndjson`): the history
+/// store the analyst commands read.
+pub fn sample_store(dir: &Path) {
+    let detect = scopewatch(
+        &[
+            "detect",
+            &root("sample-data/events.ndjson.gz"),
+            "--registry",
+            &root("sample-data/registry.toml"),
+            "--data",
+            "store",
+            "--alerts",
+            "alerts.ndjson",
+        ],
+        dir,
+    );
+    assert!(
+        detect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detect.stderr)
+    );
+}
