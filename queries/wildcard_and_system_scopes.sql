@@ -1,10 +1,16 @@
 -- Apps holding wildcard (`*`) or system-level scopes: the broadest grants, which deserve a
 -- documented reason. One row per app and scope, with how many tokens carried it and when last.
+-- `granted_scopes` holds canonical SMART v2 spellings (`patient/*.rs`), so the context is the
+-- part before the slash and a wildcard is `/*.`.
 SELECT
   client_id,
   scope,
-  scope_context(scope) AS context,
-  scope_is_wildcard(scope) AS wildcard,
+  CASE
+    WHEN scope LIKE 'patient/%' THEN 'patient'
+    WHEN scope LIKE 'user/%' THEN 'user'
+    WHEN scope LIKE 'system/%' THEN 'system'
+  END AS context,
+  scope LIKE '%/*.%' AS wildcard,
   count(*) AS tokens,
   max(time) AS last_granted
 FROM (
@@ -12,6 +18,6 @@ FROM (
   FROM tokens
   WHERE event IN ('issued', 'refreshed')
 ) t
-WHERE scope_is_wildcard(scope) OR scope_context(scope) = 'system'
+WHERE scope LIKE '%/*.%' OR scope LIKE 'system/%'
 GROUP BY client_id, scope
 ORDER BY wildcard DESC, client_id, scope;

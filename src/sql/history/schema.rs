@@ -43,6 +43,15 @@ pub fn access_schema() -> SchemaRef {
         // From the token the access used, when the token event was in the same run.
         Field::new("granted_scopes", list_of_strings(), true),
         Field::new("token_patient", DataType::Utf8, true),
+        // The engine's verdict on the access against its token (detect::explain, replayed by
+        // the writer): explained, not_served, gap, revoked, unverified, unexplained or
+        // unknown_token. NULL in files written before the column existed.
+        Field::new("scope_fit", DataType::Utf8, true),
+        // For a gap, the permission the token lacked (`patient/DocumentReference.rs`).
+        Field::new("missing_permission", DataType::Utf8, true),
+        // The granted scopes (canonical) that served an explained or unverified access; NULL
+        // when the token is unknown.
+        Field::new("used_scopes", list_of_strings(), true),
     ]))
 }
 

@@ -26,7 +26,9 @@ use datafusion::parquet::schema::types::ColumnPath;
 use super::pseudonym::Pseudonymizer;
 use super::schema::{access_schema, tokens_schema};
 use super::HistoryError;
-use crate::event::{AccessEvent, Event, Text, Timestamp, TokenEvent};
+use crate::detect::replay::{RecordedToken, Replay};
+use crate::event::{AccessEvent, Event, Text, Timestamp, TokenAction, TokenEvent};
+use crate::least_privilege::used_scopes;
 use crate::smart::request::{request_shape, Classifier};
 use crate::smart::scope::ScopeSet;
 
@@ -41,6 +43,19 @@ const MAX_TOKENS: usize = 250_000;
 /// A granted scope list shared by every access of the token.
 type Granted = Arc<Vec<String>>;
 
+/// What the writer remembers of a token for the accesses that follow.
+struct TokenGrant {
+    /// Canonical spellings, resource scopes first in `scopes.resources()` order.
+    granted: Granted,
+    /// The granted scopes parsed, for the verdict.
+    scopes: Arc<ScopeSet>,
+    /// The launch patient as stored (a pseudonym in a pseudonymised store).
+    stored_patient: Option<Text>,
+    /// The launch patient as logged, compared with the patients an access names (PHI: memory
+    /// only).
+    patient: Option<Text>,
+}
+
 struct AccessRow {
     event: AccessEvent,
     patient: Option<Text>,
@@ -52,6 +67,11 @@ struct AccessRow {
     page_size: Option<i64>,
     granted: Option<Granted>,
     token_patient: Option<Text>,
+    /// The engine's verdict (`explain`) on the access against its token.
+    scope_fit: &'static str,
+    missing_permission: Option<String>,
+    /// Indices in `granted` of the scopes that served it.
+    used_scopes: Vec<usize>,
 }
 
 struct TokenRow {
@@ -72,7 +92,8 @@ pub struct HistoryWriter {
     root: PathBuf,
     run_id: String,
     classifier: Classifier,
-    tokens: HashMap<Text, (Granted, Option<Text>)>,
+    replay: Replay,
+    tokens: HashMap<Text, TokenGrant>,
     access: BTreeMap<String, Vec<AccessRow>>,
     token_rows: BTreeMap<String, Vec<TokenRow>>,
     seq: u64,
@@ -92,6 +113,10 @@ impl HistoryWriter {
             root: root.to_path_buf(),
             run_id: run_id.to_string(),
             classifier: fhir_base.map_or_else(Classifier::new, Classifier::with_base),
+            replay: Replay::bounded(
+                fhir_base.map_or_else(Classifier::new, Classifier::with_base),
+                MAX_TOKENS,
+            ),
             tokens: HashMap::new(),
             access: BTreeMap::new(),
             token_rows: BTreeMap::new(),
@@ -154,30 +179,45 @@ impl HistoryWriter {
     /// Remembers a token's grant for the access rows that follow, without writing a row: a
     /// streaming service restarting from a checkpoint knows its live tokens from there.
     pub fn remember_grant(&mut self, token_id: &Text, scope_granted: &str, patient: Option<Text>) {
-        let granted = Arc::new(ScopeSet::parse(scope_granted).normalized());
-        let patient = self.patient_value(patient);
-        self.insert_grant(token_id, granted, patient);
+        let scopes = Arc::new(ScopeSet::parse(scope_granted));
+        self.insert_grant(token_id, scopes, patient);
     }
 
-    fn insert_grant(&mut self, token_id: &Text, granted: Granted, patient: Option<Text>) {
+    fn insert_grant(&mut self, token_id: &Text, scopes: Arc<ScopeSet>, patient: Option<Text>) {
         if self.tokens.len() >= MAX_TOKENS {
             self.tokens.clear();
         }
-        self.tokens.insert(token_id.clone(), (granted, patient));
+        let grant = TokenGrant {
+            granted: Arc::new(scopes.normalized()),
+            scopes,
+            stored_patient: self.patient_value(patient.clone()),
+            patient,
+        };
+        self.tokens.insert(token_id.clone(), grant);
     }
 
     fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
-        let parsed = t.scope_granted.as_deref().map(ScopeSet::parse);
-        let granted = parsed.as_ref().map(|s| Arc::new(s.normalized()));
+        let parsed = t
+            .scope_granted
+            .as_deref()
+            .map(|s| Arc::new(ScopeSet::parse(s)));
         let context = parsed
-            .as_ref()
+            .as_deref()
             .and_then(ScopeSet::max_context)
             .map(|c| c.as_str());
         let mut event = t.clone();
         event.patient = self.patient_value(event.patient.take());
         self.pseudonymise_actor(&mut event.common);
-        if let (Some(id), Some(g)) = (&t.token_id, &granted) {
-            self.insert_grant(id, Arc::clone(g), event.patient.clone());
+        if let (Some(id), Some(scopes)) = (&t.token_id, &parsed) {
+            self.insert_grant(id, Arc::clone(scopes), t.patient.clone());
+        }
+        let granted = match (&t.token_id, &parsed) {
+            (Some(id), Some(_)) => self.tokens.get(id).map(|g| Arc::clone(&g.granted)),
+            (None, Some(scopes)) => Some(Arc::new(scopes.normalized())),
+            _ => None,
+        };
+        if let (TokenAction::Revoked, Some(id)) = (t.event, &t.token_id) {
+            self.replay.revoke(id, t.common.time);
         }
         let date = date_of(t.common.time);
         self.token_rows
@@ -210,6 +250,7 @@ impl HistoryWriter {
             self.pseudonymise_actor(&mut event.common);
         }
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
+        let (scope_fit, missing_permission, used) = judge(&mut self.replay, a, token);
         let row = AccessRow {
             patient,
             resource_type: request.resource_type,
@@ -218,8 +259,11 @@ impl HistoryWriter {
             patient_scope: request.patient.as_str(),
             population_level: request.is_population_level(),
             page_size: request.count.map(i64::from),
-            granted: token.map(|(g, _)| Arc::clone(g)),
-            token_patient: token.and_then(|(_, p)| p.clone()),
+            granted: token.map(|g| Arc::clone(&g.granted)),
+            token_patient: token.and_then(|g| g.stored_patient.clone()),
+            scope_fit,
+            missing_permission,
+            used_scopes: used,
             event,
         };
         let date = date_of(a.common.time);
@@ -309,6 +353,26 @@ impl Table {
     }
 }
 
+/// The engine's verdict on an access against the token it used, what the token lacked for a
+/// gap, and which granted scopes served it (None: the token is unknown).
+fn judge(
+    replay: &mut Replay,
+    a: &AccessEvent,
+    token: Option<&TokenGrant>,
+) -> (&'static str, Option<String>, Vec<usize>) {
+    let recorded = RecordedToken {
+        scopes: token.map(|g| Arc::clone(&g.scopes)),
+        patient: token.and_then(|g| g.patient.as_deref()),
+    };
+    replay.explain_event(a, recorded, |explained, scopes| {
+        (
+            explained.verdict().as_str(),
+            explained.missing_permission(),
+            scopes.map_or_else(Vec::new, |s| used_scopes(s, explained, &a.url)),
+        )
+    })
+}
+
 fn opt_i64(v: Option<u64>) -> Option<i64> {
     v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
 }
@@ -330,6 +394,7 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
     let mut page_size = Int64Builder::with_capacity(n);
     let mut granted = ListBuilder::new(StringBuilder::new());
     let mut token_patient = StringBuilder::new();
+    let mut used = ListBuilder::new(StringBuilder::new());
     for r in rows {
         let e = &r.event;
         time.append_value(e.common.time.0);
@@ -347,6 +412,11 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         page_size.append_option(r.page_size);
         append_list(&mut granted, r.granted.as_deref());
         token_patient.append_option(r.token_patient.as_deref());
+        let names = r.granted.as_ref().map(|g| {
+            let used = r.used_scopes.iter().filter_map(|&i| g.get(i));
+            used.cloned().collect::<Vec<String>>()
+        });
+        append_list(&mut used, names.as_ref());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(time.finish()),
@@ -371,6 +441,9 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         Arc::new(page_size.finish()),
         Arc::new(granted.finish()),
         Arc::new(token_patient.finish()),
+        text(rows, |r| Some(r.scope_fit)),
+        text(rows, |r| r.missing_permission.as_deref()),
+        Arc::new(used.finish()),
     ];
     batch(access_schema(), columns)
 }
@@ -589,5 +662,83 @@ mod tests {
             .as_string::<i32>();
         assert_eq!(resource.value(0), "Observation");
         assert!(!batch.column_by_name("population_level").unwrap().is_null(0));
+        // SMART App Launch 2.x, "Scopes and Launch Context": patient/ scopes reach the patient
+        // in context only, so p2 through a p9 launch is a gap needing user/ access.
+        assert_eq!(
+            fits(&batch),
+            [("gap", Some("user/Observation.s")), ("explained", None)]
+        );
+        assert_eq!(used(&batch, 1), ["patient/Observation.rs"]);
+        assert!(used(&batch, 0).is_empty(), "a gap used no granted scope");
+    }
+
+    fn fits(batch: &RecordBatch) -> Vec<(&str, Option<&str>)> {
+        let fit = batch
+            .column_by_name("scope_fit")
+            .unwrap()
+            .as_string::<i32>();
+        let missing = batch
+            .column_by_name("missing_permission")
+            .unwrap()
+            .as_string::<i32>();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    fit.value(i),
+                    (!missing.is_null(i)).then(|| missing.value(i)),
+                )
+            })
+            .collect()
+    }
+
+    fn used(batch: &RecordBatch, row: usize) -> Vec<String> {
+        let list = batch
+            .column_by_name("used_scopes")
+            .unwrap()
+            .as_list::<i32>();
+        let values = list.value(row);
+        let values = values.as_string::<i32>();
+        (0..values.len())
+            .map(|i| values.value(i).to_string())
+            .collect()
+    }
+
+    fn access_rows(dir: &Path) -> RecordBatch {
+        let path = files(dir)
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains("access/"))
+            .unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
+    /// The verdict compares the patients as logged, so pseudonymising what is stored does not
+    /// turn the launch patient's own reads into cross-patient gaps; RFC 7009 revocation and an
+    /// unknown token get their own verdicts.
+    #[test]
+    fn the_verdict_is_the_same_in_a_pseudonymised_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Pseudonymizer::new(b"0123456789abcdef0123").unwrap();
+        let mut w = HistoryWriter::new(dir.path(), "run1", None).with_pseudonymizer(Some(key));
+        let lines = [
+            r#"{"type":"token","event":"issued","time":"2024-03-01T10:00:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs launch/patient","patient":"p9"}"#,
+            r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
+            r#"{"type":"token","event":"revoked","time":"2024-03-01T10:01:00Z","client_id":"app","token_id":"t1"}"#,
+            r#"{"type":"access","time":"2024-03-01T10:02:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
+            r#"{"type":"access","time":"2024-03-01T10:03:10Z","client_id":"app","token_id":"t7","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
+        ];
+        for l in lines {
+            w.add(&parse_event_str(l).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+        let batch = access_rows(dir.path());
+        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
+        verdicts.sort_unstable();
+        assert_eq!(verdicts, ["explained", "revoked", "unknown_token"]);
     }
 }

@@ -98,6 +98,21 @@ pub enum Verdict {
     UnknownToken,
 }
 
+impl Verdict {
+    /// The word the history store's `scope_fit` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Explained => "explained",
+            Verdict::NotServed => "not_served",
+            Verdict::Gap => "gap",
+            Verdict::Revoked => "revoked",
+            Verdict::Unverified(_) => "unverified",
+            Verdict::Unexplained => "unexplained",
+            Verdict::UnknownToken => "unknown_token",
+        }
+    }
+}
+
 /// An access with its classification and its fit to its token.
 #[derive(Debug)]
 pub struct Explained<'a> {
@@ -145,6 +160,24 @@ impl Explained<'_> {
                 .is_some_and(|r| t.scopes.covers(Context::User, &r.resource, r.perms))
         };
         !in_launch || self.token.is_none_or(beyond_patient_scopes)
+    }
+
+    /// For an enforcement gap, the permission the token lacked, as a scope
+    /// (`patient/DocumentReference.rs`): the context the launch needed, the type, the missing
+    /// letters.
+    pub fn missing_permission(&self) -> Option<String> {
+        match &self.scopes {
+            ScopeFit::NotCovered {
+                needed,
+                requirement,
+                coverage,
+            } if self.served => Some(format!(
+                "{needed}/{}.{}",
+                requirement.resource.as_str(),
+                coverage.missing.letters()
+            )),
+            _ => None,
+        }
     }
 
     /// The one-word verdict of the specification table.

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod finding;
 pub mod incidents;
 pub mod order;
+pub mod replay;
 pub mod rules;
 pub mod state;
 pub mod tokens;

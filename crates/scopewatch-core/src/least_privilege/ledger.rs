@@ -1,36 +1,14 @@
 //! What each app was granted and what its served requests used, judged access by access with
-//! detection's own `explain`.
+//! detection's own `explain` (through [`Replay`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use crate::detect::explain::{
-    classify_access, explain_with_token, first_patient_of, needed_context, ExplainContext,
-    Explained, LaunchFit, ScopeFit, Verdict,
-};
-use crate::detect::tokens::TokenInfo;
-use crate::event::{AccessEvent, Common, Text, Timestamp};
-use crate::smart::request::{query, Classifier, Method};
+use crate::detect::explain::{needed_context, Explained, LaunchFit, Verdict};
+use crate::detect::replay::Replay;
+pub use crate::detect::replay::ServedAccess;
+use crate::event::Timestamp;
+use crate::smart::request::{query, Classifier};
 use crate::smart::scope::{Context, Perms, ResourceScope, ResourceTarget, ScopeSet, Syntax};
-
-/// One stored access; identical ones may be folded into `count`.
-#[derive(Clone, Debug)]
-pub struct ServedAccess<'a> {
-    pub time: Timestamp,
-    pub client_id: &'a str,
-    pub token_id: Option<&'a str>,
-    pub method: Method,
-    pub url: &'a str,
-    pub status: u16,
-    /// The token's granted scopes as recorded with the access (None: the token was unknown).
-    pub granted: Option<&'a str>,
-    /// The token's launch patient (PHI: only compared, never kept).
-    pub token_patient: Option<&'a str>,
-    /// The patient the log says was served (PHI: only compared, never kept).
-    pub patient: Option<&'a str>,
-    pub patient_count: Option<u64>,
-    pub count: u64,
-}
 
 /// A granted scope (canonical spelling) and what it served.
 #[derive(Clone, Debug, Default)]
@@ -74,35 +52,16 @@ struct Need {
 /// Grants and served accesses, folded per app.
 #[derive(Debug)]
 pub struct UsageLedger {
-    classifier: Classifier,
-    parsed: BTreeMap<String, Arc<ScopeSet>>,
-    /// Apps that started a Bulk Data export: their status polls and files need no scope.
-    exporting: BTreeSet<String>,
-    /// Revocations by token id: a revoked token's later requests are not counted as use.
-    revoked: BTreeMap<String, Timestamp>,
-    /// For patient launches whose patient was not recorded (Keycloak), the first patient each
-    /// token named, as detection keeps it (PHI: memory only, never printed).
-    first_patients: BTreeMap<String, Text>,
+    replay: Replay,
     pub(super) apps: BTreeMap<String, AppUsage>,
 }
 
 impl UsageLedger {
     pub fn new(classifier: Classifier) -> UsageLedger {
         UsageLedger {
-            classifier,
-            parsed: BTreeMap::new(),
-            exporting: BTreeSet::new(),
-            revoked: BTreeMap::new(),
-            first_patients: BTreeMap::new(),
+            replay: Replay::new(classifier),
             apps: BTreeMap::new(),
         }
-    }
-
-    fn scopes(&mut self, scope_string: &str) -> Arc<ScopeSet> {
-        self.parsed
-            .entry(scope_string.to_string())
-            .or_insert_with(|| Arc::new(ScopeSet::parse(scope_string)))
-            .clone()
     }
 
     /// A token issued or refreshed; `scope_granted` None when the log recorded none (a refresh
@@ -115,7 +74,7 @@ impl UsageLedger {
         refreshed: bool,
         patient_launch: bool,
     ) {
-        let scopes = scope_granted.map(|s| self.scopes(s));
+        let scopes = scope_granted.map(|s| self.replay.scopes(s));
         let app = self.apps.entry(client_id.to_string()).or_default();
         app.refreshes += u64::from(refreshed);
         app.launch_used |= patient_launch;
@@ -128,7 +87,7 @@ impl UsageLedger {
 
     /// A token revoked at `time` (RFC 7009): requests it makes afterwards are not use.
     pub fn revoke(&mut self, token_id: &str, time: Timestamp) {
-        self.revoked.entry(token_id.to_string()).or_insert(time);
+        self.replay.revoke(token_id, time);
     }
 
     /// One served (or refused) access, with the grant of the token it used.
@@ -136,78 +95,49 @@ impl UsageLedger {
         if !(200..300).contains(&access.status) {
             return;
         }
-        let scopes = access.granted.map(|g| self.scopes(g));
-        let context = ExplainContext {
-            export_in_progress: self.exporting.contains(access.client_id),
-        };
-        let event = access_event(access);
-        let request = classify_access(&self.classifier, &event, context);
-        let token = scopes.as_ref().map(|s| self.token_of(access, s.clone()));
-        let explained = explain_with_token(&event, token.as_ref(), request, context);
-        if explained.request.is_bulk_export() {
-            self.exporting.insert(access.client_id.to_string());
-        }
-        if let Some((token_id, patient)) = first_patient_of(&explained, &event) {
-            self.first_patients.insert(token_id.to_string(), patient);
-        }
-        let app = self.apps.entry(access.client_id.to_string()).or_default();
-        app.served += access.count;
-        let Some(scopes) = scopes else {
-            app.unassessed += access.count;
-            return;
-        };
-        for name in scopes.normalized() {
-            app.granted.entry(name).or_default();
-        }
-        app.launch_used |= matches!(
-            explained.launch,
-            LaunchFit::InLaunchPatient | LaunchFit::UnrecordedLaunchPatient
-        );
-        let query = (explained.request.is_search() && !explained.request.body_params)
-            .then(|| event.url.split_once('?').map_or("", |(_, q)| q));
-        record(app, &scopes, &explained, query, access.count);
-    }
-
-    /// The token as the access row recorded it, with what the ledger learnt of it (revocation,
-    /// first patient). Its lifetime is unknown here (`lifetime_assumed`), so it is never judged
-    /// expired: expiry is detection's business, not a permission question.
-    fn token_of(&self, access: &ServedAccess<'_>, scopes: Arc<ScopeSet>) -> TokenInfo {
-        let id = access.token_id.unwrap_or("");
-        TokenInfo {
-            token_id: Text::from(id),
-            client_id: Text::from(access.client_id),
-            grant_type: None,
-            scopes,
-            patient: access.token_patient.map(Text::from),
-            user: None,
-            issued_at: access.time,
-            expires_at: access.time,
-            lifetime_assumed: true,
-            revoked_at: access.token_id.and_then(|t| self.revoked.get(t).copied()),
-            first_patient: self.first_patients.get(id).cloned(),
-        }
+        let apps = &mut self.apps;
+        self.replay.explain(access, |explained, event, scopes| {
+            let app = apps.entry(access.client_id.to_string()).or_default();
+            app.served += access.count;
+            let Some(scopes) = scopes else {
+                app.unassessed += access.count;
+                return;
+            };
+            for name in scopes.normalized() {
+                app.granted.entry(name).or_default();
+            }
+            app.launch_used |= matches!(
+                explained.launch,
+                LaunchFit::InLaunchPatient | LaunchFit::UnrecordedLaunchPatient
+            );
+            let query = search_query(explained, &event.url);
+            record(app, scopes, explained, query, access.count);
+        });
     }
 }
 
-fn access_event(access: &ServedAccess<'_>) -> AccessEvent {
-    AccessEvent {
-        common: Common {
-            time: access.time,
-            client_id: Text::from(access.client_id),
-            user: None,
-            source_ip: None,
-            user_agent: None,
-        },
-        method: access.method,
-        url: access.url.to_string(),
-        status: access.status,
-        token_id: access.token_id.map(Text::from),
-        resources_returned: None,
-        bytes: None,
-        patient: access.patient.map(Text::from),
-        patient_count: access.patient_count,
-        purpose_of_use: None,
+/// A search's own query, which decides granular scopes (POST `_search` hides it in the body).
+fn search_query<'u>(explained: &Explained<'_>, url: &'u str) -> Option<&'u str> {
+    (explained.request.is_search() && !explained.request.body_params)
+        .then(|| url.split_once('?').map_or("", |(_, q)| q))
+}
+
+/// The granted resource scopes that served an explained or unverified request, as the ledger
+/// credits them, by index in `scopes.resources()` (the order of `ScopeSet::normalized`): what
+/// the history store writes as `used_scopes`.
+pub fn used_scopes(scopes: &ScopeSet, explained: &Explained<'_>, url: &str) -> Vec<usize> {
+    if !matches!(
+        explained.verdict(),
+        Verdict::Explained | Verdict::Unverified(_)
+    ) {
+        return Vec::new();
     }
+    let query = search_query(explained, url);
+    let mut credited = BTreeSet::new();
+    for need in needs(explained, query) {
+        credited.extend(served_by(scopes, &need, query).0);
+    }
+    credited.into_iter().collect()
 }
 
 fn record(
@@ -220,17 +150,7 @@ fn record(
     match explained.verdict() {
         Verdict::NotServed => {}
         Verdict::Gap => {
-            if let ScopeFit::NotCovered {
-                needed,
-                requirement,
-                coverage,
-            } = &explained.scopes
-            {
-                let permission = format!(
-                    "{needed}/{}.{}",
-                    requirement.resource.as_str(),
-                    coverage.missing.letters()
-                );
+            if let Some(permission) = explained.missing_permission() {
                 *app.beyond.entry(permission).or_default() += count;
             }
         }
@@ -329,30 +249,13 @@ fn loose_any(perms: Perms, context: Context) -> Need {
 /// Notes the narrowest scope that would have served `need` and returns the granted scopes
 /// that served it.
 fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>) -> Vec<String> {
-    let (by, exercised): (Vec<&ResourceScope>, Vec<ResourceScope>) = if need.loose {
-        let by: Vec<&ResourceScope> = scopes
-            .resources()
-            .iter()
-            .filter(|s| loosely_serves(s, need))
-            .collect();
-        let exercised = by.iter().map(|s| narrowed(s, need)).collect();
-        (by, exercised)
-    } else {
-        let coverage = scopes.coverage_for_query(need.context, &need.target, need.perms, query);
-        if !coverage.is_covered() {
-            // Unverified (`_include` of a type the token cannot read): nothing of it was used.
-            return Vec::new();
-        }
-        let by: Vec<&ResourceScope> = coverage
-            .by
-            .iter()
-            .filter_map(|&i| scopes.resources().get(i))
-            .collect();
-        let exercised = exact_exercise(&by, need);
-        (by, exercised)
-    };
+    let (by, exercised) = served_by(scopes, need, query);
     let names: Vec<String> = exercised.iter().map(ResourceScope::normalized).collect();
-    let credited: Vec<String> = by.iter().map(|s| s.normalized()).collect();
+    let credited: Vec<String> = by
+        .iter()
+        .filter_map(|&i| scopes.resources().get(i))
+        .map(ResourceScope::normalized)
+        .collect();
     for scope in &credited {
         let granted = app.granted.entry(scope.clone()).or_default();
         granted.served.extend(names.iter().cloned());
@@ -361,6 +264,39 @@ fn serve(app: &mut AppUsage, scopes: &ScopeSet, need: &Need, query: Option<&str>
         app.exercised.entry(name).or_insert(scope);
     }
     credited
+}
+
+/// The granted scopes that served `need` (indices in `scopes.resources()`), and the narrowest
+/// scopes it exercised.
+fn served_by(
+    scopes: &ScopeSet,
+    need: &Need,
+    query: Option<&str>,
+) -> (Vec<usize>, Vec<ResourceScope>) {
+    let resources = scopes.resources();
+    let by: Vec<usize> = if need.loose {
+        (0..resources.len())
+            .filter(|&i| loosely_serves(&resources[i], need))
+            .collect()
+    } else {
+        let coverage = scopes.coverage_for_query(need.context, &need.target, need.perms, query);
+        if !coverage.is_covered() {
+            // Unverified (`_include` of a type the token cannot read): nothing of it was used.
+            return (Vec::new(), Vec::new());
+        }
+        coverage
+            .by
+            .into_iter()
+            .filter(|&i| i < resources.len())
+            .collect()
+    };
+    let served: Vec<&ResourceScope> = by.iter().map(|&i| &resources[i]).collect();
+    let exercised = if need.loose {
+        served.iter().map(|s| narrowed(s, need)).collect()
+    } else {
+        exact_exercise(&served, need)
+    };
+    (by, exercised)
 }
 
 fn loosely_serves(scope: &ResourceScope, need: &Need) -> bool {

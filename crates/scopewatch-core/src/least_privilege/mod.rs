@@ -12,4 +12,4 @@ mod advice;
 mod ledger;
 
 pub use advice::{AppAdvice, BeyondGrant, GrantedScopeUse, WildcardReplacement};
-pub use ledger::{ServedAccess, UsageLedger};
+pub use ledger::{used_scopes, ServedAccess, UsageLedger};
