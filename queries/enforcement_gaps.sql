@@ -3,6 +3,8 @@
 -- 2.x scopes and launch context, Bulk Data exports and their files, `$everything` and granular
 -- scopes read as the specifications define them. `missing_permission` is the scope the token
 -- lacked. Accesses whose token was not in the history are `unknown_token`, never a gap.
+-- Rows written before scopewatch stored the verdict have `scope_fit` NULL: re-run `detect`
+-- over their input to judge them (`SELECT count(*) FROM access WHERE scope_fit IS NULL`).
 SELECT
   client_id,
   date,

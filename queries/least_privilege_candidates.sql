@@ -3,7 +3,8 @@
 -- allowed it as detection judged it (a Bulk Data export or `$everything` is served by every
 -- scope that lets the token read what it returned). A scope no access ever used is a candidate
 -- for removal; `scopewatch least-privilege` goes further and recommends the narrower scopes.
--- Non-resource scopes (openid, launch, …) are left out.
+-- Non-resource scopes (openid, launch, …) are left out. Accesses written before scopewatch
+-- stored `used_scopes` (NULL) count as using nothing: re-run `detect` over their input first.
 WITH granted AS (
   SELECT DISTINCT client_id, unnest(granted_scopes) AS scope
   FROM tokens

@@ -69,13 +69,14 @@ impl StreamHistory {
             HistoryWriter::new(&settings.data, &segment, settings.fhir_base.as_deref())
                 .with_pseudonymizer(settings.pseudonymizer.clone());
         for t in &engine.tokens.tokens {
-            writer.remember_grant(&t.token_id, &t.scopes.join(" "), t.patient.clone());
+            writer.remember_token(t);
+        }
+        for (client_id, started) in &engine.exports {
+            writer.remember_export(client_id, *started);
         }
         for p in &engine.order.pending {
             if let Event::Token(t) = &p.event {
-                if let (Some(id), Some(scopes)) = (&t.token_id, &t.scope_granted) {
-                    writer.remember_grant(id, scopes, t.patient.clone());
-                }
+                writer.remember_token_event(t);
             }
         }
         Ok(StreamHistory {

@@ -27,6 +27,7 @@ use super::pseudonym::Pseudonymizer;
 use super::schema::{access_schema, tokens_schema};
 use super::HistoryError;
 use crate::detect::replay::{RecordedToken, Replay};
+use crate::detect::tokens::TokenState;
 use crate::event::{AccessEvent, Event, Text, Timestamp, TokenAction, TokenEvent};
 use crate::least_privilege::used_scopes;
 use crate::smart::request::{request_shape, Classifier};
@@ -45,6 +46,8 @@ type Granted = Arc<Vec<String>>;
 
 /// What the writer remembers of a token for the accesses that follow.
 struct TokenGrant {
+    /// The app it was issued to: an access of another app does not use it.
+    client_id: Text,
     /// Canonical spellings, resource scopes first in `scopes.resources()` order.
     granted: Granted,
     /// The granted scopes parsed, for the verdict.
@@ -176,24 +179,70 @@ impl HistoryWriter {
         self.seq = 0;
     }
 
-    /// Remembers a token's grant for the access rows that follow, without writing a row: a
-    /// streaming service restarting from a checkpoint knows its live tokens from there.
-    pub fn remember_grant(&mut self, token_id: &Text, scope_granted: &str, patient: Option<Text>) {
-        let scopes = Arc::new(ScopeSet::parse(scope_granted));
-        self.insert_grant(token_id, scopes, patient);
+    /// Remembers a cached token of a checkpoint for the access rows that follow, without
+    /// writing a row: a streaming service restarting from a checkpoint knows its live tokens,
+    /// their revocations and first patients from there.
+    pub fn remember_token(&mut self, t: &TokenState) {
+        let scopes = Arc::new(ScopeSet::from_tokens(&t.scopes));
+        self.insert_grant(&t.token_id, &t.client_id, scopes, t.patient.clone());
+        if let Some(at) = t.revoked_at {
+            self.replay.revoke(&t.token_id, at);
+        }
+        if let Some(patient) = &t.first_patient {
+            self.replay
+                .remember_first_patient(&t.token_id, patient.clone());
+        }
     }
 
-    fn insert_grant(&mut self, token_id: &Text, scopes: Arc<ScopeSet>, patient: Option<Text>) {
+    /// Remembers a token event a checkpoint still holds (read, not yet applied), without
+    /// writing a row.
+    pub fn remember_token_event(&mut self, t: &TokenEvent) {
+        let parsed = t
+            .scope_granted
+            .as_deref()
+            .map(|s| Arc::new(ScopeSet::parse(s)));
+        self.learn_token(t, parsed.as_ref());
+    }
+
+    /// Remembers an export a checkpoint's engine had seen started, so its status polls and
+    /// files are judged with it.
+    pub fn remember_export(&mut self, client_id: &str, time: Timestamp) {
+        self.replay.export_started(client_id, time);
+    }
+
+    fn insert_grant(
+        &mut self,
+        token_id: &Text,
+        client_id: &Text,
+        scopes: Arc<ScopeSet>,
+        patient: Option<Text>,
+    ) {
         if self.tokens.len() >= MAX_TOKENS {
             self.tokens.clear();
         }
         let grant = TokenGrant {
+            client_id: client_id.clone(),
             granted: Arc::new(scopes.normalized()),
             scopes,
             stored_patient: self.patient_value(patient.clone()),
             patient,
         };
         self.tokens.insert(token_id.clone(), grant);
+    }
+
+    /// What a token event tells the accesses that follow, as the engine's token cache reads it:
+    /// a grant from an issue or refresh (or an introspection of a token not seen before), a
+    /// revocation.
+    fn learn_token(&mut self, t: &TokenEvent, parsed: Option<&Arc<ScopeSet>>) {
+        let Some(id) = &t.token_id else { return };
+        match (t.event, parsed) {
+            (TokenAction::Revoked, _) => self.replay.revoke(id, t.common.time),
+            (TokenAction::Introspected, _) if self.tokens.contains_key(id) => {}
+            (TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected, Some(s)) => {
+                self.insert_grant(id, &t.common.client_id, Arc::clone(s), t.patient.clone());
+            }
+            _ => {}
+        }
     }
 
     fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
@@ -208,17 +257,8 @@ impl HistoryWriter {
         let mut event = t.clone();
         event.patient = self.patient_value(event.patient.take());
         self.pseudonymise_actor(&mut event.common);
-        if let (Some(id), Some(scopes)) = (&t.token_id, &parsed) {
-            self.insert_grant(id, Arc::clone(scopes), t.patient.clone());
-        }
-        let granted = match (&t.token_id, &parsed) {
-            (Some(id), Some(_)) => self.tokens.get(id).map(|g| Arc::clone(&g.granted)),
-            (None, Some(scopes)) => Some(Arc::new(scopes.normalized())),
-            _ => None,
-        };
-        if let (TokenAction::Revoked, Some(id)) = (t.event, &t.token_id) {
-            self.replay.revoke(id, t.common.time);
-        }
+        self.learn_token(t, parsed.as_ref());
+        let granted = parsed.map(|s| Arc::new(s.normalized()));
         let date = date_of(t.common.time);
         self.token_rows
             .entry(date.clone())
@@ -250,7 +290,8 @@ impl HistoryWriter {
             self.pseudonymise_actor(&mut event.common);
         }
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
-        let (scope_fit, missing_permission, used) = judge(&mut self.replay, a, token);
+        let own = token.filter(|g| g.client_id == a.common.client_id);
+        let (scope_fit, missing_permission, used) = judge(&mut self.replay, a, own);
         let row = AccessRow {
             patient,
             resource_type: request.resource_type,
@@ -740,5 +781,63 @@ mod tests {
         let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
         verdicts.sort_unstable();
         assert_eq!(verdicts, ["explained", "revoked", "unknown_token"]);
+    }
+
+    /// As the engine's token cache: a token id used by another app is not that app's grant,
+    /// and introspecting a known token does not replace its grant (nor its launch patient).
+    #[test]
+    fn only_the_app_a_token_was_issued_to_uses_its_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HistoryWriter::new(dir.path(), "run1", None);
+        let lines = [
+            r#"{"type":"token","event":"issued","time":"2024-03-01T10:00:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs launch/patient","patient":"p9"}"#,
+            r#"{"type":"token","event":"introspected","time":"2024-03-01T10:00:05Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs"}"#,
+            r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200}"#,
+            r#"{"type":"access","time":"2024-03-01T10:00:20Z","client_id":"other","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200}"#,
+        ];
+        for l in lines {
+            w.add(&parse_event_str(l).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+        let batch = access_rows(dir.path());
+        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
+        verdicts.sort_unstable();
+        assert_eq!(verdicts, ["explained", "unknown_token"]);
+    }
+
+    /// A restarted service's writer learns revocations and exports from the checkpoint, so the
+    /// rewritten segment judges as the first write did.
+    #[test]
+    fn a_restarted_writer_judges_with_the_checkpoint_s_tokens_and_exports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = HistoryWriter::new(dir.path(), "run1", None);
+        let at = Timestamp::parse_rfc3339("2024-03-01T09:00:00Z").unwrap();
+        w.remember_token(&TokenState {
+            token_id: Text::from("t1"),
+            client_id: Text::from("app"),
+            grant_type: None,
+            scopes: vec!["system/Observation.rs".to_string()],
+            patient: None,
+            user: None,
+            issued_at: at,
+            expires_at: at,
+            lifetime_assumed: false,
+            revoked_at: Some(at),
+            first_patient: None,
+        });
+        w.remember_export("bulk", at);
+        let lines = [
+            r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?code=x","status":200}"#,
+            r#"{"type":"access","time":"2024-03-01T10:00:20Z","client_id":"bulk","method":"GET","url":"bulkstatus/job-1","status":200}"#,
+        ];
+        for l in lines {
+            w.add(&parse_event_str(l).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+        let batch = access_rows(dir.path());
+        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
+        verdicts.sort_unstable();
+        // Bulk Data status requests need no scope of their own (no token id logged here).
+        assert_eq!(verdicts, ["explained", "revoked"]);
     }
 }

@@ -28,9 +28,7 @@ const MAX_REMEMBERED_GRANTS: usize = 200_000;
 /// Distinct grants remembered per (app, user, launch patient): a patient on several devices
 /// holds one grant per device, and a refresh may come from any of them.
 const MAX_GRANTS_PER_KEY: usize = 8;
-/// How long after a served `$export` kick-off the client's status polls and files belong to it
-/// (exports of large populations run for hours; output files stay for a day or more).
-const EXPORT_FOLLOWUP_SECONDS: i64 = 48 * 3600;
+use super::explain::EXPORT_FOLLOWUP_SECONDS;
 
 type GrantKey = (Text, Option<Text>, Option<Text>);
 

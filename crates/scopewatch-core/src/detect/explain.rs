@@ -171,7 +171,7 @@ impl Explained<'_> {
                 needed,
                 requirement,
                 coverage,
-            } if self.served => Some(format!(
+            } if self.verdict() == Verdict::Gap => Some(format!(
                 "{needed}/{}.{}",
                 requirement.resource.as_str(),
                 coverage.missing.letters()
@@ -197,6 +197,10 @@ impl Explained<'_> {
         }
     }
 }
+
+/// How long after a served `$export` kick-off the client's status polls and files belong to it
+/// (exports of large populations run for hours; output files stay for a day or more).
+pub const EXPORT_FOLLOWUP_SECONDS: i64 = 48 * 3600;
 
 /// What the engine knows beyond the token cache when it explains an access.
 #[derive(Clone, Copy, Debug, Default)]

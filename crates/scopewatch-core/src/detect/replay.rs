@@ -10,10 +10,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::explain::{classify_access, explain_with_token, first_patient_of, ExplainContext};
+use super::explain::{
+    classify_access, explain_with_token, first_patient_of, ExplainContext, EXPORT_FOLLOWUP_SECONDS,
+};
 use super::explain::{Explained, Verdict};
 use super::tokens::TokenInfo;
-use crate::event::{AccessEvent, Common, Text, Timestamp};
+use crate::event::{AccessEvent, Common, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{Classifier, Method};
 use crate::smart::scope::ScopeSet;
 
@@ -60,8 +62,9 @@ pub struct Replay {
     classifier: Classifier,
     limit: usize,
     parsed: BTreeMap<String, Arc<ScopeSet>>,
-    /// Apps that started a Bulk Data export: their status polls and files need no scope.
-    exporting: BTreeMap<String, ()>,
+    /// When each app last started a Bulk Data export: its status polls and files within the
+    /// engine's follow-up window need no scope.
+    exporting: BTreeMap<String, Timestamp>,
     /// Revocations by token id: a revoked token's later requests are not honest use.
     revoked: BTreeMap<String, Timestamp>,
     /// For patient launches whose patient was not recorded (Keycloak), the first patient each
@@ -102,6 +105,22 @@ impl Replay {
         parsed
     }
 
+    /// An export `client_id` started at `time` (a restarted writer learns the engine's from its
+    /// checkpoint).
+    pub fn export_started(&mut self, client_id: &str, time: Timestamp) {
+        insert(&mut self.exporting, self.limit, client_id.to_string(), time);
+    }
+
+    /// The first patient a launch token without a recorded patient named (from a checkpoint).
+    pub fn remember_first_patient(&mut self, token_id: &str, patient: Text) {
+        insert(
+            &mut self.first_patients,
+            self.limit,
+            token_id.to_string(),
+            patient,
+        );
+    }
+
     /// A token revoked at `time` (RFC 7009); the first revocation counts.
     pub fn revoke(&mut self, token_id: &str, time: Timestamp) {
         if !self.revoked.contains_key(token_id) {
@@ -135,8 +154,12 @@ impl Replay {
     ) -> R {
         let client = event.common.client_id.as_str();
         let scopes = token.scopes;
+        let time = event.common.time;
         let context = ExplainContext {
-            export_in_progress: self.exporting.contains_key(client),
+            export_in_progress: self
+                .exporting
+                .get(client)
+                .is_some_and(|at| time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND),
         };
         let request = classify_access(&self.classifier, event, context);
         let info = scopes
@@ -144,15 +167,10 @@ impl Replay {
             .map(|s| self.token_of(event, token.patient, s.clone()));
         let explained = explain_with_token(event, info.as_ref(), request, context);
         if explained.served && explained.request.is_bulk_export() {
-            insert(&mut self.exporting, self.limit, client.to_string(), ());
+            self.export_started(client, time);
         }
         if let Some((token_id, patient)) = first_patient_of(&explained, event) {
-            insert(
-                &mut self.first_patients,
-                self.limit,
-                token_id.to_string(),
-                patient,
-            );
+            self.remember_first_patient(&token_id, patient);
         }
         use_it(&explained, scopes.as_deref())
     }
@@ -285,6 +303,14 @@ mod tests {
         assert_eq!(kick_off.verdict, Verdict::Explained);
         let after = verdict(&mut replay, "bulkstatus/job-1", granted, 200);
         assert_eq!(after.verdict, Verdict::Explained);
+        // As the engine: the follow-ups of a kick-off belong to it for 48 hours.
+        let late = ServedAccess {
+            time: Timestamp(
+                1_700_000_000_000_000 + (EXPORT_FOLLOWUP_SECONDS + 1) * MICROS_PER_SECOND,
+            ),
+            ..access("bulkstatus/job-1", granted, 200)
+        };
+        assert_eq!(replay.judge(&late).verdict, Verdict::Unexplained);
     }
 
     /// RFC 7009: a revoked token's later use is its own verdict, not an explained access.
@@ -294,11 +320,15 @@ mod tests {
         replay.revoke("t1", Timestamp(1_600_000_000_000_000));
         let used = verdict(
             &mut replay,
-            "Observation?patient=p1",
+            "DocumentReference?patient=p1",
             Some("patient/Observation.rs"),
             200,
         );
         assert_eq!(used.verdict, Verdict::Revoked);
+        assert_eq!(
+            used.missing_permission, None,
+            "only a gap names what was missing"
+        );
     }
 
     #[test]
