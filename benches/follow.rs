@@ -21,7 +21,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use scopewatch::alert::sink::FileSink;
 use scopewatch::alert::AlertFormat;
 use scopewatch::detect::EngineConfig;
 use scopewatch::event::Event;
@@ -29,6 +28,7 @@ use scopewatch::ingest::format::DecodeOptions;
 use scopewatch::ingest::{DeadLetterWriter, DEFAULT_MAX_LINE_BYTES};
 use scopewatch::pipeline::follow::{run_follow, FollowSettings};
 use scopewatch::registry::Registry;
+use scopewatch::sinks::FileSink;
 
 mod simulated;
 use simulated::{

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
-use scopewatch::alert::sink::FileSink;
 use scopewatch::alert::AlertFormat;
 use scopewatch::detect::EngineConfig;
 use scopewatch::event::Event;
@@ -32,6 +31,7 @@ use scopewatch::ingest::format::DecodeOptions;
 use scopewatch::ingest::DeadLetterWriter;
 use scopewatch::pipeline::kafka::{run_kafka, KafkaSettings};
 use scopewatch::registry::Registry;
+use scopewatch::sinks::FileSink;
 
 mod simulated;
 use simulated::{

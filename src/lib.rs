@@ -11,6 +11,7 @@ pub mod eval;
 pub mod pipeline;
 pub mod report;
 pub mod simulate;
+pub mod sinks;
 pub mod sql;
 
 pub use scopewatch_core::{detect, event, least_privilege, registry, smart};

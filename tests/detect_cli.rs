@@ -1,7 +1,7 @@
 //! `simulate` → `detect` → `eval` through the command line: determinism (file and stdin give
 //! the same alert ids), OCSF output, baseline snapshots, late events dead-lettered.
 
-use crate::command::scopewatch;
+use crate::command::{root, scopewatch};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -770,4 +770,31 @@ fn a_recurring_cause_is_one_incident() {
             .count(),
         7
     );
+}
+
+/// `detect` and `validate` take `--input PATH` as `run` and `sql` do, with the same result as
+/// a positional input; with neither, clap says what is missing.
+#[test]
+fn inputs_may_be_given_as_input_flags_as_in_run_and_sql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let events = root("sample-data/events.ndjson.gz");
+    let registry = root("sample-data/registry.toml");
+    let detect = |first: &[&str], alerts: &str| {
+        let mut args = vec!["detect"];
+        args.extend_from_slice(first);
+        args.extend(["--registry", &registry, "--no-history", "--alerts", alerts]);
+        ok(&scopewatch(&args, d));
+        std::fs::read(d.join(alerts)).expect("alerts")
+    };
+    let positional = detect(&[&events], "positional.ndjson");
+    let flagged = detect(&["--input", &events], "flagged.ndjson");
+    assert!(!positional.is_empty());
+    assert_eq!(ids(&positional), ids(&flagged));
+
+    let validate = scopewatch(&["validate", "--input", &events], d);
+    ok(&validate);
+    let none = scopewatch(&["detect", "--no-history"], d);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("<INPUT>"));
 }

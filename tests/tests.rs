@@ -24,6 +24,7 @@ mod formats;
 mod hostile_input;
 mod ingest_mixed;
 mod kafka_service;
+mod layers;
 mod least_privilege;
 mod report;
 mod request_grammar;

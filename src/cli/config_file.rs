@@ -418,7 +418,7 @@ group = "from-file"
         let super::super::Command::Detect(d) = parsed.command else {
             panic!("detect")
         };
-        assert_eq!(d.inputs, ["a.ndjson", "--odd-name.ndjson"]);
+        assert_eq!(d.inputs.all(), ["a.ndjson", "--odd-name.ndjson"]);
         assert_eq!(d.lateness, 60);
 
         let out = strings(

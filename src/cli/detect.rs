@@ -10,10 +10,11 @@ use anyhow::Context as _;
 use super::output::Output;
 use super::progress::Progress;
 use super::{LogFormat, Outcome};
-use crate::alert::{write_alert, Alert, AlertFormat, Severity};
+use crate::alert::{Alert, AlertFormat, Severity};
 use crate::detect::{Engine, EngineConfig, DEFAULT_LATENESS_SECONDS};
+use crate::sinks::{AlertSink, FileSink};
 
-use super::input_args::{InputArgs, InputFormatArg};
+use super::input_args::{InputArgs, InputFormatArg, InputPaths};
 use crate::ingest::{DeadLetterWriter, Ingestor, OwnOutputs};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir, StateLock};
 use crate::registry::Registry;
@@ -46,12 +47,8 @@ impl From<FormatArg> for AlertFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
-    /// Files (.ndjson, .jsonl, .json, .log, optionally .gz), directories (read recursively in
-    /// name order), or - for stdin. Token and access events may be mixed in any file. An input
-    /// may name its own format: `keycloak:kc/`, `auditevent:audit.ndjson`,
-    /// `gateway+nginx:gw/` (FORMAT[+MAPPING]:PATH).
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub inputs: InputPaths,
 
     /// App registry (TOML): per app client_id, name, purpose, allowed_scopes, modes.
     #[arg(long, value_name = "FILE")]
@@ -199,7 +196,8 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         (!args.no_history).then_some(&args.data),
     ));
     let (ingest_options, sources, skipped) =
-        args.input.resolve(&args.inputs, args.input_format, &own)?;
+        args.input
+            .resolve(&args.inputs.all(), args.input_format, &own)?;
     let config = EngineConfig {
         lateness_seconds: args.lateness,
         fhir_base: args.input.fhir_base.clone(),
@@ -241,8 +239,11 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         }
         None => Engine::new(config, registry),
     };
-    let mut alerts_out = Output::new(&args.alerts);
-    let format = AlertFormat::from(args.format);
+    // Replaced, not appended: a batch run's alerts are its whole answer.
+    let mut sink: Box<dyn AlertSink> = Box::new(FileSink::create(
+        &args.alerts,
+        AlertFormat::from(args.format),
+    ));
     let mut ingestor = Ingestor::new(
         ingest_options,
         DeadLetterWriter::new(Box::new(Output::new(&args.dead_letter))),
@@ -287,7 +288,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             for a in alerts {
                 tally.add(a);
                 if a.suppressed_by.is_none() {
-                    write_alert(&mut alerts_out, a, format)?;
+                    sink.write(std::slice::from_ref(a))?;
                 }
             }
             if keep_alerts {
@@ -316,12 +317,11 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     for a in pending.drain(..) {
         tally.add(&a);
         if a.suppressed_by.is_none() {
-            write_alert(&mut alerts_out, &a, format)
+            sink.write(std::slice::from_ref(&a))
                 .with_context(|| format!("writing alerts to {}", args.alerts))?;
         }
     }
-    alerts_out
-        .flush()
+    sink.make_durable()
         .with_context(|| format!("writing alerts to {}", args.alerts))?;
     progress.done();
     let dead_lettered = ingestor.dead_lettered();

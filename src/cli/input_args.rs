@@ -276,3 +276,31 @@ mod tests {
         }
     }
 }
+
+/// The inputs of a batch command (`detect`, `validate`): positional, or `--input PATH` as
+/// `run` and `sql` take them; both may be given (positional ones first).
+#[derive(Debug, clap::Args)]
+pub struct InputPaths {
+    /// Files (.ndjson, .jsonl, .json, .log, optionally .gz), directories (read recursively in
+    /// name order), or - for stdin. Token and access events may be mixed in any file. An input
+    /// may name its own format: `keycloak:kc/`, `auditevent:audit.ndjson`,
+    /// `gateway+nginx:gw/` (FORMAT[+MAPPING]:PATH).
+    #[arg(value_name = "INPUT", required_unless_present = "input_paths")]
+    pub inputs: Vec<String>,
+
+    /// An input, as a positional INPUT (the spelling `run --input` and `sql --input` use);
+    /// repeatable.
+    #[arg(long = "input", value_name = "PATH")]
+    pub input_paths: Vec<String>,
+}
+
+impl InputPaths {
+    /// Every input, positional ones first.
+    pub fn all(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .chain(&self.input_paths)
+            .cloned()
+            .collect()
+    }
+}

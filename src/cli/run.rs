@@ -12,20 +12,20 @@ use anyhow::Context as _;
 use rdkafka::config::ClientConfig;
 
 use super::detect::{DetectArgs, FormatArg};
-use super::input_args::{InputArgs, InputFormatArg};
+use super::input_args::{InputArgs, InputFormatArg, InputPaths};
 use super::output::Output;
 use super::{LogFormat, Outcome};
-use crate::alert::sink::{AlertSink, FileSink, KafkaSink};
 use crate::alert::AlertFormat;
 use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
 use crate::ingest::{DeadLetterWriter, IngestSummary, OwnOutputs};
-use crate::pipeline::append_file::AppendFile;
 use crate::pipeline::follow::{run_follow, FollowSettings};
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
-use crate::pipeline::kafka_lines::KafkaLineWriter;
 use crate::pipeline::metrics::{serve, Metrics};
 use crate::pipeline::stream_history::HistorySettings;
 use crate::registry::Registry;
+use crate::sinks::append_file::AppendFile;
+use crate::sinks::kafka_lines::KafkaLineWriter;
+use crate::sinks::{AlertSink, FileSink, KafkaSink};
 use crate::sql::history::check_store;
 
 #[derive(Debug, clap::Args)]
@@ -203,7 +203,10 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         // Inputs read to their end are exactly a detect run that ends the stream.
         return super::detect::run(
             DetectArgs {
-                inputs: args.input,
+                inputs: InputPaths {
+                    inputs: args.input,
+                    input_paths: Vec::new(),
+                },
                 registry: args.registry,
                 rules: args.rules,
                 silences: args.silences,

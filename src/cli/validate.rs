@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::input_args::{InputArgs, InputFormatArg};
+use super::input_args::{InputArgs, InputFormatArg, InputPaths};
 use super::{LogFormat, Outcome};
 use crate::event::Event;
 use crate::ingest::{DeadLetterWriter, IngestSummary, Ingestor, OwnOutputs};
@@ -16,11 +16,8 @@ use crate::smart::request::{Classifier, Interaction};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Files (.ndjson, .jsonl, .json, .log, optionally .gz), directories (read recursively in
-    /// name order), or - for stdin; FORMAT[+MAPPING]:PATH reads one in its own format
-    /// (`keycloak:kc/`, `gateway+nginx:gw/`).
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub inputs: InputPaths,
 
     /// Where rejected lines go, as NDJSON records (source, line, offset, kind, reason, raw).
     /// - means stdout.
@@ -71,7 +68,7 @@ pub fn run(args: ValidateArgs, log_format: LogFormat) -> anyhow::Result<Outcome>
         .flatten()
         .collect();
     let own = OwnOutputs::new(&outputs);
-    let (options, sources, skipped) = args.input.resolve(&args.inputs, args.format, &own)?;
+    let (options, sources, skipped) = args.input.resolve(&args.inputs.all(), args.format, &own)?;
     let dead_letter = DeadLetterWriter::new(open_output(&args.dead_letter)?);
     let mut ingestor = Ingestor::new(options, dead_letter);
     ingestor.skip_files(skipped);

@@ -21,7 +21,6 @@ use super::partition::{now_ms, PartitionWorker};
 use super::records::{decode_record, RecordOrigin};
 use super::state_dir::{StateDir, StateDirError};
 use super::stream_history::HistorySettings;
-use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
 use crate::event::{Reject, RejectKind};
 use crate::ingest::format::{DecodeOptions, InputFormat};
@@ -30,6 +29,7 @@ use crate::ingest::{
     DeadLetter, DeadLetterWriter, IngestError, OwnOutputs, SkippedFile, SourceCounts,
 };
 use crate::registry::Registry;
+use crate::sinks::AlertSink;
 
 /// Lines read from one file and not yet given to the engine before reading it pauses (the
 /// merge waits on a file that lags in event time): memory stays bounded.

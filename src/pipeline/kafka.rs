@@ -29,11 +29,11 @@ use super::partition::{LateRecord, PartitionWorker};
 use super::records::{decode_record, RecordOrigin};
 use super::state_dir::StateDir;
 use super::stream_history::HistorySettings;
-use crate::alert::sink::AlertSink;
 use crate::detect::EngineConfig;
 use crate::ingest::format::DecodeOptions;
 use crate::ingest::{DeadLetterWriter, SourceCounts};
 use crate::registry::Registry;
+use crate::sinks::AlertSink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

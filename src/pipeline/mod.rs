@@ -2,11 +2,8 @@
 //! per-partition workers, and the state directory (checkpoints that let a later run, or a
 //! restarted service, continue exactly).
 
-pub mod append_file;
-pub mod durable_producer;
 pub mod follow;
 pub mod kafka;
-pub mod kafka_lines;
 pub mod latency;
 pub mod metrics;
 pub mod outputs;

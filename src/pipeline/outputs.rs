@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::partition::LateRecord;
-use crate::alert::sink::AlertSink;
 use crate::alert::Alert;
+use crate::sinks::AlertSink;
 
 use crate::ingest::{DeadLetter, DeadLetterWriter, SourceCounts};
 

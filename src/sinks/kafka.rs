@@ -1,68 +1,13 @@
-//! Where the streaming service's alerts go: an NDJSON file (appended: a restarted service adds
-//! to it; duplicates share ids), stdout, or a Kafka topic (key = client_id, idempotent
-//! producer). `make_durable` returns only when everything written so far is safe, so the
-//! service checkpoints and commits offsets after it and an alert is never lost.
+//! Alerts to a Kafka topic (`--alerts-topic`): one message per alert, keyed by client_id (so an
+//! app's alerts stay in order on one partition), through the idempotent durable producer.
 
-use std::io::{self, BufWriter, Write};
+use std::io;
 
 use rdkafka::config::ClientConfig;
 
-use super::{write_alert, Alert, AlertFormat};
-use crate::pipeline::append_file::AppendFile;
-use crate::pipeline::durable_producer::DurableProducer;
-
-pub trait AlertSink: Send {
-    fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
-    /// Returns once everything written is safe. An error of kind `TimedOut` is transient (the
-    /// broker is away: try again later, nothing is lost); any other error means an alert could
-    /// not be stored and the run must stop before checkpointing past it.
-    fn make_durable(&mut self) -> io::Result<()>;
-}
-
-/// Alerts to stdout (`-`) or appended to a file (synced to disk by `make_durable`; a torn last
-/// record left by a killed run is cut off before appending).
-pub struct FileSink {
-    format: AlertFormat,
-    out: FileTarget,
-}
-
-enum FileTarget {
-    Stdout(BufWriter<io::Stdout>),
-    File(AppendFile),
-}
-
-impl FileSink {
-    pub fn open(target: &str, format: AlertFormat) -> io::Result<FileSink> {
-        let out = if target == "-" {
-            FileTarget::Stdout(BufWriter::new(io::stdout()))
-        } else {
-            let mut file = AppendFile::new(target);
-            file.open_now()?;
-            FileTarget::File(file)
-        };
-        Ok(FileSink { format, out })
-    }
-}
-
-impl AlertSink for FileSink {
-    fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
-        let out: &mut dyn Write = match &mut self.out {
-            FileTarget::Stdout(w) => w,
-            FileTarget::File(w) => w,
-        };
-        for a in alerts {
-            write_alert(out, a, self.format)?;
-        }
-        Ok(())
-    }
-
-    fn make_durable(&mut self) -> io::Result<()> {
-        match &mut self.out {
-            FileTarget::Stdout(w) => w.flush(),
-            FileTarget::File(w) => w.flush(),
-        }
-    }
-}
+use super::durable_producer::DurableProducer;
+use super::AlertSink;
+use crate::alert::{write_alert, Alert, AlertFormat};
 
 /// Alerts to a Kafka topic, keyed by client_id, through an idempotent producer.
 pub struct KafkaSink {

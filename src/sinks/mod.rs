@@ -1,0 +1,29 @@
+//! Where alerts and dead letters go, one component per destination (Vector's sinks): a file
+//! or stdout (`file`), a Kafka topic (`kafka`, and `kafka_lines` for dead letters), with the
+//! I/O they share (`append_file`, `durable_producer`, `output`). Every driver — `detect`,
+//! `run --input`, `run --follow` and the Kafka service — writes alerts through [`AlertSink`];
+//! the command line picks the sink from one output setting (`--alerts FILE|-` or
+//! `--alerts-topic`). `make_durable` returns only when everything written so far is safe, so a
+//! service checkpoints and commits offsets after it and an alert is never lost.
+
+use std::io;
+
+use crate::alert::Alert;
+
+pub mod append_file;
+pub mod durable_producer;
+pub mod file;
+pub mod kafka;
+pub mod kafka_lines;
+pub mod output;
+
+pub use file::FileSink;
+pub use kafka::KafkaSink;
+
+pub trait AlertSink: Send {
+    fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
+    /// Returns once everything written is safe. An error of kind `TimedOut` is transient (the
+    /// broker is away: try again later, nothing is lost); any other error means an alert could
+    /// not be stored and the run must stop before checkpointing past it.
+    fn make_durable(&mut self) -> io::Result<()>;
+}
