@@ -10,6 +10,7 @@ mod command;
 mod convert;
 #[path = "support/service.rs"]
 mod process;
+#[cfg(feature = "kafka")]
 #[path = "support/tansu.rs"]
 mod tansu;
 
@@ -23,6 +24,7 @@ mod follow;
 mod formats;
 mod hostile_input;
 mod ingest_mixed;
+#[cfg(feature = "kafka")]
 mod kafka_service;
 mod layers;
 mod least_privilege;

@@ -17,6 +17,20 @@ mod renamed;
 mod report;
 mod rules;
 mod run;
+#[cfg(feature = "kafka")]
+mod run_kafka;
+#[cfg(not(feature = "kafka"))]
+mod run_kafka {
+    //! Built without the `kafka` cargo feature: `run --kafka-brokers` says so.
+    pub fn run(
+        _args: super::run::RunArgs,
+        _log_format: super::LogFormat,
+    ) -> anyhow::Result<super::Outcome> {
+        anyhow::bail!(
+            "this scopewatch was built without Kafka (cargo feature `kafka`, on by default): use --input, or rebuild with --features kafka"
+        )
+    }
+}
 mod silences;
 mod simulate;
 mod sql;

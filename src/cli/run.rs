@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::config::ClientConfig;
 
 use super::detect::{DetectArgs, FormatArg};
 use super::input_args::{InputArgs, InputFormatArg, InputPaths};
@@ -19,13 +18,11 @@ use crate::alert::AlertFormat;
 use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
 use crate::ingest::{DeadLetterWriter, IngestSummary, OwnOutputs};
 use crate::pipeline::follow::{run_follow, FollowSettings};
-use crate::pipeline::kafka::{run_kafka, KafkaSettings};
 use crate::pipeline::metrics::{serve, Metrics};
 use crate::pipeline::stream_history::HistorySettings;
 use crate::registry::Registry;
 use crate::sinks::append_file::AppendFile;
-use crate::sinks::kafka_lines::KafkaLineWriter;
-use crate::sinks::{AlertSink, FileSink, KafkaSink};
+use crate::sinks::FileSink;
 use crate::sql::history::check_store;
 
 #[derive(Debug, clap::Args)]
@@ -229,106 +226,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             log_format,
         );
     }
-    let Some(brokers) = args.kafka_brokers.clone() else {
-        anyhow::bail!(
-            "run needs --kafka-brokers HOSTS (a Kafka service) or --input PATH… (- for stdin)"
-        );
-    };
-    let Some(state_root) = args.state.clone() else {
-        anyhow::bail!("run over Kafka needs --state DIR: offsets are committed only after the state covering them is checkpointed there");
-    };
-    // No lock here: the instances of one consumer group share a state root by design, each
-    // partition's directory written only by the instance the group assigned it to.
-    let (registry, config) = engine_setup(&args)?;
-    let decode = args.input_options.ingest_options(args.input_format)?.decode;
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &args.group);
-    // Environment first, so the command line's --kafka-config (set after) wins.
-    for (k, v) in super::env::kafka_settings(std::env::vars_os()) {
-        client.set(k, v);
-    }
-    for kv in &args.kafka_config {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--kafka-config {kv}: expected KEY=VALUE"))?;
-        client.set(k.trim(), v.trim());
-    }
-    let format = AlertFormat::from(args.format);
-    let sink: Box<dyn AlertSink> = match &args.alerts_topic {
-        Some(topic) => Box::new(KafkaSink::new(
-            &client_for_producer(&client),
-            topic,
-            format,
-        )?),
-        None => Box::new(
-            FileSink::open(&args.alerts, format)
-                .with_context(|| format!("opening the alert output {}", args.alerts))?,
-        ),
-    };
-    let dead_letter = match &args.dead_letter_topic {
-        Some(topic) => DeadLetterWriter::new(Box::new(KafkaLineWriter::new(
-            &client_for_producer(&client),
-            topic,
-        )?)),
-        None => dead_letter_file(&args.dead_letter),
-    };
-    let metrics = serve_metrics(args.metrics_addr)?;
-    let stop = stop_on_signals()?;
-    let settings = KafkaSettings {
-        client,
-        token_topic: args.token_topic.clone(),
-        access_topic: args.access_topic.clone(),
-        state_root,
-        checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
-        exit_at_end: args.exit_at_end,
-        lateness_seconds: args.lateness,
-        metrics,
-        history: history_settings(&args)?,
-    };
-    let report = run_kafka(settings, config, registry, decode, sink, dead_letter, stop)?;
-    let mut summary = IngestSummary::default();
-    for counts in report.sources.into_values() {
-        summary.push(counts);
-    }
-    let json = serde_json::json!({
-        "ingest": &summary,
-        "already_in_checkpoint": report.already_in_checkpoint,
-        "requeued_on_revoke": report.requeued,
-        "latency_ms": {
-            "events": report.latency.count(),
-            "p50": report.latency.quantile_ms(0.5),
-            "p99": report.latency.quantile_ms(0.99),
-            "max": report.latency.max_ms(),
-        },
-        "alert_records": report.alerts,
-        "suppressed_alert_records": report.suppressed,
-        "checkpoints": report.checkpoints,
-        "history_rows": history_json(report.history_rows),
-    });
-    match log_format {
-        LogFormat::Json => eprintln!("{}", serde_json::json!({ "summary": &json })),
-        LogFormat::Text => {
-            eprint!("{}", summary.render_table());
-            eprintln!(
-                "alerts: {} record(s); checkpoints: {}; re-delivered messages already in a checkpoint: {}; \
-                 records received but unprocessed at a revoke (read again, counted twice above): {}",
-                report.alerts, report.checkpoints, report.already_in_checkpoint, report.requeued
-            );
-            print_history(&args, report.history_rows);
-            if let (Some(p50), Some(p99)) = (
-                report.latency.quantile_ms(0.5),
-                report.latency.quantile_ms(0.99),
-            ) {
-                eprintln!(
-                    "latency produced → processed: p50 {p50:.0} ms, p99 {p99:.0} ms, max {} ms",
-                    report.latency.max_ms()
-                );
-            }
-        }
-    }
-    write_summary(args.summary.as_deref(), &json, &summary)
+    super::run_kafka::run(args, log_format)
 }
 
 /// Writes a service's counts to `--summary` (when given). A service that stopped after its
@@ -336,7 +234,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
 /// the metrics and the dead-letter output, and a supervisor (systemd, Kubernetes) must not
 /// take a clean stop for a failure. Batch runs (`detect`, `run --input` without `--follow`)
 /// keep exit 1 for rejected input.
-fn write_summary(
+pub(super) fn write_summary(
     path: Option<&str>,
     json: &serde_json::Value,
     summary: &IngestSummary,
@@ -358,7 +256,7 @@ fn write_summary(
 }
 
 /// The registry and engine settings every mode shares.
-fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
+pub(super) fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
     let registry = match &args.registry {
         Some(path) => Registry::load(path)?,
         None => Registry::default(),
@@ -383,7 +281,7 @@ fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
 }
 
 /// The history store of the long-running modes (None with --no-history).
-fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistorySettings>> {
+pub(super) fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistorySettings>> {
     if args.no_history {
         return Ok(None);
     }
@@ -396,7 +294,7 @@ fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistorySettings>> {
     }))
 }
 
-fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64, u64)) {
+pub(super) fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64, u64)) {
     if !args.no_history {
         eprintln!(
             "history: {access} access rows, {tokens} token rows, {alerts} alerts written to {} (scopewatch sql --data {})",
@@ -406,13 +304,13 @@ fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64, u64)) {
     }
 }
 
-fn history_json((access, tokens, alerts): (u64, u64, u64)) -> serde_json::Value {
+pub(super) fn history_json((access, tokens, alerts): (u64, u64, u64)) -> serde_json::Value {
     serde_json::json!({ "access": access, "tokens": tokens, "alerts": alerts })
 }
 
 /// Dead letters appended across restarts (never truncated: earlier runs' records stay) and
 /// synced before each checkpoint.
-fn dead_letter_file(path: &str) -> DeadLetterWriter {
+pub(super) fn dead_letter_file(path: &str) -> DeadLetterWriter {
     if path == "-" {
         DeadLetterWriter::new(Box::new(Output::new("-")))
     } else {
@@ -420,7 +318,7 @@ fn dead_letter_file(path: &str) -> DeadLetterWriter {
     }
 }
 
-fn serve_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<Metrics>> {
+pub(super) fn serve_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<Metrics>> {
     let Some(addr) = addr else {
         return Ok(None);
     };
@@ -432,7 +330,7 @@ fn serve_metrics(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<Me
 }
 
 /// A flag set by SIGINT or SIGTERM: the service stops consuming, checkpoints and exits 0.
-fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+pub(super) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -509,16 +407,4 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         }
     }
     write_summary(args.summary.as_deref(), &json, &summary)
-}
-
-/// The producer takes the connection and security settings, not the consumer's group ones.
-fn client_for_producer(consumer: &ClientConfig) -> ClientConfig {
-    let mut producer = ClientConfig::new();
-    for (k, v) in consumer.config_map().iter() {
-        let (k, v): (&str, &str) = (k, v);
-        if !k.starts_with("group.") && !k.starts_with("enable.auto") && k != "auto.offset.reset" {
-            producer.set(k, v);
-        }
-    }
-    producer
 }

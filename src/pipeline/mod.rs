@@ -3,6 +3,7 @@
 //! restarted service, continue exactly).
 
 pub mod follow;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod latency;
 pub mod metrics;

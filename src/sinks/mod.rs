@@ -11,13 +11,17 @@ use std::io;
 use crate::alert::Alert;
 
 pub mod append_file;
+#[cfg(feature = "kafka")]
 pub mod durable_producer;
 pub mod file;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "kafka")]
 pub mod kafka_lines;
 pub mod output;
 
 pub use file::FileSink;
+#[cfg(feature = "kafka")]
 pub use kafka::KafkaSink;
 
 pub trait AlertSink: Send {
