@@ -148,7 +148,14 @@ fn expand_text(
             continue;
         }
         if arg.is_positional() {
-            inputs.extend(values(value).map_err(key_error)?);
+            // Inputs named on the command line in either spelling (`detect a b`, `detect
+            // --input a`) replace the file's.
+            let named = sub
+                .get_arguments()
+                .any(|a| a.get_id() == "input_paths" && on_command_line.has(a));
+            if !named {
+                inputs.extend(values(value).map_err(key_error)?);
+            }
             continue;
         }
         let Some(long) = arg.get_long() else {
@@ -433,6 +440,20 @@ group = "from-file"
         );
         assert!(!out.contains(&"a.ndjson".to_string()), "{out:?}");
         assert!(out.contains(&"b.ndjson".to_string()), "{out:?}");
+
+        // `--input` names inputs as a positional does.
+        let out = strings(
+            expand(args(&[
+                "scopewatch",
+                "detect",
+                "--config",
+                &path,
+                "--input",
+                "b.ndjson",
+            ]))
+            .expect("expand"),
+        );
+        assert!(!out.contains(&"a.ndjson".to_string()), "{out:?}");
     }
 
     /// A global flag before the subcommand, one `--kafka-config` pair, and a flag that

@@ -34,6 +34,9 @@ fn kafka_key(suffix: &str) -> String {
 pub fn with_env(command: clap::Command) -> clap::Command {
     command
         .mut_args(|arg| match arg.get_long() {
+            // `detect --input` / `validate --input` add to the positional inputs: a variable
+            // would add a path to every run beside the ones the command line names.
+            Some(_) if arg.get_id() == "input_paths" => arg,
             Some(long) if long != "help" && long != "version" => {
                 let var = var_for_flag(long);
                 // `--help` names the variable, never its value (it may hold a secret, and the
