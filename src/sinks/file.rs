@@ -55,32 +55,10 @@ impl AlertSink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Activity, Category, Evidence, Severity, Window};
-    use crate::event::Timestamp;
+    use crate::sinks::test_alert;
 
     fn alert(client: &str) -> Alert {
-        let start = Timestamp(1_709_647_200_000_000);
-        let (id, incident_id) = Alert::ids(client, "enforcement_gap", "", start, 0);
-        Alert {
-            id,
-            incident_id,
-            activity: Activity::Create,
-            revision: 0,
-            time: start,
-            client_id: client.into(),
-            category: Category::ScopeCreep,
-            rule: "enforcement_gap",
-            severity: Severity::High,
-            score: 90,
-            summary: "test".into(),
-            window: Window { start, end: start },
-            observed: serde_json::json!({}),
-            baseline: serde_json::json!({}),
-            evidence: Evidence::default(),
-            references: Vec::new(),
-            cause: String::new(),
-            suppressed_by: None,
-        }
+        test_alert(client, 0)
     }
 
     fn lines(path: &std::path::Path) -> usize {

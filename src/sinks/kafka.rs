@@ -44,37 +44,11 @@ impl AlertSink for KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Activity, Category, Evidence, Severity, Window};
-    use crate::event::Timestamp;
+    use crate::sinks::test_alert as alert;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::mocking::MockCluster;
     use std::time::Duration;
-
-    fn alert(client: &str, revision: u32) -> Alert {
-        let start = Timestamp::parse_rfc3339("2024-03-05T14:00:00Z").expect("time");
-        let (id, incident_id) = Alert::ids(client, "enforcement_gap", "", start, revision);
-        Alert {
-            id,
-            incident_id,
-            activity: Activity::Create,
-            revision,
-            time: start,
-            client_id: client.into(),
-            category: Category::ScopeCreep,
-            rule: "enforcement_gap",
-            severity: Severity::High,
-            score: 90,
-            summary: "test".into(),
-            window: Window { start, end: start },
-            observed: serde_json::json!({}),
-            baseline: serde_json::json!({}),
-            evidence: Evidence::default(),
-            references: Vec::new(),
-            cause: String::new(),
-            suppressed_by: None,
-        }
-    }
 
     #[test]
     fn kafka_sink_publishes_each_alert_keyed_by_its_app() {

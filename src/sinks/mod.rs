@@ -31,3 +31,31 @@ pub trait AlertSink: Send {
     /// not be stored and the run must stop before checkpointing past it.
     fn make_durable(&mut self) -> io::Result<()>;
 }
+
+/// An alert for the sinks' tests.
+#[cfg(test)]
+pub(crate) fn test_alert(client: &str, revision: u32) -> Alert {
+    use crate::alert::{Activity, Category, Evidence, Severity, Window};
+    let start = crate::event::Timestamp(1_709_647_200_000_000);
+    let (id, incident_id) = Alert::ids(client, "enforcement_gap", "", start, revision);
+    Alert {
+        id,
+        incident_id,
+        activity: Activity::Create,
+        revision,
+        time: start,
+        client_id: client.into(),
+        category: Category::ScopeCreep,
+        rule: "enforcement_gap",
+        severity: Severity::High,
+        score: 90,
+        summary: "test".into(),
+        window: Window { start, end: start },
+        observed: serde_json::json!({}),
+        baseline: serde_json::json!({}),
+        evidence: Evidence::default(),
+        references: Vec::new(),
+        cause: String::new(),
+        suppressed_by: None,
+    }
+}

@@ -744,6 +744,21 @@ mod tests {
             .collect()
     }
 
+    /// The sorted `scope_fit` values of the access rows `w` writes after `lines`.
+    fn verdicts_after(mut w: HistoryWriter, lines: &[&str], dir: &Path) -> Vec<String> {
+        for l in lines {
+            w.add(&parse_event_str(l).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+        let batch = access_rows(dir);
+        let mut verdicts: Vec<String> = fits(&batch)
+            .into_iter()
+            .map(|(f, _)| f.to_string())
+            .collect();
+        verdicts.sort_unstable();
+        verdicts
+    }
+
     fn access_rows(dir: &Path) -> RecordBatch {
         let path = files(dir)
             .into_iter()
@@ -765,7 +780,7 @@ mod tests {
     fn the_verdict_is_the_same_in_a_pseudonymised_store() {
         let dir = tempfile::tempdir().unwrap();
         let key = Pseudonymizer::new(b"0123456789abcdef0123").unwrap();
-        let mut w = HistoryWriter::new(dir.path(), "run1", None).with_pseudonymizer(Some(key));
+        let w = HistoryWriter::new(dir.path(), "run1", None).with_pseudonymizer(Some(key));
         let lines = [
             r#"{"type":"token","event":"issued","time":"2024-03-01T10:00:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs launch/patient","patient":"p9"}"#,
             r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
@@ -773,13 +788,7 @@ mod tests {
             r#"{"type":"access","time":"2024-03-01T10:02:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
             r#"{"type":"access","time":"2024-03-01T10:03:10Z","client_id":"app","token_id":"t7","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
         ];
-        for l in lines {
-            w.add(&parse_event_str(l).unwrap()).unwrap();
-        }
-        w.finish().unwrap();
-        let batch = access_rows(dir.path());
-        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
-        verdicts.sort_unstable();
+        let verdicts = verdicts_after(w, &lines, dir.path());
         assert_eq!(verdicts, ["explained", "revoked", "unknown_token"]);
     }
 
@@ -788,20 +797,14 @@ mod tests {
     #[test]
     fn only_the_app_a_token_was_issued_to_uses_its_grant() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = HistoryWriter::new(dir.path(), "run1", None);
+        let w = HistoryWriter::new(dir.path(), "run1", None);
         let lines = [
             r#"{"type":"token","event":"issued","time":"2024-03-01T10:00:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs launch/patient","patient":"p9"}"#,
             r#"{"type":"token","event":"introspected","time":"2024-03-01T10:00:05Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs"}"#,
             r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200}"#,
             r#"{"type":"access","time":"2024-03-01T10:00:20Z","client_id":"other","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200}"#,
         ];
-        for l in lines {
-            w.add(&parse_event_str(l).unwrap()).unwrap();
-        }
-        w.finish().unwrap();
-        let batch = access_rows(dir.path());
-        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
-        verdicts.sort_unstable();
+        let verdicts = verdicts_after(w, &lines, dir.path());
         assert_eq!(verdicts, ["explained", "unknown_token"]);
     }
 
@@ -830,13 +833,7 @@ mod tests {
             r#"{"type":"access","time":"2024-03-01T10:00:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?code=x","status":200}"#,
             r#"{"type":"access","time":"2024-03-01T10:00:20Z","client_id":"bulk","method":"GET","url":"bulkstatus/job-1","status":200}"#,
         ];
-        for l in lines {
-            w.add(&parse_event_str(l).unwrap()).unwrap();
-        }
-        w.finish().unwrap();
-        let batch = access_rows(dir.path());
-        let mut verdicts: Vec<&str> = fits(&batch).into_iter().map(|(f, _)| f).collect();
-        verdicts.sort_unstable();
+        let verdicts = verdicts_after(w, &lines, dir.path());
         // Bulk Data status requests need no scope of their own (no token id logged here).
         assert_eq!(verdicts, ["explained", "revoked"]);
     }
