@@ -30,7 +30,7 @@ use crate::detect::replay::{RecordedToken, Replay};
 use crate::detect::tokens::TokenState;
 use crate::event::{AccessEvent, Event, Text, Timestamp, TokenAction, TokenEvent};
 use crate::least_privilege::used_scopes;
-use crate::smart::request::{request_shape, Classifier};
+use crate::smart::request::{request_shape, Classifier, FhirRequest};
 use crate::smart::scope::ScopeSet;
 
 /// Rows buffered per date before a file is written.
@@ -290,9 +290,7 @@ impl HistoryWriter {
             self.pseudonymise_actor(&mut event.common);
         }
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
-        let own = token.filter(|g| g.client_id == a.common.client_id);
-        let (scope_fit, missing_permission, used) = judge(&mut self.replay, a, own);
-        let row = AccessRow {
+        let mut row = AccessRow {
             patient,
             resource_type: request.resource_type,
             interaction: request.interaction.as_str(),
@@ -302,11 +300,14 @@ impl HistoryWriter {
             page_size: request.count.map(i64::from),
             granted: token.map(|g| Arc::clone(&g.granted)),
             token_patient: token.and_then(|g| g.stored_patient.clone()),
-            scope_fit,
-            missing_permission,
-            used_scopes: used,
+            scope_fit: "",
+            missing_permission: None,
+            used_scopes: Vec::new(),
             event,
         };
+        let own = token.filter(|g| g.client_id == a.common.client_id);
+        (row.scope_fit, row.missing_permission, row.used_scopes) =
+            judge(&mut self.replay, a, request, own);
         let date = date_of(a.common.time);
         self.access.entry(date.clone()).or_default().push(row);
         self.flush_if_needed(&date, Table::Access)
@@ -396,16 +397,17 @@ impl Table {
 
 /// The engine's verdict on an access against the token it used, what the token lacked for a
 /// gap, and which granted scopes served it (None: the token is unknown).
-fn judge(
+fn judge<'e>(
     replay: &mut Replay,
-    a: &AccessEvent,
+    a: &'e AccessEvent,
+    request: FhirRequest<'e>,
     token: Option<&TokenGrant>,
 ) -> (&'static str, Option<String>, Vec<usize>) {
     let recorded = RecordedToken {
         scopes: token.map(|g| Arc::clone(&g.scopes)),
         patient: token.and_then(|g| g.patient.as_deref()),
     };
-    replay.explain_event(a, recorded, |explained, scopes| {
+    replay.explain_event(a, request, recorded, |explained, scopes| {
         (
             explained.verdict().as_str(),
             explained.missing_permission(),

@@ -227,14 +227,18 @@ pub fn explain<'a>(
     explain_with_token(access, token, request, context)
 }
 
-/// Classifies an access's request as detection reads it: some servers hand export output out as
-/// Binary resources (manifest `output[].url`), so a Binary read during an export is a download.
+/// Classifies an access's request as detection reads it (see [`read_in_context`]).
 pub fn classify_access<'a>(
     classifier: &Classifier,
     access: &'a AccessEvent,
     context: ExplainContext,
 ) -> FhirRequest<'a> {
-    let request = classifier.classify(access.method, &access.url);
+    read_in_context(classifier.classify(access.method, &access.url), context)
+}
+
+/// A classified request as detection reads it: some servers hand export output out as Binary
+/// resources (manifest `output[].url`), so a Binary read during an export is a download.
+pub fn read_in_context(request: FhirRequest<'_>, context: ExplainContext) -> FhirRequest<'_> {
     if context.export_in_progress
         && request.interaction == Interaction::Read
         && request.resource_type == Some("Binary")

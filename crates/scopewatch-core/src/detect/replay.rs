@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::explain::{
-    classify_access, explain_with_token, first_patient_of, ExplainContext, EXPORT_FOLLOWUP_SECONDS,
+    explain_with_token, first_patient_of, read_in_context, ExplainContext, EXPORT_FOLLOWUP_SECONDS,
 };
 use super::explain::{Explained, Verdict};
 use super::tokens::TokenInfo;
 use crate::event::{AccessEvent, Common, Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::request::{Classifier, Method};
+use crate::smart::request::{Classifier, FhirRequest, Method};
 use crate::smart::scope::ScopeSet;
 
 /// One stored access; identical ones may be folded into `count`.
@@ -140,15 +140,18 @@ impl Replay {
             scopes: access.granted.map(|g| self.scopes(g)),
             patient: access.token_patient,
         };
-        self.explain_event(&event, token, |explained, scopes| {
+        let request = self.classifier.classify(event.method, &event.url);
+        self.explain_event(&event, request, token, |explained, scopes| {
             use_it(explained, &event, scopes)
         })
     }
 
-    /// As [`Replay::explain`], for an access event as read (the history writer: no copy).
-    pub fn explain_event<R>(
+    /// As [`Replay::explain`], for an access event as read and the request its caller already
+    /// classified from it (the history writer: no copy, no second parse).
+    pub fn explain_event<'e, R>(
         &mut self,
-        event: &AccessEvent,
+        event: &'e AccessEvent,
+        request: FhirRequest<'e>,
         token: RecordedToken<'_>,
         use_it: impl FnOnce(&Explained<'_>, Option<&ScopeSet>) -> R,
     ) -> R {
@@ -161,7 +164,7 @@ impl Replay {
                 .get(client)
                 .is_some_and(|at| time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND),
         };
-        let request = classify_access(&self.classifier, event, context);
+        let request = read_in_context(request, context);
         let info = scopes
             .as_ref()
             .map(|s| self.token_of(event, token.patient, s.clone()));
