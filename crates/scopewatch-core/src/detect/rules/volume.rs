@@ -11,8 +11,9 @@
 //! - `slow_drip`: a sustained rise in daily totals over the app's usual level (standardised
 //!   CUSUM of the day's ratio to its weekday/weekend expectation, relative to the app's usual
 //!   ratio: 1.35× is found in two to three days, 2× in one or two), the raising day at least
-//!   1.2× and 30 requests above. Raised days are absorbed at most 10 % above the level, so a
-//!   drip cannot teach itself into the baseline, while steady growth is followed.
+//!   1.2× and 50 requests above. Raised days are absorbed at most 10 % above the level, and one
+//!   day widens the app's spread as if it were at most 2 spreads out (Huber), so a drip cannot
+//!   teach itself into the baseline, while steady growth is followed.
 //! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
 //!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6, and at
 //!   least 4 × the expected count, 6 standard deviations above it and 100 requests, so sparse
@@ -317,13 +318,15 @@ const DRIP_MAX_STEP: f64 = 1.5;
 /// A day that raises the alert is itself at least this far above the app's usual level…
 const DRIP_MIN_RISE: f64 = 1.2;
 /// …and by at least this many requests.
-const DRIP_MIN_EXCESS: f64 = 30.0;
+const DRIP_MIN_EXCESS: f64 = 50.0;
 /// The smallest relative day-to-day spread assumed (a few weeks of history underestimate it).
 const DRIP_MIN_CV: f64 = 0.12;
 /// Requests per session, as a spread factor: √6 ≈ 2.5.
 const DRIP_SESSION_DISPERSION: f64 = 2.5;
 /// How fast the spread estimate follows (slower than the level: a spread needs many days).
 const DRIP_SPREAD_ALPHA: f64 = 0.1;
+/// One day widens the spread as if it were at most this many spreads from the usual level.
+const DRIP_SPREAD_CLIP: f64 = 2.0;
 /// How fast the usual level follows the ratio, and how far one day may move it.
 const DRIP_LEVEL_ALPHA: f64 = 0.2;
 const DRIP_LEVEL_STEP: f64 = 1.1;
@@ -396,8 +399,10 @@ pub fn check_daily(
             value / expected
         };
         profile.drip_level = level + DRIP_LEVEL_ALPHA * (ratio - level);
-        // One extreme day (a holiday, an outage, a burst) counts as a 100 % deviation at most.
-        let deviation = (rise - 1.0).powi(2).min(1.0);
+        // A day counts at most DRIP_SPREAD_CLIP spreads (Huber): the first raised day of a drip,
+        // not yet suspect, must not widen the spread enough to hide the days that follow.
+        let clip = (DRIP_SPREAD_CLIP.powi(2) * profile.drip_var).max(DRIP_MIN_CV.powi(2));
+        let deviation = (rise - 1.0).powi(2).min(clip).min(1.0);
         profile.drip_var += DRIP_SPREAD_ALPHA * (deviation - profile.drip_var);
     }
     if let Some(s) = profile.daily_requests.get_mut(index) {
