@@ -28,6 +28,8 @@ mod ingest_mixed;
 mod kafka_service;
 mod layers;
 mod least_privilege;
+#[cfg(feature = "s3")]
+mod object_store;
 mod report;
 mod request_grammar;
 mod saved_queries;

@@ -19,7 +19,8 @@ use crate::ingest::{DeadLetterWriter, Ingestor, OwnOutputs};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir, StateLock};
 use crate::registry::Registry;
 use crate::sql::history::{
-    check_store, write_alerts, write_baselines, write_dead_letters, HistoryWriter,
+    check_store, write_alerts, write_baselines, write_dead_letters, DataLocation, HistoryWriter,
+    StoreTarget,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,9 +88,10 @@ pub struct DetectArgs {
 
     /// History store: accepted events, alerts, dead letters and baselines as Hive-partitioned
     /// Parquet, for `scopewatch sql`. Re-running over the same input files replaces that run's
-    /// files instead of adding duplicates.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
-    pub data: PathBuf,
+    /// files instead of adding duplicates. A directory, or `s3://bucket/prefix` (staged locally
+    /// and uploaded at the end of the run).
+    #[arg(long, value_name = "DIR|URL", default_value = "scopewatch-data", value_parser = DataLocation::parse)]
+    pub data: DataLocation,
 
     /// Do not write the history store.
     #[arg(long)]
@@ -193,7 +195,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             args.summary.as_ref(),
         ],
         args.state.as_ref(),
-        (!args.no_history).then_some(&args.data),
+        args.data.local().filter(|_| !args.no_history),
     ));
     let (ingest_options, sources, skipped) =
         args.input
@@ -264,12 +266,19 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     }
     let run_id = run_id(&sources);
     let pseudonymizer = args.pseudonym.load()?;
-    if !args.no_history {
-        check_store(&args.data, pseudonymizer.as_ref())?;
+    let store = match args.no_history {
+        false => Some(
+            StoreTarget::open(&args.data)
+                .with_context(|| format!("opening the history store {}", args.data))?,
+        ),
+        true => None,
+    };
+    if let Some(store) = &store {
+        check_store(store.dir(), pseudonymizer.as_ref())?;
     }
     let keep_raw = pseudonymizer.is_none();
-    let mut history = (!args.no_history).then(|| {
-        HistoryWriter::new(&args.data, &run_id, args.input.fhir_base.as_deref())
+    let mut history = store.as_ref().map(|store| {
+        HistoryWriter::new(store.dir(), &run_id, args.input.fhir_base.as_deref())
             .with_pseudonymizer(pseudonymizer.clone())
     });
     let mut tap = |e: &crate::event::Event| match history.as_mut() {
@@ -326,16 +335,17 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     progress.done();
     let dead_lettered = ingestor.dead_lettered();
     let summary = ingestor.finish()?;
-    let history_report = match history.as_mut() {
-        Some(h) => {
+    let history_report = match (history.as_mut(), &store) {
+        (Some(h), Some(store)) => {
+            let data = store.dir();
             let counts = h
                 .finish()
-                .with_context(|| format!("writing history to {}", args.data.display()))?;
-            let alert_files = write_alerts(&args.data, &run_id, &all_alerts)?;
+                .with_context(|| format!("writing history to {}", args.data))?;
+            let alert_files = write_alerts(data, &run_id, &all_alerts)?;
             // Only a dead-letter file this run created holds this run's records.
             let dead_letter_rows = if dead_lettered > 0 && args.dead_letter != "-" {
                 write_dead_letters(
-                    &args.data,
+                    data,
                     &run_id,
                     crate::event::Timestamp::now(),
                     std::path::Path::new(&args.dead_letter),
@@ -344,9 +354,12 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             } else {
                 0
             };
-            write_baselines(&args.data, engine.baselines())?;
+            write_baselines(data, engine.baselines())?;
+            store
+                .publish(&run_id)
+                .with_context(|| format!("publishing the history to {}", args.data))?;
             Some(serde_json::json!({
-                "dir": args.data.display().to_string(),
+                "dir": args.data.to_string(),
                 "access_rows": counts.access_rows,
                 "token_rows": counts.token_rows,
                 "alert_rows": all_alerts.len(),
@@ -354,7 +367,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 "files": counts.files + alert_files,
             }))
         }
-        None => None,
+        _ => None,
     };
     if let Some(dir) = &state_dir {
         for counts in &summary.sources {
@@ -408,7 +421,7 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             if let Some(h) = &history_report {
                 eprintln!(
                     "history: {} access rows, {} token rows, {} alerts written to {} (scopewatch sql --data {})",
-                    h["access_rows"], h["token_rows"], h["alert_rows"], args.data.display(), args.data.display()
+                    h["access_rows"], h["token_rows"], h["alert_rows"], args.data, args.data
                 );
             }
             if let Some(c) = carried {

@@ -19,10 +19,10 @@ pub fn run_outputs(
         .collect()
 }
 
-/// `--data`: a local directory. A URL (`s3://bucket/prefix`, `gs://…`, `file://…`) is refused
-/// with a usage error: the history store is written with local file operations (atomic
-/// renames, owner-only modes), and an object store would need its own writer; a path like
-/// `s3://x` would otherwise silently become the local directory `./s3:/x`.
+/// `--data` of the commands that work on a local directory only (report, triage, silences,
+/// compact, least-privilege, eval): a URL (`s3://bucket/prefix`, `gs://…`, `file://…`) is
+/// refused with a usage error, as a path like `s3://x` would otherwise silently become the
+/// local directory `./s3:/x`. detect, run and sql take `s3://` (`DataLocation`).
 pub fn local_store(text: &str) -> Result<std::path::PathBuf, String> {
     if let Some((scheme, _)) = text.split_once("://") {
         if !scheme.is_empty()
@@ -31,7 +31,7 @@ pub fn local_store(text: &str) -> Result<std::path::PathBuf, String> {
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         {
             return Err(format!(
-                "`{scheme}://` is not supported: the history store is a local directory (mount the bucket, or copy the store to object storage after the run)"
+                "`{scheme}://` is not supported here: this command reads a local directory (detect, run and sql take s3://bucket/prefix; copy the store locally for this one)"
             ));
         }
     }

@@ -23,7 +23,7 @@ use crate::pipeline::stream_history::HistorySettings;
 use crate::registry::Registry;
 use crate::sinks::append_file::AppendFile;
 use crate::sinks::FileSink;
-use crate::sql::history::check_store;
+use crate::sql::history::{check_store, DataLocation, StoreTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -113,10 +113,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
-    /// History store for `scopewatch sql`, as for detect. Kafka and --follow modes write each
-    /// checkpoint's events and alerts (each row once, across crashes and restarts).
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
-    pub data: PathBuf,
+    /// History store for `scopewatch sql`, as for detect: a directory or `s3://bucket/prefix`.
+    /// Kafka and --follow modes write each checkpoint's events and alerts (each row once,
+    /// across crashes and restarts; to an object store, uploaded at each checkpoint).
+    #[arg(long, value_name = "DIR|URL", default_value = "scopewatch-data", value_parser = DataLocation::parse)]
+    pub data: DataLocation,
 
     /// Do not write the history store.
     #[arg(long)]
@@ -286,9 +287,11 @@ pub(super) fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistoryS
         return Ok(None);
     }
     let pseudonymizer = args.pseudonym.load()?;
-    check_store(&args.data, pseudonymizer.as_ref())?;
+    let store = StoreTarget::open(&args.data)
+        .with_context(|| format!("opening the history store {}", args.data))?;
+    check_store(store.dir(), pseudonymizer.as_ref())?;
     Ok(Some(HistorySettings {
-        data: args.data.clone(),
+        store: std::sync::Arc::new(store),
         fhir_base: args.input_options.fhir_base.clone(),
         pseudonymizer,
     }))
@@ -298,8 +301,7 @@ pub(super) fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64,
     if !args.no_history {
         eprintln!(
             "history: {access} access rows, {tokens} token rows, {alerts} alerts written to {} (scopewatch sql --data {})",
-            args.data.display(),
-            args.data.display()
+            args.data, args.data
         );
     }
 }
@@ -367,7 +369,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                 args.summary.as_ref(),
             ],
             args.state.as_ref(),
-            (!args.no_history).then_some(&args.data),
+            args.data.local().filter(|_| !args.no_history),
         )),
     };
     let report = run_follow(

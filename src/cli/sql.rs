@@ -12,16 +12,16 @@ use super::input_args::{InputArgs, InputFormatArg};
 use super::output::Output;
 use super::Outcome;
 use crate::ingest::{DeadLetterWriter, IngestOptions, Ingestor, OwnOutputs, SkippedFile, Source};
-use crate::sql::history::{write_dead_letters, HistoryWriter};
+use crate::sql::history::{write_dead_letters, DataLocation, HistoryWriter};
 use crate::sql::output::{OutputFormat, ResultWriter};
-use crate::sql::session::{open_with_memory_limit, plan, read_only_statements, SqlError};
+use crate::sql::session::{open_location, plan, read_only_statements, SqlError};
 
 #[derive(Debug, clap::Args)]
 pub struct SqlArgs {
     /// History store written by `scopewatch detect` (tables access, tokens, alerts,
-    /// dead_letter, baseline_*).
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
-    pub data: PathBuf,
+    /// dead_letter, baseline_*): a directory or `s3://bucket/prefix`, read in place.
+    #[arg(long, value_name = "DIR|URL", default_value = "scopewatch-data", value_parser = DataLocation::parse)]
+    pub data: DataLocation,
 
     /// Query archived logs directly instead of a history store: the files are read through
     /// the event parser into temporary `access`/`tokens`/`dead_letter` tables
@@ -112,12 +112,12 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
     let pseudonymizer = args.pseudonym.load()?;
     // Holds the temporary store of --input until the end of the run.
     let mut _scratch = None;
-    let data: PathBuf = if args.input.is_empty() {
-        if !args.data.exists() {
+    let data = if args.input.is_empty() {
+        if let Some(dir) = args.data.local().filter(|dir| !dir.exists()) {
             anyhow::bail!(
                 "{} does not exist: run `scopewatch detect … --data {}` first, or query files directly with --input",
-                args.data.display(),
-                args.data.display()
+                dir.display(),
+                dir.display()
             );
         }
         args.data.clone()
@@ -137,9 +137,9 @@ pub fn run(args: SqlArgs) -> anyhow::Result<Outcome> {
         )?;
         let path = dir.path().to_path_buf();
         _scratch = Some(dir);
-        path
+        DataLocation::Local(path)
     };
-    let ctx = runtime.block_on(open_with_memory_limit(&data, args.memory_limit))?;
+    let ctx = runtime.block_on(open_location(&data, args.memory_limit))?;
     if let Some(p) = pseudonymizer {
         crate::sql::udf::register_pseudonym(&ctx, p);
     }

@@ -9,25 +9,27 @@
 //! those files and writes the segment again, whole. Rows are written in processing order (event time,
 //! late events included), as the engine sees them.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::alert::{stable_id, Alert};
 use crate::detect::EngineState;
 use crate::event::Event;
 use crate::sql::history::{
-    remove_run, write_alerts, HistoryCounts, HistoryError, HistoryWriter, Pseudonymizer,
+    write_alerts, HistoryCounts, HistoryError, HistoryWriter, Pseudonymizer, StoreTarget,
 };
 
 /// Where and how the history is written.
 #[derive(Clone, Debug)]
 pub struct HistorySettings {
-    pub data: PathBuf,
+    /// The store's directory, or the staging directory of an object store (each segment is
+    /// published when it is committed).
+    pub store: Arc<StoreTarget>,
     pub fhir_base: Option<String>,
     pub pseudonymizer: Option<Pseudonymizer>,
 }
 
 pub struct StreamHistory {
-    data: PathBuf,
+    store: Arc<StoreTarget>,
     /// The stream's state directory's id (`StateDir::stream_id`): what makes its segment names
     /// its own.
     stream: String,
@@ -57,7 +59,7 @@ impl StreamHistory {
         engine: &EngineState,
     ) -> Result<StreamHistory, HistoryError> {
         let segment = segment_name(&stream, generation);
-        let removed = remove_run(&settings.data, &segment)?;
+        let removed = settings.store.remove_run(&segment)?;
         if removed > 0 {
             tracing::info!(
                 stream = %stream,
@@ -65,9 +67,12 @@ impl StreamHistory {
                 "history: rewriting the segment an interrupted run left"
             );
         }
-        let mut writer =
-            HistoryWriter::new(&settings.data, &segment, settings.fhir_base.as_deref())
-                .with_pseudonymizer(settings.pseudonymizer.clone());
+        let mut writer = HistoryWriter::new(
+            settings.store.dir(),
+            &segment,
+            settings.fhir_base.as_deref(),
+        )
+        .with_pseudonymizer(settings.pseudonymizer.clone());
         for t in &engine.tokens.tokens {
             writer.remember_token(t);
         }
@@ -80,7 +85,7 @@ impl StreamHistory {
             }
         }
         Ok(StreamHistory {
-            data: settings.data.clone(),
+            store: Arc::clone(&settings.store),
             stream,
             segment,
             writer,
@@ -102,7 +107,8 @@ impl StreamHistory {
     /// Writes the segment: call before saving the checkpoint that ends it.
     pub fn commit(&mut self) -> Result<(), HistoryError> {
         let written = self.writer.finish()?;
-        self.alert_files += write_alerts(&self.data, &self.segment, &self.alerts)?;
+        self.alert_files += write_alerts(self.store.dir(), &self.segment, &self.alerts)?;
+        self.store.publish(&self.segment)?;
         self.alert_rows += self.alerts.len() as u64;
         self.alerts.clear();
         self.counts = HistoryCounts {
@@ -150,8 +156,9 @@ mod tests {
     #[test]
     fn a_segment_written_before_a_crash_is_replaced_when_its_checkpoint_is_resumed() {
         let dir = tempfile::tempdir().unwrap();
+        let local = crate::sql::history::DataLocation::Local(dir.path().to_path_buf());
         let settings = HistorySettings {
-            data: dir.path().to_path_buf(),
+            store: Arc::new(StoreTarget::open(&local).unwrap()),
             fhir_base: None,
             pseudonymizer: None,
         };

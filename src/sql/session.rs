@@ -19,7 +19,9 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionC
 use datafusion::sql::parser::{DFParser, Statement};
 use thiserror::Error;
 
-use super::history::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
+use super::history::{
+    access_schema, alerts_schema, dead_letter_schema, tokens_schema, DataLocation,
+};
 use super::udf;
 use crate::baseline::table_names;
 
@@ -83,6 +85,15 @@ pub async fn open_with_memory_limit(
     data: &Path,
     memory_limit: usize,
 ) -> Result<SessionContext, SqlError> {
+    open_location(&DataLocation::Local(data.to_path_buf()), memory_limit).await
+}
+
+/// As [`open_with_memory_limit`], for a store in a directory or on object storage (read in
+/// place through DataFusion's object_store).
+pub async fn open_location(
+    location: &DataLocation,
+    memory_limit: usize,
+) -> Result<SessionContext, SqlError> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         // Plain Utf8 strings in results: what the saved queries and the output writers expect.
@@ -95,17 +106,17 @@ pub async fn open_with_memory_limit(
         .build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udf::register(&ctx);
+    let store = StoreFiles::open(location, &ctx)?;
     for (name, schema) in history_tables() {
-        let dir = data.join(name);
-        if has_parquet(&dir) {
+        if store.has_parquet(name).await? {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(vec![("date".to_string(), DataType::Utf8)]);
-            let url = format!("{}/", dir.display());
+            let url = store.url_of(&format!("{name}/"));
             ctx.register_listing_table(name, &url, options, Some(schema), None)
                 .await
                 .map_err(|e| SqlError::Table {
-                    path: dir.display().to_string(),
+                    path: url.clone(),
                     message: e.strip_backtrace().to_string(),
                 })?;
         } else {
@@ -121,21 +132,111 @@ pub async fn open_with_memory_limit(
         }
     }
     for name in table_names() {
-        let path = data.join("baseline").join(format!("{name}.parquet"));
-        if path.exists() {
-            ctx.register_parquet(
-                name,
-                path.display().to_string(),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(|e| SqlError::Table {
-                path: path.display().to_string(),
-                message: e.strip_backtrace().to_string(),
-            })?;
+        let relative = format!("baseline/{name}.parquet");
+        if store.exists(&relative).await? {
+            let url = store.url_of(&relative);
+            ctx.register_parquet(name, &url, ParquetReadOptions::default())
+                .await
+                .map_err(|e| SqlError::Table {
+                    path: url.clone(),
+                    message: e.strip_backtrace().to_string(),
+                })?;
         }
     }
     Ok(ctx)
+}
+
+/// The files of a store, as the session finds and names them.
+enum StoreFiles {
+    Local(std::path::PathBuf),
+    #[cfg(feature = "s3")]
+    ObjectStore {
+        url: crate::sql::history::StoreUrl,
+        client: Arc<dyn object_store::ObjectStore>,
+    },
+}
+
+impl StoreFiles {
+    /// For an object store, also registers its client with `ctx`.
+    fn open(location: &DataLocation, ctx: &SessionContext) -> Result<StoreFiles, SqlError> {
+        #[cfg(not(feature = "s3"))]
+        let _ = ctx; // only an object store is registered with the session
+        match location {
+            DataLocation::Local(dir) => Ok(StoreFiles::Local(dir.clone())),
+            #[cfg(feature = "s3")]
+            DataLocation::ObjectStore(url) => {
+                let client = crate::sql::history::remote::RemoteStore::client(url)
+                    .map_err(|e| SqlError::Query(e.to_string()))?;
+                let bucket = url::Url::parse(&url.bucket_url())
+                    .map_err(|e| SqlError::Query(format!("{url}: {e}")))?;
+                ctx.register_object_store(&bucket, Arc::clone(&client));
+                Ok(StoreFiles::ObjectStore {
+                    url: url.clone(),
+                    client,
+                })
+            }
+            #[cfg(not(feature = "s3"))]
+            DataLocation::ObjectStore(url) => Err(SqlError::Query(format!(
+                "{url}: this build has no object-store support (build with the cargo feature `s3`)"
+            ))),
+        }
+    }
+
+    /// The URL DataFusion reads `relative` from.
+    fn url_of(&self, relative: &str) -> String {
+        match self {
+            StoreFiles::Local(dir) => {
+                let path = dir.join(relative.trim_end_matches('/'));
+                let slash = if relative.ends_with('/') { "/" } else { "" };
+                format!("{}{slash}", path.display())
+            }
+            #[cfg(feature = "s3")]
+            StoreFiles::ObjectStore { url, .. } => url.url_of(relative),
+        }
+    }
+
+    async fn has_parquet(&self, table: &str) -> Result<bool, SqlError> {
+        match self {
+            StoreFiles::Local(dir) => Ok(has_parquet(&dir.join(table))),
+            #[cfg(feature = "s3")]
+            StoreFiles::ObjectStore { url, client } => {
+                use futures::TryStreamExt;
+                let prefix = object_store::path::Path::from(url.key(table));
+                let mut listing = client.list(Some(&prefix));
+                while let Some(meta) = listing.try_next().await.map_err(|e| remote(url, e))? {
+                    let name = meta.location.filename().unwrap_or_default();
+                    if name.ends_with(".parquet") && !name.starts_with('.') {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn exists(&self, relative: &str) -> Result<bool, SqlError> {
+        match self {
+            StoreFiles::Local(dir) => Ok(dir.join(relative).exists()),
+            #[cfg(feature = "s3")]
+            StoreFiles::ObjectStore { url, client } => {
+                use object_store::ObjectStoreExt;
+                let key = object_store::path::Path::from(url.key(relative));
+                match client.head(&key).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::NotFound { .. }) => Ok(false),
+                    Err(e) => Err(remote(url, e)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "s3")]
+fn remote(url: &crate::sql::history::StoreUrl, e: object_store::Error) -> SqlError {
+    SqlError::Table {
+        path: url.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn has_parquet(dir: &Path) -> bool {

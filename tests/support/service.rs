@@ -84,8 +84,15 @@ pub struct HistoryFigures {
 }
 
 pub fn history_figures(dir: &Path, data: &str) -> HistoryFigures {
+    history_figures_with(dir, data, &[])
+}
+
+/// [`history_figures`] with environment variables set for `scopewatch sql` (an object
+/// store's endpoint and credentials).
+pub fn history_figures_with(dir: &Path, data: &str, env: &[(&str, String)]) -> HistoryFigures {
     let out = scopewatch()
         .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["sql", "--data", data, "--output", "csv", "-c"])
         .arg(
             "SELECT (SELECT count(*) FROM access) AS access, \

@@ -4,9 +4,15 @@
 
 pub mod compact;
 mod feedback;
+mod location;
+#[cfg(feature = "s3")]
+mod profile;
 mod pseudonym;
 mod records;
+#[cfg(feature = "s3")]
+pub mod remote;
 mod schema;
+mod target;
 mod writer;
 
 use std::path::Path;
@@ -14,9 +20,11 @@ use std::path::Path;
 use thiserror::Error;
 
 pub use feedback::{feedback_schema, write_feedback, Feedback};
+pub use location::{DataLocation, StoreUrl};
 pub use pseudonym::{check_store, is_pseudonymized, Pseudonymizer, MIN_KEY_BYTES};
 pub use records::{write_alerts, write_baselines, write_dead_letters};
 pub use schema::{access_schema, alerts_schema, dead_letter_schema, tokens_schema};
+pub use target::StoreTarget;
 pub use writer::{date_of, HistoryCounts, HistoryWriter, FLUSH_ROWS};
 
 /// The tables of the store, as directories under the data directory.
@@ -42,14 +50,26 @@ pub enum HistoryError {
     },
 }
 
+/// The tables a run's files are replaced in when it is written again.
+const RUN_TABLES: [&str; 3] = ["access", "tokens", "alerts"];
+
+/// Whether the file `name` (in one of `RUN_TABLES`) was written by run `run_id`.
+fn is_run_file(name: &str, run_id: &str) -> bool {
+    name.strip_prefix("part-")
+        .and_then(|rest| rest.strip_prefix(run_id))
+        .is_some_and(|rest| rest.starts_with('-'))
+        || name
+            .strip_prefix("alerts-")
+            .and_then(|rest| rest.strip_prefix(run_id))
+            == Some(".parquet")
+}
+
 /// Removes the files a run (or a stream segment) named `run_id` wrote to the event and alert
 /// tables: a streaming service restarting from a checkpoint writes that segment again, whole.
 /// Returns the files removed.
 pub fn remove_run(data: &Path, run_id: &str) -> Result<u64, HistoryError> {
-    let events_prefix = format!("part-{run_id}-");
-    let alerts_name = format!("alerts-{run_id}.parquet");
     let mut removed = 0;
-    for table in ["access", "tokens", "alerts"] {
+    for table in RUN_TABLES {
         let dir = data.join(table);
         let dates = match std::fs::read_dir(&dir) {
             Ok(d) => d,
@@ -58,7 +78,7 @@ pub fn remove_run(data: &Path, run_id: &str) -> Result<u64, HistoryError> {
         };
         for date in dates {
             let date = date.map_err(|e| HistoryError::io(&dir, e))?.path();
-            let is_run_file = |name: &str| name.starts_with(&events_prefix) || name == alerts_name;
+            let is_run_file = |name: &str| is_run_file(name, run_id);
             let Ok(_lock) = compact::DirLock::acquire(&date) else {
                 continue; // not a directory of ours (or unwritable): nothing of the run in it
             };

@@ -15,7 +15,7 @@ use super::HistoryError;
 
 /// Shortest key accepted, in bytes.
 pub const MIN_KEY_BYTES: usize = 16;
-const MARKER: &str = "store.json";
+pub(super) const MARKER: &str = "store.json";
 
 #[derive(Clone)]
 pub struct Pseudonymizer {
