@@ -389,7 +389,13 @@ impl Engine {
         let total = mix.values().sum();
         let weekend = self.clock.is_weekend(start);
         findings.extend(rules::volume::check_daily(
-            client, day, weekend, total, profile, learning,
+            client,
+            day,
+            weekend,
+            total,
+            profile,
+            learning,
+            &self.rules,
         ));
     }
 
@@ -413,7 +419,8 @@ impl Engine {
         };
         let mut value = requests as f64;
         if !profile.is_learning(start, learning_days) {
-            let (finding, anomalous) = rules::volume::check_hour(client, start, requests, &slot);
+            let (finding, anomalous) =
+                rules::volume::check_hour(client, start, requests, &slot, &self.rules);
             findings.extend(finding);
             findings.extend(rules::drift::check_off_hours(
                 client,

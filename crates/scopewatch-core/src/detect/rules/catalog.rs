@@ -84,6 +84,38 @@ pub const TOKEN_OUTLIER_PARAMS: [Param; 2] = [
     ),
 ];
 
+pub const HOURLY_BURST_PARAMS: [Param; 3] = [
+    param(
+        "min_multiple",
+        4.0,
+        "requests in the hour at least this many times the seasonal expectation",
+    ),
+    param(
+        "min_sigmas",
+        6.0,
+        "and this many standard deviations above it",
+    ),
+    param("min_requests", 100.0, "and at least this many requests"),
+];
+
+pub const SLOW_DRIP_PARAMS: [Param; 3] = [
+    param(
+        "threshold",
+        2.5,
+        "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most 1.5, less 0.5)",
+    ),
+    param(
+        "min_rise",
+        1.2,
+        "the day that raises the alert is at least this many times the usual level",
+    ),
+    param(
+        "min_excess",
+        50.0,
+        "and at least this many requests above it",
+    ),
+];
+
 pub const OFF_HOURS_PARAMS: [Param; 1] = [param(
     "min_requests",
     20.0,
@@ -222,11 +254,14 @@ pub const CATALOG: [RuleInfo; 26] = [
         "info",
         "An app's first event.",
     ),
-    rule(
-        "hourly_burst",
-        Category::DataVolume,
-        "medium or high",
-        "Requests in an hour far above the seasonal expectation.",
+    with_params(
+        rule(
+            "hourly_burst",
+            Category::DataVolume,
+            "medium or high",
+            "Requests in an hour far above the seasonal expectation.",
+        ),
+        &HOURLY_BURST_PARAMS,
     ),
     with_params(
         rule(
@@ -237,11 +272,14 @@ pub const CATALOG: [RuleInfo; 26] = [
         ),
         &TOKEN_OUTLIER_PARAMS,
     ),
-    rule(
-        "slow_drip",
-        Category::DataVolume,
-        "medium",
-        "Daily totals sustained above the app's usual level for days.",
+    with_params(
+        rule(
+            "slow_drip",
+            Category::DataVolume,
+            "medium",
+            "Daily totals sustained above the app's usual level for days.",
+        ),
+        &SLOW_DRIP_PARAMS,
     ),
     rule(
         "paging_sweep",

@@ -277,13 +277,18 @@ pub fn check_hour(
     hour_start: Timestamp,
     requests: u64,
     slot: &SlotStats,
+    settings: &RuleSettings,
 ) -> (Option<Finding>, bool) {
     if slot.n < MIN_SLOT_OBSERVATIONS {
         return (None, false);
     }
     let p = upper_tail(requests, slot);
     let sd = slot.var.sqrt().max(spread_floor(slot.mean));
-    let practical = requests as f64 >= (4.0_f64 * slot.mean).max(slot.mean + 6.0 * sd).max(100.0);
+    let burst = |name| settings.param("hourly_burst", name);
+    let practical = requests as f64
+        >= (burst("min_multiple") * slot.mean)
+            .max(slot.mean + burst("min_sigmas") * sd)
+            .max(burst("min_requests"));
     if p >= 1e-6 || !practical {
         return (None, false);
     }
@@ -311,14 +316,9 @@ pub fn check_hour(
 
 /// CUSUM allowance and threshold, in standard deviations of a day's ratio to its expectation.
 const DRIP_ALLOWANCE: f64 = 0.5;
-const DRIP_THRESHOLD: f64 = 2.5;
 /// One day counts at most this many σ: a drip is sustained (three raised days are needed),
 /// a spike of a day or two is `hourly_burst`'s.
 const DRIP_MAX_STEP: f64 = 1.5;
-/// A day that raises the alert is itself at least this far above the app's usual level…
-const DRIP_MIN_RISE: f64 = 1.2;
-/// …and by at least this many requests.
-const DRIP_MIN_EXCESS: f64 = 50.0;
 /// The smallest relative day-to-day spread assumed (a few weeks of history underestimate it).
 const DRIP_MIN_CV: f64 = 0.12;
 /// Requests per session, as a spread factor: √6 ≈ 2.5.
@@ -346,7 +346,9 @@ pub fn check_daily(
     total: u64,
     profile: &mut AppProfile,
     learning: bool,
+    settings: &RuleSettings,
 ) -> Option<Finding> {
+    let drip = |name| settings.param("slow_drip", name);
     let index = usize::from(weekend);
     let slot = *profile.daily_requests.get(index)?;
     let value = total as f64;
@@ -371,7 +373,9 @@ pub fn check_daily(
         let z = ((rise - 1.0) / cv).min(DRIP_MAX_STEP);
         profile.drip_cusum = (profile.drip_cusum + z - DRIP_ALLOWANCE).max(0.0);
         let excess = value - expected * level;
-        if profile.drip_cusum > DRIP_THRESHOLD && rise >= DRIP_MIN_RISE && excess >= DRIP_MIN_EXCESS
+        if profile.drip_cusum > drip("threshold")
+            && rise >= drip("min_rise")
+            && excess >= drip("min_excess")
         {
             finding = Some(drip_finding(
                 client_id,
@@ -460,6 +464,10 @@ mod tests {
     /// Days of an app whose weekday totals follow `total(day)` (weekends silent); returns the
     /// days on which `slow_drip` fired.
     fn drip_days(days: i64, total: impl Fn(i64) -> f64) -> Vec<i64> {
+        drip_days_with(&RuleSettings::default(), days, total)
+    }
+
+    fn drip_days_with(settings: &RuleSettings, days: i64, total: impl Fn(i64) -> f64) -> Vec<i64> {
         let id: Text = "app".into();
         let mut profile = AppProfile::new(id.clone(), Timestamp(0));
         let mut fired = Vec::new();
@@ -468,7 +476,17 @@ mod tests {
             let learning = day < 14;
             let value = total(day).round() as u64;
             let end = Timestamp(start.0 + 86_400 * MICROS_PER_SECOND);
-            if check_daily(&id, (start, end), false, value, &mut profile, learning).is_some() {
+            if check_daily(
+                &id,
+                (start, end),
+                false,
+                value,
+                &mut profile,
+                learning,
+                settings,
+            )
+            .is_some()
+            {
                 fired.push(day);
             }
         }
@@ -497,28 +515,37 @@ mod tests {
         // Two raised days alone are a spike, not a drip.
         let spike = |d: i64| 800.0 * wobble(d) * if (28..30).contains(&d) { 1.6 } else { 1.0 };
         assert_eq!(drip_days(42, spike), Vec::<i64>::new());
+        // A rules file that wants more than the step's excess silences it.
+        let tuned =
+            RuleSettings::parse("[slow_drip]\nmin_excess = 1000\n", "r.toml").expect("rules");
+        assert_eq!(drip_days_with(&tuned, 42, step), Vec::<i64>::new());
     }
 
     #[test]
     fn bursts_need_history_and_magnitude() {
         let id: Text = "app".into();
         let t = Timestamp(0);
+        let defaults = RuleSettings::default();
         let mut slot = SlotStats::default();
         slot.update(2.0);
         assert!(
-            check_hour(&id, t, 500, &slot).0.is_none(),
+            check_hour(&id, t, 500, &slot, &defaults).0.is_none(),
             "one observation is not a baseline"
         );
         for _ in 0..10 {
             slot.update(2.0);
         }
         // Sparse app: 30 requests is very unlikely but not a practical burst.
-        let (f, anomalous) = check_hour(&id, t, 30, &slot);
+        let (f, anomalous) = check_hour(&id, t, 30, &slot, &defaults);
         assert!(f.is_none() && !anomalous);
-        let (f, anomalous) = check_hour(&id, t, 400, &slot);
+        let (f, anomalous) = check_hour(&id, t, 400, &slot, &defaults);
         let f = f.unwrap();
         assert!(anomalous);
         assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
         assert_eq!(f.time, Timestamp(3_600_000_000));
+        // A rules file raises the floor without recompiling: 400 is no longer a burst.
+        let tuned =
+            RuleSettings::parse("[hourly_burst]\nmin_requests = 500\n", "r.toml").expect("rules");
+        assert!(check_hour(&id, t, 400, &slot, &tuned).0.is_none());
     }
 }
