@@ -1,7 +1,7 @@
 //! `--data s3://bucket/prefix` against a local S3-compatible server (moto_server, installed by
 //! .ci/run) on loopback: detect writes the store there, sql reads it in place with the same
 //! results as a local store, a re-run replaces the run's objects, `run --follow` publishes its
-//! segments. (Unknown URL schemes are refused with exit 2: `cli.rs`.)
+//! segments, a missing bucket stops a writer before it reads. (Unknown URL schemes are refused with exit 2: `cli.rs`.)
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -60,7 +60,11 @@ impl S3Server {
             ("AWS_ACCESS_KEY_ID", "scopewatch-test".into()),
             ("AWS_SECRET_ACCESS_KEY", "scopewatch-test".into()),
             ("AWS_REGION", "us-east-1".into()),
-            ("AWS_PROFILE", "none".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials".into(),
+            ),
         ]
     }
 
@@ -187,6 +191,11 @@ fn the_history_store_on_s3_is_written_queried_and_replaced_like_a_directory() {
         "{}",
         String::from_utf8_lossy(&local.stderr)
     );
+    // The staging directory lives under TMPDIR: point it at a directory of the test's.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("tmp");
+    let mut env = env;
+    env.push(("TMPDIR", tmp.display().to_string()));
     let remote = detect_into(&env, dir.path(), "s3://history/team/store");
     let stderr = String::from_utf8_lossy(&remote.stderr);
     assert!(remote.status.success(), "{stderr}");
@@ -195,9 +204,13 @@ fn the_history_store_on_s3_is_written_queried_and_replaced_like_a_directory() {
         "{stderr}"
     );
     assert!(!dir.path().join("s3:").exists(), "nothing written locally");
+    let staged: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").collect();
+    assert!(
+        staged.is_empty(),
+        "the staging directory is gone: {staged:?}"
+    );
 
-    // Every table and the baselines are objects under the prefix, and nothing is staged
-    // behind: the staging directory is gone with the run.
+    // Every table and the baselines are objects under the prefix.
     let keys = s3.keys("history", "team/store/");
     for table in ["access/date=", "tokens/date=", "alerts/date=", "baseline/"] {
         assert!(
@@ -241,6 +254,10 @@ fn the_history_store_on_s3_is_written_queried_and_replaced_like_a_directory() {
     let copied = s3.copy("history", part, &stale);
     assert_eq!(copied.0, 200, "{}", copied.1);
     assert!(s3.keys("history", "team/store/").contains(&stale));
+    // Another run's object (same table and date) is not the re-run's to delete.
+    let (date_dir, _) = part.rsplit_once('/').expect("key");
+    let other = format!("{date_dir}/part-0123456789abcdef-0.parquet");
+    assert_eq!(s3.copy("history", part, &other).0, 200);
     let again = detect_into(&env, dir.path(), "s3://history/team/store");
     assert!(
         again.status.success(),
@@ -252,15 +269,23 @@ fn the_history_store_on_s3_is_written_queried_and_replaced_like_a_directory() {
         !after.contains(&stale),
         "the stale part of the run is deleted"
     );
-    assert_eq!(after, keys, "the same objects as after the first run");
+    assert!(after.contains(&other), "another run's object is kept");
+    let mut expected = keys.clone();
+    expected.push(other.clone());
+    expected.sort();
     assert_eq!(
-        history_figures_with(dir.path(), "s3://history/team/store", &env),
-        figures
+        after, expected,
+        "the first run's objects and the other run's"
     );
+    // The rows are there once, plus the other run's copy of one part.
+    let copied_rows = history_figures_with(dir.path(), "s3://history/team/store", &env);
+    assert_eq!(copied_rows.tokens, figures.tokens);
+    assert_eq!(copied_rows.alerts, figures.alerts);
+    assert!(copied_rows.access > figures.access, "{copied_rows:?}");
 }
 
 #[test]
-fn a_following_service_publishes_each_segment_to_s3() {
+fn a_following_service_publishes_its_history_to_s3() {
     let s3 = S3Server::start();
     let env = s3.env();
     assert_eq!(s3.request("PUT", "/stream", b"").0, 200, "create bucket");
@@ -290,4 +315,32 @@ fn a_following_service_publishes_each_segment_to_s3() {
         !s3.keys("stream", "svc/access/").is_empty(),
         "the segments are objects"
     );
+}
+
+#[test]
+fn a_missing_bucket_stops_a_writer_and_an_empty_prefix_is_not_a_store() {
+    let s3 = S3Server::start();
+    let env = s3.env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = detect_into(&env, dir.path(), "s3://no-such-bucket/x");
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("s3://no-such-bucket/x") && stderr.contains("cannot list the store"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("alerts.ndjson").exists(),
+        "stopped before reading"
+    );
+
+    assert_eq!(s3.request("PUT", "/empty", b"").0, 200, "create bucket");
+    let typo = run_with(
+        &env,
+        dir.path(),
+        &["sql", "--data", "s3://empty/typo", "-c", "SELECT 1"],
+    );
+    assert_eq!(typo.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(stderr.contains("holds no scopewatch store"), "{stderr}");
 }

@@ -19,8 +19,7 @@ use crate::ingest::{DeadLetterWriter, Ingestor, OwnOutputs};
 use crate::pipeline::{replay, Checkpoint, ReplayError, StateDir, StateLock};
 use crate::registry::Registry;
 use crate::sql::history::{
-    check_store, write_alerts, write_baselines, write_dead_letters, DataLocation, HistoryWriter,
-    StoreTarget,
+    write_alerts, write_baselines, write_dead_letters, DataLocation, HistoryWriter, StoreTarget,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -267,14 +266,11 @@ pub fn run(args: DetectArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     let run_id = run_id(&sources);
     let pseudonymizer = args.pseudonym.load()?;
     let store = match args.no_history {
-        false => Some(
-            StoreTarget::open(&args.data)
-                .with_context(|| format!("opening the history store {}", args.data))?,
-        ),
+        false => Some(StoreTarget::open(&args.data).context("opening the history store")?),
         true => None,
     };
     if let Some(store) = &store {
-        check_store(store.dir(), pseudonymizer.as_ref())?;
+        store.check_store(pseudonymizer.as_ref())?;
     }
     let keep_raw = pseudonymizer.is_none();
     let mut history = store.as_ref().map(|store| {

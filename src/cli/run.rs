@@ -23,7 +23,7 @@ use crate::pipeline::stream_history::HistorySettings;
 use crate::registry::Registry;
 use crate::sinks::append_file::AppendFile;
 use crate::sinks::FileSink;
-use crate::sql::history::{check_store, DataLocation, StoreTarget};
+use crate::sql::history::{DataLocation, StoreTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -287,9 +287,8 @@ pub(super) fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistoryS
         return Ok(None);
     }
     let pseudonymizer = args.pseudonym.load()?;
-    let store = StoreTarget::open(&args.data)
-        .with_context(|| format!("opening the history store {}", args.data))?;
-    check_store(store.dir(), pseudonymizer.as_ref())?;
+    let store = StoreTarget::open(&args.data).context("opening the history store")?;
+    store.check_store(pseudonymizer.as_ref())?;
     Ok(Some(HistorySettings {
         store: std::sync::Arc::new(store),
         fhir_base: args.input_options.fhir_base.clone(),

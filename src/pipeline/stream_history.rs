@@ -108,7 +108,7 @@ impl StreamHistory {
     pub fn commit(&mut self) -> Result<(), HistoryError> {
         let written = self.writer.finish()?;
         self.alert_files += write_alerts(self.store.dir(), &self.segment, &self.alerts)?;
-        self.store.publish(&self.segment)?;
+        self.store.publish_segment(&self.segment)?;
         self.alert_rows += self.alerts.len() as u64;
         self.alerts.clear();
         self.counts = HistoryCounts {

@@ -107,6 +107,14 @@ pub async fn open_location(
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udf::register(&ctx);
     let store = StoreFiles::open(location, &ctx)?;
+    if let DataLocation::ObjectStore(url) = location {
+        // A mistyped prefix would otherwise answer every query with no rows.
+        if !store.exists("store.json").await? {
+            return Err(SqlError::Query(format!(
+                "{url} holds no scopewatch store (no store.json): write one with `scopewatch detect … --data {url}`"
+            )));
+        }
+    }
     for (name, schema) in history_tables() {
         if store.has_parquet(name).await? {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))

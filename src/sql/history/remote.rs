@@ -19,9 +19,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig,
+};
 
 use super::location::StoreUrl;
 use super::{is_run_file, HistoryError, RUN_TABLES};
@@ -37,8 +41,28 @@ pub struct RemoteStore {
 impl RemoteStore {
     /// A client for the bucket of `url`, configured from the environment and AWS profile.
     pub fn client(url: &StoreUrl) -> Result<Arc<dyn ObjectStore>, HistoryError> {
-        let builder =
-            super::profile::apply(AmazonS3Builder::from_env()).with_bucket_name(url.bucket.clone());
+        let builder = super::profile::apply(AmazonS3Builder::from_env())
+            .map_err(|message| remote_error(url, message))?
+            .with_bucket_name(url.bucket.clone())
+            // Fail in seconds, not minutes: a service checkpoints while it waits (object_store's
+            // default retries a request for up to 3 minutes).
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(30),
+                ..RetryConfig::default()
+            });
+        // Timeouts only where the environment set none (replacing the client options would
+        // also drop what it set, e.g. AWS_ALLOW_HTTP).
+        let mut builder = builder;
+        for (key, value) in [
+            (ClientConfigKey::ConnectTimeout, "5s"),
+            (ClientConfigKey::Timeout, "300s"),
+        ] {
+            let key = AmazonS3ConfigKey::Client(key);
+            if builder.get_config_value(&key).is_none() {
+                builder = builder.with_config(key, value);
+            }
+        }
         let store = builder.build().map_err(|e| remote_error(url, e))?;
         Ok(Arc::new(store))
     }
@@ -74,6 +98,37 @@ impl RemoteStore {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+
+    /// Lists the store's prefix once, so a missing bucket, a wrong endpoint or refused
+    /// credentials stop a writer before it reads anything (a GET of a missing bucket would
+    /// read as "no such object").
+    pub fn probe(&self) -> Result<(), HistoryError> {
+        let prefix = Key::from(self.url.prefix.as_str());
+        self.block(self.store.list_with_delimiter(Some(&prefix)))
+            .map(|_| ())
+            .map_err(|e| remote_error(&self.url, format!("cannot list the store: {e}")))
+    }
+
+    /// Writes the local file `from` as the object `relative` unless that object exists; when
+    /// it does, true if it holds the same bytes. (Two writers starting at once on a new store
+    /// agree on one marker: the second sees the first's.)
+    pub fn claim(&self, relative: &str, from: &Path) -> Result<bool, HistoryError> {
+        let bytes = std::fs::read(from).map_err(|e| HistoryError::io(from, e))?;
+        let key = Key::from(self.url.key(relative));
+        let payload = PutPayload::from(bytes.clone());
+        let put = self.block(self.store.put_opts(&key, payload, PutMode::Create.into()));
+        match put {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => {
+                let have = self
+                    .block(async { self.store.get(&key).await?.bytes().await })
+                    .map_err(|e| remote_error(&self.url, e))?;
+                Ok(have.as_ref() == bytes.as_slice())
+            }
+            Err(e) => Err(remote_error(&self.url, e)),
+        }
     }
 
     /// Copies the object `relative` to the file `to`; false when there is no such object.
@@ -116,11 +171,17 @@ impl RemoteStore {
 
     /// Uploads the files under `staging` that run `run_id` wrote, and those of no run (the
     /// store's marker, baselines, dead letters), to the same relative key and deletes the local
-    /// copy (dot files, unfinished, aside); then deletes the objects of the run that this
-    /// upload did not write again. Another run's files (a service's other partitions) wait for
-    /// that run's own publish, which alone may delete its objects. Returns the objects written
-    /// and deleted.
-    pub fn publish(&self, staging: &Path, run_id: &str) -> Result<(u64, u64), HistoryError> {
+    /// copy (dot files, unfinished, aside); then, with `replace`, deletes the objects of the
+    /// run that this upload did not write again (a listing of the event and alert tables: once
+    /// per `detect` run; a service's segment needs none, its earlier objects were removed when
+    /// it opened). Another run's files wait for that run's own publish. Returns the objects
+    /// written and deleted.
+    pub fn publish(
+        &self,
+        staging: &Path,
+        run_id: &str,
+        replace: bool,
+    ) -> Result<(u64, u64), HistoryError> {
         let mut files = Vec::new();
         collect_files(staging, staging, &mut files)?;
         let mut written = std::collections::BTreeSet::new();
@@ -135,7 +196,10 @@ impl RemoteStore {
             std::fs::remove_file(&path).map_err(|e| HistoryError::io(&path, e))?;
             written.insert(key.to_string());
         }
-        let removed = self.remove_run_except(run_id, &written)?;
+        let removed = match replace {
+            true => self.remove_run_except(run_id, &written)?,
+            false => 0,
+        };
         Ok((written.len() as u64, removed))
     }
 
