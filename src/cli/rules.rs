@@ -59,13 +59,13 @@ fn table(settings: &RuleSettings) -> String {
         "rule", "category", "enabled", "severity", "score"
     );
     for r in CATALOG {
-        let score = settings.get(r.id).and_then(|o| o.score);
+        let score = settings.get(r.id.as_str()).and_then(|o| o.score);
         out.push_str(&format!(
             "{:<28} {:<14} {:<8} {:<15} {}\n",
             r.id,
             r.category.as_str(),
-            settings.enabled(r.id),
-            effective_severity(settings, r.id, r.severity),
+            settings.enabled(r.id.as_str()),
+            effective_severity(settings, r.id.as_str(), r.severity),
             score.map_or_else(|| "rule's own".to_string(), |s| s.to_string()),
         ));
         for p in r.params {
@@ -86,9 +86,9 @@ fn json(settings: &RuleSettings) -> String {
             serde_json::json!({
                 "id": r.id,
                 "category": r.category.as_str(),
-                "enabled": settings.enabled(r.id),
-                "severity": effective_severity(settings, r.id, r.severity),
-                "score": settings.get(r.id).and_then(|o| o.score),
+                "enabled": settings.enabled(r.id.as_str()),
+                "severity": effective_severity(settings, r.id.as_str(), r.severity),
+                "score": settings.get(r.id.as_str()).and_then(|o| o.score),
                 "summary": r.summary,
                 "params": r.params.iter().map(|p| (p.name.to_string(), serde_json::json!(settings.param(r.id, p.name)))).collect::<serde_json::Map<_, _>>(),
             })

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::TimestampMicrosecondType;
 
 use super::Outcome;
 use crate::alert::silence::{Silence, Silences};
-use crate::alert::{Activity, Alert, Category, Evidence, Severity, Window};
+use crate::alert::{Activity, Alert, Evidence, Severity, Window};
 use crate::event::Timestamp;
 
 #[derive(Debug, clap::Args)]
@@ -193,9 +193,8 @@ fn stored_alerts(data: &Path) -> anyhow::Result<Vec<Alert>> {
                 revision: 0,
                 time: t,
                 client_id: client.value(row).to_string(),
-                category: crate::detect::rules::catalog::info(rule)
-                    .map_or(Category::ScopeCreep, |i| i.category),
-                rule,
+                category: rule.info().category,
+                rule: rule.as_str(),
                 severity: Severity::parse(severity.value(row)).unwrap_or(Severity::Info),
                 score: 0,
                 summary: summary.value(row).to_string(),

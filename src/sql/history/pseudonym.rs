@@ -123,11 +123,36 @@ pub fn check_store(data: &Path, pseudonymizer: Option<&Pseudonymizer>) -> Result
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data).map_err(|e| HistoryError::io(data, e))?;
-            let text = serde_json::to_string(&want).unwrap_or_default();
-            std::fs::write(&path, text).map_err(|e| HistoryError::io(&path, e))
+            if create_marker(data, &path, &want)? {
+                Ok(())
+            } else {
+                // Another writer created it first: judge this run against theirs.
+                check_store(data, pseudonymizer)
+            }
         }
         Err(e) => Err(HistoryError::io(&path, e)),
+    }
+}
+
+/// Creates the marker whole or not at all: written to a private name, then linked into
+/// place, which fails when another process created it meanwhile (false). A reader never sees
+/// a half-written marker; two writers starting together agree on one.
+fn create_marker(data: &Path, path: &Path, want: &StoreMarker) -> Result<bool, HistoryError> {
+    std::fs::create_dir_all(data).map_err(|e| HistoryError::io(data, e))?;
+    let text = serde_json::to_string(want).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{MARKER}."))
+        .tempfile_in(data)
+        .map_err(|e| HistoryError::io(data, e))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| HistoryError::io(data, e))?;
+    match std::fs::hard_link(tmp.path(), path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // A filesystem without hard links: a rename is still atomic for readers.
+        Err(_) => tmp
+            .persist(path)
+            .map(|_| true)
+            .map_err(|e| HistoryError::io(path, e.error)),
     }
 }
 
@@ -157,5 +182,29 @@ mod tests {
         assert!(check_store(dir.path(), Some(&other)).is_err());
         let e = check_store(dir.path(), None).unwrap_err().to_string();
         assert!(e.contains("plain patient ids"), "{e}");
+    }
+
+    /// Writers starting together on a new store never read a half-written marker, and agree
+    /// on one: a writer with other settings is refused.
+    #[test]
+    fn writers_starting_together_agree_on_one_marker() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let data = dir.path().join("store");
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| s.spawn(|| check_store(&data, None)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("join"))
+                    .collect()
+            });
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            let key = Pseudonymizer::new(b"0123456789abcdef-secret").expect("key");
+            assert!(check_store(&data, Some(&key)).is_err());
+            let left: Vec<_> = std::fs::read_dir(&data).expect("dir").flatten().collect();
+            assert_eq!(left.len(), 1, "only the marker: {left:?}");
+        }
     }
 }

@@ -384,7 +384,13 @@ impl Engine {
         };
         let learning = profile.is_learning(start, learning_days);
         if !learning {
-            findings.extend(rules::drift::check_day(client, day, mix, profile));
+            findings.extend(rules::drift::check_day(
+                client,
+                day,
+                mix,
+                profile,
+                &self.rules,
+            ));
         }
         let total = mix.values().sum();
         let weekend = self.clock.is_weekend(start);

@@ -3,11 +3,13 @@
 use crate::alert::{Category, FrameworkRef, Severity};
 use crate::event::{Text, Timestamp};
 
+use super::rules::catalog::RuleId;
+
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub client_id: Text,
-    pub rule: &'static str,
+    pub rule: RuleId,
     /// What recurs within one incident (PHI-free): for a gap the resource type and interaction,
     /// for a scope rule the scope; empty when the rule has one cause per app. Incidents are
     /// kept per app × rule × cause.

@@ -13,7 +13,7 @@ use crate::alert::{Activity, Alert, Category, Evidence, FrameworkRef, Severity, 
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 use super::finding::Finding;
-use super::rules::catalog::rule_id;
+use super::rules::catalog::RuleId;
 
 const MAX_TOKEN_IDS: usize = 10;
 const MAX_EXAMPLES: usize = 5;
@@ -45,7 +45,7 @@ pub struct IncidentState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FindingState {
     pub client_id: Text,
-    pub rule: String,
+    pub rule: RuleId,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cause: String,
     pub category: Category,
@@ -66,7 +66,7 @@ impl From<&Finding> for FindingState {
     fn from(f: &Finding) -> FindingState {
         FindingState {
             client_id: f.client_id.clone(),
-            rule: f.rule.to_string(),
+            rule: f.rule,
             cause: f.cause.clone(),
             category: f.category,
             severity: f.severity,
@@ -89,7 +89,6 @@ impl From<&Finding> for FindingState {
 
 impl FindingState {
     fn into_finding(self) -> Result<Finding, String> {
-        let rule = rule_id(&self.rule).ok_or_else(|| format!("unknown rule id '{}'", self.rule))?;
         let references = self
             .references
             .iter()
@@ -100,7 +99,7 @@ impl FindingState {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Finding {
             client_id: self.client_id,
-            rule,
+            rule: self.rule,
             cause: self.cause,
             category: self.category,
             severity: self.severity,
@@ -118,7 +117,7 @@ impl FindingState {
 }
 
 /// App, rule, cause.
-type IncidentKey = (Text, &'static str, String);
+type IncidentKey = (Text, RuleId, String);
 
 /// Default quiet period: a cause silent for a day has stopped.
 pub const DEFAULT_QUIET_SECONDS: i64 = 24 * 3600;
@@ -147,7 +146,7 @@ impl Incidents {
         let f = &open.latest;
         let (id, incident_id) = Alert::ids(
             &f.client_id,
-            f.rule,
+            f.rule.as_str(),
             &f.cause,
             open.incident_start,
             open.revision,
@@ -163,7 +162,7 @@ impl Incidents {
             time: f.time,
             client_id: f.client_id.to_string(),
             category: f.category,
-            rule: f.rule,
+            rule: f.rule.as_str(),
             severity: f.severity,
             score: f.score,
             summary: f.summary.clone(),
@@ -333,7 +332,7 @@ mod tests {
     fn finding(minute: i64, severity: Severity) -> Finding {
         Finding {
             client_id: "app".into(),
-            rule: "enforcement_gap",
+            rule: RuleId::EnforcementGap,
             cause: String::new(),
             category: Category::ScopeCreep,
             severity,

@@ -18,7 +18,7 @@ use crate::smart::scope::ScopeSet;
 use super::engine::{Engine, EngineConfig, EngineStats};
 use super::incidents::{IncidentState, Incidents};
 use super::order::{OrderState, ReorderBuffer};
-use super::rules::catalog::rule_id;
+use super::rules::catalog::RuleId;
 use super::rules::volume::TokenUsage;
 use super::tokens::{TokenCache, TokenCacheState};
 
@@ -58,7 +58,7 @@ pub struct UsageState {
     pub pages: u64,
     pub max_count: u32,
     pub patients: Vec<Text>,
-    pub fired: Vec<String>,
+    pub fired: Vec<RuleId>,
     #[serde(default)]
     pub retrieved: u64,
 }
@@ -100,7 +100,7 @@ impl Engine {
                 pages: u.pages,
                 max_count: u.max_count,
                 patients: u.patients.iter().cloned().collect(),
-                fired: u.fired.iter().map(|r| r.to_string()).collect(),
+                fired: u.fired.iter().copied().collect(),
                 retrieved: u.retrieved,
             })
             .collect();
@@ -177,13 +177,7 @@ impl Engine {
         let token_cache = engine.budget.token_cache(&config.token_cache);
         engine.tokens = TokenCache::from_state(token_cache, state.tokens);
         for u in state.usage {
-            let fired = u
-                .fired
-                .iter()
-                .map(|r| {
-                    rule_id(r).ok_or_else(|| StateError::Invalid(format!("unknown rule id '{r}'")))
-                })
-                .collect::<Result<_, _>>()?;
+            let fired = u.fired.into_iter().collect();
             engine.usage.insert(
                 u.token_id,
                 TokenUsage {

@@ -2,12 +2,104 @@
 //! them as text and is mapped back through this list, so an unknown id in a state file is an
 //! error rather than a silently different rule.
 
+use serde::{Deserialize, Serialize};
+
 use crate::alert::Category;
+
+/// A rule's id: what findings, alerts, snapshots and rules files name it by. Declared in
+/// catalog order (`CATALOG[id as usize]` is its entry); serialised as its snake_case name.
+/// Ordered by name, as the text ids it replaces were (incident maps and their output order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleId {
+    EnforcementGap,
+    NewScope,
+    WildcardBroadening,
+    ContextEscalation,
+    OfflineAccessNew,
+    RefreshBroadening,
+    RegistryScopeViolation,
+    RegistryModeViolation,
+    RegistryPurposeViolation,
+    NewGrantType,
+    NewPurpose,
+    BulkExportNew,
+    EverythingNew,
+    PopulationAccessNew,
+    PatientFanout,
+    ResourceMixShift,
+    OffHours,
+    DormantAppActive,
+    NewApp,
+    HourlyBurst,
+    TokenOutlier,
+    SlowDrip,
+    PagingSweep,
+    ExpiredTokenUse,
+    RevokedTokenUse,
+    UnverifiedAccess,
+}
+
+impl RuleId {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuleId::EnforcementGap => "enforcement_gap",
+            RuleId::NewScope => "new_scope",
+            RuleId::WildcardBroadening => "wildcard_broadening",
+            RuleId::ContextEscalation => "context_escalation",
+            RuleId::OfflineAccessNew => "offline_access_new",
+            RuleId::RefreshBroadening => "refresh_broadening",
+            RuleId::RegistryScopeViolation => "registry_scope_violation",
+            RuleId::RegistryModeViolation => "registry_mode_violation",
+            RuleId::RegistryPurposeViolation => "registry_purpose_violation",
+            RuleId::NewGrantType => "new_grant_type",
+            RuleId::NewPurpose => "new_purpose",
+            RuleId::BulkExportNew => "bulk_export_new",
+            RuleId::EverythingNew => "everything_new",
+            RuleId::PopulationAccessNew => "population_access_new",
+            RuleId::PatientFanout => "patient_fanout",
+            RuleId::ResourceMixShift => "resource_mix_shift",
+            RuleId::OffHours => "off_hours",
+            RuleId::DormantAppActive => "dormant_app_active",
+            RuleId::NewApp => "new_app",
+            RuleId::HourlyBurst => "hourly_burst",
+            RuleId::TokenOutlier => "token_outlier",
+            RuleId::SlowDrip => "slow_drip",
+            RuleId::PagingSweep => "paging_sweep",
+            RuleId::ExpiredTokenUse => "expired_token_use",
+            RuleId::RevokedTokenUse => "revoked_token_use",
+            RuleId::UnverifiedAccess => "unverified_access",
+        }
+    }
+
+    /// The catalog entry.
+    pub fn info(self) -> &'static RuleInfo {
+        &CATALOG[self as usize]
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Ord for RuleId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for RuleId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// What the catalog says about one rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RuleInfo {
-    pub id: &'static str,
+    pub id: RuleId,
     pub category: Category,
     /// The severity the rule gives (some rules choose between two by what they saw).
     pub severity: &'static str,
@@ -29,7 +121,7 @@ pub struct Param {
 }
 
 const fn rule(
-    id: &'static str,
+    id: RuleId,
     category: Category,
     severity: &'static str,
     summary: &'static str,
@@ -71,7 +163,7 @@ pub const PATIENT_FANOUT_PARAMS: [Param; 3] = [
     param("min_limit", 20.0, "other tokens: never a limit below this"),
 ];
 
-pub const TOKEN_OUTLIER_PARAMS: [Param; 2] = [
+pub const TOKEN_OUTLIER_PARAMS: [Param; 5] = [
     param(
         "p99_multiple",
         5.0,
@@ -81,6 +173,21 @@ pub const TOKEN_OUTLIER_PARAMS: [Param; 2] = [
         "min_requests",
         200.0,
         "and beyond at least this many requests",
+    ),
+    param(
+        "retrieved_median_multiple",
+        10.0,
+        "or data retrieved (resources, else served requests) beyond this many times the typical token's",
+    ),
+    param(
+        "retrieved_p99_multiple",
+        3.0,
+        "and beyond this many times the app's p99",
+    ),
+    param(
+        "min_retrieved",
+        200.0,
+        "and beyond at least this much",
     ),
 ];
 
@@ -116,6 +223,33 @@ pub const SLOW_DRIP_PARAMS: [Param; 3] = [
     ),
 ];
 
+pub const PAGING_SWEEP_PARAMS: [Param; 2] = [
+    param(
+        "p99_multiple",
+        5.0,
+        "large pages followed by one token beyond this many times the app's p99",
+    ),
+    param("min_pages", 20.0, "and beyond at least this many pages"),
+];
+
+pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 3] = [
+    param(
+        "min_baseline_requests",
+        100.0,
+        "requests in the app's established resource mix before a day is judged against it",
+    ),
+    param(
+        "min_day_requests",
+        20.0,
+        "requests in the day before it is judged",
+    ),
+    param(
+        "min_rare_requests",
+        20.0,
+        "requests that day of types under 1 % of the baseline (and at least 20 % of the day)",
+    ),
+];
+
 pub const OFF_HOURS_PARAMS: [Param; 1] = [param(
     "min_requests",
     20.0,
@@ -132,107 +266,110 @@ pub const DORMANT_PARAMS: [Param; 1] = [param(
 /// is generated from it.
 pub const CATALOG: [RuleInfo; 26] = [
     rule(
-        "enforcement_gap",
+        RuleId::EnforcementGap,
         Category::ScopeCreep,
         "high",
         "An access served (2xx) that the token's granted scopes do not cover as SMART defines coverage.",
     ),
     rule(
-        "new_scope",
+        RuleId::NewScope,
         Category::ScopeCreep,
         "medium",
         "A grant adds permissions the app never held.",
     ),
     rule(
-        "wildcard_broadening",
+        RuleId::WildcardBroadening,
         Category::ScopeCreep,
         "high",
         "A grant adds a `*` resource scope.",
     ),
     rule(
-        "context_escalation",
+        RuleId::ContextEscalation,
         Category::ScopeCreep,
         "high",
         "Scopes move up a context: patient, then user, then system.",
     ),
     rule(
-        "offline_access_new",
+        RuleId::OfflineAccessNew,
         Category::ScopeCreep,
         "medium",
         "`offline_access` granted for the first time.",
     ),
     rule(
-        "refresh_broadening",
+        RuleId::RefreshBroadening,
         Category::ScopeCreep,
         "high",
         "A refresh grants more than any grant it could have refreshed.",
     ),
     rule(
-        "registry_scope_violation",
+        RuleId::RegistryScopeViolation,
         Category::ScopeCreep,
         "medium or high",
         "Granted scopes outside the app's registry entry (high when broad).",
     ),
     rule(
-        "registry_mode_violation",
+        RuleId::RegistryModeViolation,
         Category::ScopeCreep,
         "high",
         "A launch context or grant type the registry does not allow the app.",
     ),
     rule(
-        "registry_purpose_violation",
+        RuleId::RegistryPurposeViolation,
         Category::PurposeDrift,
         "medium",
         "A purpose of use the registry does not allow the app.",
     ),
     rule(
-        "new_grant_type",
+        RuleId::NewGrantType,
         Category::PurposeDrift,
         "medium",
         "A grant type the app never used.",
     ),
     rule(
-        "new_purpose",
+        RuleId::NewPurpose,
         Category::PurposeDrift,
         "medium",
         "A purpose of use the app never used.",
     ),
     rule(
-        "bulk_export_new",
+        RuleId::BulkExportNew,
         Category::PurposeDrift,
         "high",
         "A Bulk Data `$export` by an app that never ran one.",
     ),
     rule(
-        "everything_new",
+        RuleId::EverythingNew,
         Category::PurposeDrift,
         "medium",
         "`$everything` by an app that never ran it.",
     ),
     rule(
-        "population_access_new",
+        RuleId::PopulationAccessNew,
         Category::PurposeDrift,
         "medium",
         "A search across all patients by an app that worked one patient at a time.",
     ),
     with_params(
         rule(
-            "patient_fanout",
+            RuleId::PatientFanout,
             Category::PurposeDrift,
             "medium or high",
             "One token touches many distinct patients (high for a patient-bound token).",
         ),
         &PATIENT_FANOUT_PARAMS,
     ),
-    rule(
-        "resource_mix_shift",
-        Category::PurposeDrift,
-        "medium or high",
-        "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+    with_params(
+        rule(
+            RuleId::ResourceMixShift,
+            Category::PurposeDrift,
+            "medium or high",
+            "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+        ),
+        &RESOURCE_MIX_SHIFT_PARAMS,
     ),
     with_params(
         rule(
-            "off_hours",
+            RuleId::OffHours,
             Category::PurposeDrift,
             "medium",
             "Many requests in an hour where the app is normally silent.",
@@ -241,7 +378,7 @@ pub const CATALOG: [RuleInfo; 26] = [
     ),
     with_params(
         rule(
-            "dormant_app_active",
+            RuleId::DormantAppActive,
             Category::PurposeDrift,
             "medium",
             "An app acts again after 30 days of silence.",
@@ -249,14 +386,14 @@ pub const CATALOG: [RuleInfo; 26] = [
         &DORMANT_PARAMS,
     ),
     rule(
-        "new_app",
+        RuleId::NewApp,
         Category::PurposeDrift,
         "info",
         "An app's first event.",
     ),
     with_params(
         rule(
-            "hourly_burst",
+            RuleId::HourlyBurst,
             Category::DataVolume,
             "medium or high",
             "Requests in an hour far above the seasonal expectation.",
@@ -265,7 +402,7 @@ pub const CATALOG: [RuleInfo; 26] = [
     ),
     with_params(
         rule(
-            "token_outlier",
+            RuleId::TokenOutlier,
             Category::DataVolume,
             "medium",
             "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
@@ -274,33 +411,36 @@ pub const CATALOG: [RuleInfo; 26] = [
     ),
     with_params(
         rule(
-            "slow_drip",
+            RuleId::SlowDrip,
             Category::DataVolume,
             "medium",
             "Daily totals sustained above the app's usual level for days.",
         ),
         &SLOW_DRIP_PARAMS,
     ),
-    rule(
-        "paging_sweep",
-        Category::DataVolume,
-        "medium",
-        "One token follows far more large pages than usual.",
+    with_params(
+        rule(
+            RuleId::PagingSweep,
+            Category::DataVolume,
+            "medium",
+            "One token follows far more large pages than usual.",
+        ),
+        &PAGING_SWEEP_PARAMS,
     ),
     rule(
-        "expired_token_use",
+        RuleId::ExpiredTokenUse,
         Category::ScopeCreep,
         "medium",
         "An access served with a token past its lifetime.",
     ),
     rule(
-        "revoked_token_use",
+        RuleId::RevokedTokenUse,
         Category::ScopeCreep,
         "high",
         "An access served with a token after its revocation.",
     ),
     rule(
-        "unverified_access",
+        RuleId::UnverifiedAccess,
         Category::ScopeCreep,
         "low",
         "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
@@ -312,20 +452,20 @@ pub const RULE_IDS: [&str; CATALOG.len()] = {
     let mut ids = [""; CATALOG.len()];
     let mut i = 0;
     while i < CATALOG.len() {
-        ids[i] = CATALOG[i].id;
+        ids[i] = CATALOG[i].id.as_str();
         i += 1;
     }
     ids
 };
 
-/// The static id for a rule named in a snapshot or a rules file.
-pub fn rule_id(name: &str) -> Option<&'static str> {
-    RULE_IDS.iter().copied().find(|r| *r == name)
+/// The rule a snapshot, a rules file or a silence names.
+pub fn rule_id(name: &str) -> Option<RuleId> {
+    CATALOG.iter().map(|r| r.id).find(|id| id.as_str() == name)
 }
 
-/// The catalog entry of a rule id.
-pub fn info(id: &str) -> Option<&'static RuleInfo> {
-    CATALOG.iter().find(|r| r.id == id)
+/// The catalog entry of a rule named by text.
+pub fn info(name: &str) -> Option<&'static RuleInfo> {
+    rule_id(name).map(RuleId::info)
 }
 
 #[cfg(test)]
@@ -353,33 +493,14 @@ mod tests {
         assert!(readme.contains(&count), "README should say \"{count}\"");
     }
 
+    /// The catalog holds each id once, at its own index, and an id's text is its serde name.
     #[test]
-    fn every_rule_id_in_the_sources_is_catalogued() {
-        // Rule ids appear in the sources as `id: "…"` / `rule: "…"` / quoted in rule tuples.
-        let sources = [
-            include_str!("drift.rs"),
-            include_str!("enforcement.rs"),
-            include_str!("novelty.rs"),
-            include_str!("registry.rs"),
-            include_str!("volume.rs"),
-        ];
-        for src in sources {
-            for line in src.lines() {
-                let t = line.trim();
-                let quoted = t
-                    .strip_prefix("id: \"")
-                    .or_else(|| t.strip_prefix("rule: \""))
-                    .or_else(|| t.strip_prefix("pub const RULE: &str = \""))
-                    .or_else(|| t.strip_prefix("pub const SCOPE_RULE: &str = \""))
-                    .or_else(|| t.strip_prefix("pub const MODE_RULE: &str = \""))
-                    .or_else(|| t.strip_prefix("pub const PURPOSE_RULE: &str = \""));
-                let quoted =
-                    quoted.or_else(|| t.split_once("fired.insert(\"").map(|(_, rest)| rest));
-                if let Some(rest) = quoted {
-                    let id = rest.split('"').next().unwrap_or_default();
-                    assert!(rule_id(id).is_some(), "rule `{id}` missing from RULE_IDS");
-                }
-            }
+    fn every_rule_id_is_catalogued_at_its_index() {
+        for (i, info) in CATALOG.iter().enumerate() {
+            assert_eq!(info.id as usize, i, "{} out of place", info.id);
+            let json = serde_json::to_string(&info.id).expect("serialise");
+            assert_eq!(json, format!("\"{}\"", info.id.as_str()));
+            assert_eq!(rule_id(info.id.as_str()), Some(info.id));
         }
         assert_eq!(rule_id("no_such_rule"), None);
     }

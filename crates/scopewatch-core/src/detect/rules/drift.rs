@@ -18,6 +18,7 @@ use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 use super::super::finding::Finding;
+use super::catalog::RuleId;
 use super::settings::RuleSettings;
 use super::volume::surprise_score;
 
@@ -48,11 +49,14 @@ pub fn check_day(
     (day_start, day_end): (Timestamp, Timestamp),
     day: &BTreeMap<String, u64>,
     profile: &AppProfile,
+    settings: &RuleSettings,
 ) -> Option<Finding> {
+    let threshold = |name| settings.param(RuleId::ResourceMixShift, name) as u64;
     let base = baseline_mix(profile);
     let base_total: u64 = base.values().sum();
     let day_total: u64 = day.values().sum();
-    if base_total < 100 || day_total < 20 {
+    if base_total < threshold("min_baseline_requests") || day_total < threshold("min_day_requests")
+    {
         return None;
     }
     let share = |ty: &str| base.get(ty).copied().unwrap_or(0) as f64 / base_total as f64;
@@ -62,7 +66,7 @@ pub fn check_day(
         .map(|(ty, n)| (ty, *n))
         .collect();
     let rare_total: u64 = rare.iter().map(|(_, n)| n).sum();
-    if rare_total < 20 || (rare_total as f64) < 0.2 * day_total as f64 {
+    if rare_total < threshold("min_rare_requests") || (rare_total as f64) < 0.2 * day_total as f64 {
         return None;
     }
     // Chi-square goodness of fit of the day against the (smoothed) baseline proportions.
@@ -90,7 +94,7 @@ pub fn check_day(
     let new_types: Vec<&str> = rare.iter().map(|(ty, _)| ty.as_str()).collect();
     Some(Finding {
         client_id: client_id.clone(),
-        rule: "resource_mix_shift",
+        rule: RuleId::ResourceMixShift,
         cause: String::new(),
         category: Category::PurposeDrift,
         severity: if sensitive { Severity::High } else { Severity::Medium },
@@ -137,7 +141,7 @@ pub fn check_off_hours(
         .filter(|s| s.n >= 6)
         .map(|s| s.mean)
         .fold(0.0_f64, f64::max);
-    let min_requests = settings.param("off_hours", "min_requests");
+    let min_requests = settings.param(RuleId::OffHours, "min_requests");
     if (requests as f64) < min_requests
         || slot.n < 6
         || busiest <= 0.0
@@ -153,7 +157,7 @@ pub fn check_off_hours(
     }
     Some(Finding {
         client_id: client_id.clone(),
-        rule: "off_hours",
+        rule: RuleId::OffHours,
         cause: String::new(),
         category: Category::PurposeDrift,
         severity: Severity::Medium,

@@ -13,8 +13,9 @@ use crate::smart::request::request_shape;
 use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
 use super::super::finding::Finding;
 use super::super::tokens::TokenInfo;
+use super::catalog::RuleId;
 
-pub const RULE: &str = "enforcement_gap";
+pub const RULE: RuleId = RuleId::EnforcementGap;
 
 pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     if !explained.is_enforcement_gap() {
@@ -64,7 +65,7 @@ pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding>
     })
 }
 
-pub const EXPIRED_RULE: &str = "expired_token_use";
+pub const EXPIRED_RULE: RuleId = RuleId::ExpiredTokenUse;
 /// Clock skew between the authorization server and the FHIR server is tolerated up to this.
 const EXPIRY_SKEW_SECONDS: i64 = 60;
 
@@ -136,7 +137,7 @@ fn launch_fit_name(launch: LaunchFit) -> &'static str {
     }
 }
 
-pub const REVOKED_RULE: &str = "revoked_token_use";
+pub const REVOKED_RULE: RuleId = RuleId::RevokedTokenUse;
 
 /// `revoked_token_use` (scope_creep, high): an access served with a token after its revocation
 /// was logged. RFC 7009 §2: after a revocation request the token is invalid and the resource
@@ -171,7 +172,7 @@ pub fn check_revoked(access: &AccessEvent, explained: &Explained<'_>) -> Option<
     })
 }
 
-pub const UNVERIFIED_RULE: &str = "unverified_access";
+pub const UNVERIFIED_RULE: RuleId = RuleId::UnverifiedAccess;
 
 /// `unverified_access` (scope_creep, low): served, and whether the token allowed it cannot be
 /// decided from the log — a read by id under a query-constrained scope (SMART 2.x granular

@@ -19,10 +19,11 @@ use crate::smart::request::{request_shape, FhirRequest};
 use crate::smart::scope::{Scope, ScopeSet};
 
 use super::super::finding::Finding;
+use super::catalog::RuleId;
 
 /// What identifies a rule's findings: id, family, how severe, and its framework references.
 struct Rule {
-    id: &'static str,
+    id: RuleId,
     category: Category,
     severity: Severity,
     score: u8,
@@ -30,42 +31,42 @@ struct Rule {
 }
 
 const NEW_APP: Rule = Rule {
-    id: "new_app",
+    id: RuleId::NewApp,
     category: Category::PurposeDrift,
     severity: Severity::Info,
     score: 10,
     references: &[CSF_DE_CM_03],
 };
 const CONTEXT_ESCALATION: Rule = Rule {
-    id: "context_escalation",
+    id: RuleId::ContextEscalation,
     category: Category::ScopeCreep,
     severity: Severity::High,
     score: 80,
     references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
 };
 const WILDCARD_BROADENING: Rule = Rule {
-    id: "wildcard_broadening",
+    id: RuleId::WildcardBroadening,
     category: Category::ScopeCreep,
     severity: Severity::High,
     score: 75,
     references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
 };
 const NEW_SCOPE: Rule = Rule {
-    id: "new_scope",
+    id: RuleId::NewScope,
     category: Category::ScopeCreep,
     severity: Severity::Medium,
     score: 55,
     references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
 };
 const OFFLINE_ACCESS_NEW: Rule = Rule {
-    id: "offline_access_new",
+    id: RuleId::OfflineAccessNew,
     category: Category::ScopeCreep,
     severity: Severity::Medium,
     score: 60,
     references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED],
 };
 const DORMANT_APP_ACTIVE: Rule = Rule {
-    id: "dormant_app_active",
+    id: RuleId::DormantAppActive,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 60,
@@ -74,42 +75,42 @@ const DORMANT_APP_ACTIVE: Rule = Rule {
 
 /// A backend client suddenly used through an interactive login is human use of an NHI.
 const NEW_GRANT_TYPE_INTERACTIVE: Rule = Rule {
-    id: "new_grant_type",
+    id: RuleId::NewGrantType,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 60,
     references: &[NHI10_HUMAN_USE, CSF_DE_CM_03],
 };
 const NEW_GRANT_TYPE: Rule = Rule {
-    id: "new_grant_type",
+    id: RuleId::NewGrantType,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 60,
     references: &[NHI5_OVERPRIVILEGED, CSF_DE_CM_03],
 };
 const NEW_PURPOSE: Rule = Rule {
-    id: "new_purpose",
+    id: RuleId::NewPurpose,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 55,
     references: &[CSF_DE_CM_03],
 };
 const BULK_EXPORT_NEW: Rule = Rule {
-    id: "bulk_export_new",
+    id: RuleId::BulkExportNew,
     category: Category::PurposeDrift,
     severity: Severity::High,
     score: 80,
     references: &[ATTACK_T1530, ATTACK_T1213, CSF_DE_CM_03],
 };
 const EVERYTHING_NEW: Rule = Rule {
-    id: "everything_new",
+    id: RuleId::EverythingNew,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 65,
     references: &[ATTACK_T1213, CSF_DE_CM_03],
 };
 const POPULATION_ACCESS_NEW: Rule = Rule {
-    id: "population_access_new",
+    id: RuleId::PopulationAccessNew,
     category: Category::PurposeDrift,
     severity: Severity::Medium,
     score: 65,
@@ -159,7 +160,7 @@ pub fn new_app(common: &Common) -> Finding {
 }
 
 const REFRESH_BROADENING: Rule = Rule {
-    id: "refresh_broadening",
+    id: RuleId::RefreshBroadening,
     category: Category::ScopeCreep,
     severity: Severity::High,
     score: 80,
@@ -214,7 +215,7 @@ pub fn dormant(
 ) -> Option<Finding> {
     let silent_days =
         (common.time.0 - profile.last_seen.0) / (86_400 * crate::event::MICROS_PER_SECOND);
-    if (silent_days as f64) < settings.param("dormant_app_active", "dormant_days") {
+    if (silent_days as f64) < settings.param(RuleId::DormantAppActive, "dormant_days") {
         return None;
     }
     let client = &common.client_id;

@@ -15,11 +15,13 @@ use crate::event::{AccessEvent, TokenAction, TokenEvent};
 use crate::registry::Registry;
 use crate::smart::scope::ScopeSet;
 
+use super::catalog::RuleId;
+
 use super::super::finding::Finding;
 
-pub const SCOPE_RULE: &str = "registry_scope_violation";
-pub const MODE_RULE: &str = "registry_mode_violation";
-pub const PURPOSE_RULE: &str = "registry_purpose_violation";
+pub const SCOPE_RULE: RuleId = RuleId::RegistryScopeViolation;
+pub const MODE_RULE: RuleId = RuleId::RegistryModeViolation;
+pub const PURPOSE_RULE: RuleId = RuleId::RegistryPurposeViolation;
 
 pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) -> Vec<Finding> {
     let mut out = Vec::new();

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::catalog::{info, CATALOG};
+use super::catalog::{info, rule_id, RuleId, CATALOG};
 use crate::alert::Severity;
 use crate::detect::finding::Finding;
 
@@ -34,10 +34,10 @@ pub struct RuleOverride {
 /// Every rule's settings (rules not named keep their defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleSettings {
-    overrides: BTreeMap<&'static str, RuleOverride>,
+    overrides: BTreeMap<RuleId, RuleOverride>,
     /// Every declared threshold, resolved once (the file's value, else the catalog's
     /// default): rules read them per access, so no catalog search on that path.
-    thresholds: BTreeMap<(&'static str, &'static str), f64>,
+    thresholds: BTreeMap<(RuleId, &'static str), f64>,
 }
 
 impl Default for RuleSettings {
@@ -162,12 +162,12 @@ impl RuleSettings {
 
     /// A rule's threshold: the file's value, else the catalog's default (0 for a name the
     /// catalog does not declare).
-    pub fn param(&self, rule: &'static str, name: &'static str) -> f64 {
+    pub fn param(&self, rule: RuleId, name: &'static str) -> f64 {
         self.thresholds.get(&(rule, name)).copied().unwrap_or(0.0)
     }
 
     pub fn get(&self, rule: &str) -> Option<&RuleOverride> {
-        self.overrides.get(rule)
+        self.overrides.get(&rule_id(rule)?)
     }
 
     pub fn enabled(&self, rule: &str) -> bool {
@@ -176,7 +176,7 @@ impl RuleSettings {
 
     /// The finding as the settings want it, or None when its rule is disabled.
     pub fn apply(&self, mut finding: Finding) -> Option<Finding> {
-        let Some(o) = self.get(finding.rule) else {
+        let Some(o) = self.overrides.get(&finding.rule) else {
             return Some(finding);
         };
         if o.enabled == Some(false) {
@@ -208,12 +208,12 @@ mod tests {
         let o = s.get("off_hours").expect("off_hours");
         assert_eq!((o.severity, o.score), (Some(Severity::Low), Some(30)));
         assert_eq!(
-            s.param("off_hours", "min_requests"),
+            s.param(RuleId::OffHours, "min_requests"),
             20.0,
             "the catalog's default"
         );
         let s = RuleSettings::parse("[off_hours]\nmin_requests = 50\n", "r.toml").expect("parse");
-        assert_eq!(s.param("off_hours", "min_requests"), 50.0);
+        assert_eq!(s.param(RuleId::OffHours, "min_requests"), 50.0);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{request_shape, FhirRequest};
 
 use super::super::finding::Finding;
+use super::catalog::RuleId;
 use super::settings::RuleSettings;
 
 /// Histograms need this many finished tokens before per-token thresholds are trusted.
@@ -51,7 +52,7 @@ pub struct TokenUsage {
     pub max_count: u32,
     /// Distinct patients named by its requests (capped; PHI — never logged).
     pub patients: BTreeSet<Text>,
-    pub fired: BTreeSet<&'static str>,
+    pub fired: BTreeSet<RuleId>,
     /// Data retrieved: resources returned where the source logs them, else served requests.
     pub retrieved: u64,
 }
@@ -98,7 +99,7 @@ pub fn surprise_score(p: f64) -> u8 {
 
 fn base(
     access: &AccessEvent,
-    rule: &'static str,
+    rule: RuleId,
     category: Category,
     severity: Severity,
     score: u8,
@@ -130,7 +131,7 @@ fn outlier(
 ) -> Finding {
     let mut f = base(
         access,
-        "token_outlier",
+        RuleId::TokenOutlier,
         Category::DataVolume,
         Severity::Medium,
         70,
@@ -155,7 +156,7 @@ pub fn check_token_usage(
     let trusted = profile.token_requests.total() >= MIN_TOKENS;
 
     let patients = usage.patients.len() as u64;
-    let fanout = |name| settings.param("patient_fanout", name);
+    let fanout = |name| settings.param(RuleId::PatientFanout, name);
     let fanout_limit = if has_launch_patient {
         Some(fanout("patient_bound_limit") as u64)
     } else if trusted {
@@ -165,10 +166,10 @@ pub fn check_token_usage(
         None
     };
     if let Some(limit) = fanout_limit {
-        if patients > limit && usage.fired.insert("patient_fanout") {
+        if patients > limit && usage.fired.insert(RuleId::PatientFanout) {
             let mut f = base(
                 access,
-                "patient_fanout",
+                RuleId::PatientFanout,
                 Category::PurposeDrift,
                 Severity::High,
                 80,
@@ -189,11 +190,11 @@ pub fn check_token_usage(
     if !trusted {
         return out;
     }
-    let outlier_param = |name| settings.param("token_outlier", name);
+    let outlier_param = |name| settings.param(RuleId::TokenOutlier, name);
     let request_limit = ((outlier_param("p99_multiple")
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
-    if usage.requests > request_limit && usage.fired.insert("token_outlier") {
+    if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
         out.push(outlier(
             access,
             format!(
@@ -208,11 +209,12 @@ pub fn check_token_usage(
     let retrieved_trusted = profile.token_retrieved.total() >= MIN_TOKENS;
     let typical = profile.token_retrieved.quantile_upper(0.5);
     let p99 = profile.token_retrieved.quantile_upper(0.99);
-    let retrieved_limit = typical
-        .saturating_mul(10)
-        .max(p99.saturating_mul(3))
-        .max(200);
-    if retrieved_trusted && usage.retrieved > retrieved_limit && usage.fired.insert("token_outlier")
+    let retrieved_limit = ((outlier_param("retrieved_median_multiple") * typical as f64) as u64)
+        .max((outlier_param("retrieved_p99_multiple") * p99 as f64) as u64)
+        .max(outlier_param("min_retrieved") as u64);
+    if retrieved_trusted
+        && usage.retrieved > retrieved_limit
+        && usage.fired.insert(RuleId::TokenOutlier)
     {
         out.push(outlier(
             access,
@@ -224,11 +226,14 @@ pub fn check_token_usage(
             json!({ "retrieved_per_token_median": typical, "retrieved_per_token_p99": p99, "tokens": profile.token_retrieved.total() }),
         ));
     }
-    let page_limit = (5 * profile.token_pages.quantile_upper(0.99)).max(20);
-    if usage.pages > page_limit && usage.fired.insert("paging_sweep") {
+    let paging = |name| settings.param(RuleId::PagingSweep, name);
+    let page_limit = ((paging("p99_multiple") * profile.token_pages.quantile_upper(0.99) as f64)
+        as u64)
+        .max(paging("min_pages") as u64);
+    if usage.pages > page_limit && usage.fired.insert(RuleId::PagingSweep) {
         let mut f = base(
             access,
-            "paging_sweep",
+            RuleId::PagingSweep,
             Category::DataVolume,
             Severity::Medium,
             65,
@@ -284,7 +289,7 @@ pub fn check_hour(
     }
     let p = upper_tail(requests, slot);
     let sd = slot.var.sqrt().max(spread_floor(slot.mean));
-    let burst = |name| settings.param("hourly_burst", name);
+    let burst = |name| settings.param(RuleId::HourlyBurst, name);
     let practical = requests as f64
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
@@ -294,7 +299,7 @@ pub fn check_hour(
     }
     let finding = Finding {
         client_id: client_id.clone(),
-        rule: "hourly_burst",
+        rule: RuleId::HourlyBurst,
         cause: String::new(),
         category: Category::DataVolume,
         severity: if p < 1e-12 { Severity::High } else { Severity::Medium },
@@ -348,7 +353,7 @@ pub fn check_daily(
     learning: bool,
     settings: &RuleSettings,
 ) -> Option<Finding> {
-    let drip = |name| settings.param("slow_drip", name);
+    let drip = |name| settings.param(RuleId::SlowDrip, name);
     let index = usize::from(weekend);
     let slot = *profile.daily_requests.get(index)?;
     let value = total as f64;
@@ -425,7 +430,7 @@ fn drip_finding(
 ) -> Finding {
     Finding {
         client_id: client_id.clone(),
-        rule: "slow_drip",
+        rule: RuleId::SlowDrip,
         cause: String::new(),
         category: Category::DataVolume,
         severity: Severity::Medium,
@@ -541,7 +546,10 @@ mod tests {
         let (f, anomalous) = check_hour(&id, t, 400, &slot, &defaults);
         let f = f.unwrap();
         assert!(anomalous);
-        assert_eq!((f.rule, f.category), ("hourly_burst", Category::DataVolume));
+        assert_eq!(
+            (f.rule, f.category),
+            (RuleId::HourlyBurst, Category::DataVolume)
+        );
         assert_eq!(f.time, Timestamp(3_600_000_000));
         // A rules file raises the floor without recompiling: 400 is no longer a burst.
         let tuned =
