@@ -24,16 +24,10 @@ pub fn run_outputs(
 /// refused with a usage error, as a path like `s3://x` would otherwise silently become the
 /// local directory `./s3:/x`. detect, run and sql take `s3://` (`DataLocation`).
 pub fn local_store(text: &str) -> Result<std::path::PathBuf, String> {
-    if let Some((scheme, _)) = text.split_once("://") {
-        if !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err(format!(
-                "`{scheme}://` is not supported here: this command reads a local directory (detect, run and sql take s3://bucket/prefix; copy the store locally for this one)"
-            ));
-        }
+    match crate::sql::history::DataLocation::parse(text)? {
+        crate::sql::history::DataLocation::Local(path) => Ok(path),
+        crate::sql::history::DataLocation::ObjectStore(url) => Err(format!(
+            "`{url}` is not supported here: this command reads a local directory (detect, run and sql take s3://bucket/prefix; copy the store locally for this one)"
+        )),
     }
-    Ok(std::path::PathBuf::from(text))
 }

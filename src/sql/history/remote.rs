@@ -87,11 +87,6 @@ impl RemoteStore {
         &self.url
     }
 
-    /// The client, to register with a DataFusion session.
-    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        Arc::clone(&self.store)
-    }
-
     fn block<T: Send>(&self, work: impl Future<Output = T> + Send) -> T {
         std::thread::scope(|s| {
             s.spawn(|| self.runtime.block_on(work))
@@ -148,25 +143,6 @@ impl RemoteStore {
             }
             None => Ok(false),
         }
-    }
-
-    /// True when some object under the directory `relative` has a name ending in `suffix`.
-    pub fn has_object(&self, relative: &str, suffix: &str) -> Result<bool, HistoryError> {
-        let prefix = Key::from(self.url.key(relative));
-        self.block(async {
-            let mut listing = self.store.list(Some(&prefix));
-            while let Some(meta) = listing.try_next().await? {
-                if meta
-                    .location
-                    .filename()
-                    .is_some_and(|n| n.ends_with(suffix))
-                {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        })
-        .map_err(|e: object_store::Error| remote_error(&self.url, e))
     }
 
     /// Uploads the files under `staging` that run `run_id` wrote, and those of no run (the
