@@ -7,6 +7,10 @@
 //! and drives the detection core exactly as `scopewatch detect` does, and prints events/s and
 //! the child's peak RSS (VmHWM), so generation never inflates the figure.
 //!
+//! At each size DuckDB (`pip install duckdb`; `benches/detect_duckdb.py`) then runs the hourly
+//! per-app aggregation over the same NDJSON, and the bench prints detect's rate with the history
+//! store on over DuckDB's (issue #18's goal: at least 2.0).
+//!
 //! Then, at the base size, the same traffic as the logs operators have (issue #15): tokens as
 //! Keycloak events and accesses as IHE BALP AuditEvents (tests/support/convert.rs), read with
 //! per-input formats; it prints that run's events/s and its wall-time ratio to the canonical
@@ -146,6 +150,39 @@ fn run_child(inputs: &str, history: Option<&Path>) -> f64 {
         .expect("seconds in the child's line")
 }
 
+/// Runs DuckDB's hourly per-app aggregation over the same NDJSON (`benches/detect_duckdb.py`)
+/// and prints its rate, its peak RSS and detect's (history on) rate over DuckDB's.
+fn compare_with_duckdb(path: &Path, events: u64, detect_secs: f64) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/detect_duckdb.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (Some(secs), Some(groups), Some(rss)) = (
+        fields.get(1).and_then(|s| s.parse::<f64>().ok()),
+        fields.get(2),
+        fields.get(3),
+    ) else {
+        println!(
+            "duckdb: not run ({}); `pip install duckdb` for the comparison",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return;
+    };
+    let theirs = events as f64 / secs;
+    let ours = events as f64 / detect_secs;
+    println!(
+        "duckdb hourly per-app aggregation: {events} events in {secs:.3} s = {theirs:.0} events/s, {groups} app-hours; peak RSS {rss} MB"
+    );
+    println!(
+        "detect + history / duckdb = {:.2} (goal >= 2.0)",
+        ours / theirs
+    );
+}
+
 /// Writes at least `target` simulated events to `path` as NDJSON.
 fn generate(target: u64, path: &std::path::Path) -> u64 {
     let all = simulated::simulated_events(target);
@@ -178,7 +215,10 @@ fn main() {
         let history = dir.path().join(format!("history-{scale}"));
         let canonical = path.display().to_string();
         let canonical_secs = run_child(&canonical, None);
-        run_child(&canonical, Some(&history));
+        let history_secs = run_child(&canonical, Some(&history));
+        if benching {
+            compare_with_duckdb(&path, n, history_secs);
+        }
         if scale == 1 {
             let (kc, ae) = (
                 dir.path().join("keycloak.log"),

@@ -97,8 +97,10 @@ pub struct HistoryWriter {
     classifier: Classifier,
     replay: Replay,
     tokens: HashMap<Text, TokenGrant>,
-    access: BTreeMap<String, Vec<AccessRow>>,
-    token_rows: BTreeMap<String, Vec<TokenRow>>,
+    /// Rows buffered per UTC day (days since the epoch, in date order; the date is written
+    /// out only when a file is: formatting it per event was an eighth of the writer's time).
+    access: BTreeMap<i64, Vec<AccessRow>>,
+    token_rows: BTreeMap<i64, Vec<TokenRow>>,
     seq: u64,
     counts: HistoryCounts,
     pseudonymizer: Option<Pseudonymizer>,
@@ -108,6 +110,13 @@ pub struct HistoryWriter {
 pub fn date_of(t: Timestamp) -> String {
     t.to_rfc3339()[..10].to_string()
 }
+
+/// The UTC day of an instant, counted from the epoch (what `date_of` names).
+fn day_of(t: Timestamp) -> i64 {
+    t.0.div_euclid(MICROS_PER_DAY)
+}
+
+const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
 
 impl HistoryWriter {
     /// `run_id` names this run's files (unique per run, so runs never overwrite each other).
@@ -259,16 +268,13 @@ impl HistoryWriter {
         self.pseudonymise_actor(&mut event.common);
         self.learn_token(t, parsed.as_ref());
         let granted = parsed.map(|s| Arc::new(s.normalized()));
-        let date = date_of(t.common.time);
-        self.token_rows
-            .entry(date.clone())
-            .or_default()
-            .push(TokenRow {
-                event,
-                granted,
-                context,
-            });
-        self.flush_if_needed(&date, Table::Tokens)
+        let date = day_of(t.common.time);
+        self.token_rows.entry(date).or_default().push(TokenRow {
+            event,
+            granted,
+            context,
+        });
+        self.flush_if_needed(date, Table::Tokens)
     }
 
     fn add_access(&mut self, a: &AccessEvent) -> Result<(), HistoryError> {
@@ -308,16 +314,19 @@ impl HistoryWriter {
         let own = token.filter(|g| g.client_id == a.common.client_id);
         (row.scope_fit, row.missing_permission, row.used_scopes) =
             judge(&mut self.replay, a, request, own);
-        let date = date_of(a.common.time);
-        self.access.entry(date.clone()).or_default().push(row);
-        self.flush_if_needed(&date, Table::Access)
+        let date = day_of(a.common.time);
+        self.access.entry(date).or_default().push(row);
+        self.flush_if_needed(date, Table::Access)
     }
 
-    fn flush_if_needed(&mut self, date: &str, table: Table) -> Result<(), HistoryError> {
+    fn flush_if_needed(&mut self, date: i64, table: Table) -> Result<(), HistoryError> {
         let (rows, open) = match table {
-            Table::Access => (self.access.get(date).map_or(0, Vec::len), self.access.len()),
+            Table::Access => (
+                self.access.get(&date).map_or(0, Vec::len),
+                self.access.len(),
+            ),
             Table::Tokens => (
-                self.token_rows.get(date).map_or(0, Vec::len),
+                self.token_rows.get(&date).map_or(0, Vec::len),
                 self.token_rows.len(),
             ),
         };
@@ -326,19 +335,19 @@ impl HistoryWriter {
         }
         if open > MAX_OPEN_DATES {
             let oldest = match table {
-                Table::Access => self.access.keys().next().cloned(),
-                Table::Tokens => self.token_rows.keys().next().cloned(),
+                Table::Access => self.access.keys().next().copied(),
+                Table::Tokens => self.token_rows.keys().next().copied(),
             };
             if let Some(oldest) = oldest {
-                self.flush_date(table, &oldest)?;
+                self.flush_date(table, oldest)?;
             }
         }
         Ok(())
     }
 
-    fn flush_date(&mut self, table: Table, date: &str) -> Result<(), HistoryError> {
+    fn flush_date(&mut self, table: Table, date: i64) -> Result<(), HistoryError> {
         let batch = match table {
-            Table::Access => match self.access.remove(date) {
+            Table::Access => match self.access.remove(&date) {
                 Some(mut rows) => {
                     rows.sort_by(|a, b| {
                         (a.patient.is_none(), &a.patient, a.event.common.time).cmp(&(
@@ -352,7 +361,7 @@ impl HistoryWriter {
                 }
                 None => return Ok(()),
             },
-            Table::Tokens => match self.token_rows.remove(date) {
+            Table::Tokens => match self.token_rows.remove(&date) {
                 Some(rows) => {
                     self.counts.token_rows += rows.len() as u64;
                     tokens_batch(&rows)?
@@ -361,7 +370,10 @@ impl HistoryWriter {
             },
         };
         self.seq += 1;
-        let dir = self.root.join(table.name()).join(format!("date={date}"));
+        let dir = self.root.join(table.name()).join(format!(
+            "date={}",
+            date_of(Timestamp(date * MICROS_PER_DAY))
+        ));
         let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
         write_parquet_atomic(&dir, &name, &batch, table == Table::Access)?;
         self.counts.files += 1;
@@ -370,11 +382,11 @@ impl HistoryWriter {
 
     /// Writes everything still buffered.
     pub fn finish(&mut self) -> Result<HistoryCounts, HistoryError> {
-        for date in self.access.keys().cloned().collect::<Vec<_>>() {
-            self.flush_date(Table::Access, &date)?;
+        for date in self.access.keys().copied().collect::<Vec<_>>() {
+            self.flush_date(Table::Access, date)?;
         }
-        for date in self.token_rows.keys().cloned().collect::<Vec<_>>() {
-            self.flush_date(Table::Tokens, &date)?;
+        for date in self.token_rows.keys().copied().collect::<Vec<_>>() {
+            self.flush_date(Table::Tokens, date)?;
         }
         Ok(self.counts.clone())
     }
@@ -453,13 +465,13 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
         patient_scope.append_value(r.patient_scope);
         population.append_value(r.population_level);
         page_size.append_option(r.page_size);
-        append_list(&mut granted, r.granted.as_deref());
+        append_list(&mut granted, r.granted.as_ref().map(|g| g.iter()));
         token_patient.append_option(r.token_patient.as_deref());
-        let names = r.granted.as_ref().map(|g| {
-            let used = r.used_scopes.iter().filter_map(|&i| g.get(i));
-            used.cloned().collect::<Vec<String>>()
-        });
-        append_list(&mut used, names.as_ref());
+        let names = r
+            .granted
+            .as_ref()
+            .map(|g| r.used_scopes.iter().filter_map(|&i| g.get(i)));
+        append_list(&mut used, names);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(time.finish()),
@@ -492,7 +504,10 @@ fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
 }
 
 /// One row of a list-of-strings column (NULL when absent).
-fn append_list(builder: &mut ListBuilder<StringBuilder>, values: Option<&Vec<String>>) {
+fn append_list<'a>(
+    builder: &mut ListBuilder<StringBuilder>,
+    values: Option<impl Iterator<Item = &'a String>>,
+) {
     match values {
         Some(values) => {
             for v in values {
@@ -537,7 +552,7 @@ fn tokens_batch(rows: &[TokenRow]) -> Result<RecordBatch, HistoryError> {
         grant_type.append_option(e.grant_type.as_deref());
         requested.append_option(e.scope_requested.as_deref());
         granted_raw.append_option(e.scope_granted.as_deref());
-        append_list(&mut granted, r.granted.as_deref());
+        append_list(&mut granted, r.granted.as_ref().map(|g| g.iter()));
         context.append_option(r.context);
         patient.append_option(e.patient.as_deref());
         expires.append_option(e.expires_in);

@@ -197,6 +197,11 @@ impl Engine {
                 .or_default()
                 .push(Arc::new(ScopeSet::from_tokens(&g.scopes)));
         }
+        engine.grants_bytes = engine
+            .grants
+            .values()
+            .map(|list| super::engine::grant_list_bytes(list))
+            .sum();
         engine.exports = state.exports.into_iter().collect();
         for h in state.hours {
             engine.hours.insert(h.client_id, (h.start, h.requests));
