@@ -1,6 +1,7 @@
 //! End-to-end `detect` throughput and memory over simulated data.
 //!
-//! Run: `cargo bench --bench detect` (default 5 M events, then 2×; each size without and with
+//! Run: `cargo bench --bench detect` (default 5 M events, then twice the events from the same
+//! apps over twice the days; each size without and with
 //! the Parquet history store that `detect` writes by default), or
 //! `cargo bench --bench detect -- 1000000` for another size. For each size it writes the
 //! simulated events to a temporary NDJSON file, then runs a child process that ingests the file
@@ -183,9 +184,9 @@ fn compare_with_duckdb(path: &Path, events: u64, detect_secs: f64) {
     );
 }
 
-/// Writes at least `target` simulated events to `path` as NDJSON.
-fn generate(target: u64, path: &std::path::Path) -> u64 {
-    let all = simulated::simulated_events(target);
+/// Writes at least `target` simulated events over `days` to `path` as NDJSON.
+fn generate(target: u64, days: i64, path: &std::path::Path) -> u64 {
+    let all = simulated::simulated_events_over(target, days);
     let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
     for e in &all {
         serde_json::to_writer(&mut out, e).expect("write");
@@ -210,7 +211,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     for &scale in scales {
         let path = dir.path().join(format!("events-{scale}.ndjson"));
-        let n = generate(base * scale, &path);
+        // Twice the events over twice the days: the same apps, so peak RSS should stay flat.
+        let n = generate(base * scale, 28 * scale as i64, &path);
         eprintln!("generated {n} events");
         let history = dir.path().join(format!("history-{scale}"));
         let canonical = path.display().to_string();

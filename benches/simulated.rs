@@ -23,10 +23,16 @@ pub fn peak_rss_mb() -> f64 {
 /// renamed so seeds are distinct apps (more apps, same per-app behaviour), merged in event-time
 /// order as one log would be.
 pub fn simulated_events(target: u64) -> Vec<Event> {
+    simulated_events_over(target, 28)
+}
+
+/// As `simulated_events`, each seed simulating `days`: twice the days gives about twice the
+/// events from the same apps (what a bench needs to show memory follows apps, not events).
+pub fn simulated_events_over(target: u64, days: i64) -> Vec<Event> {
     let mut all: Vec<Event> = Vec::new();
     let mut seed = 1;
     while (all.len() as u64) < target {
-        let sim = simulate(&SimConfig { seed, days: 28 });
+        let sim = simulate(&SimConfig { seed, days });
         for mut e in sim.events {
             let suffix = format!("-s{seed}");
             match &mut e {
