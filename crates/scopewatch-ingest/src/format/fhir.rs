@@ -16,7 +16,44 @@ use serde::de::{self, value::MapAccessDeserializer, IgnoredAny, MapAccess, SeqAc
 use serde::{Deserialize, Deserializer};
 
 /// A string borrowed from the input when it has no escapes.
-pub type Str<'a> = Cow<'a, str>;
+///
+/// Why not a plain `Cow<'a, str>`: serde's derive borrows a `Cow<str>` field only when it is
+/// the field's whole type; inside `Option` or `Vec` it goes through `Cow`'s own impl, which
+/// always copies. This newtype's visitor borrows wherever it sits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(PhantomData))
+    }
+}
+
+struct StrVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+    type Value = Str<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v)))
+    }
+}
 
 /// A FHIR resource as far as scopewatch reads it: an AuditEvent, or a Bundle of them.
 #[derive(Debug, Default, Deserialize)]
@@ -184,10 +221,10 @@ impl<'de: 'a, 'a, O: Deserialize<'de>, T> Visitor<'de> for EitherShape<'a, O, T>
         f.write_str("an object or a string")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<T, E> {
-        Ok((self.other)(Some(Cow::Borrowed(v))))
+        Ok((self.other)(Some(Str(Cow::Borrowed(v)))))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        Ok((self.other)(Some(Cow::Owned(v.to_string()))))
+        Ok((self.other)(Some(Str(Cow::Owned(v.to_string())))))
     }
     fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<T, M::Error> {
         O::deserialize(MapAccessDeserializer::new(map)).map(self.object)
@@ -338,4 +375,36 @@ pub fn purpose_code<'s>(concepts: &'s [CodeableConcept<'_>]) -> Option<&'s str> 
         .or_else(|| codings().next())
         .and_then(|c| c.code.as_deref())
         .filter(|c| !c.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn borrowed(s: &Option<Str>) -> bool {
+        matches!(s, Some(Str(Cow::Borrowed(_))))
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed_inside_option_and_vec() {
+        let text = r#"{"resourceType":"AuditEvent","recorded":"2024-01-01T00:00:00Z",
+            "agent":[{"policy":["urn:ietf:params:oauth:jti:t1"],"who":{"display":"app"}}],
+            "entity":[{"query":"R0VUIC9QYXRpZW50","description":"a \"quoted\" text"}]}"#;
+        let r: Resource = serde_json::from_str(text).expect("parses");
+        assert!(borrowed(&r.recorded));
+        assert!(borrowed(&r.resource_type));
+        assert!(matches!(r.agent[0].policy[0], Str(Cow::Borrowed(_))));
+        assert!(borrowed(&r.agent[0].who.as_ref().expect("who").display));
+        assert!(borrowed(&r.entity[0].query));
+        // An escape needs an owned copy, with the escape resolved.
+        let description = r.entity[0].description.as_deref();
+        assert_eq!(description, Some("a \"quoted\" text"));
+        assert!(!borrowed(&r.entity[0].description));
+    }
+
+    #[test]
+    fn a_string_element_of_another_type_is_an_error_naming_what_was_expected() {
+        let err = serde_json::from_str::<Resource>(r#"{"recorded":5}"#).expect_err("rejects");
+        assert!(err.to_string().contains("expected a string"), "{err}");
+    }
 }
