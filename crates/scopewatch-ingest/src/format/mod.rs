@@ -219,17 +219,15 @@ fn describe(value: &Value) -> &'static str {
 
 /// One line of FHIR JSON: a resource, a Bundle, or an array of them.
 fn decode_fhir_text(text: &str, out: &mut dyn FnMut(Decoded)) {
+    // One resource per line is the common case: no Vec for it.
     let parsed = if text.trim_start().starts_with('[') {
         serde_json::from_str::<Vec<fhir::Resource>>(text)
+            .map(|resources| resources.into_iter().for_each(|r| decode_resource(r, out)))
     } else {
-        serde_json::from_str::<fhir::Resource>(text).map(|r| vec![r])
+        serde_json::from_str::<fhir::Resource>(text).map(|r| decode_resource(r, out))
     };
     match parsed {
-        Ok(resources) => {
-            for r in resources {
-                decode_resource(r, out);
-            }
-        }
+        Ok(()) => {}
         // Valid JSON that one entry spoils (a wrong type deep inside): read entry by entry, so
         // the other entries are kept and only the bad one is dead-lettered.
         Err(e) => match serde_json::from_str::<Value>(text) {
