@@ -4,6 +4,7 @@
 
 pub mod compact;
 mod feedback;
+mod grants;
 mod location;
 #[cfg(feature = "s3")]
 mod profile;

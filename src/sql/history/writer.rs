@@ -23,6 +23,7 @@ use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
+use super::grants::{GrantMemo, Granted, ParsedGrant};
 use super::pseudonym::Pseudonymizer;
 use super::schema::{access_schema, tokens_schema};
 use super::HistoryError;
@@ -40,9 +41,6 @@ const MAX_OPEN_DATES: usize = 2;
 const ROW_GROUP_ROWS: usize = 65_536;
 /// Tokens remembered for the `granted_scopes` join; beyond it the map starts over.
 const MAX_TOKENS: usize = 250_000;
-
-/// A granted scope list shared by every access of the token.
-type Granted = Arc<Vec<String>>;
 
 /// What the writer remembers of a token for the accesses that follow.
 struct TokenGrant {
@@ -97,6 +95,7 @@ pub struct HistoryWriter {
     classifier: Classifier,
     replay: Replay,
     tokens: HashMap<Text, TokenGrant>,
+    grants: GrantMemo,
     /// Rows buffered per UTC day (days since the epoch, in date order; the date is written
     /// out only when a file is: formatting it per event was an eighth of the writer's time).
     access: BTreeMap<i64, Vec<AccessRow>>,
@@ -130,6 +129,7 @@ impl HistoryWriter {
                 MAX_TOKENS,
             ),
             tokens: HashMap::new(),
+            grants: GrantMemo::default(),
             access: BTreeMap::new(),
             token_rows: BTreeMap::new(),
             seq: 0,
@@ -192,8 +192,8 @@ impl HistoryWriter {
     /// writing a row: a streaming service restarting from a checkpoint knows its live tokens,
     /// their revocations and first patients from there.
     pub fn remember_token(&mut self, t: &TokenState) {
-        let scopes = Arc::new(ScopeSet::from_tokens(&t.scopes));
-        self.insert_grant(&t.token_id, &t.client_id, scopes, t.patient.clone());
+        let parsed = ParsedGrant::new(ScopeSet::from_tokens(&t.scopes));
+        self.insert_grant(&t.token_id, &t.client_id, parsed, t.patient.clone());
         if let Some(at) = t.revoked_at {
             self.replay.revoke(&t.token_id, at);
         }
@@ -206,10 +206,7 @@ impl HistoryWriter {
     /// Remembers a token event a checkpoint still holds (read, not yet applied), without
     /// writing a row.
     pub fn remember_token_event(&mut self, t: &TokenEvent) {
-        let parsed = t
-            .scope_granted
-            .as_deref()
-            .map(|s| Arc::new(ScopeSet::parse(s)));
+        let parsed = t.scope_granted.as_deref().map(|s| self.grants.parse(s));
         self.learn_token(t, parsed.as_ref());
     }
 
@@ -223,7 +220,7 @@ impl HistoryWriter {
         &mut self,
         token_id: &Text,
         client_id: &Text,
-        scopes: Arc<ScopeSet>,
+        parsed: ParsedGrant,
         patient: Option<Text>,
     ) {
         if self.tokens.len() >= MAX_TOKENS {
@@ -231,8 +228,8 @@ impl HistoryWriter {
         }
         let grant = TokenGrant {
             client_id: client_id.clone(),
-            granted: Arc::new(scopes.normalized()),
-            scopes,
+            granted: parsed.granted,
+            scopes: parsed.scopes,
             stored_patient: self.patient_value(patient.clone()),
             patient,
         };
@@ -242,32 +239,29 @@ impl HistoryWriter {
     /// What a token event tells the accesses that follow, as the engine's token cache reads it:
     /// a grant from an issue or refresh (or an introspection of a token not seen before), a
     /// revocation.
-    fn learn_token(&mut self, t: &TokenEvent, parsed: Option<&Arc<ScopeSet>>) {
+    fn learn_token(&mut self, t: &TokenEvent, parsed: Option<&ParsedGrant>) {
         let Some(id) = &t.token_id else { return };
         match (t.event, parsed) {
             (TokenAction::Revoked, _) => self.replay.revoke(id, t.common.time),
             (TokenAction::Introspected, _) if self.tokens.contains_key(id) => {}
             (TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected, Some(s)) => {
-                self.insert_grant(id, &t.common.client_id, Arc::clone(s), t.patient.clone());
+                self.insert_grant(id, &t.common.client_id, s.clone(), t.patient.clone());
             }
             _ => {}
         }
     }
 
     fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
-        let parsed = t
-            .scope_granted
-            .as_deref()
-            .map(|s| Arc::new(ScopeSet::parse(s)));
+        let parsed = t.scope_granted.as_deref().map(|s| self.grants.parse(s));
         let context = parsed
-            .as_deref()
-            .and_then(ScopeSet::max_context)
+            .as_ref()
+            .and_then(|p| p.scopes.max_context())
             .map(|c| c.as_str());
         let mut event = t.clone();
         event.patient = self.patient_value(event.patient.take());
         self.pseudonymise_actor(&mut event.common);
         self.learn_token(t, parsed.as_ref());
-        let granted = parsed.map(|s| Arc::new(s.normalized()));
+        let granted = parsed.map(|p| p.granted);
         let date = day_of(t.common.time);
         self.token_rows.entry(date).or_default().push(TokenRow {
             event,
