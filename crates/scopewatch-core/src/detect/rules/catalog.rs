@@ -139,12 +139,23 @@ const fn with_params(r: RuleInfo, params: &'static [Param]) -> RuleInfo {
     RuleInfo { params, ..r }
 }
 
-/// Every threshold declared so far is a count or a multiple of a baseline: at least 1.
+/// A count or a multiple of a baseline: at least 1.
 const fn param(name: &'static str, default: f64, summary: &'static str) -> Param {
     Param {
         name,
         default,
         min: 1.0,
+        summary,
+    }
+}
+
+/// A fraction or a number of standard deviations, with the smallest value that still makes
+/// sense for it.
+const fn fraction(name: &'static str, default: f64, min: f64, summary: &'static str) -> Param {
+    Param {
+        name,
+        default,
+        min,
         summary,
     }
 }
@@ -205,11 +216,29 @@ pub const HOURLY_BURST_PARAMS: [Param; 3] = [
     param("min_requests", 100.0, "and at least this many requests"),
 ];
 
-pub const SLOW_DRIP_PARAMS: [Param; 3] = [
+pub const SLOW_DRIP_PARAMS: [Param; 6] = [
     param(
         "threshold",
         2.5,
-        "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most 1.5, less 0.5)",
+        "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most `max_step`, less `allowance`)",
+    ),
+    fraction(
+        "allowance",
+        0.5,
+        0.0,
+        "spreads a day's excess must pass before it adds to the CUSUM (at least 0)",
+    ),
+    fraction(
+        "max_step",
+        1.5,
+        0.5,
+        "most spreads one day counts: a drip is sustained, a spike of a day or two is `hourly_burst`'s (at least 0.5)",
+    ),
+    fraction(
+        "min_spread",
+        0.12,
+        0.01,
+        "smallest relative day-to-day spread assumed for an app (a few weeks of history underestimate it; at least 0.01)",
     ),
     param(
         "min_rise",

@@ -319,13 +319,8 @@ pub fn check_hour(
     (Some(finding), true)
 }
 
-/// CUSUM allowance and threshold, in standard deviations of a day's ratio to its expectation.
-const DRIP_ALLOWANCE: f64 = 0.5;
-/// One day counts at most this many σ: a drip is sustained (three raised days are needed),
-/// a spike of a day or two is `hourly_burst`'s.
-const DRIP_MAX_STEP: f64 = 1.5;
-/// The smallest relative day-to-day spread assumed (a few weeks of history underestimate it).
-const DRIP_MIN_CV: f64 = 0.12;
+// The CUSUM's allowance and threshold, the most one day counts and the smallest spread are
+// `slow_drip`'s catalog parameters (`allowance`, `threshold`, `max_step`, `min_spread`).
 /// Requests per session, as a spread factor: √6 ≈ 2.5.
 const DRIP_SESSION_DISPERSION: f64 = 2.5;
 /// How fast the spread estimate follows (slower than the level: a spread needs many days).
@@ -342,8 +337,8 @@ const DRIP_LEVEL_STEP: f64 = 1.1;
 /// steadily (3 % a day sits about 30 % above it). So the detector watches the ratio of a day to
 /// its expectation relative to the app's usual ratio (`drip_level`, itself slowly smoothed): a
 /// steady grower has a usual ratio above 1 and raises nothing, a step up of 1.35× sustained for
-/// three days does (standardised CUSUM, allowance 0.5 σ, threshold 2.5 σ, at most 1.5 σ
-/// from one day, so only three raised days in a row fire).
+/// three days does (standardised CUSUM, by default allowance 0.5 σ, threshold 2.5 σ, at most
+/// 1.5 σ from one day, so only three raised days in a row fire).
 pub fn check_daily(
     client_id: &Text,
     day: (Timestamp, Timestamp),
@@ -354,6 +349,8 @@ pub fn check_daily(
     settings: &RuleSettings,
 ) -> Option<Finding> {
     let drip = |name| settings.param(RuleId::SlowDrip, name);
+    let (allowance, max_step, min_spread) =
+        (drip("allowance"), drip("max_step"), drip("min_spread"));
     let index = usize::from(weekend);
     let slot = *profile.daily_requests.get(index)?;
     let value = total as f64;
@@ -373,10 +370,10 @@ pub fn check_daily(
         let cv = profile
             .drip_var
             .sqrt()
-            .max(DRIP_MIN_CV)
+            .max(min_spread)
             .max(DRIP_SESSION_DISPERSION / expected.sqrt());
-        let z = ((rise - 1.0) / cv).min(DRIP_MAX_STEP);
-        profile.drip_cusum = (profile.drip_cusum + z - DRIP_ALLOWANCE).max(0.0);
+        let z = ((rise - 1.0) / cv).min(max_step);
+        profile.drip_cusum = (profile.drip_cusum + z - allowance).max(0.0);
         let excess = value - expected * level;
         if profile.drip_cusum > drip("threshold")
             && rise >= drip("min_rise")
@@ -397,7 +394,8 @@ pub fn check_daily(
     // While a rise is accumulating, raised days are not absorbed as they are: the drip must not
     // teach itself in. Otherwise every day counts in full, high or low alike (capping only high
     // days would drag the expectation of a noisy app below its real level).
-    let suspect = profile.drip_cusum > 1.0 && rise > 1.0;
+    // Suspect: more than one day's most (`max_step - allowance`, 1.0 by default) has built up.
+    let suspect = profile.drip_cusum > max_step - allowance && rise > 1.0;
     if suspect {
         absorbed = value.min(expected * level * DRIP_LEVEL_STEP);
     }
@@ -410,7 +408,7 @@ pub fn check_daily(
         profile.drip_level = level + DRIP_LEVEL_ALPHA * (ratio - level);
         // A day counts at most DRIP_SPREAD_CLIP spreads (Huber): the first raised day of a drip,
         // not yet suspect, must not widen the spread enough to hide the days that follow.
-        let clip = (DRIP_SPREAD_CLIP.powi(2) * profile.drip_var).max(DRIP_MIN_CV.powi(2));
+        let clip = (DRIP_SPREAD_CLIP.powi(2) * profile.drip_var).max(min_spread.powi(2));
         let deviation = (rise - 1.0).powi(2).min(clip).min(1.0);
         profile.drip_var += DRIP_SPREAD_ALPHA * (deviation - profile.drip_var);
     }
@@ -524,6 +522,24 @@ mod tests {
         let tuned =
             RuleSettings::parse("[slow_drip]\nmin_excess = 1000\n", "r.toml").expect("rules");
         assert_eq!(drip_days_with(&tuned, 42, step), Vec::<i64>::new());
+        // So does one that assumes a wider spread (a 0.4 rise is then under a spread a day) or a
+        // larger allowance; one that lets a day count less needs more days than the step lasts.
+        for rules in [
+            "[slow_drip]\nmin_spread = 0.5\n",
+            "[slow_drip]\nallowance = 1.5\n",
+            "[slow_drip]\nmax_step = 0.8\n",
+        ] {
+            let tuned = RuleSettings::parse(rules, "r.toml").expect("rules");
+            assert_eq!(
+                drip_days_with(&tuned, 42, step),
+                Vec::<i64>::new(),
+                "{rules}"
+            );
+        }
+        // The fractions have their own floors: a zero spread would make every wobble a drip.
+        let err =
+            RuleSettings::parse("[slow_drip]\nmin_spread = 0\n", "r.toml").expect_err("floor");
+        assert!(err.to_string().contains("min_spread"), "{err}");
     }
 
     #[test]
