@@ -395,7 +395,9 @@ pub fn check_daily(
     // teach itself in. Otherwise every day counts in full, high or low alike (capping only high
     // days would drag the expectation of a noisy app below its real level).
     // Suspect: more than one day's most (`max_step - allowance`, 1.0 by default) has built up.
-    let suspect = profile.drip_cusum > max_step - allowance && rise > 1.0;
+    // Floored at 0: a rules file with `allowance >= max_step` disables the CUSUM, and must not
+    // make every raised day suspect (capped when learned) instead.
+    let suspect = profile.drip_cusum > (max_step - allowance).max(0.0) && rise > 1.0;
     if suspect {
         absorbed = value.min(expected * level * DRIP_LEVEL_STEP);
     }
@@ -536,6 +538,9 @@ mod tests {
                 "{rules}"
             );
         }
+        // An allowance at or above the most a day counts disables the rule.
+        let off = RuleSettings::parse("[slow_drip]\nallowance = 2\n", "r.toml").expect("rules");
+        assert_eq!(drip_days_with(&off, 42, step), Vec::<i64>::new());
         // The fractions have their own floors: a zero spread would make every wobble a drip.
         let err =
             RuleSettings::parse("[slow_drip]\nmin_spread = 0\n", "r.toml").expect_err("floor");
