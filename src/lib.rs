@@ -5,17 +5,15 @@
 //! grammar). Detection, alerting, SQL and the streaming pipeline build on these.
 
 pub mod alert;
-pub mod baseline;
 pub mod cli;
 pub mod eval;
-pub mod pipeline;
 pub mod report;
 pub mod simulate;
-pub mod sinks;
-pub mod sql;
 
 pub use scopewatch_core::{detect, event, least_privilege, registry, smart};
 pub use scopewatch_ingest as ingest;
+pub use scopewatch_runtime::{pipeline, sinks};
+pub use scopewatch_store::{baseline, sql};
 
 /// The allocator of every binary that links this crate: the CLI, and the benches and tests
 /// that measure it, so a bench measures what the product does. Chosen by measurement (issue

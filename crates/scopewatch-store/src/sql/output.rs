@@ -12,7 +12,8 @@ use datafusion::parquet::arrow::ArrowWriter;
 /// Rows printed per text table.
 const TABLE_ROWS: usize = 4096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OutputFormat {
     Table,
     Csv,
