@@ -10,7 +10,7 @@ use crate::sql::history::compact::compact;
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
     /// History store to compact.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+    #[arg(long, value_name = "DIR", default_value = super::defaults::DATA_DIR, value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// Only files not modified for this many minutes are merged: a running service's newest

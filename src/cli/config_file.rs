@@ -426,7 +426,7 @@ group = "from-file"
             panic!("detect")
         };
         assert_eq!(d.inputs.all(), ["a.ndjson", "--odd-name.ndjson"]);
-        assert_eq!(d.lateness, 60);
+        assert_eq!(d.engine.lateness, 60);
 
         let out = strings(
             expand(args(&[

@@ -25,7 +25,7 @@ pub enum AdviceFormat {
 #[derive(Debug, clap::Args)]
 pub struct LeastPrivilegeArgs {
     /// History store written by `detect --data` or `run --data`.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+    #[arg(long, value_name = "DIR", default_value = super::defaults::DATA_DIR, value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// Only grants and requests at or after this time (RFC 3339, or a date for its midnight UTC).

@@ -2,15 +2,19 @@
 
 mod compact;
 pub mod config_file;
+mod defaults;
 mod detect;
 mod docs;
+mod engine_args;
 pub mod env;
 mod eval;
 mod eval_feedback;
+mod history_args;
 mod input_args;
 mod least_privilege;
 mod logging;
 mod output;
+mod output_args;
 mod progress;
 mod pseudonym_args;
 mod renamed;

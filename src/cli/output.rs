@@ -5,18 +5,20 @@ pub use crate::sinks::output::Output;
 
 /// The files and directories a run writes (`-` is stdout and left out), so it never reads them
 /// back as input.
-pub fn run_outputs(
-    files: [Option<&String>; 3],
+pub fn own_outputs(
+    output: &super::output_args::OutputArgs,
     state: Option<&std::path::PathBuf>,
-    history: Option<&std::path::PathBuf>,
-) -> Vec<std::path::PathBuf> {
-    files
+    history: &super::history_args::HistoryArgs,
+) -> crate::ingest::OwnOutputs {
+    let paths: Vec<std::path::PathBuf> = output
+        .files()
         .into_iter()
         .flatten()
         .map(std::path::PathBuf::from)
         .chain(state.cloned())
-        .chain(history.cloned())
-        .collect()
+        .chain(history.local_dir().cloned())
+        .collect();
+    crate::ingest::OwnOutputs::new(&paths)
 }
 
 /// `--data` of the commands that work on a local directory only (report, triage, silences,

@@ -16,7 +16,7 @@ use crate::sql::usage::TimeWindow;
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// History store written by `detect --data` or `run --data`.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+    #[arg(long, value_name = "DIR", default_value = super::defaults::DATA_DIR, value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// The HTML file to write (replaced whole; readable by its owner only).

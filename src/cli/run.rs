@@ -10,20 +10,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::detect::{DetectArgs, FormatArg};
+use super::detect::DetectArgs;
+use super::engine_args::EngineArgs;
+use super::history_args::HistoryArgs;
 use super::input_args::{InputArgs, InputFormatArg, InputPaths};
-use super::output::Output;
+use super::output::{own_outputs, Output};
+use super::output_args::OutputArgs;
 use super::{LogFormat, Outcome};
-use crate::alert::AlertFormat;
-use crate::detect::{EngineConfig, DEFAULT_LATENESS_SECONDS};
-use crate::ingest::{DeadLetterWriter, IngestSummary, OwnOutputs};
+use crate::ingest::{DeadLetterWriter, IngestSummary};
 use crate::pipeline::follow::{run_follow, FollowSettings};
 use crate::pipeline::metrics::{serve, Metrics};
-use crate::pipeline::stream_history::HistorySettings;
-use crate::registry::Registry;
 use crate::sinks::append_file::AppendFile;
 use crate::sinks::FileSink;
-use crate::sql::history::{DataLocation, StoreTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -86,62 +84,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub exit_at_end: bool,
 
-    /// App registry (TOML).
-    #[arg(long, value_name = "FILE")]
-    pub registry: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
-    /// Per-rule settings (TOML, one table per rule id: `enabled`, `severity`, `score`); see
-    /// `scopewatch rules` and docs/rules.md.
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-
-    /// Silences, as for detect (read at start; expired entries warn and match nothing).
-    #[arg(long, value_name = "FILE")]
-    pub silences: Option<PathBuf>,
-
-    /// Where alerts go (- for stdout). Kafka mode appends to the file: after a restart,
-    /// re-emitted alerts carry the same ids.
-    #[arg(long, value_name = "FILE", default_value = "-")]
-    pub alerts: String,
-
-    /// Alert encoding.
-    #[arg(long = "alert-format", alias = "format", value_enum, default_value_t = FormatArg::Ndjson)]
-    pub format: FormatArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// State directory (Kafka: one checkpoint per partition under it; --follow: one checkpoint
     /// with the files' positions; required for both).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
 
-    /// History store for `scopewatch sql`, as for detect: a directory or `s3://bucket/prefix`.
-    /// Kafka and --follow modes write each checkpoint's events and alerts (each row once,
-    /// across crashes and restarts; to an object store, uploaded at each checkpoint).
-    #[arg(long, value_name = "DIR|URL", default_value = "scopewatch-data", value_parser = DataLocation::parse)]
-    pub data: DataLocation,
-
-    /// Do not write the history store.
-    #[arg(long)]
-    pub no_history: bool,
-
     #[command(flatten)]
-    pub pseudonym: super::pseudonym_args::PseudonymArgs,
-
-    /// Where rejected records and late events go, as NDJSON.
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "scopewatch-dead-letter.ndjson"
-    )]
-    pub dead_letter: String,
+    pub history: HistoryArgs,
 
     /// Kafka mode: publish dead letters (rejected records, late events) to this topic instead
     /// of --dead-letter, one JSON record per message.
     #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
     pub dead_letter_topic: Option<String>,
-
-    /// Also write the run's counts as JSON to FILE (- for stdout).
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<String>,
 
     /// Input format of records (files or Kafka message values).
     #[arg(long, value_enum, default_value_t = InputFormatArg::Auto)]
@@ -150,28 +110,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub input_options: InputArgs,
 
-    /// Allowed out-of-order arrival in event time, in seconds.
-    #[arg(long = "lateness-seconds", alias = "lateness", value_name = "SECONDS", default_value_t = DEFAULT_LATENESS_SECONDS)]
-    pub lateness: i64,
-
     /// Kafka and --follow modes: serve Prometheus metrics, /healthz and /readyz on this
     /// address (port 0 picks a free one; the address is logged). Off by default; give a
     /// loopback address unless the scraper is remote.
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-
-    /// Days of an app's own activity before baseline-driven rules fire for it.
-    #[arg(long, value_name = "DAYS", default_value_t = crate::baseline::DEFAULT_LEARNING_DAYS)]
-    pub learning_days: i64,
-
-    /// An incident (app × rule × cause) closes after this many hours without a finding of its
-    /// cause; a cause that keeps recurring stays one incident.
-    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760))]
-    pub incident_quiet_hours: u32,
-
-    /// Time zone for seasonality.
-    #[arg(long, value_name = "ZONE", default_value = "UTC")]
-    pub timezone: String,
 }
 
 pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
@@ -205,24 +148,13 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
                     inputs: args.input,
                     input_paths: Vec::new(),
                 },
-                registry: args.registry,
-                rules: args.rules,
-                silences: args.silences,
-                alerts: args.alerts,
-                format: args.format,
+                engine: args.engine,
+                output: args.output,
                 flush: args.state.is_some(),
                 state: args.state,
-                data: args.data,
-                no_history: args.no_history,
-                pseudonym: args.pseudonym,
-                dead_letter: args.dead_letter,
-                summary: args.summary,
+                history: args.history,
                 input_format: args.input_format,
                 input: args.input_options,
-                lateness: args.lateness,
-                learning_days: args.learning_days,
-                incident_quiet_hours: args.incident_quiet_hours,
-                timezone: args.timezone,
             },
             log_format,
         );
@@ -256,51 +188,11 @@ pub(super) fn write_summary(
     Ok(Outcome::Clean)
 }
 
-/// The registry and engine settings every mode shares.
-pub(super) fn engine_setup(args: &RunArgs) -> anyhow::Result<(Registry, EngineConfig)> {
-    let registry = match &args.registry {
-        Some(path) => Registry::load(path)?,
-        None => Registry::default(),
-    };
-    let clock = crate::baseline::LocalClock::parse(&args.timezone)
-        .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
-    let config = EngineConfig {
-        lateness_seconds: args.lateness,
-        fhir_base: args.input_options.fhir_base.clone(),
-        learning_days: args.learning_days,
-        quiet_seconds: i64::from(args.incident_quiet_hours) * 3600,
-        clock,
-        rules: super::rules::load(args.rules.as_deref())?,
-        silences: super::silences::load(args.silences.as_deref())?,
-        ..EngineConfig::default()
-    }
-    .with_token_lifetime(args.input_options.token_lifetime)
-    .with_max_ahead_hours(args.input_options.max_ahead_hours)
-    .with_max_apps(args.input_options.max_apps)
-    .with_max_state_bytes(args.input_options.max_state_bytes);
-    Ok((registry, config))
-}
-
-/// The history store of the long-running modes (None with --no-history).
-pub(super) fn history_settings(args: &RunArgs) -> anyhow::Result<Option<HistorySettings>> {
-    if args.no_history {
-        return Ok(None);
-    }
-    let pseudonymizer = args.pseudonym.load()?;
-    let store = StoreTarget::open(&args.data).context("opening the history store")?;
-    store.check_store(pseudonymizer.as_ref())?;
-    Ok(Some(HistorySettings {
-        store: std::sync::Arc::new(store),
-        fhir_base: args.input_options.fhir_base.clone(),
-        pseudonymizer,
-    }))
-}
-
 pub(super) fn print_history(args: &RunArgs, (access, tokens, alerts): (u64, u64, u64)) {
-    if !args.no_history {
+    if !args.history.no_history {
+        let data = &args.history.data;
         eprintln!(
-            "history: {access} access rows, {tokens} token rows, {alerts} alerts written to {} (scopewatch sql --data {})",
-            args.data, args.data
+            "history: {access} access rows, {tokens} token rows, {alerts} alerts written to {data} (scopewatch sql --data {data})"
         );
     }
 }
@@ -346,30 +238,24 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         anyhow::bail!("run --follow needs --state DIR: the files' positions are kept in its checkpoint, so a restart continues where the last checkpoint ended");
     };
     let _state_lock = crate::pipeline::StateLock::acquire(&state_root)?;
-    let (registry, config) = engine_setup(&args)?;
+    let (registry, config) = args.engine.setup(&args.input_options)?;
     let inputs = args.input_options.input_formats(&args.input)?;
     let options = args.input_options.options_for(&inputs, args.input_format)?;
-    let sink = FileSink::open(&args.alerts, AlertFormat::from(args.format))
-        .with_context(|| format!("opening the alert output {}", args.alerts))?;
+    let sink = FileSink::open(&args.output.alerts, args.output.alert_format())
+        .with_context(|| format!("opening the alert output {}", args.output.alerts))?;
     let settings = FollowSettings {
         inputs,
         state_root,
         checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
-        lateness_seconds: args.lateness,
+        lateness_seconds: args.engine.lateness,
         max_line_bytes: options.max_line_bytes,
         poll: Duration::from_millis(args.poll_interval_ms.max(10)),
         metrics: serve_metrics(args.metrics_addr)?,
-        history: history_settings(&args)?,
+        history: args
+            .history
+            .settings(args.input_options.fhir_base.as_deref())?,
         exit_at_end: args.exit_at_end,
-        own_outputs: OwnOutputs::new(&super::output::run_outputs(
-            [
-                Some(&args.alerts),
-                Some(&args.dead_letter),
-                args.summary.as_ref(),
-            ],
-            args.state.as_ref(),
-            args.data.local().filter(|_| !args.no_history),
-        )),
+        own_outputs: own_outputs(&args.output, args.state.as_ref(), &args.history),
     };
     let report = run_follow(
         settings,
@@ -377,7 +263,7 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         registry,
         options.decode,
         Box::new(sink),
-        dead_letter_file(&args.dead_letter),
+        dead_letter_file(&args.output.dead_letter),
         stop_on_signals()?,
     )?;
     let mut summary = IngestSummary::default();
@@ -407,5 +293,5 @@ fn follow(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             print_history(&args, report.history_rows);
         }
     }
-    write_summary(args.summary.as_deref(), &json, &summary)
+    write_summary(args.output.summary.as_deref(), &json, &summary)
 }

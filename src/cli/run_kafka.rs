@@ -7,11 +7,10 @@ use anyhow::Context as _;
 use rdkafka::config::ClientConfig;
 
 use super::run::{
-    dead_letter_file, engine_setup, history_json, history_settings, print_history, serve_metrics,
-    stop_on_signals, write_summary, RunArgs,
+    dead_letter_file, history_json, print_history, serve_metrics, stop_on_signals, write_summary,
+    RunArgs,
 };
 use super::{LogFormat, Outcome};
-use crate::alert::AlertFormat;
 use crate::ingest::{DeadLetterWriter, IngestSummary};
 use crate::pipeline::kafka::{run_kafka, KafkaSettings};
 use crate::sinks::kafka_lines::KafkaLineWriter;
@@ -29,7 +28,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
     };
     // No lock here: the instances of one consumer group share a state root by design, each
     // partition's directory written only by the instance the group assigned it to.
-    let (registry, config) = engine_setup(&args)?;
+    let (registry, config) = args.engine.setup(&args.input_options)?;
     let decode = args.input_options.ingest_options(args.input_format)?.decode;
     let mut client = ClientConfig::new();
     client
@@ -45,7 +44,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             .with_context(|| format!("--kafka-config {kv}: expected KEY=VALUE"))?;
         client.set(k.trim(), v.trim());
     }
-    let format = AlertFormat::from(args.format);
+    let format = args.output.alert_format();
     let sink: Box<dyn AlertSink> = match &args.alerts_topic {
         Some(topic) => Box::new(KafkaSink::new(
             &client_for_producer(&client),
@@ -53,8 +52,8 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             format,
         )?),
         None => Box::new(
-            FileSink::open(&args.alerts, format)
-                .with_context(|| format!("opening the alert output {}", args.alerts))?,
+            FileSink::open(&args.output.alerts, format)
+                .with_context(|| format!("opening the alert output {}", args.output.alerts))?,
         ),
     };
     let dead_letter = match &args.dead_letter_topic {
@@ -62,7 +61,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             &client_for_producer(&client),
             topic,
         )?)),
-        None => dead_letter_file(&args.dead_letter),
+        None => dead_letter_file(&args.output.dead_letter),
     };
     let metrics = serve_metrics(args.metrics_addr)?;
     let stop = stop_on_signals()?;
@@ -73,9 +72,11 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
         state_root,
         checkpoint_every: Duration::from_secs(args.checkpoint_interval.max(1)),
         exit_at_end: args.exit_at_end,
-        lateness_seconds: args.lateness,
+        lateness_seconds: args.engine.lateness,
         metrics,
-        history: history_settings(&args)?,
+        history: args
+            .history
+            .settings(args.input_options.fhir_base.as_deref())?,
     };
     let report = run_kafka(settings, config, registry, decode, sink, dead_letter, stop)?;
     let mut summary = IngestSummary::default();
@@ -118,7 +119,7 @@ pub fn run(args: RunArgs, log_format: LogFormat) -> anyhow::Result<Outcome> {
             }
         }
     }
-    write_summary(args.summary.as_deref(), &json, &summary)
+    write_summary(args.output.summary.as_deref(), &json, &summary)
 }
 
 /// The producer takes the connection and security settings, not the consumer's group ones.

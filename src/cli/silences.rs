@@ -33,7 +33,7 @@ pub enum SilencesCommand {
     /// included, marked as such).
     Preview {
         file: PathBuf,
-        #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+        #[arg(long, value_name = "DIR", default_value = super::defaults::DATA_DIR, value_parser = super::output::local_store)]
         data: PathBuf,
     },
 }

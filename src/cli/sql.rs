@@ -20,7 +20,7 @@ use crate::sql::session::{open_location, plan, read_only_statements, SqlError};
 pub struct SqlArgs {
     /// History store written by `scopewatch detect` (tables access, tokens, alerts,
     /// dead_letter, baseline_*): a directory or `s3://bucket/prefix`, read in place.
-    #[arg(long, value_name = "DIR|URL", default_value = "scopewatch-data", value_parser = DataLocation::parse)]
+    #[arg(long, value_name = "DIR|URL", default_value = super::defaults::DATA_DIR, value_parser = DataLocation::parse)]
     pub data: DataLocation,
 
     /// Query archived logs directly instead of a history store: the files are read through

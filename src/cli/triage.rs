@@ -50,7 +50,7 @@ pub struct TriageArgs {
     pub analyst: Option<String>,
 
     /// History store holding the alert.
-    #[arg(long, value_name = "DIR", default_value = "scopewatch-data", value_parser = super::output::local_store)]
+    #[arg(long, value_name = "DIR", default_value = super::defaults::DATA_DIR, value_parser = super::output::local_store)]
     pub data: PathBuf,
 
     /// With a false-positive or benign verdict: print a `[[silence]]` entry for the alert's

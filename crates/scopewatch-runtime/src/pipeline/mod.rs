@@ -2,6 +2,7 @@
 //! per-partition workers, and the state directory (checkpoints that let a later run, or a
 //! restarted service, continue exactly).
 
+pub mod batch;
 pub mod follow;
 #[cfg(feature = "kafka")]
 pub mod kafka;
