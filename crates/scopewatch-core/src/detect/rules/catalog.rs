@@ -117,6 +117,8 @@ pub struct Param {
     /// The smallest value a rules file may set (below it a rule would fire on normal use:
     /// `dormant_days = 0` would report every event).
     pub min: f64,
+    /// The largest (infinite but for rates: a smoothing weight above 1 overshoots).
+    pub max: f64,
     pub summary: &'static str,
 }
 
@@ -145,6 +147,7 @@ const fn param(name: &'static str, default: f64, summary: &'static str) -> Param
         name,
         default,
         min: 1.0,
+        max: f64::INFINITY,
         summary,
     }
 }
@@ -156,6 +159,19 @@ const fn fraction(name: &'static str, default: f64, min: f64, summary: &'static 
         name,
         default,
         min,
+        max: f64::INFINITY,
+        summary,
+    }
+}
+
+/// The weight of each new day in an exponentially weighted average: from 0.01 (a day barely
+/// counts) to 1 (only the last day counts).
+const fn rate(name: &'static str, default: f64, summary: &'static str) -> Param {
+    Param {
+        name,
+        default,
+        min: 0.01,
+        max: 1.0,
         summary,
     }
 }
@@ -216,7 +232,7 @@ pub const HOURLY_BURST_PARAMS: [Param; 3] = [
     param("min_requests", 100.0, "and at least this many requests"),
 ];
 
-pub const SLOW_DRIP_PARAMS: [Param; 6] = [
+pub const SLOW_DRIP_PARAMS: [Param; 11] = [
     param(
         "threshold",
         2.5,
@@ -249,6 +265,33 @@ pub const SLOW_DRIP_PARAMS: [Param; 6] = [
         "min_excess",
         50.0,
         "and at least this many requests above it",
+    ),
+    fraction(
+        "session_dispersion",
+        2.5,
+        0.0,
+        "requests come a handful per session, so a day's relative spread is at least this over √(expected requests) (√6 ≈ 2.5: six requests a session; at least 0)",
+    ),
+    rate(
+        "spread_rate",
+        0.1,
+        "weight of each day in the app's spread estimate (slower than the level: a spread needs many days; 0.01 to 1)",
+    ),
+    fraction(
+        "spread_clip",
+        2.0,
+        0.5,
+        "one day widens the spread as if it were at most this many spreads from the usual level, so a drip's first day cannot hide the next (at least 0.5)",
+    ),
+    rate(
+        "level_rate",
+        0.2,
+        "weight of each day in the app's usual level, the ratio of a day to its weekday expectation (0.01 to 1)",
+    ),
+    param(
+        "level_step",
+        1.1,
+        "while a rise builds up, one day moves the usual level and the expectation by at most this factor (at least 1)",
     ),
 ];
 

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::catalog::{info, rule_id, RuleId, CATALOG};
+use super::catalog::{info, rule_id, Param, RuleId, CATALOG};
 use crate::alert::Severity;
 use crate::detect::finding::Finding;
 
@@ -144,13 +144,8 @@ impl RuleSettings {
                         let n = v
                             .as_float()
                             .or_else(|| v.as_integer().map(|i| i as f64))
-                            .filter(|n| n.is_finite() && *n >= param.min)
-                            .ok_or_else(|| {
-                                key_error(
-                                    other,
-                                    format!("`{v}`: expected a number ≥ {}", param.min),
-                                )
-                            })?;
+                            .filter(|n| n.is_finite() && (param.min..=param.max).contains(n))
+                            .ok_or_else(|| key_error(other, expected_number(&v, param)))?;
                         settings.thresholds.insert((info.id, param.name), n);
                     }
                 }
@@ -192,9 +187,35 @@ impl RuleSettings {
     }
 }
 
+/// Why a parameter's value was refused, with the range it must be in.
+fn expected_number(value: &toml::Value, param: &Param) -> String {
+    if param.max.is_finite() {
+        format!(
+            "`{value}`: expected a number from {} to {}",
+            param.min, param.max
+        )
+    } else {
+        format!("`{value}`: expected a number ≥ {}", param.min)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_above_one_is_refused_naming_its_range() {
+        let e = RuleSettings::parse("[slow_drip]\nlevel_rate = 1.5\n", "r.toml")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("level_rate") && e.contains("from 0.01 to 1"),
+            "{e}"
+        );
+        let s =
+            RuleSettings::parse("[slow_drip]\nlevel_rate = 1\n", "r.toml").expect("1 is a rate");
+        assert_eq!(s.param(RuleId::SlowDrip, "level_rate"), 1.0);
+    }
 
     #[test]
     fn tables_set_enabled_severity_and_score() {

@@ -319,18 +319,6 @@ pub fn check_hour(
     (Some(finding), true)
 }
 
-// The CUSUM's allowance and threshold, the most one day counts and the smallest spread are
-// `slow_drip`'s catalog parameters (`allowance`, `threshold`, `max_step`, `min_spread`).
-/// Requests per session, as a spread factor: √6 ≈ 2.5.
-const DRIP_SESSION_DISPERSION: f64 = 2.5;
-/// How fast the spread estimate follows (slower than the level: a spread needs many days).
-const DRIP_SPREAD_ALPHA: f64 = 0.1;
-/// One day widens the spread as if it were at most this many spreads from the usual level.
-const DRIP_SPREAD_CLIP: f64 = 2.0;
-/// How fast the usual level follows the ratio, and how far one day may move it.
-const DRIP_LEVEL_ALPHA: f64 = 0.2;
-const DRIP_LEVEL_STEP: f64 = 1.1;
-
 /// Judges one finished day's total, updating the app's daily expectation and CUSUM state.
 ///
 /// The daily expectation is an EWMA per weekday/weekend, which lags behind an app that grows
@@ -351,6 +339,7 @@ pub fn check_daily(
     let drip = |name| settings.param(RuleId::SlowDrip, name);
     let (allowance, max_step, min_spread) =
         (drip("allowance"), drip("max_step"), drip("min_spread"));
+    let (level_rate, level_step) = (drip("level_rate"), drip("level_step"));
     let index = usize::from(weekend);
     let slot = *profile.daily_requests.get(index)?;
     let value = total as f64;
@@ -371,7 +360,7 @@ pub fn check_daily(
             .drip_var
             .sqrt()
             .max(min_spread)
-            .max(DRIP_SESSION_DISPERSION / expected.sqrt());
+            .max(drip("session_dispersion") / expected.sqrt());
         let z = ((rise - 1.0) / cv).min(max_step);
         profile.drip_cusum = (profile.drip_cusum + z - allowance).max(0.0);
         let excess = value - expected * level;
@@ -399,20 +388,20 @@ pub fn check_daily(
     // make every raised day suspect (capped when learned) instead.
     let suspect = profile.drip_cusum > (max_step - allowance).max(0.0) && rise > 1.0;
     if suspect {
-        absorbed = value.min(expected * level * DRIP_LEVEL_STEP);
+        absorbed = value.min(expected * level * level_step);
     }
     if slot.n >= 3 {
         let ratio = if suspect {
-            (value / expected).min(level * DRIP_LEVEL_STEP)
+            (value / expected).min(level * level_step)
         } else {
             value / expected
         };
-        profile.drip_level = level + DRIP_LEVEL_ALPHA * (ratio - level);
-        // A day counts at most DRIP_SPREAD_CLIP spreads (Huber): the first raised day of a drip,
+        profile.drip_level = level + level_rate * (ratio - level);
+        // A day counts at most `spread_clip` spreads (Huber): the first raised day of a drip,
         // not yet suspect, must not widen the spread enough to hide the days that follow.
-        let clip = (DRIP_SPREAD_CLIP.powi(2) * profile.drip_var).max(min_spread.powi(2));
+        let clip = (drip("spread_clip").powi(2) * profile.drip_var).max(min_spread.powi(2));
         let deviation = (rise - 1.0).powi(2).min(clip).min(1.0);
-        profile.drip_var += DRIP_SPREAD_ALPHA * (deviation - profile.drip_var);
+        profile.drip_var += drip("spread_rate") * (deviation - profile.drip_var);
     }
     if let Some(s) = profile.daily_requests.get_mut(index) {
         s.update(absorbed);
@@ -524,12 +513,16 @@ mod tests {
         let tuned =
             RuleSettings::parse("[slow_drip]\nmin_excess = 1000\n", "r.toml").expect("rules");
         assert_eq!(drip_days_with(&tuned, 42, step), Vec::<i64>::new());
-        // So does one that assumes a wider spread (a 0.4 rise is then under a spread a day) or a
-        // larger allowance; one that lets a day count less needs more days than the step lasts.
+        // So does one that assumes a wider spread (a 0.4 rise is then under a spread a day),
+        // also through more requests per session, or a larger allowance; one that lets a day
+        // count less needs more days than the step lasts; one whose usual level follows each
+        // day in full takes the step's first day as the new normal.
         for rules in [
             "[slow_drip]\nmin_spread = 0.5\n",
+            "[slow_drip]\nsession_dispersion = 100\n",
             "[slow_drip]\nallowance = 1.5\n",
             "[slow_drip]\nmax_step = 0.8\n",
+            "[slow_drip]\nlevel_rate = 1\n",
         ] {
             let tuned = RuleSettings::parse(rules, "r.toml").expect("rules");
             assert_eq!(
