@@ -17,7 +17,7 @@ use super::explain::{Explained, Verdict};
 use super::tokens::TokenInfo;
 use crate::event::{AccessEvent, Common, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{Classifier, FhirRequest, Method};
-use crate::smart::scope::ScopeSet;
+use crate::smart::scope::{ScopeMemo, ScopeSet};
 
 /// One stored access; identical ones may be folded into `count`.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ pub struct Judged {
 pub struct Replay {
     classifier: Classifier,
     limit: usize,
-    parsed: BTreeMap<String, Arc<ScopeSet>>,
+    parsed: ScopeMemo,
     /// When each app last started a Bulk Data export: its status polls and files within the
     /// engine's follow-up window need no scope.
     exporting: BTreeMap<String, Timestamp>,
@@ -83,7 +83,7 @@ impl Replay {
         Replay {
             classifier,
             limit: limit.max(1),
-            parsed: BTreeMap::new(),
+            parsed: ScopeMemo::default(),
             exporting: BTreeMap::new(),
             revoked: BTreeMap::new(),
             first_patients: BTreeMap::new(),
@@ -92,17 +92,7 @@ impl Replay {
 
     /// The parsed form of a granted scope string, parsed once.
     pub fn scopes(&mut self, scope_string: &str) -> Arc<ScopeSet> {
-        if let Some(parsed) = self.parsed.get(scope_string) {
-            return Arc::clone(parsed);
-        }
-        let parsed = Arc::new(ScopeSet::parse(scope_string));
-        insert(
-            &mut self.parsed,
-            self.limit,
-            scope_string.to_string(),
-            Arc::clone(&parsed),
-        );
-        parsed
+        self.parsed.parse(scope_string)
     }
 
     /// An export `client_id` started at `time` (a restarted writer learns the engine's from its
@@ -337,10 +327,13 @@ mod tests {
     #[test]
     fn a_bounded_replay_starts_a_full_map_over() {
         let mut replay = Replay::bounded(Classifier::new(), 2);
-        for scope in ["a", "b", "c"] {
-            replay.scopes(scope);
+        for client in ["a", "b", "c"] {
+            replay.export_started(client, Timestamp(0));
         }
-        assert_eq!(replay.parsed.len(), 1);
-        assert!(replay.parsed.contains_key("c"));
+        assert_eq!(replay.exporting.len(), 1);
+        assert!(replay.exporting.contains_key("c"));
+        // Parsed scope strings are the core's bounded memo's (smart::scope::memo).
+        let a = replay.scopes("patient/Observation.rs");
+        assert!(Arc::ptr_eq(&a, &replay.scopes("patient/Observation.rs")));
     }
 }

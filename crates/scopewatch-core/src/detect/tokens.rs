@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Text, Timestamp, TokenAction, TokenEvent, MICROS_PER_SECOND};
-use crate::smart::scope::ScopeSet;
+use crate::smart::scope::{ScopeMemo, ScopeSet};
 
 /// What a token was granted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,14 +141,11 @@ impl Default for TokenCacheConfig {
     }
 }
 
-/// Distinct scope strings remembered for reuse; beyond it the memo starts over.
-const MAX_MEMO_SCOPE_STRINGS: usize = 4096;
-
 pub struct TokenCache {
     config: TokenCacheConfig,
     /// Parsed grants by their scope string: an app's tokens mostly carry the same string, so
     /// each distinct string is parsed and normalised once.
-    parsed: HashMap<String, Arc<ScopeSet>>,
+    parsed: ScopeMemo,
     by_id: HashMap<Text, TokenInfo>,
     /// Live token ids per client, for accesses logged without a token id.
     by_client: HashMap<Text, BTreeSet<Text>>,
@@ -189,7 +186,7 @@ impl TokenCache {
     pub fn new(config: TokenCacheConfig) -> TokenCache {
         TokenCache {
             config,
-            parsed: HashMap::new(),
+            parsed: ScopeMemo::default(),
             by_id: HashMap::new(),
             by_client: HashMap::new(),
             by_eviction: BTreeSet::new(),
@@ -276,15 +273,7 @@ impl TokenCache {
     }
 
     fn parse_scopes(&mut self, granted: &str) -> Arc<ScopeSet> {
-        if let Some(set) = self.parsed.get(granted) {
-            return Arc::clone(set);
-        }
-        if self.parsed.len() >= MAX_MEMO_SCOPE_STRINGS {
-            self.parsed.clear();
-        }
-        let set = Arc::new(ScopeSet::parse(granted));
-        self.parsed.insert(granted.to_string(), Arc::clone(&set));
-        set
+        self.parsed.parse(granted)
     }
 
     fn eviction_time(&self, info: &TokenInfo) -> Timestamp {

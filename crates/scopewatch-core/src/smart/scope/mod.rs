@@ -3,11 +3,13 @@
 
 mod constraint;
 mod diff;
+mod memo;
 mod parse;
 mod perms;
 mod set;
 
 pub use diff::{AddedGrant, ScopeDelta};
+pub use memo::{ScopeMemo, MAX_SCOPE_STRINGS};
 pub use parse::{Context, ResourceScope, ResourceTarget, Scope, Syntax};
 pub use perms::Perms;
 pub use set::{Coverage, ScopeSet};

@@ -4,14 +4,9 @@
 //! Parsed and normalised per token, those grants were most of the history run's memory and grew
 //! with the number of tokens (issue #18); an app's tokens nearly always carry the same string.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::smart::scope::ScopeSet;
-
-/// Distinct scope strings remembered; beyond it the memo starts over (a bound on hostile input
-/// that sends a new string per token, like the engine's memo).
-const MAX_SCOPE_STRINGS: usize = 4096;
+use crate::smart::scope::{ScopeMemo, ScopeSet};
 
 /// A granted scope list shared by every access of the token: canonical spellings, resource
 /// scopes first in `scopes.resources()` order.
@@ -33,23 +28,17 @@ impl ParsedGrant {
     }
 }
 
+/// The core's scope memo (bounded the same way), keeping each string's normalised list too.
 #[derive(Default)]
 pub struct GrantMemo {
-    parsed: HashMap<String, ParsedGrant>,
+    parsed: ScopeMemo<ParsedGrant>,
 }
 
 impl GrantMemo {
     /// The parsed form of `scope_string`, shared with earlier tokens that held the same string.
     pub fn parse(&mut self, scope_string: &str) -> ParsedGrant {
-        if let Some(p) = self.parsed.get(scope_string) {
-            return p.clone();
-        }
-        if self.parsed.len() >= MAX_SCOPE_STRINGS {
-            self.parsed.clear();
-        }
-        let p = ParsedGrant::new(ScopeSet::parse(scope_string));
-        self.parsed.insert(scope_string.to_string(), p.clone());
-        p
+        self.parsed
+            .get_or_parse_with(scope_string, ParsedGrant::new)
     }
 }
 
@@ -72,10 +61,10 @@ mod tests {
     #[test]
     fn a_full_memo_starts_over_and_still_parses() {
         let mut memo = GrantMemo::default();
-        for i in 0..MAX_SCOPE_STRINGS + 10 {
+        for i in 0..crate::smart::scope::MAX_SCOPE_STRINGS + 10 {
             memo.parse(&format!("patient/Observation.rs x{i}"));
         }
-        assert!(memo.parsed.len() <= MAX_SCOPE_STRINGS);
+        assert!(memo.parsed.len() <= crate::smart::scope::MAX_SCOPE_STRINGS);
         let p = memo.parse("user/Patient.rs");
         assert_eq!(p.granted.as_slice(), ["user/Patient.rs"]);
     }

@@ -192,7 +192,17 @@ impl HistoryWriter {
     /// writing a row: a streaming service restarting from a checkpoint knows its live tokens,
     /// their revocations and first patients from there.
     pub fn remember_token(&mut self, t: &TokenState) {
-        let parsed = ParsedGrant::new(ScopeSet::from_tokens(&t.scopes));
+        // A checkpoint holds the grant as its normalised scopes; joined, they are one string of
+        // the memo, so a service that re-learns its live tokens at every segment parses each
+        // distinct grant once. (A scope holding whitespace cannot be joined; parsed apart.)
+        let parsed = match t
+            .scopes
+            .iter()
+            .any(|s| s.contains(|c: char| c.is_ascii_whitespace()))
+        {
+            false => self.grants.parse(&t.scopes.join(" ")),
+            true => ParsedGrant::new(ScopeSet::from_tokens(&t.scopes)),
+        };
         self.insert_grant(&t.token_id, &t.client_id, parsed, t.patient.clone());
         if let Some(at) = t.revoked_at {
             self.replay.revoke(&t.token_id, at);
