@@ -55,14 +55,15 @@ fn effective_severity(settings: &RuleSettings, id: &str, default: &str) -> Strin
 
 fn table(settings: &RuleSettings) -> String {
     let mut out = format!(
-        "{:<28} {:<14} {:<8} {:<15} {}\n",
-        "rule", "category", "enabled", "severity", "score"
+        "{:<28} {:<19} {:<14} {:<8} {:<15} {}\n",
+        "rule", "runs on", "category", "enabled", "severity", "score"
     );
     for r in CATALOG {
         let score = settings.get(r.id.as_str()).and_then(|o| o.score);
         out.push_str(&format!(
-            "{:<28} {:<14} {:<8} {:<15} {}\n",
+            "{:<28} {:<19} {:<14} {:<8} {:<15} {}\n",
             r.id,
+            r.hook.trigger(),
             r.category.as_str(),
             settings.enabled(r.id.as_str()),
             effective_severity(settings, r.id.as_str(), r.severity),
@@ -85,6 +86,8 @@ fn json(settings: &RuleSettings) -> String {
         .map(|r| {
             serde_json::json!({
                 "id": r.id,
+                "runs_on": r.hook.trigger(),
+                "after_learning": r.after_learning,
                 "category": r.category.as_str(),
                 "enabled": settings.enabled(r.id.as_str()),
                 "severity": effective_severity(settings, r.id.as_str(), r.severity),
@@ -113,12 +116,20 @@ pub fn markdown() -> String {
          A disabled rule still runs (its baselines evolve as before); only its alerts are \
          dropped. An unknown rule or key stops the run naming the file and the key. \
          `scopewatch rules --rules FILE` prints the effective settings.\n\n\
-         | rule | category | severity | fires when |\n|---|---|---|---|\n",
+         Rules run in this order on their trigger; those marked *after learning* wait until \
+         the app has a baseline (`--learning-days`).\n\n\
+         | rule | runs on | category | severity | fires when |\n|---|---|---|---|---|\n",
     );
     for r in CATALOG {
+        let learning = if r.after_learning {
+            ", after learning"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {}{learning} | {} | {} | {} |\n",
             r.id,
+            r.hook.trigger(),
             r.category.as_str(),
             r.severity,
             r.summary

@@ -209,6 +209,16 @@ impl AppProfile {
     }
 
     /// Marks activity at `at`.
+    /// The app's usual ratio of a day to its weekday/weekend expectation (1 until learned):
+    /// what `slow_drip` measures a rise against.
+    pub fn usual_daily_level(&self) -> f64 {
+        if self.drip_level > 0.0 {
+            self.drip_level
+        } else {
+            1.0
+        }
+    }
+
     pub fn touch(&mut self, at: Timestamp) {
         if day_number(at) != day_number(self.last_seen) && at > self.last_seen {
             self.active_days += 1;

@@ -4,14 +4,18 @@
 use super::budget::StateBudget;
 use crate::alert::Alert;
 use crate::baseline::{AppProfile, Baselines, DEFAULT_LEARNING_DAYS};
-use crate::event::{Event, Timestamp, TokenAction};
+use crate::event::{AccessEvent, Event, Timestamp, TokenAction, TokenEvent};
 use crate::registry::Registry;
 use crate::smart::request::Classifier;
 
 use super::explain::{explain, ExplainContext};
+use super::finding::Finding;
 use super::incidents::Incidents;
+use super::learn;
 use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
-use super::rules;
+use super::rules::hooks::{
+    self, AccessContext, DayContext, EventContext, GrantContext, HourContext,
+};
 use super::rules::settings::RuleSettings;
 use super::rules::volume::TokenUsage;
 use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
@@ -352,7 +356,7 @@ impl Engine {
         self.incidents.close_all(out);
     }
 
-    fn record(&mut self, findings: Vec<super::finding::Finding>, out: &mut Vec<Alert>) {
+    fn record(&mut self, findings: Vec<Finding>, out: &mut Vec<Alert>) {
         for f in findings {
             // Rules run whatever their settings (their state evolves as usual); a disabled
             // rule's findings stop here.
@@ -373,51 +377,41 @@ impl Engine {
         }
     }
 
-    /// Judges a finished day of an app: its resource mix and its total.
+    /// Judges a finished day of an app (its resource mix and its total), then learns it.
     fn close_day(
         &mut self,
         client: &Text,
         start: Timestamp,
         mix: &BTreeMap<String, u64>,
-        findings: &mut Vec<super::finding::Finding>,
+        findings: &mut Vec<Finding>,
     ) {
         let learning_days = self.learning_days;
-        let day = self.clock.day_span(start);
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        let learning = profile.is_learning(start, learning_days);
-        if !learning {
-            findings.extend(rules::drift::check_day(
-                client,
-                day,
-                mix,
-                profile,
-                &self.rules,
-            ));
-        }
-        let total = mix.values().sum();
         let weekend = self.clock.is_weekend(start);
-        findings.extend(rules::volume::check_daily(
-            client,
-            day,
+        let mut day = DayContext {
+            client_id: client,
+            day: self.clock.day_span(start),
             weekend,
-            total,
-            profile,
-            learning,
-            &self.rules,
-        ));
+            learning: profile.is_learning(start, learning_days),
+            mix,
+            profile: &mut *profile,
+            settings: &self.rules,
+        };
+        hooks::run(&mut day, findings);
+        let total = day.total();
+        learn::learn_day(profile, weekend, total, &self.rules);
     }
 
-    /// Judges a finished hour of an app, then folds it (capped when anomalous, so a burst
-    /// is not absorbed at once) and the silent hours up to `next` into the seasonal slots.
+    /// Judges a finished hour of an app, then learns it and the silent hours up to `next`.
     fn close_hour(
         &mut self,
         client: &Text,
         start: Timestamp,
         requests: u64,
         next: Option<Timestamp>,
-        findings: &mut Vec<super::finding::Finding>,
+        findings: &mut Vec<Finding>,
     ) {
         let learning_days = self.learning_days;
         let Some(profile) = self.baselines.apps.get_mut(client) else {
@@ -427,42 +421,20 @@ impl Engine {
         let Some(slot) = profile.hourly_requests.get(slot_index).copied() else {
             return;
         };
-        let mut value = requests as f64;
-        if !profile.is_learning(start, learning_days) {
-            let (finding, anomalous) =
-                rules::volume::check_hour(client, start, requests, &slot, &self.rules);
-            findings.extend(finding);
-            findings.extend(rules::drift::check_off_hours(
-                client,
-                start,
-                requests,
-                &slot,
-                slot_index,
-                profile,
-                &self.rules,
-            ));
-            if anomalous {
-                value = value.min(slot.mean + 3.0 * slot.var.sqrt());
-            }
-        }
-        if let Some(s) = profile.hourly_requests.get_mut(slot_index) {
-            s.update(value);
-        }
-        // Hours with no request at all are observations too (at most a week of them).
-        if let Some(next) = next {
-            let mut t = Timestamp(start.0 + MICROS_PER_HOUR);
-            let mut steps = 0;
-            while t < next && steps < 168 {
-                if let Some(s) = profile
-                    .hourly_requests
-                    .get_mut(seasonal_slot(self.clock.hour_of_week(t)))
-                {
-                    s.update(0.0);
-                }
-                t = Timestamp(t.0 + MICROS_PER_HOUR);
-                steps += 1;
-            }
-        }
+        let mut hour = HourContext {
+            client_id: client,
+            start,
+            requests,
+            slot,
+            slot_index,
+            profile,
+            learning: profile.is_learning(start, learning_days),
+            settings: &self.rules,
+            anomalous: false,
+        };
+        hooks::run(&mut hour, findings);
+        let anomalous = hour.anomalous;
+        learn::learn_hour(profile, &self.clock, (start, requests), anomalous, next);
     }
 
     /// The state against its byte budget (`budget`).
@@ -519,202 +491,205 @@ impl Engine {
         }
         let mut findings = Vec::new();
         let client = event.client_id();
+        if let Event::Access(_) = &event {
+            self.advance_hour(client, time, &mut findings);
+            self.advance_day(client, time, &mut findings);
+        }
+        let mut on_event = EventContext {
+            common: event.common(),
+            profile: self.baselines.apps.get(client),
+            settings: &self.rules,
+        };
+        hooks::run(&mut on_event, &mut findings);
         if !self.baselines.apps.contains_key(client) {
             self.new_apps_pending.remove(client);
-            findings.push(rules::novelty::new_app(event.common()));
             self.baselines
                 .apps
                 .insert(client.into(), AppProfile::new(client.into(), time));
-        }
-        if let Event::Access(_) = &event {
-            let hour = Timestamp(time.0 - time.0.rem_euclid(MICROS_PER_HOUR));
-            let client_key: Text = client.into();
-            match self.hours.get(&client_key).copied() {
-                Some((start, _)) if start == hour => {
-                    if let Some(h) = self.hours.get_mut(&client_key) {
-                        h.1 += 1;
-                    }
-                }
-                Some((start, requests)) if start < hour => {
-                    self.close_hour(&client_key, start, requests, Some(hour), &mut findings);
-                    self.hours.insert(client_key, (hour, 1));
-                }
-                Some(_) => {}
-                None => {
-                    self.hours.insert(client_key, (hour, 1));
-                }
-            }
-        }
-        if let Event::Access(_) = &event {
-            let day = self.clock.day_start(time);
-            let client_key: Text = client.into();
-            if let Some((start, _)) = self.days.get(&client_key) {
-                if *start < day {
-                    if let Some((start, mix)) = self.days.remove(&client_key) {
-                        self.close_day(&client_key, start, &mix, &mut findings);
-                    }
-                }
-            }
-            self.days
-                .entry(client_key)
-                .or_insert_with(|| (day, BTreeMap::new()));
         }
         // Over the byte budget, keys never seen are judged but not remembered (`budget`).
         let may_add = !self.baselines_full();
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        findings.extend(rules::novelty::dormant(
-            event.common(),
-            profile,
-            &self.rules,
-        ));
         profile.touch(time);
         let learning = profile.is_learning(time, self.learning_days);
         match &event {
-            Event::Token(t) => {
-                let lifetime = self
-                    .registry
-                    .get(client)
-                    .and_then(|app| app.token_lifetime_seconds);
-                if let Some(revoked) = self.tokens.apply_with_lifetime(t, lifetime) {
-                    if let Some(usage) = self.usage.remove(&revoked.token_id) {
-                        usage.fold_into(profile);
-                    }
-                }
-                let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
-                if let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) {
-                    // The cache has just parsed this grant; parse again only for tokens without an id.
-                    let granted = t
-                        .token_id
-                        .as_deref()
-                        .and_then(|id| self.tokens.get(id))
-                        .map(|info| Arc::clone(&info.scopes))
-                        .unwrap_or_else(|| Arc::new(crate::smart::scope::ScopeSet::parse(granted)));
-                    findings.extend(rules::registry::check_token(t, &granted, &self.registry));
-                    let key: GrantKey = (
-                        t.common.client_id.clone(),
-                        t.common.user.clone(),
-                        t.patient.clone(),
-                    );
-                    if t.event == TokenAction::Refreshed {
-                        if let Some(originals) = self.grants.get(&key) {
-                            findings
-                                .extend(rules::novelty::refresh_broadening(t, &granted, originals));
-                        }
-                    }
-                    if t.event == TokenAction::Issued {
-                        remember_grant(
-                            &mut self.grants,
-                            &mut self.grants_bytes,
-                            key,
-                            &granted,
-                            may_add,
-                        );
-                    }
-                    if !learning {
-                        findings.extend(rules::novelty::check_token(t, &granted, profile));
-                    }
-                    for scope in granted.resources().iter().map(|r| r.normalized()) {
-                        profile
-                            .scopes
-                            .observe_within(&scope, time, learning, may_add);
-                    }
-                    for other in granted.others() {
-                        let other = other.normalized();
-                        profile
-                            .scopes
-                            .observe_within(&other, time, learning, may_add);
-                    }
-                    if let Some(context) = granted.max_context() {
-                        let context = context.as_str();
-                        profile
-                            .contexts
-                            .observe_within(context, time, learning, may_add);
-                    }
-                    if let Some(grant) = t.grant_type.as_deref() {
-                        profile
-                            .grant_types
-                            .observe_within(grant, time, learning, may_add);
-                    }
-                }
-            }
-            Event::Access(a) => {
-                self.stats.accesses += 1;
-                let context = ExplainContext {
-                    export_in_progress: self.exports.get(client).is_some_and(|at| {
-                        time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND
-                    }),
-                };
-                let explained = explain(a, &self.tokens, &self.classifier, context);
-                let first_patient = super::explain::first_patient_of(&explained, a);
-                if explained.served && explained.request.is_bulk_export() {
-                    self.exports.insert(client.into(), time);
-                }
-                if explained.is_explained() {
-                    self.stats.explained += 1;
-                }
-                if explained.scopes == super::explain::ScopeFit::UnknownToken {
-                    self.stats.unknown_token += 1;
-                }
-                findings.extend(rules::enforcement::check(a, &explained));
-                findings.extend(rules::enforcement::check_expired(a, &explained));
-                findings.extend(rules::enforcement::check_revoked(a, &explained));
-                findings.extend(rules::enforcement::check_unverified(a, &explained));
-                findings.extend(rules::registry::check_access(a, &self.registry));
-                let population_level = explained.reaches_population();
-                if !learning {
-                    findings.extend(rules::novelty::check_access(
-                        a,
-                        &explained.request,
-                        population_level,
-                        profile,
-                    ));
-                }
-                if let Some(token) = explained.token {
-                    let usage = self.usage.entry(token.token_id.clone()).or_default();
-                    usage.record(a, &explained.request);
-                    if !learning {
-                        findings.extend(rules::volume::check_token_usage(
-                            a,
-                            usage,
-                            super::explain::is_patient_bound(token),
-                            profile,
-                            &self.rules,
-                        ));
-                    }
-                }
-                observe_access(
-                    profile,
-                    a,
-                    &explained.request,
-                    population_level,
-                    time,
-                    self.clock.hour_of_week(time),
-                    (learning, may_add),
-                );
-                if let (true, Some(ty)) = (
-                    (200..300).contains(&a.status),
-                    explained.request.resource_type,
-                ) {
-                    if let Some((_, mix)) = self.days.get_mut(client) {
-                        match mix.get_mut(ty) {
-                            Some(n) => *n += 1,
-                            None => {
-                                mix.insert(ty.to_string(), 1);
-                            }
-                        }
-                    }
-                }
-                if let Some((token_id, patient)) = first_patient {
-                    self.tokens.set_first_patient(&token_id, patient);
-                }
-            }
+            Event::Token(t) => self.on_token(t, (learning, may_add), &mut findings),
+            Event::Access(a) => self.on_access(a, (learning, may_add), &mut findings),
         }
         self.record(findings, out);
         // Tokens pushed out by the cache's bounds end as expired ones do.
         for info in self.tokens.take_evicted() {
             self.finish_token(&info);
+        }
+    }
+
+    /// Counts an access into its app's hour, closing the hour before when it has ended.
+    fn advance_hour(&mut self, client: &str, time: Timestamp, findings: &mut Vec<Finding>) {
+        let hour = Timestamp(time.0 - time.0.rem_euclid(MICROS_PER_HOUR));
+        let client_key: Text = client.into();
+        match self.hours.get(&client_key).copied() {
+            Some((start, _)) if start == hour => {
+                if let Some(h) = self.hours.get_mut(&client_key) {
+                    h.1 += 1;
+                }
+            }
+            Some((start, requests)) if start < hour => {
+                self.close_hour(&client_key, start, requests, Some(hour), findings);
+                self.hours.insert(client_key, (hour, 1));
+            }
+            Some(_) => {}
+            None => {
+                self.hours.insert(client_key, (hour, 1));
+            }
+        }
+    }
+
+    /// Opens an access's day for its app, closing the day before when it has ended.
+    fn advance_day(&mut self, client: &str, time: Timestamp, findings: &mut Vec<Finding>) {
+        let day = self.clock.day_start(time);
+        let client_key: Text = client.into();
+        if let Some((start, _)) = self.days.get(&client_key) {
+            if *start < day {
+                if let Some((start, mix)) = self.days.remove(&client_key) {
+                    self.close_day(&client_key, start, &mix, findings);
+                }
+            }
+        }
+        self.days
+            .entry(client_key)
+            .or_insert_with(|| (day, BTreeMap::new()));
+    }
+
+    /// A token event: the cache follows the token; a grant (issued or refreshed with scopes)
+    /// is judged by the grant rules, remembered for refreshes and learned.
+    fn on_token(
+        &mut self,
+        t: &TokenEvent,
+        (learning, may_add): (bool, bool),
+        findings: &mut Vec<Finding>,
+    ) {
+        let client = t.common.client_id.as_str();
+        let lifetime = self
+            .registry
+            .get(client)
+            .and_then(|app| app.token_lifetime_seconds);
+        let revoked = self.tokens.apply_with_lifetime(t, lifetime);
+        let Some(profile) = self.baselines.apps.get_mut(client) else {
+            return;
+        };
+        if let Some(usage) = revoked.and_then(|info| self.usage.remove(&info.token_id)) {
+            usage.fold_into(profile);
+        }
+        let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
+        let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) else {
+            return;
+        };
+        // The cache has just parsed this grant; parse again only for tokens without an id.
+        let granted = t
+            .token_id
+            .as_deref()
+            .and_then(|id| self.tokens.get(id))
+            .map(|info| Arc::clone(&info.scopes))
+            .unwrap_or_else(|| Arc::new(crate::smart::scope::ScopeSet::parse(granted)));
+        let key: GrantKey = (
+            t.common.client_id.clone(),
+            t.common.user.clone(),
+            t.patient.clone(),
+        );
+        let mut grant = GrantContext::new(t, &granted, &self.registry, profile, &self.rules);
+        grant.learning = learning;
+        if t.event == TokenAction::Refreshed {
+            grant.refreshable = self.grants.get(&key).map(Vec::as_slice);
+        }
+        hooks::run(&mut grant, findings);
+        if t.event == TokenAction::Issued {
+            remember_grant(
+                &mut self.grants,
+                &mut self.grants_bytes,
+                key,
+                &granted,
+                may_add,
+            );
+        }
+        let grant_type = t.grant_type.as_deref();
+        let time = t.common.time;
+        learn::learn_grant(profile, &granted, grant_type, time, (learning, may_add));
+    }
+
+    /// An access: explained against its token, judged by the access rules, counted into its
+    /// token's usage and its app's day, and learned.
+    fn on_access(
+        &mut self,
+        a: &AccessEvent,
+        (learning, may_add): (bool, bool),
+        findings: &mut Vec<Finding>,
+    ) {
+        let (client, time) = (a.common.client_id.as_str(), a.common.time);
+        self.stats.accesses += 1;
+        let context = ExplainContext {
+            export_in_progress: self
+                .exports
+                .get(client)
+                .is_some_and(|at| time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND),
+        };
+        let explained = explain(a, &self.tokens, &self.classifier, context);
+        let first_patient = super::explain::first_patient_of(&explained, a);
+        if explained.served && explained.request.is_bulk_export() {
+            self.exports.insert(client.into(), time);
+        }
+        if explained.is_explained() {
+            self.stats.explained += 1;
+        }
+        if explained.scopes == super::explain::ScopeFit::UnknownToken {
+            self.stats.unknown_token += 1;
+        }
+        let Some(profile) = self.baselines.apps.get_mut(client) else {
+            return;
+        };
+        let usage = explained.token.map(|token| {
+            let usage = self.usage.entry(token.token_id.clone()).or_default();
+            usage.record(a, &explained.request);
+            usage
+        });
+        let population_level = explained.reaches_population();
+        let mut access = AccessContext {
+            access: a,
+            explained: &explained,
+            registry: &self.registry,
+            profile,
+            population_level,
+            usage,
+            patient_bound: explained
+                .token
+                .is_some_and(super::explain::is_patient_bound),
+            learning,
+            settings: &self.rules,
+        };
+        hooks::run(&mut access, findings);
+        let hour_of_week = self.clock.hour_of_week(time);
+        let request = &explained.request;
+        learn::learn_access(
+            profile,
+            a,
+            request,
+            population_level,
+            hour_of_week,
+            (learning, may_add),
+        );
+        if let (true, Some(ty)) = ((200..300).contains(&a.status), request.resource_type) {
+            if let Some((_, mix)) = self.days.get_mut(client) {
+                match mix.get_mut(ty) {
+                    Some(n) => *n += 1,
+                    None => {
+                        mix.insert(ty.to_string(), 1);
+                    }
+                }
+            }
+        }
+        if let Some((token_id, patient)) = first_patient {
+            self.tokens.set_first_patient(&token_id, patient);
         }
     }
 }
@@ -752,52 +727,6 @@ pub(super) fn grant_list_bytes(list: &[Arc<crate::smart::scope::ScopeSet>]) -> u
         return 0;
     }
     super::budget::GRANT_KEY_BYTES + list.iter().map(|g| g.approx_bytes()).sum::<usize>()
-}
-
-/// Folds an access into the app's profile (learning: still in its learning days; may_add:
-/// within the byte budget, see `budget`).
-fn observe_access(
-    profile: &mut AppProfile,
-    access: &crate::event::AccessEvent,
-    request: &crate::smart::request::FhirRequest<'_>,
-    population_level: bool,
-    time: Timestamp,
-    local_hour_of_week: usize,
-    (learning, may_add): (bool, bool),
-) {
-    let served = (200..300).contains(&access.status);
-    if let Some(purpose) = access.purpose_of_use.as_deref() {
-        profile
-            .purposes
-            .observe_within(purpose, time, learning, may_add);
-    }
-    if !served {
-        return;
-    }
-    if let Some(ty) = request.resource_type {
-        let key = (ty.to_string(), request.interaction.as_str().to_string());
-        profile
-            .resources
-            .observe_within(&key, time, learning, may_add);
-    }
-    if let Some(op) = request.operation.as_deref() {
-        profile
-            .operations
-            .observe_within(op, time, learning, may_add);
-    }
-    if population_level {
-        let kind = if request.is_bulk_export() {
-            "export"
-        } else {
-            "search"
-        };
-        profile
-            .population
-            .observe_within(kind, time, learning, may_add);
-    }
-    if let Some(slot) = profile.hour_of_week.get_mut(local_hour_of_week) {
-        *slot += 1;
-    }
 }
 
 #[cfg(test)]

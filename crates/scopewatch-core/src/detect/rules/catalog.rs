@@ -6,38 +6,41 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Category;
 
+use super::hooks::Hook;
+use super::{drift, enforcement, novelty, registry, slow_drip, volume};
+
 /// A rule's id: what findings, alerts, snapshots and rules files name it by. Declared in
 /// catalog order (`CATALOG[id as usize]` is its entry); serialised as its snake_case name.
 /// Ordered by name, as the text ids it replaces were (incident maps and their output order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleId {
-    EnforcementGap,
-    NewScope,
-    WildcardBroadening,
-    ContextEscalation,
-    OfflineAccessNew,
-    RefreshBroadening,
+    NewApp,
+    DormantAppActive,
     RegistryScopeViolation,
     RegistryModeViolation,
-    RegistryPurposeViolation,
+    RefreshBroadening,
+    ContextEscalation,
+    WildcardBroadening,
+    NewScope,
+    OfflineAccessNew,
     NewGrantType,
+    EnforcementGap,
+    ExpiredTokenUse,
+    RevokedTokenUse,
+    UnverifiedAccess,
+    RegistryPurposeViolation,
     NewPurpose,
     BulkExportNew,
     EverythingNew,
     PopulationAccessNew,
     PatientFanout,
-    ResourceMixShift,
-    OffHours,
-    DormantAppActive,
-    NewApp,
-    HourlyBurst,
     TokenOutlier,
-    SlowDrip,
     PagingSweep,
-    ExpiredTokenUse,
-    RevokedTokenUse,
-    UnverifiedAccess,
+    HourlyBurst,
+    OffHours,
+    ResourceMixShift,
+    SlowDrip,
 }
 
 impl RuleId {
@@ -80,7 +83,8 @@ impl RuleId {
 
 impl std::fmt::Display for RuleId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`: `scopewatch rules` aligns ids in a column.
+        f.pad(self.as_str())
     }
 }
 
@@ -97,9 +101,13 @@ impl PartialOrd for RuleId {
 }
 
 /// What the catalog says about one rule.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 pub struct RuleInfo {
     pub id: RuleId,
+    /// When the rule runs, and the function the engine calls then.
+    pub hook: Hook,
+    /// Judged only once the app has passed its learning days (it compares with a baseline).
+    pub after_learning: bool,
     pub category: Category,
     /// The severity the rule gives (some rules choose between two by what they saw).
     pub severity: &'static str,
@@ -124,18 +132,27 @@ pub struct Param {
 
 const fn rule(
     id: RuleId,
+    hook: Hook,
+    after_learning: bool,
     category: Category,
     severity: &'static str,
     summary: &'static str,
 ) -> RuleInfo {
     RuleInfo {
         id,
+        hook,
+        after_learning,
         category,
         severity,
         summary,
         params: &[],
     }
 }
+
+/// Judged from the app's first event on (it needs no baseline).
+const JUDGED_ALWAYS: bool = false;
+/// Judged once the app has a baseline (after its learning days).
+const JUDGED_AFTER_LEARNING: bool = true;
 
 const fn with_params(r: RuleInfo, params: &'static [Param]) -> RuleInfo {
     RuleInfo { params, ..r }
@@ -335,88 +352,160 @@ pub const DORMANT_PARAMS: [Param; 1] = [param(
 )];
 
 /// Every rule, once: `scopewatch rules` prints it, `--rules FILE` tunes it, `docs/rules.md`
-/// is generated from it.
+/// is generated from it, and the engine runs it from here. Grouped by trigger; within a
+/// trigger, the order rules run in (and their findings within one event come out in).
 pub const CATALOG: [RuleInfo; 26] = [
     rule(
-        RuleId::EnforcementGap,
-        Category::ScopeCreep,
-        "high",
-        "An access served (2xx) that the token's granted scopes do not cover as SMART defines coverage.",
+        RuleId::NewApp,
+        Hook::Event(novelty::new_app),
+        JUDGED_ALWAYS,
+        Category::PurposeDrift,
+        "info",
+        "An app's first event.",
     ),
-    rule(
-        RuleId::NewScope,
-        Category::ScopeCreep,
-        "medium",
-        "A grant adds permissions the app never held.",
-    ),
-    rule(
-        RuleId::WildcardBroadening,
-        Category::ScopeCreep,
-        "high",
-        "A grant adds a `*` resource scope.",
-    ),
-    rule(
-        RuleId::ContextEscalation,
-        Category::ScopeCreep,
-        "high",
-        "Scopes move up a context: patient, then user, then system.",
-    ),
-    rule(
-        RuleId::OfflineAccessNew,
-        Category::ScopeCreep,
-        "medium",
-        "`offline_access` granted for the first time.",
-    ),
-    rule(
-        RuleId::RefreshBroadening,
-        Category::ScopeCreep,
-        "high",
-        "A refresh grants more than any grant it could have refreshed.",
+    with_params(
+        rule(
+            RuleId::DormantAppActive,
+            Hook::Event(novelty::dormant),
+            JUDGED_ALWAYS,
+            Category::PurposeDrift,
+            "medium",
+            "An app acts again after 30 days of silence.",
+        ),
+        &DORMANT_PARAMS,
     ),
     rule(
         RuleId::RegistryScopeViolation,
+        Hook::Grant(registry::scope_violation),
+        JUDGED_ALWAYS,
         Category::ScopeCreep,
         "medium or high",
         "Granted scopes outside the app's registry entry (high when broad).",
     ),
     rule(
         RuleId::RegistryModeViolation,
+        Hook::Grant(registry::mode_violation),
+        JUDGED_ALWAYS,
         Category::ScopeCreep,
         "high",
         "A launch context or grant type the registry does not allow the app.",
     ),
     rule(
-        RuleId::RegistryPurposeViolation,
-        Category::PurposeDrift,
+        RuleId::RefreshBroadening,
+        Hook::Grant(novelty::refresh_broadening),
+        JUDGED_ALWAYS,
+        Category::ScopeCreep,
+        "high",
+        "A refresh grants more than any grant it could have refreshed.",
+    ),
+    rule(
+        RuleId::ContextEscalation,
+        Hook::Grant(novelty::context_escalation),
+        JUDGED_AFTER_LEARNING,
+        Category::ScopeCreep,
+        "high",
+        "Scopes move up a context: patient, then user, then system.",
+    ),
+    rule(
+        RuleId::WildcardBroadening,
+        Hook::Grant(novelty::wildcard_broadening),
+        JUDGED_AFTER_LEARNING,
+        Category::ScopeCreep,
+        "high",
+        "A grant adds a `*` resource scope.",
+    ),
+    rule(
+        RuleId::NewScope,
+        Hook::Grant(novelty::new_scope),
+        JUDGED_AFTER_LEARNING,
+        Category::ScopeCreep,
         "medium",
-        "A purpose of use the registry does not allow the app.",
+        "A grant adds permissions the app never held.",
+    ),
+    rule(
+        RuleId::OfflineAccessNew,
+        Hook::Grant(novelty::offline_access_new),
+        JUDGED_AFTER_LEARNING,
+        Category::ScopeCreep,
+        "medium",
+        "`offline_access` granted for the first time.",
     ),
     rule(
         RuleId::NewGrantType,
+        Hook::Grant(novelty::new_grant_type),
+        JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         "medium",
         "A grant type the app never used.",
     ),
     rule(
+        RuleId::EnforcementGap,
+        Hook::Access(enforcement::gap),
+        JUDGED_ALWAYS,
+        Category::ScopeCreep,
+        "high",
+        "An access served (2xx) that the token's granted scopes do not cover as SMART defines coverage.",
+    ),
+    rule(
+        RuleId::ExpiredTokenUse,
+        Hook::Access(enforcement::expired),
+        JUDGED_ALWAYS,
+        Category::ScopeCreep,
+        "medium",
+        "An access served with a token past its lifetime.",
+    ),
+    rule(
+        RuleId::RevokedTokenUse,
+        Hook::Access(enforcement::revoked),
+        JUDGED_ALWAYS,
+        Category::ScopeCreep,
+        "high",
+        "An access served with a token after its revocation.",
+    ),
+    rule(
+        RuleId::UnverifiedAccess,
+        Hook::Access(enforcement::unverified),
+        JUDGED_ALWAYS,
+        Category::ScopeCreep,
+        "low",
+        "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
+    ),
+    rule(
+        RuleId::RegistryPurposeViolation,
+        Hook::Access(registry::purpose_violation),
+        JUDGED_ALWAYS,
+        Category::PurposeDrift,
+        "medium",
+        "A purpose of use the registry does not allow the app.",
+    ),
+    rule(
         RuleId::NewPurpose,
+        Hook::Access(novelty::new_purpose),
+        JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         "medium",
         "A purpose of use the app never used.",
     ),
     rule(
         RuleId::BulkExportNew,
+        Hook::Access(novelty::bulk_export_new),
+        JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         "high",
         "A Bulk Data `$export` by an app that never ran one.",
     ),
     rule(
         RuleId::EverythingNew,
+        Hook::Access(novelty::everything_new),
+        JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         "medium",
         "`$everything` by an app that never ran it.",
     ),
     rule(
         RuleId::PopulationAccessNew,
+        Hook::Access(novelty::population_access_new),
+        JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         "medium",
         "A search across all patients by an app that worked one patient at a time.",
@@ -424,6 +513,8 @@ pub const CATALOG: [RuleInfo; 26] = [
     with_params(
         rule(
             RuleId::PatientFanout,
+            Hook::Access(volume::patient_fanout),
+            JUDGED_AFTER_LEARNING,
             Category::PurposeDrift,
             "medium or high",
             "One token touches many distinct patients (high for a patient-bound token).",
@@ -432,49 +523,9 @@ pub const CATALOG: [RuleInfo; 26] = [
     ),
     with_params(
         rule(
-            RuleId::ResourceMixShift,
-            Category::PurposeDrift,
-            "medium or high",
-            "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
-        ),
-        &RESOURCE_MIX_SHIFT_PARAMS,
-    ),
-    with_params(
-        rule(
-            RuleId::OffHours,
-            Category::PurposeDrift,
-            "medium",
-            "Many requests in an hour where the app is normally silent.",
-        ),
-        &OFF_HOURS_PARAMS,
-    ),
-    with_params(
-        rule(
-            RuleId::DormantAppActive,
-            Category::PurposeDrift,
-            "medium",
-            "An app acts again after 30 days of silence.",
-        ),
-        &DORMANT_PARAMS,
-    ),
-    rule(
-        RuleId::NewApp,
-        Category::PurposeDrift,
-        "info",
-        "An app's first event.",
-    ),
-    with_params(
-        rule(
-            RuleId::HourlyBurst,
-            Category::DataVolume,
-            "medium or high",
-            "Requests in an hour far above the seasonal expectation.",
-        ),
-        &HOURLY_BURST_PARAMS,
-    ),
-    with_params(
-        rule(
             RuleId::TokenOutlier,
+            Hook::Access(volume::token_outlier),
+            JUDGED_AFTER_LEARNING,
             Category::DataVolume,
             "medium",
             "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
@@ -483,39 +534,58 @@ pub const CATALOG: [RuleInfo; 26] = [
     ),
     with_params(
         rule(
-            RuleId::SlowDrip,
-            Category::DataVolume,
-            "medium",
-            "Daily totals sustained above the app's usual level for days.",
-        ),
-        &SLOW_DRIP_PARAMS,
-    ),
-    with_params(
-        rule(
             RuleId::PagingSweep,
+            Hook::Access(volume::paging_sweep),
+            JUDGED_AFTER_LEARNING,
             Category::DataVolume,
             "medium",
             "One token follows far more large pages than usual.",
         ),
         &PAGING_SWEEP_PARAMS,
     ),
-    rule(
-        RuleId::ExpiredTokenUse,
-        Category::ScopeCreep,
-        "medium",
-        "An access served with a token past its lifetime.",
+    with_params(
+        rule(
+            RuleId::HourlyBurst,
+            Hook::Hour(volume::hourly_burst),
+            JUDGED_AFTER_LEARNING,
+            Category::DataVolume,
+            "medium or high",
+            "Requests in an hour far above the seasonal expectation.",
+        ),
+        &HOURLY_BURST_PARAMS,
     ),
-    rule(
-        RuleId::RevokedTokenUse,
-        Category::ScopeCreep,
-        "high",
-        "An access served with a token after its revocation.",
+    with_params(
+        rule(
+            RuleId::OffHours,
+            Hook::Hour(drift::off_hours),
+            JUDGED_AFTER_LEARNING,
+            Category::PurposeDrift,
+            "medium",
+            "Many requests in an hour where the app is normally silent.",
+        ),
+        &OFF_HOURS_PARAMS,
     ),
-    rule(
-        RuleId::UnverifiedAccess,
-        Category::ScopeCreep,
-        "low",
-        "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
+    with_params(
+        rule(
+            RuleId::ResourceMixShift,
+            Hook::Day(drift::resource_mix_shift),
+            JUDGED_AFTER_LEARNING,
+            Category::PurposeDrift,
+            "medium or high",
+            "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+        ),
+        &RESOURCE_MIX_SHIFT_PARAMS,
+    ),
+    with_params(
+        rule(
+            RuleId::SlowDrip,
+            Hook::Day(slow_drip::slow_drip),
+            JUDGED_AFTER_LEARNING,
+            Category::DataVolume,
+            "medium",
+            "Daily totals sustained above the app's usual level for days.",
+        ),
+        &SLOW_DRIP_PARAMS,
     ),
 ];
 
@@ -563,6 +633,34 @@ mod tests {
         let readme = include_str!("../../../../../README.md");
         let count = format!("{} rules in three categories", RULE_IDS.len());
         assert!(readme.contains(&count), "README should say \"{count}\"");
+    }
+
+    /// The catalog is grouped by trigger in the order an event meets them (its app's ended hour
+    /// and day are closed first, but their rules are listed last as they judge periods), so
+    /// docs/rules.md reads in the order rules run.
+    #[test]
+    fn rules_are_grouped_by_trigger() {
+        let rank = |hook: Hook| match hook {
+            Hook::Event(_) => 0,
+            Hook::Grant(_) => 1,
+            Hook::Access(_) => 2,
+            Hook::Hour(_) => 3,
+            Hook::Day(_) => 4,
+        };
+        for pair in CATALOG.windows(2) {
+            assert!(
+                rank(pair[0].hook) <= rank(pair[1].hook),
+                "{} ({}) is listed before {} ({})",
+                pair[0].id,
+                pair[0].hook.trigger(),
+                pair[1].id,
+                pair[1].hook.trigger()
+            );
+        }
+        // Rules that compare with a baseline wait for it; the ones that need none do not.
+        let waits = |id: RuleId| id.info().after_learning;
+        assert!(waits(RuleId::NewScope) && waits(RuleId::SlowDrip));
+        assert!(!waits(RuleId::EnforcementGap) && !waits(RuleId::RefreshBroadening));
     }
 
     /// The catalog holds each id once, at its own index, and an id's text is its serde name.

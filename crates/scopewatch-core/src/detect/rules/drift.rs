@@ -14,11 +14,12 @@ use serde_json::json;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::alert::{Category, Severity, ATTACK_T1213, CSF_DE_CM_03, NHI10_HUMAN_USE};
-use crate::baseline::{AppProfile, SlotStats};
+use crate::baseline::AppProfile;
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
+use super::hooks::{DayContext, HourContext};
 use super::settings::RuleSettings;
 use super::volume::surprise_score;
 
@@ -43,8 +44,19 @@ fn baseline_mix(profile: &AppProfile) -> BTreeMap<&str, u64> {
     mix
 }
 
-/// Judges one finished day of an app's served requests by resource type.
-pub fn check_day(
+/// `resource_mix_shift`: judges one finished day of an app's served requests by resource type.
+pub fn resource_mix_shift(context: &mut DayContext<'_>, findings: &mut Vec<Finding>) {
+    let (client_id, day) = (context.client_id, context.mix);
+    findings.extend(mix_shift_finding(
+        client_id,
+        context.day,
+        day,
+        context.profile,
+        context.settings,
+    ));
+}
+
+fn mix_shift_finding(
     client_id: &Text,
     (day_start, day_end): (Timestamp, Timestamp),
     day: &BTreeMap<String, u64>,
@@ -125,16 +137,15 @@ fn neighbours_active(profile: &AppProfile, slot_index: usize, busiest: f64) -> b
     })
 }
 
-/// Judges one finished hour for activity at a time the app is normally silent.
-pub fn check_off_hours(
-    client_id: &Text,
-    hour_start: Timestamp,
-    requests: u64,
-    slot: &SlotStats,
-    slot_index: usize,
-    profile: &AppProfile,
-    settings: &RuleSettings,
-) -> Option<Finding> {
+/// `off_hours`: judges one finished hour for activity at a time the app is normally silent.
+pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
+    findings.extend(off_hours_finding(context));
+}
+
+fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
+    let (client_id, hour_start, requests) = (context.client_id, context.start, context.requests);
+    let (slot, slot_index, profile) = (&context.slot, context.slot_index, context.profile);
+    let settings = context.settings;
     let busiest = profile
         .hourly_requests
         .iter()

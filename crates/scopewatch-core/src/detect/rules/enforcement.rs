@@ -14,10 +14,16 @@ use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
 use super::super::finding::Finding;
 use super::super::tokens::TokenInfo;
 use super::catalog::RuleId;
+use super::hooks::AccessContext;
 
 pub const RULE: RuleId = RuleId::EnforcementGap;
 
-pub fn check(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+/// `enforcement_gap`: see the module's doc.
+pub fn gap(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    findings.extend(gap_finding(context.access, context.explained));
+}
+
+fn gap_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     if !explained.is_enforcement_gap() {
         return None;
     }
@@ -72,7 +78,11 @@ const EXPIRY_SKEW_SECONDS: i64 = 60;
 /// `expired_token_use` (scope_creep, medium): an access served with a token more than a minute
 /// past its `expires_in` — the server accepted a token the authorization server had already let
 /// lapse. Seen while the token cache still holds the token (its expiry plus the grace period).
-pub fn check_expired(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+pub fn expired(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    findings.extend(expired_finding(context.access, context.explained));
+}
+
+fn expired_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     let token = explained.token?;
     if token.lifetime_assumed {
         return None; // nobody logged or configured how long it was valid
@@ -143,7 +153,11 @@ pub const REVOKED_RULE: RuleId = RuleId::RevokedTokenUse;
 /// was logged. RFC 7009 §2: after a revocation request the token is invalid and the resource
 /// server must not honour it; a 2xx means revocation is not enforced (often a cached
 /// introspection result, or a self-contained JWT the server never checks).
-pub fn check_revoked(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+pub fn revoked(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    findings.extend(revoked_finding(context.access, context.explained));
+}
+
+fn revoked_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     let token = explained.token?;
     let revoked_at = token.revoked_at?;
     if !explained.served || !explained.token_revoked {
@@ -178,7 +192,11 @@ pub const UNVERIFIED_RULE: RuleId = RuleId::UnverifiedAccess;
 /// decided from the log — a read by id under a query-constrained scope (SMART 2.x granular
 /// scopes), `_include`/`_revinclude` or a Bulk Data `_type` naming types the token cannot read
 /// (a well-behaved server filters them out). Worth a look, never a certain gap.
-pub fn check_unverified(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
+pub fn unverified(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    findings.extend(unverified_finding(context.access, context.explained));
+}
+
+fn unverified_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
     let ScopeFit::Unverified {
         reason,
         requirement,

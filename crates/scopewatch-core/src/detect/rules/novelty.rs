@@ -13,13 +13,13 @@ use crate::alert::{
     Category, FrameworkRef, Severity, ATTACK_T1213, ATTACK_T1530, CSF_DE_CM_03, CSF_PR_AA_05,
     NHI10_HUMAN_USE, NHI1_IMPROPER_OFFBOARDING, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
 };
-use crate::baseline::AppProfile;
-use crate::event::{AccessEvent, Common, TokenEvent};
-use crate::smart::request::{request_shape, FhirRequest};
-use crate::smart::scope::{Scope, ScopeSet};
+use crate::event::{AccessEvent, Common, TokenAction};
+use crate::smart::request::request_shape;
+use crate::smart::scope::ScopeSet;
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
+use super::hooks::{AccessContext, EventContext, GrantContext};
 
 /// What identifies a rule's findings: id, family, how severe, and its framework references.
 struct Rule {
@@ -142,21 +142,20 @@ fn finding(
     }
 }
 
-/// The app's established scopes as a set.
-fn established_scopes(profile: &AppProfile) -> ScopeSet {
-    ScopeSet::from_scopes(profile.scopes.established_keys().map(|s| Scope::parse(s)))
-}
-
 /// `new_app`: the first event of an app scopewatch has never seen.
-pub fn new_app(common: &Common) -> Finding {
+pub fn new_app(context: &mut EventContext<'_>, findings: &mut Vec<Finding>) {
+    if context.profile.is_some() {
+        return;
+    }
+    let common = context.common;
     let client = &common.client_id;
-    finding(
+    findings.push(finding(
         common,
         &NEW_APP,
         format!("{client} appeared for the first time; its baseline is being learned before other rules apply."),
         json!({ "first_seen": common.time }),
         serde_json::Value::Null,
-    )
+    ));
 }
 
 const REFRESH_BROADENING: Rule = Rule {
@@ -169,11 +168,14 @@ const REFRESH_BROADENING: Rule = Rule {
 
 /// `refresh_broadening`: a refresh granted more than the grant it refreshes (SMART requires a
 /// refresh to grant a subset). Checked in learning too: it is never normal.
-pub fn refresh_broadening(
-    event: &TokenEvent,
-    granted: &ScopeSet,
-    originals: &[std::sync::Arc<ScopeSet>],
-) -> Option<Finding> {
+pub fn refresh_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let (event, granted) = (context.event, context.granted);
+    let Some(originals) = context.refreshable else {
+        return;
+    };
+    if event.event != TokenAction::Refreshed {
+        return;
+    }
     // Any grant of this user (and launch patient) may be the one refreshed: a patient on two
     // devices holds two. Broadening only when no grant contains the refresh.
     let mut narrowest: Option<(&ScopeSet, crate::smart::scope::ScopeDelta)> = None;
@@ -183,7 +185,7 @@ pub fn refresh_broadening(
             && delta.context_escalation.is_none()
             && delta.new_other.is_empty()
         {
-            return None;
+            return;
         }
         let size = delta.added.len() + delta.new_other.len();
         if narrowest
@@ -193,7 +195,9 @@ pub fn refresh_broadening(
             narrowest = Some((original, delta));
         }
     }
-    let (original, delta) = narrowest?;
+    let Some((original, delta)) = narrowest else {
+        return;
+    };
     let client = &event.common.client_id;
     let mut f = finding(
         &event.common,
@@ -203,69 +207,90 @@ pub fn refresh_broadening(
         json!({ "original_scopes": original.normalized(), "grants_compared": originals.len() }),
     );
     f.token_id = event.token_id.clone();
-    Some(f)
+    findings.push(f);
 }
 
 /// `dormant_app_active`: an established app acts again after `dormant_days` (30 unless a
 /// rules file says otherwise) of silence.
-pub fn dormant(
-    common: &Common,
-    profile: &AppProfile,
-    settings: &super::settings::RuleSettings,
-) -> Option<Finding> {
+pub fn dormant(context: &mut EventContext<'_>, findings: &mut Vec<Finding>) {
+    let (common, settings) = (context.common, context.settings);
+    let Some(profile) = context.profile else {
+        return;
+    };
     let silent_days =
         (common.time.0 - profile.last_seen.0) / (86_400 * crate::event::MICROS_PER_SECOND);
     if (silent_days as f64) < settings.param(RuleId::DormantAppActive, "dormant_days") {
-        return None;
+        return;
     }
     let client = &common.client_id;
-    Some(finding(
+    findings.push(finding(
         common,
         &DORMANT_APP_ACTIVE,
         format!("{client} is active again after {silent_days} days of silence; check that it is still meant to have access."),
         json!({ "silent_days": silent_days }),
         json!({ "last_seen": profile.last_seen }),
-    ))
+    ));
 }
 
-pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let common = &event.common;
-    let client = &common.client_id;
-    let baseline = established_scopes(profile);
-    let delta = granted.additions_over(&baseline);
-    // Built only when a finding needs it: most grants add nothing.
-    let baseline_json = || json!({ "established_scopes": baseline.normalized() });
-    let token = event.token_id.clone();
-    let mut push = |mut f: Finding| {
-        f.token_id = token.clone();
-        out.push(f);
+/// A grant finding against the app's established scopes, naming the token.
+fn grant_finding(
+    context: &GrantContext<'_>,
+    rule: &Rule,
+    summary: String,
+    observed: serde_json::Value,
+) -> Finding {
+    let (baseline, _) = context.over_established();
+    let mut f = finding(
+        &context.event.common,
+        rule,
+        summary,
+        observed,
+        json!({ "established_scopes": baseline.normalized() }),
+    );
+    f.token_id = context.event.token_id.clone();
+    f
+}
+
+/// `context_escalation`: a grant one context above what the app held (patient → user → system).
+pub fn context_escalation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let Some((from, to)) = context.over_established().1.context_escalation else {
+        return;
     };
-    if let Some((from, to)) = delta.context_escalation {
-        push(finding(
-            common,
-            &CONTEXT_ESCALATION,
-            format!(
-                "{client} was granted {}-level scopes; until now it only held {}-level access.",
-                to.as_str(),
-                from.map_or("no resource", |c| c.as_str())
-            ),
-            json!({ "context": to.as_str(), "granted_scopes": granted.normalized() }),
-            baseline_json(),
-        ));
+    let client = &context.event.common.client_id;
+    findings.push(grant_finding(
+        context,
+        &CONTEXT_ESCALATION,
+        format!(
+            "{client} was granted {}-level scopes; until now it only held {}-level access.",
+            to.as_str(),
+            from.map_or("no resource", |c| c.as_str())
+        ),
+        json!({ "context": to.as_str(), "granted_scopes": context.granted.normalized() }),
+    ));
+}
+
+/// `wildcard_broadening`: a grant adds a `*` resource scope the app never held.
+pub fn wildcard_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let delta = &context.over_established().1;
+    if delta.new_wildcards.is_empty() {
+        return;
     }
-    if !delta.new_wildcards.is_empty() {
-        push(finding(
-        common,
+    let client = &context.event.common.client_id;
+    findings.push(grant_finding(
+        context,
         &WILDCARD_BROADENING,
-            format!(
-                "{client} was granted wildcard scope(s) {} covering every resource type, beyond its usual scopes.",
-                delta.new_wildcards.join(" ")
-            ),
-            json!({ "new_wildcards": delta.new_wildcards, "added": delta.added }),
-            baseline_json(),
-        ));
-    }
+        format!(
+            "{client} was granted wildcard scope(s) {} covering every resource type, beyond its usual scopes.",
+            delta.new_wildcards.join(" ")
+        ),
+        json!({ "new_wildcards": delta.new_wildcards, "added": delta.added }),
+    ));
+}
+
+/// `new_scope`: a grant adds specific permissions the app never held (what a wildcard or a
+/// context escalation already reports is left to those rules).
+pub fn new_scope(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let delta = &context.over_established().1;
     let specific: Vec<&str> = delta
         .added
         .iter()
@@ -277,117 +302,153 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, profile: &AppProfile)
         })
         .map(|a| a.scope.as_str())
         .collect();
-    if !specific.is_empty() {
-        push(finding(
-            common,
-            &NEW_SCOPE,
-            format!(
-                "{client} was granted permissions it never held before: {}.",
-                specific.join(" ")
-            ),
-            json!({ "added": delta.added }),
-            baseline_json(),
-        ));
+    if specific.is_empty() {
+        return;
     }
-    if delta.adds_offline_access() {
-        push(finding(
-            common,
-            &OFFLINE_ACCESS_NEW,
-            format!(
-                "{client} obtained offline_access (long-lived refresh tokens) for the first time."
-            ),
-            json!({ "new_scopes": delta.new_other }),
-            baseline_json(),
-        ));
-    }
-    if let Some(grant) = event.grant_type.as_deref() {
-        if profile.grant_types.has_established() && !profile.grant_types.is_established(grant) {
-            let usual: Vec<&String> = profile.grant_types.established_keys().collect();
-            let rule = if grant == "authorization_code" {
-                &NEW_GRANT_TYPE_INTERACTIVE
-            } else {
-                &NEW_GRANT_TYPE
-            };
-            push(finding(
-                common,
-                rule,
-                format!("{client} obtained a token through {grant}, a grant type it has not used before."),
-                json!({ "grant_type": grant }),
-                json!({ "grant_types": usual }),
-            ));
-        }
-    }
-    out
+    let client = &context.event.common.client_id;
+    findings.push(grant_finding(
+        context,
+        &NEW_SCOPE,
+        format!(
+            "{client} was granted permissions it never held before: {}.",
+            specific.join(" ")
+        ),
+        json!({ "added": delta.added }),
+    ));
 }
 
-/// `population_level`: the request reaches patients beyond one (see
-/// [`crate::detect::explain::Explained::reaches_population`]).
-pub fn check_access(
-    access: &AccessEvent,
-    request: &FhirRequest<'_>,
-    population_level: bool,
-    profile: &AppProfile,
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let common = &access.common;
-    let client = &common.client_id;
-    let served = (200..300).contains(&access.status);
-    let shape = || request_shape(access.method, &access.url);
-    let mut push = |mut f: Finding| {
-        f.token_id = access.token_id.clone();
-        f.example_request = Some(shape());
-        out.push(f);
+/// `offline_access_new`: the app obtains `offline_access` for the first time.
+pub fn offline_access_new(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let delta = &context.over_established().1;
+    if !delta.adds_offline_access() {
+        return;
+    }
+    let client = &context.event.common.client_id;
+    findings.push(grant_finding(
+        context,
+        &OFFLINE_ACCESS_NEW,
+        format!("{client} obtained offline_access (long-lived refresh tokens) for the first time."),
+        json!({ "new_scopes": delta.new_other }),
+    ));
+}
+
+/// `new_grant_type`: a token through a grant type the app never used.
+pub fn new_grant_type(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let (event, profile) = (context.event, context.profile);
+    let Some(grant) = event.grant_type.as_deref() else {
+        return;
     };
-    if let Some(purpose) = access.purpose_of_use.as_deref() {
-        if profile.purposes.has_established() && !profile.purposes.is_established(purpose) {
-            let usual: Vec<&String> = profile.purposes.established_keys().collect();
-            push(finding(
-                common,
-                &NEW_PURPOSE,
-                format!(
-                    "{client} accessed data for purpose {purpose}, which it has not used before."
-                ),
-                json!({ "purpose_of_use": purpose }),
-                json!({ "purposes": usual }),
-            ));
-        }
+    if !profile.grant_types.has_established() || profile.grant_types.is_established(grant) {
+        return;
     }
-    if !served {
-        return out;
+    let usual: Vec<&String> = profile.grant_types.established_keys().collect();
+    let rule = if grant == "authorization_code" {
+        &NEW_GRANT_TYPE_INTERACTIVE
+    } else {
+        &NEW_GRANT_TYPE
+    };
+    let client = &event.common.client_id;
+    let mut f = finding(
+        &event.common,
+        rule,
+        format!("{client} obtained a token through {grant}, a grant type it has not used before."),
+        json!({ "grant_type": grant }),
+        json!({ "grant_types": usual }),
+    );
+    f.token_id = event.token_id.clone();
+    findings.push(f);
+}
+
+/// An access finding, naming its token and request shape.
+fn access_finding(
+    access: &AccessEvent,
+    rule: &Rule,
+    summary: String,
+    observed: serde_json::Value,
+    baseline: serde_json::Value,
+) -> Finding {
+    let mut f = finding(&access.common, rule, summary, observed, baseline);
+    f.token_id = access.token_id.clone();
+    f.example_request = Some(request_shape(access.method, &access.url));
+    f
+}
+
+/// `new_purpose`: an access for a purpose of use the app never used.
+pub fn new_purpose(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    let (access, profile) = (context.access, context.profile);
+    let Some(purpose) = access.purpose_of_use.as_deref() else {
+        return;
+    };
+    if !profile.purposes.has_established() || profile.purposes.is_established(purpose) {
+        return;
     }
-    if let Some(op) = request.operation.as_deref() {
-        let rule = match op {
-            "$export" => Some(&BULK_EXPORT_NEW),
-            "$everything" => Some(&EVERYTHING_NEW),
-            _ => None,
-        };
-        if let Some(rule) = rule {
-            if !profile.operations.is_established(op) {
-                push(finding(
-                    common,
-                    rule,
-                    format!("{client} ran {op}, a bulk operation it has never used before."),
-                    json!({ "operation": op, "population_level": population_level }),
-                    json!({ "operations": profile.operations.established_keys().collect::<Vec<_>>() }),
-                ));
-            }
-        }
-    }
-    if population_level
-        && !request.is_bulk_export()
-        && profile.resources.has_established()
-        && !profile.population.has_established()
+    let usual: Vec<&String> = profile.purposes.established_keys().collect();
+    let client = &access.common.client_id;
+    findings.push(access_finding(
+        access,
+        &NEW_PURPOSE,
+        format!("{client} accessed data for purpose {purpose}, which it has not used before."),
+        json!({ "purpose_of_use": purpose }),
+        json!({ "purposes": usual }),
+    ));
+}
+
+/// `bulk_export_new`: a served Bulk Data `$export` by an app that never ran one.
+pub fn bulk_export_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    new_operation(context, "$export", &BULK_EXPORT_NEW, findings);
+}
+
+/// `everything_new`: a served `$everything` by an app that never ran it.
+pub fn everything_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    new_operation(context, "$everything", &EVERYTHING_NEW, findings);
+}
+
+fn new_operation(
+    context: &AccessContext<'_>,
+    operation: &str,
+    rule: &Rule,
+    findings: &mut Vec<Finding>,
+) {
+    let (access, profile) = (context.access, context.profile);
+    let request = &context.explained.request;
+    if !context.explained.served
+        || request.operation.as_deref() != Some(operation)
+        || profile.operations.is_established(operation)
     {
-        push(finding(
-        common,
-        &POPULATION_ACCESS_NEW,
-            format!(
-                "{client} searched {} across all patients; it has only worked one patient at a time before.",
-                request.resource_type.unwrap_or("data")
-            ),
-            json!({ "resource_type": request.resource_type, "interaction": request.interaction.as_str() }),
-            json!({ "population_level_access": false }),
-        ));
+        return;
     }
-    out
+    let client = &access.common.client_id;
+    findings.push(access_finding(
+        access,
+        rule,
+        format!("{client} ran {operation}, a bulk operation it has never used before."),
+        json!({ "operation": operation, "population_level": context.population_level }),
+        json!({ "operations": profile.operations.established_keys().collect::<Vec<_>>() }),
+    ));
+}
+
+/// `population_access_new`: a served search across patients by an app that worked one
+/// patient at a time (a Bulk export is `bulk_export_new`'s).
+pub fn population_access_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    let (access, profile) = (context.access, context.profile);
+    let request = &context.explained.request;
+    if !context.explained.served
+        || !context.population_level
+        || request.is_bulk_export()
+        || !profile.resources.has_established()
+        || profile.population.has_established()
+    {
+        return;
+    }
+    let client = &access.common.client_id;
+    findings.push(access_finding(
+        access,
+        &POPULATION_ACCESS_NEW,
+        format!(
+            "{client} searched {} across all patients; it has only worked one patient at a time before.",
+            request.resource_type.unwrap_or("data")
+        ),
+        json!({ "resource_type": request.resource_type, "interaction": request.interaction.as_str() }),
+        json!({ "population_level_access": false }),
+    ));
 }

@@ -10,12 +10,9 @@
 
 use serde_json::json;
 
-use crate::alert::{Category, Severity, CSF_DE_CM_03, CSF_PR_AA_05, NHI5_OVERPRIVILEGED};
-use crate::event::{AccessEvent, TokenAction, TokenEvent};
-use crate::registry::Registry;
-use crate::smart::scope::ScopeSet;
-
 use super::catalog::RuleId;
+use super::hooks::{AccessContext, GrantContext};
+use crate::alert::{Category, Severity, CSF_DE_CM_03, CSF_PR_AA_05, NHI5_OVERPRIVILEGED};
 
 use super::super::finding::Finding;
 
@@ -23,14 +20,12 @@ pub const SCOPE_RULE: RuleId = RuleId::RegistryScopeViolation;
 pub const MODE_RULE: RuleId = RuleId::RegistryModeViolation;
 pub const PURPOSE_RULE: RuleId = RuleId::RegistryPurposeViolation;
 
-pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) -> Vec<Finding> {
-    let mut out = Vec::new();
-    if !matches!(event.event, TokenAction::Issued | TokenAction::Refreshed) {
-        return out;
-    }
+/// `registry_scope_violation`: a grant outside the app's registered scopes.
+pub fn scope_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let (event, granted) = (context.event, context.granted);
     let client = &event.common.client_id;
-    let Some(app) = registry.get(client) else {
-        return out;
+    let Some(app) = context.registry.get(client) else {
+        return;
     };
     if let Some(allowed) = &app.allowed_scopes {
         let delta = granted.additions_over(allowed);
@@ -43,7 +38,7 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
             .collect();
         if !outside.is_empty() {
             let broad = !delta.new_wildcards.is_empty() || delta.context_escalation.is_some();
-            out.push(Finding {
+            findings.push(Finding {
                 client_id: client.clone(),
                 rule: SCOPE_RULE,
                 cause: String::new(),
@@ -65,10 +60,19 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
             });
         }
     }
+}
+
+/// `registry_mode_violation`: a grant in a context the app is not registered for.
+pub fn mode_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
+    let (event, granted) = (context.event, context.granted);
+    let client = &event.common.client_id;
+    let Some(app) = context.registry.get(client) else {
+        return;
+    };
     if let Some(context) = granted.max_context() {
         if !app.modes.is_empty() && !app.modes.contains(&context) {
             let modes: Vec<&str> = app.modes.iter().map(|m| m.as_str()).collect();
-            out.push(Finding {
+            findings.push(Finding {
                 client_id: client.clone(),
                 rule: MODE_RULE,
                 cause: String::new(),
@@ -90,17 +94,22 @@ pub fn check_token(event: &TokenEvent, granted: &ScopeSet, registry: &Registry) 
             });
         }
     }
-    out
 }
 
-pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding> {
-    let purpose = access.purpose_of_use.as_deref()?;
+/// `registry_purpose_violation`: an access for a purpose the app is not registered for.
+pub fn purpose_violation(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    let access = context.access;
+    let Some(purpose) = access.purpose_of_use.as_deref() else {
+        return;
+    };
     let client = &access.common.client_id;
-    let app = registry.get(client)?;
+    let Some(app) = context.registry.get(client) else {
+        return;
+    };
     if app.purpose.is_empty() || app.purpose.iter().any(|p| p == purpose) {
-        return None;
+        return;
     }
-    Some(Finding {
+    findings.push(Finding {
         client_id: client.clone(),
         rule: PURPOSE_RULE,
         cause: String::new(),
@@ -118,5 +127,5 @@ pub fn check_access(access: &AccessEvent, registry: &Registry) -> Option<Finding
         token_id: access.token_id.clone(),
         example_request: Some(crate::smart::request::request_shape(access.method, &access.url)),
         references: vec![CSF_DE_CM_03],
-    })
+    });
 }
