@@ -69,8 +69,8 @@ pub fn mode_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
     let Some(app) = context.registry.get(client) else {
         return;
     };
-    if let Some(context) = granted.max_context() {
-        if !app.modes.is_empty() && !app.modes.contains(&context) {
+    if let Some(held) = granted.max_context() {
+        if !app.modes.is_empty() && !app.modes.contains(&held) {
             let modes: Vec<&str> = app.modes.iter().map(|m| m.as_str()).collect();
             findings.push(Finding {
                 client_id: client.clone(),
@@ -83,10 +83,10 @@ pub fn mode_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
                 span: None,
                 summary: format!(
                     "{client} holds a {} context token but is registered for {} access only.",
-                    context.as_str(),
+                    held.as_str(),
                     modes.join("/")
                 ),
-                observed: json!({ "context": context.as_str(), "grant_type": event.grant_type }),
+                observed: json!({ "context": held.as_str(), "grant_type": event.grant_type }),
                 baseline: json!({ "modes": modes }),
                 token_id: event.token_id.clone(),
                 example_request: None,
