@@ -687,7 +687,11 @@ fn docs_rules_md_is_generated_from_the_catalog() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("r.toml");
-    std::fs::write(&file, "[enforcement_gap]\nenabled = false\n").expect("write");
+    std::fs::write(
+        &file,
+        "[enforcement_gap]\nenabled = false\n[token_outlier]\nscore = 50\n",
+    )
+    .expect("write");
     let out = scopewatch(&[
         "rules",
         "--output-format",
@@ -703,6 +707,9 @@ fn docs_rules_md_is_generated_from_the_catalog() {
         .find(|r| r["id"] == "enforcement_gap")
         .expect("listed");
     assert_eq!(gap["enabled"], false);
+    // The catalog's grade, unless the file sets one.
+    assert_eq!(gap["severity"], "high");
+    assert_eq!(gap["score"], "85");
     let outlier = rules
         .as_array()
         .expect("array")
@@ -710,6 +717,8 @@ fn docs_rules_md_is_generated_from_the_catalog() {
         .find(|r| r["id"] == "token_outlier")
         .expect("listed");
     assert_eq!(outlier["params"]["min_requests"], 200.0);
+    assert_eq!(outlier["severity"], "medium");
+    assert_eq!(outlier["score"], "50");
     assert_eq!(rules.as_array().map(Vec::len), Some(26));
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Outcome;
-use crate::detect::rules::catalog::CATALOG;
+use crate::detect::rules::catalog::{RuleInfo, CATALOG};
 use crate::detect::rules::settings::RuleSettings;
 
 #[derive(Debug, clap::Args)]
@@ -46,11 +46,30 @@ pub fn run(args: RulesArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-fn effective_severity(settings: &RuleSettings, id: &str, default: &str) -> String {
+/// The severity a rules file sets, else the catalog's ("medium or high" for a rule that marks a
+/// worse case).
+fn effective_severity(settings: &RuleSettings, rule: &RuleInfo) -> String {
     settings
-        .get(id)
+        .get(rule.id.as_str())
         .and_then(|o| o.severity)
-        .map_or_else(|| default.to_string(), |s| s.as_str().to_string())
+        .map_or_else(|| rule.severity_text(), |s| s.as_str().to_string())
+}
+
+fn effective_score(settings: &RuleSettings, rule: &RuleInfo) -> String {
+    settings
+        .get(rule.id.as_str())
+        .and_then(|o| o.score)
+        .map_or_else(|| rule.score_text(), |s| s.to_string())
+}
+
+/// "NIST CSF 2.0 PR.AA-05, MITRE ATT&CK T1213"
+fn references_text(rule: &RuleInfo) -> String {
+    let ids: Vec<String> = rule
+        .references()
+        .iter()
+        .map(|r| format!("{} {}", r.framework, r.id))
+        .collect();
+    ids.join(", ")
 }
 
 fn table(settings: &RuleSettings) -> String {
@@ -58,16 +77,15 @@ fn table(settings: &RuleSettings) -> String {
         "{:<28} {:<19} {:<14} {:<8} {:<15} {}\n",
         "rule", "runs on", "category", "enabled", "severity", "score"
     );
-    for r in CATALOG {
-        let score = settings.get(r.id.as_str()).and_then(|o| o.score);
+    for r in &CATALOG {
         out.push_str(&format!(
             "{:<28} {:<19} {:<14} {:<8} {:<15} {}\n",
             r.id,
             r.hook.trigger(),
             r.category.as_str(),
             settings.enabled(r.id.as_str()),
-            effective_severity(settings, r.id.as_str(), r.severity),
-            score.map_or_else(|| "rule's own".to_string(), |s| s.to_string()),
+            effective_severity(settings, r),
+            effective_score(settings, r),
         ));
         for p in r.params {
             out.push_str(&format!(
@@ -90,8 +108,9 @@ fn json(settings: &RuleSettings) -> String {
                 "after_learning": r.after_learning,
                 "category": r.category.as_str(),
                 "enabled": settings.enabled(r.id.as_str()),
-                "severity": effective_severity(settings, r.id.as_str(), r.severity),
-                "score": settings.get(r.id.as_str()).and_then(|o| o.score),
+                "severity": effective_severity(settings, r),
+                "score": effective_score(settings, r),
+                "references": r.references().iter().map(|f| serde_json::json!({ "framework": f.framework, "id": f.id })).collect::<Vec<_>>(),
                 "summary": r.summary,
                 "params": r.params.iter().map(|p| (p.name.to_string(), serde_json::json!(settings.param(r.id, p.name)))).collect::<serde_json::Map<_, _>>(),
             })
@@ -118,7 +137,9 @@ pub fn markdown() -> String {
          `scopewatch rules --rules FILE` prints the effective settings.\n\n\
          Rules run in this order on their trigger; those marked *after learning* wait until \
          the app has a baseline (`--learning-days`).\n\n\
-         | rule | runs on | category | severity | fires when |\n|---|---|---|---|---|\n",
+         Scores run from 0 to 100; *by p-value* is 40 plus 5 for each factor of ten the \
+         observation's tail probability falls below 1 (100 at 1e-12).\n\n\
+         | rule | runs on | category | severity | score | fires when |\n|---|---|---|---|---|---|\n",
     );
     for r in CATALOG {
         let learning = if r.after_learning {
@@ -127,13 +148,18 @@ pub fn markdown() -> String {
             ""
         };
         out.push_str(&format!(
-            "| `{}` | {}{learning} | {} | {} | {} |\n",
+            "| `{}` | {}{learning} | {} | {} | {} | {} |\n",
             r.id,
             r.hook.trigger(),
             r.category.as_str(),
-            r.severity,
+            r.severity_text(),
+            r.score_text(),
             r.summary
         ));
+    }
+    out.push_str("\n## Framework references\n\n| rule | references |\n|---|---|\n");
+    for r in &CATALOG {
+        out.push_str(&format!("| `{}` | {} |\n", r.id, references_text(r)));
     }
     out.push_str("\n## Thresholds\n\n| rule | key | default | meaning |\n|---|---|---|---|\n");
     for r in CATALOG {

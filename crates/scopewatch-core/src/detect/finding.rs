@@ -3,7 +3,7 @@
 use crate::alert::{Category, FrameworkRef, Severity};
 use crate::event::{Text, Timestamp};
 
-use super::rules::catalog::RuleId;
+use super::rules::catalog::{Grade, RuleId, Score};
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +32,54 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding of `rule` about `client_id` at `time`, with the category and grade its catalog
+    /// entry declares; the rule fills in what it saw (struct update syntax).
+    pub fn new(rule: RuleId, client_id: Text, time: Timestamp) -> Finding {
+        let info = rule.info();
+        let mut finding = Finding {
+            client_id,
+            rule,
+            cause: String::new(),
+            category: info.category,
+            severity: info.grade.severity,
+            score: 0,
+            time,
+            span: None,
+            summary: String::new(),
+            observed: serde_json::Value::Null,
+            baseline: serde_json::Value::Null,
+            token_id: None,
+            example_request: None,
+            references: Vec::new(),
+        };
+        finding.grade(&info.grade);
+        finding
+    }
+
+    /// Graded as the case its rule's catalog entry marks (broad scopes, a patient-bound
+    /// token, …) instead of the usual one, when `marked`.
+    pub fn marked_if(mut self, marked: bool) -> Finding {
+        if let (true, Some(grade)) = (marked, self.rule.info().marked) {
+            self.grade(&grade);
+        }
+        self
+    }
+
+    /// Scored by the tail probability of what was observed (rules graded `by p-value`).
+    pub fn tail_probability(mut self, p: f64) -> Finding {
+        debug_assert!(self.rule.info().grade.score == Score::TailProbability);
+        self.score = Score::of_tail(p);
+        self
+    }
+
+    fn grade(&mut self, grade: &Grade) {
+        self.severity = grade.severity;
+        if let Score::Fixed(score) = grade.score {
+            self.score = score;
+        }
+        self.references = grade.references.to_vec();
+    }
+
     /// Where the finding's period starts.
     pub fn about(&self) -> Timestamp {
         self.span.map_or(self.time, |(start, _)| start)

@@ -4,7 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Category;
+use crate::alert::{
+    Category, FrameworkRef, Severity, ATTACK_T1213, ATTACK_T1530, ATTACK_T1567, CSF_DE_CM_03,
+    CSF_PR_AA_05, NHI10_HUMAN_USE, NHI1_IMPROPER_OFFBOARDING, NHI5_OVERPRIVILEGED,
+    NHI7_LONG_LIVED_SECRETS,
+};
 
 use super::hooks::Hook;
 use super::{drift, enforcement, novelty, registry, slow_drip, volume};
@@ -109,12 +113,87 @@ pub struct RuleInfo {
     /// Judged only once the app has passed its learning days (it compares with a baseline).
     pub after_learning: bool,
     pub category: Category,
-    /// The severity the rule gives (some rules choose between two by what they saw).
-    pub severity: &'static str,
+    /// How its findings are graded.
+    pub grade: Grade,
+    /// The grade of the case its summary calls out (broad scopes, a patient-bound token, an
+    /// interactive login), for rules that tell such a case apart.
+    pub marked: Option<Grade>,
     /// One sentence: when it fires.
     pub summary: &'static str,
     /// The thresholds a rules file may set.
     pub params: &'static [Param],
+}
+
+/// A finding's severity, score and the framework references it maps to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grade {
+    pub severity: Severity,
+    pub score: Score,
+    pub references: &'static [FrameworkRef],
+}
+
+/// How a rule scores its findings (0 to 100).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Score {
+    Fixed(u8),
+    /// From how improbable the observation was under the baseline: see `Score::of_tail`.
+    TailProbability,
+}
+
+impl Score {
+    /// A statistical finding's score: 40 at p = 1, five more for each factor of ten p falls,
+    /// up to 100 (p ≤ 1e-12 gives 100).
+    pub fn of_tail(p: f64) -> u8 {
+        let bits = -p.max(1e-300).log10();
+        (40.0 + 5.0 * bits).clamp(0.0, 100.0) as u8
+    }
+}
+
+impl std::fmt::Display for Score {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Score::Fixed(score) => write!(f, "{score}"),
+            Score::TailProbability => f.write_str("by p-value"),
+        }
+    }
+}
+
+impl RuleInfo {
+    /// The severities it gives: "medium", or "medium or high" for a rule with a marked case.
+    pub fn severity_text(&self) -> String {
+        match self.marked {
+            Some(m) if m.severity != self.grade.severity => {
+                format!(
+                    "{} or {}",
+                    self.grade.severity.as_str(),
+                    m.severity.as_str()
+                )
+            }
+            _ => self.grade.severity.as_str().to_string(),
+        }
+    }
+
+    /// The scores it gives: "65", "65 or 80", "by p-value".
+    pub fn score_text(&self) -> String {
+        match self.marked {
+            Some(m) if m.score != self.grade.score => {
+                format!("{} or {}", self.grade.score, m.score)
+            }
+            _ => self.grade.score.to_string(),
+        }
+    }
+
+    /// The framework references of any of its findings, each once.
+    pub fn references(&self) -> Vec<FrameworkRef> {
+        let marked = self.marked.map_or(&[][..], |m| m.references);
+        let mut all: Vec<FrameworkRef> = self.grade.references.to_vec();
+        for r in marked {
+            if !all.contains(r) {
+                all.push(r.clone());
+            }
+        }
+        all
+    }
 }
 
 /// A rule's tunable threshold: a number with its default.
@@ -135,7 +214,7 @@ const fn rule(
     hook: Hook,
     after_learning: bool,
     category: Category,
-    severity: &'static str,
+    grade: Grade,
     summary: &'static str,
 ) -> RuleInfo {
     RuleInfo {
@@ -143,11 +222,42 @@ const fn rule(
         hook,
         after_learning,
         category,
-        severity,
+        grade,
+        marked: None,
         summary,
         params: &[],
     }
 }
+
+const fn grade(severity: Severity, score: u8, references: &'static [FrameworkRef]) -> Grade {
+    Grade {
+        severity,
+        score: Score::Fixed(score),
+        references,
+    }
+}
+
+/// The grade of a statistical rule, scored by the tail probability of what it saw.
+const fn by_tail(severity: Severity, references: &'static [FrameworkRef]) -> Grade {
+    Grade {
+        severity,
+        score: Score::TailProbability,
+        references,
+    }
+}
+
+const fn with_marked(r: RuleInfo, marked: Grade) -> RuleInfo {
+    RuleInfo {
+        marked: Some(marked),
+        ..r
+    }
+}
+
+// The references rules share.
+const OVERPRIVILEGED: &[FrameworkRef] = &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05];
+const COLLECTION: &[FrameworkRef] = &[ATTACK_T1213, CSF_DE_CM_03];
+const EXFILTRATION: &[FrameworkRef] = &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
+const UNENFORCED_LIFETIME: &[FrameworkRef] = &[NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05];
 
 /// Judged from the app's first event on (it needs no baseline).
 const JUDGED_ALWAYS: bool = false;
@@ -360,7 +470,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Event(novelty::new_app),
         JUDGED_ALWAYS,
         Category::PurposeDrift,
-        "info",
+        grade(Severity::Info, 10, &[CSF_DE_CM_03]),
         "An app's first event.",
     ),
     with_params(
@@ -369,25 +479,28 @@ pub const CATALOG: [RuleInfo; 26] = [
             Hook::Event(novelty::dormant),
             JUDGED_ALWAYS,
             Category::PurposeDrift,
-            "medium",
+            grade(Severity::Medium, 60, &[NHI1_IMPROPER_OFFBOARDING, CSF_DE_CM_03]),
             "An app acts again after 30 days of silence.",
         ),
         &DORMANT_PARAMS,
     ),
-    rule(
-        RuleId::RegistryScopeViolation,
-        Hook::Grant(registry::scope_violation),
-        JUDGED_ALWAYS,
-        Category::ScopeCreep,
-        "medium or high",
-        "Granted scopes outside the app's registry entry (high when broad).",
+    with_marked(
+        rule(
+            RuleId::RegistryScopeViolation,
+            Hook::Grant(registry::scope_violation),
+            JUDGED_ALWAYS,
+            Category::ScopeCreep,
+            grade(Severity::Medium, 65, OVERPRIVILEGED),
+            "Granted scopes outside the app's registry entry (high when broad).",
+        ),
+        grade(Severity::High, 80, OVERPRIVILEGED),
     ),
     rule(
         RuleId::RegistryModeViolation,
         Hook::Grant(registry::mode_violation),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 80, OVERPRIVILEGED),
         "A launch context or grant type the registry does not allow the app.",
     ),
     rule(
@@ -395,7 +508,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Grant(novelty::refresh_broadening),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 80, &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED, CSF_PR_AA_05]),
         "A refresh grants more than any grant it could have refreshed.",
     ),
     rule(
@@ -403,7 +516,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Grant(novelty::context_escalation),
         JUDGED_AFTER_LEARNING,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 80, OVERPRIVILEGED),
         "Scopes move up a context: patient, then user, then system.",
     ),
     rule(
@@ -411,7 +524,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Grant(novelty::wildcard_broadening),
         JUDGED_AFTER_LEARNING,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 75, OVERPRIVILEGED),
         "A grant adds a `*` resource scope.",
     ),
     rule(
@@ -419,7 +532,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Grant(novelty::new_scope),
         JUDGED_AFTER_LEARNING,
         Category::ScopeCreep,
-        "medium",
+        grade(Severity::Medium, 55, OVERPRIVILEGED),
         "A grant adds permissions the app never held.",
     ),
     rule(
@@ -427,23 +540,26 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Grant(novelty::offline_access_new),
         JUDGED_AFTER_LEARNING,
         Category::ScopeCreep,
-        "medium",
+        grade(Severity::Medium, 60, &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED]),
         "`offline_access` granted for the first time.",
     ),
-    rule(
-        RuleId::NewGrantType,
-        Hook::Grant(novelty::new_grant_type),
-        JUDGED_AFTER_LEARNING,
-        Category::PurposeDrift,
-        "medium",
-        "A grant type the app never used.",
+    with_marked(
+        rule(
+            RuleId::NewGrantType,
+            Hook::Grant(novelty::new_grant_type),
+            JUDGED_AFTER_LEARNING,
+            Category::PurposeDrift,
+            grade(Severity::Medium, 60, &[NHI5_OVERPRIVILEGED, CSF_DE_CM_03]),
+            "A grant type the app never used (an interactive login is marked as human use of the app's identity).",
+        ),
+        grade(Severity::Medium, 60, &[NHI10_HUMAN_USE, CSF_DE_CM_03]),
     ),
     rule(
         RuleId::EnforcementGap,
         Hook::Access(enforcement::gap),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 85, &[NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05]),
         "An access served (2xx) that the token's granted scopes do not cover as SMART defines coverage.",
     ),
     rule(
@@ -451,7 +567,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(enforcement::expired),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "medium",
+        grade(Severity::Medium, 70, UNENFORCED_LIFETIME),
         "An access served with a token past its lifetime.",
     ),
     rule(
@@ -459,7 +575,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(enforcement::revoked),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "high",
+        grade(Severity::High, 85, UNENFORCED_LIFETIME),
         "An access served with a token after its revocation.",
     ),
     rule(
@@ -467,7 +583,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(enforcement::unverified),
         JUDGED_ALWAYS,
         Category::ScopeCreep,
-        "low",
+        grade(Severity::Low, 35, OVERPRIVILEGED),
         "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
     ),
     rule(
@@ -475,7 +591,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(registry::purpose_violation),
         JUDGED_ALWAYS,
         Category::PurposeDrift,
-        "medium",
+        grade(Severity::Medium, 65, &[CSF_DE_CM_03]),
         "A purpose of use the registry does not allow the app.",
     ),
     rule(
@@ -483,7 +599,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(novelty::new_purpose),
         JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
-        "medium",
+        grade(Severity::Medium, 55, &[CSF_DE_CM_03]),
         "A purpose of use the app never used.",
     ),
     rule(
@@ -491,7 +607,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(novelty::bulk_export_new),
         JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
-        "high",
+        grade(Severity::High, 80, &[ATTACK_T1530, ATTACK_T1213, CSF_DE_CM_03]),
         "A Bulk Data `$export` by an app that never ran one.",
     ),
     rule(
@@ -499,7 +615,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(novelty::everything_new),
         JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
-        "medium",
+        grade(Severity::Medium, 65, COLLECTION),
         "`$everything` by an app that never ran it.",
     ),
     rule(
@@ -507,17 +623,20 @@ pub const CATALOG: [RuleInfo; 26] = [
         Hook::Access(novelty::population_access_new),
         JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
-        "medium",
+        grade(Severity::Medium, 65, COLLECTION),
         "A search across all patients by an app that worked one patient at a time.",
     ),
     with_params(
-        rule(
-            RuleId::PatientFanout,
-            Hook::Access(volume::patient_fanout),
-            JUDGED_AFTER_LEARNING,
-            Category::PurposeDrift,
-            "medium or high",
-            "One token touches many distinct patients (high for a patient-bound token).",
+        with_marked(
+            rule(
+                RuleId::PatientFanout,
+                Hook::Access(volume::patient_fanout),
+                JUDGED_AFTER_LEARNING,
+                Category::PurposeDrift,
+                grade(Severity::Medium, 65, COLLECTION),
+                "One token touches many distinct patients (high for a patient-bound token).",
+            ),
+            grade(Severity::High, 80, COLLECTION),
         ),
         &PATIENT_FANOUT_PARAMS,
     ),
@@ -527,7 +646,7 @@ pub const CATALOG: [RuleInfo; 26] = [
             Hook::Access(volume::token_outlier),
             JUDGED_AFTER_LEARNING,
             Category::DataVolume,
-            "medium",
+            grade(Severity::Medium, 70, EXFILTRATION),
             "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
         ),
         &TOKEN_OUTLIER_PARAMS,
@@ -538,19 +657,22 @@ pub const CATALOG: [RuleInfo; 26] = [
             Hook::Access(volume::paging_sweep),
             JUDGED_AFTER_LEARNING,
             Category::DataVolume,
-            "medium",
+            grade(Severity::Medium, 65, COLLECTION),
             "One token follows far more large pages than usual.",
         ),
         &PAGING_SWEEP_PARAMS,
     ),
     with_params(
-        rule(
-            RuleId::HourlyBurst,
-            Hook::Hour(volume::hourly_burst),
-            JUDGED_AFTER_LEARNING,
-            Category::DataVolume,
-            "medium or high",
-            "Requests in an hour far above the seasonal expectation.",
+        with_marked(
+            rule(
+                RuleId::HourlyBurst,
+                Hook::Hour(volume::hourly_burst),
+                JUDGED_AFTER_LEARNING,
+                Category::DataVolume,
+                by_tail(Severity::Medium, EXFILTRATION),
+                "Requests in an hour far above the seasonal expectation (high when p < 1e-12).",
+            ),
+            by_tail(Severity::High, EXFILTRATION),
         ),
         &HOURLY_BURST_PARAMS,
     ),
@@ -560,19 +682,22 @@ pub const CATALOG: [RuleInfo; 26] = [
             Hook::Hour(drift::off_hours),
             JUDGED_AFTER_LEARNING,
             Category::PurposeDrift,
-            "medium",
+            grade(Severity::Medium, 65, &[NHI10_HUMAN_USE, CSF_DE_CM_03]),
             "Many requests in an hour where the app is normally silent.",
         ),
         &OFF_HOURS_PARAMS,
     ),
     with_params(
-        rule(
-            RuleId::ResourceMixShift,
-            Hook::Day(drift::resource_mix_shift),
-            JUDGED_AFTER_LEARNING,
-            Category::PurposeDrift,
-            "medium or high",
-            "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+        with_marked(
+            rule(
+                RuleId::ResourceMixShift,
+                Hook::Day(drift::resource_mix_shift),
+                JUDGED_AFTER_LEARNING,
+                Category::PurposeDrift,
+                by_tail(Severity::Medium, COLLECTION),
+                "A day's resource-type mix diverges from the baseline (high for notes and billing types).",
+            ),
+            by_tail(Severity::High, COLLECTION),
         ),
         &RESOURCE_MIX_SHIFT_PARAMS,
     ),
@@ -582,7 +707,7 @@ pub const CATALOG: [RuleInfo; 26] = [
             Hook::Day(slow_drip::slow_drip),
             JUDGED_AFTER_LEARNING,
             Category::DataVolume,
-            "medium",
+            grade(Severity::Medium, 65, EXFILTRATION),
             "Daily totals sustained above the app's usual level for days.",
         ),
         &SLOW_DRIP_PARAMS,
@@ -661,6 +786,51 @@ mod tests {
         let waits = |id: RuleId| id.info().after_learning;
         assert!(waits(RuleId::NewScope) && waits(RuleId::SlowDrip));
         assert!(!waits(RuleId::EnforcementGap) && !waits(RuleId::RefreshBroadening));
+    }
+
+    /// A finding takes its category, severity, score and references from its catalog entry;
+    /// a marked case takes the marked grade, a statistical rule's score follows p.
+    #[test]
+    fn findings_are_graded_from_the_catalog() {
+        use crate::detect::finding::Finding;
+        use crate::event::{Text, Timestamp};
+        let client = Text::from("app");
+        for info in &CATALOG {
+            let f = Finding::new(info.id, client.clone(), Timestamp(0));
+            assert_eq!(
+                (f.category, f.severity),
+                (info.category, info.grade.severity)
+            );
+            assert_eq!(f.references, info.grade.references);
+            if let Score::Fixed(score) = info.grade.score {
+                assert_eq!(f.score, score, "{}", info.id);
+            }
+            assert_eq!(f.clone().marked_if(false), f, "{}", info.id);
+        }
+        let scope = Finding::new(RuleId::RegistryScopeViolation, client.clone(), Timestamp(0));
+        assert_eq!((scope.severity, scope.score), (Severity::Medium, 65));
+        let broad = scope.marked_if(true);
+        assert_eq!((broad.severity, broad.score), (Severity::High, 80));
+        let interactive =
+            Finding::new(RuleId::NewGrantType, client.clone(), Timestamp(0)).marked_if(true);
+        assert_eq!(interactive.references, [NHI10_HUMAN_USE, CSF_DE_CM_03]);
+        let burst = Finding::new(RuleId::HourlyBurst, client, Timestamp(0));
+        assert_eq!(burst.clone().tail_probability(1e-6).score, 70);
+        assert_eq!(
+            burst.marked_if(true).tail_probability(1e-13).severity,
+            Severity::High
+        );
+        // How `scopewatch rules` and docs/rules.md describe them.
+        let text = |id: RuleId| (id.info().severity_text(), id.info().score_text());
+        assert_eq!(
+            text(RuleId::PatientFanout),
+            ("medium or high".into(), "65 or 80".into())
+        );
+        assert_eq!(text(RuleId::NewGrantType), ("medium".into(), "60".into()));
+        assert_eq!(
+            text(RuleId::ResourceMixShift),
+            ("medium or high".into(), "by p-value".into())
+        );
     }
 
     /// The catalog holds each id once, at its own index, and an id's text is its serde name.

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use crate::alert::{Category, Severity, ATTACK_T1213, CSF_DE_CM_03, NHI10_HUMAN_USE};
 use crate::baseline::AppProfile;
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 
@@ -21,7 +20,6 @@ use super::super::finding::Finding;
 use super::catalog::RuleId;
 use super::hooks::{DayContext, HourContext};
 use super::settings::RuleSettings;
-use super::volume::surprise_score;
 
 const SENSITIVE: &[&str] = &[
     "Claim",
@@ -104,14 +102,7 @@ fn mix_shift_finding(
     }
     let sensitive = rare.iter().any(|(ty, _)| SENSITIVE.contains(&ty.as_str()));
     let new_types: Vec<&str> = rare.iter().map(|(ty, _)| ty.as_str()).collect();
-    Some(Finding {
-        client_id: client_id.clone(),
-        rule: RuleId::ResourceMixShift,
-        cause: String::new(),
-        category: Category::PurposeDrift,
-        severity: if sensitive { Severity::High } else { Severity::Medium },
-        score: surprise_score(p_value),
-        time: day_end,
+    let f = Finding {
         span: Some((day_start, day_end)),
         summary: format!(
             "{client_id} shifted {rare_total} of {day_total} requests in a day to resource types it rarely or never used ({}).",
@@ -119,10 +110,10 @@ fn mix_shift_finding(
         ),
         observed: json!({ "requests_by_type": day, "shifted_to": new_types, "chi_square": stat, "p_value": p_value }),
         baseline: json!({ "requests_by_type": base }),
-        token_id: None,
-        example_request: None,
-        references: vec![ATTACK_T1213, CSF_DE_CM_03],
-    })
+        ..Finding::new(RuleId::ResourceMixShift, client_id.clone(), day_end)
+    };
+    // Notes and billing data are marked high.
+    Some(f.marked_if(sensitive).tail_probability(p_value))
 }
 
 /// The hours before and after `slot_index` on the same kind of day (weekday or weekend).
@@ -166,23 +157,15 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
     if slot.mean > 0.0 && neighbours_active(profile, slot_index, busiest) {
         return None;
     }
+    let hour_end = Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND);
     Some(Finding {
-        client_id: client_id.clone(),
-        rule: RuleId::OffHours,
-        cause: String::new(),
-        category: Category::PurposeDrift,
-        severity: Severity::Medium,
-        score: 65,
-        time: Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND),
-        span: Some((hour_start, Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND))),
+        span: Some((hour_start, hour_end)),
         summary: format!(
             "{client_id} made {requests} requests in an hour when it is normally silent (usual {:.1}, busiest hour {busiest:.0}).",
             slot.mean
         ),
         observed: json!({ "requests": requests, "hour_start": hour_start }),
         baseline: json!({ "mean_this_hour": slot.mean, "mean_busiest_hour": busiest }),
-        token_id: None,
-        example_request: None,
-        references: vec![NHI10_HUMAN_USE, CSF_DE_CM_03],
+        ..Finding::new(RuleId::OffHours, client_id.clone(), hour_end)
     })
 }

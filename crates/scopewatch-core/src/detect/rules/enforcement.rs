@@ -4,9 +4,6 @@
 
 use serde_json::json;
 
-use crate::alert::{
-    Category, Severity, ATTACK_T1213, CSF_PR_AA_05, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
-};
 use crate::event::{AccessEvent, MICROS_PER_SECOND};
 use crate::smart::request::request_shape;
 
@@ -44,14 +41,7 @@ fn gap_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Findin
     let interaction = explained.request.interaction.as_str();
     let client = &access.common.client_id;
     Some(Finding {
-        client_id: client.clone(),
-        rule: RULE,
         cause: gap_cause(needed.as_str(), resource, interaction, explained.launch),
-        category: Category::ScopeCreep,
-        severity: Severity::High,
-        score: 85,
-        time: access.common.time,
-        span: None,
         summary: format!(
             "{client} was served a {interaction} on {resource} (HTTP {}) that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes.",
             access.status
@@ -67,7 +57,7 @@ fn gap_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Findin
         baseline: gap_baseline(token, explained.launch),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: vec![NHI5_OVERPRIVILEGED, ATTACK_T1213, CSF_PR_AA_05],
+        ..Finding::new(RULE, client.clone(), access.common.time)
     })
 }
 
@@ -94,14 +84,6 @@ fn expired_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Fi
     let client = &access.common.client_id;
     let late_seconds = late_by / MICROS_PER_SECOND;
     Some(Finding {
-        client_id: client.clone(),
-        rule: EXPIRED_RULE,
-        cause: String::new(),
-        category: Category::ScopeCreep,
-        severity: Severity::Medium,
-        score: 70,
-        time: access.common.time,
-        span: None,
         summary: format!(
             "{client} was served (HTTP {}) with a token that had expired {late_seconds} s earlier: the server is not enforcing token lifetimes.",
             access.status
@@ -110,7 +92,7 @@ fn expired_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Fi
         baseline: json!({ "expires_at": token.expires_at.to_rfc3339(), "allowed_skew_seconds": EXPIRY_SKEW_SECONDS }),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
+        ..Finding::new(EXPIRED_RULE, client.clone(), access.common.time)
     })
 }
 
@@ -166,14 +148,6 @@ fn revoked_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Fi
     let client = &access.common.client_id;
     let after_seconds = (access.common.time.0 - revoked_at.0) / MICROS_PER_SECOND;
     Some(Finding {
-        client_id: client.clone(),
-        rule: REVOKED_RULE,
-        cause: String::new(),
-        category: Category::ScopeCreep,
-        severity: Severity::High,
-        score: 85,
-        time: access.common.time,
-        span: None,
         summary: format!(
             "{client} was served (HTTP {}) with a token revoked {after_seconds} s earlier: the server still honours revoked tokens.",
             access.status
@@ -182,7 +156,7 @@ fn revoked_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Fi
         baseline: json!({ "revoked_at": revoked_at.to_rfc3339() }),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: vec![NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05],
+        ..Finding::new(REVOKED_RULE, client.clone(), access.common.time)
     })
 }
 
@@ -220,14 +194,7 @@ fn unverified_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option
         Unverified::AllTypes => "it searches all resource types and the token may read only some",
     };
     Some(Finding {
-        client_id: client.clone(),
-        rule: UNVERIFIED_RULE,
         cause: format!("{} {resource} {interaction}", reason.as_str()),
-        category: Category::ScopeCreep,
-        severity: Severity::Low,
-        score: 35,
-        time: access.common.time,
-        span: None,
         summary: format!(
             "{client} was served a {interaction} on {resource} (HTTP {}) that the log cannot verify: {what}.",
             access.status
@@ -243,6 +210,6 @@ fn unverified_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option
         baseline: json!({ "granted_scopes": token.scopes.normalized() }),
         token_id: Some(token.token_id.clone()),
         example_request: Some(request_shape(access.method, &access.url)),
-        references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+        ..Finding::new(UNVERIFIED_RULE, client.clone(), access.common.time)
     })
 }

@@ -9,10 +9,6 @@
 
 use serde_json::json;
 
-use crate::alert::{
-    Category, FrameworkRef, Severity, ATTACK_T1213, ATTACK_T1530, CSF_DE_CM_03, CSF_PR_AA_05,
-    NHI10_HUMAN_USE, NHI1_IMPROPER_OFFBOARDING, NHI5_OVERPRIVILEGED, NHI7_LONG_LIVED_SECRETS,
-};
 use crate::event::{AccessEvent, Common, TokenAction};
 use crate::smart::request::request_shape;
 use crate::smart::scope::ScopeSet;
@@ -21,124 +17,18 @@ use super::super::finding::Finding;
 use super::catalog::RuleId;
 use super::hooks::{AccessContext, EventContext, GrantContext};
 
-/// What identifies a rule's findings: id, family, how severe, and its framework references.
-struct Rule {
-    id: RuleId,
-    category: Category,
-    severity: Severity,
-    score: u8,
-    references: &'static [FrameworkRef],
-}
-
-const NEW_APP: Rule = Rule {
-    id: RuleId::NewApp,
-    category: Category::PurposeDrift,
-    severity: Severity::Info,
-    score: 10,
-    references: &[CSF_DE_CM_03],
-};
-const CONTEXT_ESCALATION: Rule = Rule {
-    id: RuleId::ContextEscalation,
-    category: Category::ScopeCreep,
-    severity: Severity::High,
-    score: 80,
-    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
-};
-const WILDCARD_BROADENING: Rule = Rule {
-    id: RuleId::WildcardBroadening,
-    category: Category::ScopeCreep,
-    severity: Severity::High,
-    score: 75,
-    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
-};
-const NEW_SCOPE: Rule = Rule {
-    id: RuleId::NewScope,
-    category: Category::ScopeCreep,
-    severity: Severity::Medium,
-    score: 55,
-    references: &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
-};
-const OFFLINE_ACCESS_NEW: Rule = Rule {
-    id: RuleId::OfflineAccessNew,
-    category: Category::ScopeCreep,
-    severity: Severity::Medium,
-    score: 60,
-    references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED],
-};
-const DORMANT_APP_ACTIVE: Rule = Rule {
-    id: RuleId::DormantAppActive,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 60,
-    references: &[NHI1_IMPROPER_OFFBOARDING, CSF_DE_CM_03],
-};
-
-/// A backend client suddenly used through an interactive login is human use of an NHI.
-const NEW_GRANT_TYPE_INTERACTIVE: Rule = Rule {
-    id: RuleId::NewGrantType,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 60,
-    references: &[NHI10_HUMAN_USE, CSF_DE_CM_03],
-};
-const NEW_GRANT_TYPE: Rule = Rule {
-    id: RuleId::NewGrantType,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 60,
-    references: &[NHI5_OVERPRIVILEGED, CSF_DE_CM_03],
-};
-const NEW_PURPOSE: Rule = Rule {
-    id: RuleId::NewPurpose,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 55,
-    references: &[CSF_DE_CM_03],
-};
-const BULK_EXPORT_NEW: Rule = Rule {
-    id: RuleId::BulkExportNew,
-    category: Category::PurposeDrift,
-    severity: Severity::High,
-    score: 80,
-    references: &[ATTACK_T1530, ATTACK_T1213, CSF_DE_CM_03],
-};
-const EVERYTHING_NEW: Rule = Rule {
-    id: RuleId::EverythingNew,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 65,
-    references: &[ATTACK_T1213, CSF_DE_CM_03],
-};
-const POPULATION_ACCESS_NEW: Rule = Rule {
-    id: RuleId::PopulationAccessNew,
-    category: Category::PurposeDrift,
-    severity: Severity::Medium,
-    score: 65,
-    references: &[ATTACK_T1213, CSF_DE_CM_03],
-};
-
 fn finding(
     common: &Common,
-    rule: &Rule,
+    rule: RuleId,
     summary: String,
     observed: serde_json::Value,
     baseline: serde_json::Value,
 ) -> Finding {
     Finding {
-        client_id: common.client_id.clone(),
-        rule: rule.id,
-        cause: String::new(),
-        category: rule.category,
-        severity: rule.severity,
-        score: rule.score,
-        time: common.time,
-        span: None,
         summary,
         observed,
         baseline,
-        token_id: None,
-        example_request: None,
-        references: rule.references.to_vec(),
+        ..Finding::new(rule, common.client_id.clone(), common.time)
     }
 }
 
@@ -151,20 +41,12 @@ pub fn new_app(context: &mut EventContext<'_>, findings: &mut Vec<Finding>) {
     let client = &common.client_id;
     findings.push(finding(
         common,
-        &NEW_APP,
+        RuleId::NewApp,
         format!("{client} appeared for the first time; its baseline is being learned before other rules apply."),
         json!({ "first_seen": common.time }),
         serde_json::Value::Null,
     ));
 }
-
-const REFRESH_BROADENING: Rule = Rule {
-    id: RuleId::RefreshBroadening,
-    category: Category::ScopeCreep,
-    severity: Severity::High,
-    score: 80,
-    references: &[NHI7_LONG_LIVED_SECRETS, NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
-};
 
 /// `refresh_broadening`: a refresh granted more than the grant it refreshes (SMART requires a
 /// refresh to grant a subset). Checked in learning too: it is never normal.
@@ -201,7 +83,7 @@ pub fn refresh_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Fin
     let client = &event.common.client_id;
     let mut f = finding(
         &event.common,
-        &REFRESH_BROADENING,
+        RuleId::RefreshBroadening,
         format!("A refresh gave {client} more than any grant it could have refreshed; refreshes may only narrow a grant."),
         json!({ "granted_scopes": granted.normalized(), "added": delta.added, "new_scopes": delta.new_other }),
         json!({ "original_scopes": original.normalized(), "grants_compared": originals.len() }),
@@ -225,7 +107,7 @@ pub fn dormant(context: &mut EventContext<'_>, findings: &mut Vec<Finding>) {
     let client = &common.client_id;
     findings.push(finding(
         common,
-        &DORMANT_APP_ACTIVE,
+        RuleId::DormantAppActive,
         format!("{client} is active again after {silent_days} days of silence; check that it is still meant to have access."),
         json!({ "silent_days": silent_days }),
         json!({ "last_seen": profile.last_seen }),
@@ -235,7 +117,7 @@ pub fn dormant(context: &mut EventContext<'_>, findings: &mut Vec<Finding>) {
 /// A grant finding against the app's established scopes, naming the token.
 fn grant_finding(
     context: &GrantContext<'_>,
-    rule: &Rule,
+    rule: RuleId,
     summary: String,
     observed: serde_json::Value,
 ) -> Finding {
@@ -259,7 +141,7 @@ pub fn context_escalation(context: &mut GrantContext<'_>, findings: &mut Vec<Fin
     let client = &context.event.common.client_id;
     findings.push(grant_finding(
         context,
-        &CONTEXT_ESCALATION,
+        RuleId::ContextEscalation,
         format!(
             "{client} was granted {}-level scopes; until now it only held {}-level access.",
             to.as_str(),
@@ -278,7 +160,7 @@ pub fn wildcard_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Fi
     let client = &context.event.common.client_id;
     findings.push(grant_finding(
         context,
-        &WILDCARD_BROADENING,
+        RuleId::WildcardBroadening,
         format!(
             "{client} was granted wildcard scope(s) {} covering every resource type, beyond its usual scopes.",
             delta.new_wildcards.join(" ")
@@ -308,7 +190,7 @@ pub fn new_scope(context: &mut GrantContext<'_>, findings: &mut Vec<Finding>) {
     let client = &context.event.common.client_id;
     findings.push(grant_finding(
         context,
-        &NEW_SCOPE,
+        RuleId::NewScope,
         format!(
             "{client} was granted permissions it never held before: {}.",
             specific.join(" ")
@@ -326,7 +208,7 @@ pub fn offline_access_new(context: &mut GrantContext<'_>, findings: &mut Vec<Fin
     let client = &context.event.common.client_id;
     findings.push(grant_finding(
         context,
-        &OFFLINE_ACCESS_NEW,
+        RuleId::OfflineAccessNew,
         format!("{client} obtained offline_access (long-lived refresh tokens) for the first time."),
         json!({ "new_scopes": delta.new_other }),
     ));
@@ -342,19 +224,16 @@ pub fn new_grant_type(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
         return;
     }
     let usual: Vec<&String> = profile.grant_types.established_keys().collect();
-    let rule = if grant == "authorization_code" {
-        &NEW_GRANT_TYPE_INTERACTIVE
-    } else {
-        &NEW_GRANT_TYPE
-    };
     let client = &event.common.client_id;
     let mut f = finding(
         &event.common,
-        rule,
+        RuleId::NewGrantType,
         format!("{client} obtained a token through {grant}, a grant type it has not used before."),
         json!({ "grant_type": grant }),
         json!({ "grant_types": usual }),
-    );
+    )
+    // A backend client suddenly used through an interactive login is human use of an NHI.
+    .marked_if(grant == "authorization_code");
     f.token_id = event.token_id.clone();
     findings.push(f);
 }
@@ -362,7 +241,7 @@ pub fn new_grant_type(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
 /// An access finding, naming its token and request shape.
 fn access_finding(
     access: &AccessEvent,
-    rule: &Rule,
+    rule: RuleId,
     summary: String,
     observed: serde_json::Value,
     baseline: serde_json::Value,
@@ -386,7 +265,7 @@ pub fn new_purpose(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>)
     let client = &access.common.client_id;
     findings.push(access_finding(
         access,
-        &NEW_PURPOSE,
+        RuleId::NewPurpose,
         format!("{client} accessed data for purpose {purpose}, which it has not used before."),
         json!({ "purpose_of_use": purpose }),
         json!({ "purposes": usual }),
@@ -395,18 +274,18 @@ pub fn new_purpose(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>)
 
 /// `bulk_export_new`: a served Bulk Data `$export` by an app that never ran one.
 pub fn bulk_export_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    new_operation(context, "$export", &BULK_EXPORT_NEW, findings);
+    new_operation(context, "$export", RuleId::BulkExportNew, findings);
 }
 
 /// `everything_new`: a served `$everything` by an app that never ran it.
 pub fn everything_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    new_operation(context, "$everything", &EVERYTHING_NEW, findings);
+    new_operation(context, "$everything", RuleId::EverythingNew, findings);
 }
 
 fn new_operation(
     context: &AccessContext<'_>,
     operation: &str,
-    rule: &Rule,
+    rule: RuleId,
     findings: &mut Vec<Finding>,
 ) {
     let (access, profile) = (context.access, context.profile);
@@ -443,7 +322,7 @@ pub fn population_access_new(context: &mut AccessContext<'_>, findings: &mut Vec
     let client = &access.common.client_id;
     findings.push(access_finding(
         access,
-        &POPULATION_ACCESS_NEW,
+        RuleId::PopulationAccessNew,
         format!(
             "{client} searched {} across all patients; it has only worked one patient at a time before.",
             request.resource_type.unwrap_or("data")

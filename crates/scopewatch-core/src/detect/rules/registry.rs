@@ -12,7 +12,6 @@ use serde_json::json;
 
 use super::catalog::RuleId;
 use super::hooks::{AccessContext, GrantContext};
-use crate::alert::{Category, Severity, CSF_DE_CM_03, CSF_PR_AA_05, NHI5_OVERPRIVILEGED};
 
 use super::super::finding::Finding;
 
@@ -38,15 +37,7 @@ pub fn scope_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Findin
             .collect();
         if !outside.is_empty() {
             let broad = !delta.new_wildcards.is_empty() || delta.context_escalation.is_some();
-            findings.push(Finding {
-                client_id: client.clone(),
-                rule: SCOPE_RULE,
-                cause: String::new(),
-                category: Category::ScopeCreep,
-                severity: if broad { Severity::High } else { Severity::Medium },
-                score: if broad { 80 } else { 65 },
-                time: event.common.time,
-                span: None,
+            let f = Finding {
                 summary: format!(
                     "{client} was granted {} scope(s) outside its registration ({}).",
                     outside.len(),
@@ -55,9 +46,9 @@ pub fn scope_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Findin
                 observed: json!({ "granted_scopes": granted.normalized(), "outside_registration": outside }),
                 baseline: json!({ "allowed_scopes": allowed.normalized() }),
                 token_id: event.token_id.clone(),
-                example_request: None,
-                references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
-            });
+                ..Finding::new(SCOPE_RULE, client.clone(), event.common.time)
+            };
+            findings.push(f.marked_if(broad));
         }
     }
 }
@@ -73,14 +64,6 @@ pub fn mode_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
         if !app.modes.is_empty() && !app.modes.contains(&held) {
             let modes: Vec<&str> = app.modes.iter().map(|m| m.as_str()).collect();
             findings.push(Finding {
-                client_id: client.clone(),
-                rule: MODE_RULE,
-                cause: String::new(),
-                category: Category::ScopeCreep,
-                severity: Severity::High,
-                score: 80,
-                time: event.common.time,
-                span: None,
                 summary: format!(
                     "{client} holds a {} context token but is registered for {} access only.",
                     held.as_str(),
@@ -89,8 +72,7 @@ pub fn mode_violation(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
                 observed: json!({ "context": held.as_str(), "grant_type": event.grant_type }),
                 baseline: json!({ "modes": modes }),
                 token_id: event.token_id.clone(),
-                example_request: None,
-                references: vec![NHI5_OVERPRIVILEGED, CSF_PR_AA_05],
+                ..Finding::new(MODE_RULE, client.clone(), event.common.time)
             });
         }
     }
@@ -110,14 +92,6 @@ pub fn purpose_violation(context: &mut AccessContext<'_>, findings: &mut Vec<Fin
         return;
     }
     findings.push(Finding {
-        client_id: client.clone(),
-        rule: PURPOSE_RULE,
-        cause: String::new(),
-        category: Category::PurposeDrift,
-        severity: Severity::Medium,
-        score: 65,
-        time: access.common.time,
-        span: None,
         summary: format!(
             "{client} accessed data for purpose {purpose}, which is not among its registered purposes ({}).",
             app.purpose.join(", ")
@@ -126,6 +100,6 @@ pub fn purpose_violation(context: &mut AccessContext<'_>, findings: &mut Vec<Fin
         baseline: json!({ "registered_purposes": app.purpose }),
         token_id: access.token_id.clone(),
         example_request: Some(crate::smart::request::request_shape(access.method, &access.url)),
-        references: vec![CSF_DE_CM_03],
+        ..Finding::new(PURPOSE_RULE, client.clone(), access.common.time)
     });
 }

@@ -10,7 +10,6 @@
 
 use serde_json::json;
 
-use crate::alert::{Category, Severity, ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03};
 use crate::baseline::AppProfile;
 use crate::event::{Text, Timestamp};
 
@@ -78,22 +77,13 @@ fn drip_finding(
     profile: &AppProfile,
 ) -> Finding {
     Finding {
-        client_id: client_id.clone(),
-        rule: RuleId::SlowDrip,
-        cause: String::new(),
-        category: Category::DataVolume,
-        severity: Severity::Medium,
-        score: 65,
-        time: day_end,
         span: Some((day_start, day_end)),
         summary: format!(
             "{client_id} has pulled above its usual daily volume for several days ({total} requests today against about {expected:.0}, {rise:.2}×)."
         ),
         observed: json!({ "requests_today": total, "ratio_to_expected": rise, "cusum": profile.drip_cusum }),
         baseline: json!({ "expected_per_day": expected, "usual_level": profile.drip_level }),
-        token_id: None,
-        example_request: None,
-        references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
+        ..Finding::new(RuleId::SlowDrip, client_id.clone(), day_end)
     }
 }
 
@@ -102,6 +92,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::alert::Category;
     use crate::detect::learn::learn_day;
     use crate::detect::rules::settings::RuleSettings;
     use crate::event::MICROS_PER_SECOND;

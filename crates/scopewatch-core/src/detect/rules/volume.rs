@@ -20,7 +20,6 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
-use crate::alert::{Category, Severity, ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03};
 use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::{request_shape, FhirRequest};
@@ -86,56 +85,23 @@ impl TokenUsage {
     }
 }
 
-/// Score from a tail probability: the same surprise gives the same score across rules.
-pub fn surprise_score(p: f64) -> u8 {
-    let bits = -p.max(1e-300).log10();
-    (40.0 + 5.0 * bits).clamp(0.0, 100.0) as u8
-}
-
-fn base(
+/// A per-token finding: about the access that crossed the limit, naming its token and request
+/// shape.
+fn token_finding(
     access: &AccessEvent,
     rule: RuleId,
-    category: Category,
-    severity: Severity,
-    score: u8,
-) -> Finding {
-    Finding {
-        client_id: access.common.client_id.clone(),
-        rule,
-        cause: String::new(),
-        category,
-        severity,
-        score,
-        time: access.common.time,
-        span: None,
-        summary: String::new(),
-        observed: serde_json::Value::Null,
-        baseline: serde_json::Value::Null,
-        token_id: access.token_id.clone(),
-        example_request: Some(request_shape(access.method, &access.url)),
-        references: vec![ATTACK_T1213, CSF_DE_CM_03],
-    }
-}
-
-/// A `token_outlier` finding (by requests or by data retrieved).
-fn outlier(
-    access: &AccessEvent,
     summary: String,
     observed: serde_json::Value,
     baseline: serde_json::Value,
 ) -> Finding {
-    let mut f = base(
-        access,
-        RuleId::TokenOutlier,
-        Category::DataVolume,
-        Severity::Medium,
-        70,
-    );
-    f.summary = summary;
-    f.observed = observed;
-    f.baseline = baseline;
-    f.references = vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
-    f
+    Finding {
+        summary,
+        observed,
+        baseline,
+        token_id: access.token_id.clone(),
+        example_request: Some(request_shape(access.method, &access.url)),
+        ..Finding::new(rule, access.common.client_id.clone(), access.common.time)
+    }
 }
 
 /// The token's usage and whether the app has finished enough tokens for per-token limits
@@ -167,23 +133,17 @@ pub fn patient_fanout(context: &mut AccessContext<'_>, findings: &mut Vec<Findin
     if patients <= limit || !usage.fired.insert(RuleId::PatientFanout) {
         return;
     }
-    let mut f = base(
+    let f = token_finding(
         access,
         RuleId::PatientFanout,
-        Category::PurposeDrift,
-        Severity::High,
-        80,
+        format!(
+            "One {client} token touched {patients} distinct patients; its tokens normally touch at most {limit}."
+        ),
+        json!({ "distinct_patients": patients, "launch_patient": has_launch_patient }),
+        json!({ "patients_per_token_limit": limit }),
     );
-    if !has_launch_patient {
-        f.severity = Severity::Medium;
-        f.score = 65;
-    }
-    f.summary = format!(
-        "One {client} token touched {patients} distinct patients; its tokens normally touch at most {limit}."
-    );
-    f.observed = json!({ "distinct_patients": patients, "launch_patient": has_launch_patient });
-    f.baseline = json!({ "patients_per_token_limit": limit });
-    findings.push(f);
+    // One patient's token reaching others breaks the launch context: marked high.
+    findings.push(f.marked_if(has_launch_patient));
 }
 
 /// `token_outlier`: one token makes far more requests, or retrieves far more data, than the
@@ -199,8 +159,9 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
-        findings.push(outlier(
+        findings.push(token_finding(
             access,
+            RuleId::TokenOutlier,
             format!(
                 "One {client} token made {} requests, far more than the app's tokens normally do (p99 × {} = {request_limit}).",
                 usage.requests,
@@ -220,8 +181,9 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         && usage.retrieved > retrieved_limit
         && usage.fired.insert(RuleId::TokenOutlier)
     {
-        findings.push(outlier(
+        findings.push(token_finding(
             access,
+            RuleId::TokenOutlier,
             format!(
                 "One {client} token retrieved {} resources, far more than the app's tokens normally do (typical {typical}, p99 {p99}).",
                 usage.retrieved
@@ -247,20 +209,16 @@ pub fn paging_sweep(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>
     if usage.pages <= page_limit || !usage.fired.insert(RuleId::PagingSweep) {
         return;
     }
-    let mut f = base(
+    findings.push(token_finding(
         access,
         RuleId::PagingSweep,
-        Category::DataVolume,
-        Severity::Medium,
-        65,
-    );
-    f.summary = format!(
-        "One {client} token paged through {} result pages of up to {} resources each, a deep sweep its tokens don't normally make.",
-        usage.pages, usage.max_count
-    );
-    f.observed = json!({ "pages": usage.pages, "max_count": usage.max_count });
-    f.baseline = json!({ "pages_per_token_p99": profile.token_pages.quantile_upper(0.99) });
-    findings.push(f);
+        format!(
+            "One {client} token paged through {} result pages of up to {} resources each, a deep sweep its tokens don't normally make.",
+            usage.pages, usage.max_count
+        ),
+        json!({ "pages": usage.pages, "max_count": usage.max_count }),
+        json!({ "pages_per_token_p99": profile.token_pages.quantile_upper(0.99) }),
+    ));
 }
 
 /// P(X ≥ observed) for a count with the slot's mean and variance: negative binomial when
@@ -324,31 +282,26 @@ fn check_hour(
     if p >= 1e-6 || !practical {
         return (None, false);
     }
+    let hour_end = Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND);
     let finding = Finding {
-        client_id: client_id.clone(),
-        rule: RuleId::HourlyBurst,
-        cause: String::new(),
-        category: Category::DataVolume,
-        severity: if p < 1e-12 { Severity::High } else { Severity::Medium },
-        score: surprise_score(p),
-        time: Timestamp(hour_start.0 + 3_600_000_000),
-        span: Some((hour_start, Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND))),
+        span: Some((hour_start, hour_end)),
         summary: format!(
             "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour (p = {p:.1e}).",
             slot.mean
         ),
         observed: json!({ "requests": requests, "hour_start": hour_start, "tail_probability": p }),
         baseline: json!({ "mean": slot.mean, "std_dev": slot.var.sqrt(), "observations": slot.n }),
-        token_id: None,
-        example_request: None,
-        references: vec![ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03],
-    };
+        ..Finding::new(RuleId::HourlyBurst, client_id.clone(), hour_end)
+    }
+    .marked_if(p < 1e-12)
+    .tail_probability(p);
     (Some(finding), true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Category;
 
     #[test]
     fn tail_probabilities_behave() {
@@ -360,8 +313,11 @@ mod tests {
         assert!(upper_tail(1000, &slot) < 1e-6);
         assert!(upper_tail(200, &slot) > 1e-6, "over-dispersion floor");
         assert_eq!(upper_tail(0, &slot), 1.0);
-        assert!(surprise_score(1e-6) > surprise_score(1e-3));
-        assert_eq!(surprise_score(1e-30), 100);
+        assert!(
+            super::super::catalog::Score::of_tail(1e-6)
+                > super::super::catalog::Score::of_tail(1e-3)
+        );
+        assert_eq!(super::super::catalog::Score::of_tail(1e-30), 100);
     }
 
     #[test]
