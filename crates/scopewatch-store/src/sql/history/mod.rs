@@ -2,6 +2,7 @@
 //! dead-letter records as Hive-partitioned Parquet, and the baseline tables of the detection
 //! core. See `writer.rs` for the layout and how files are written.
 
+mod columns;
 pub mod compact;
 mod feedback;
 mod grants;

@@ -5,27 +5,25 @@
 //! with a bloom filter on `patient`, so a one-patient lookup prunes by partition, row-group
 //! statistics and bloom filter instead of scanning. Every file is written to a dot-prefixed
 //! temporary name and renamed into place: a crash never leaves a half-written file where a
-//! query would read it (readers skip dot files). Memory is bounded by `FLUSH_ROWS` per open date
-//! and `MAX_OPEN_DATES`.
+//! query would read it (readers skip dot files). Memory is bounded by `FLUSH_ROWS` (or
+//! `FLUSH_BYTES`) per open date and `MAX_OPEN_DATES`; rows are appended to Arrow builders as
+//! events pass (`columns`), never kept as copies of the events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
+use super::columns::{AccessColumns, AccessFacts, TokenColumns, TokenFacts};
 use super::grants::{GrantMemo, Granted, ParsedGrant};
 use super::pseudonym::Pseudonymizer;
-use super::schema::{access_schema, tokens_schema};
 use super::HistoryError;
 use crate::detect::replay::{RecordedToken, Replay};
 use crate::detect::tokens::TokenState;
@@ -36,6 +34,9 @@ use crate::smart::scope::ScopeSet;
 
 /// Rows buffered per date before a file is written.
 pub const FLUSH_ROWS: usize = 131_072;
+/// Bytes buffered per date before a file is written, whichever of the two comes first: rows
+/// with long URLs or many granted scopes must not hold more (about 350 bytes a row is usual).
+pub const FLUSH_BYTES: usize = 64 << 20;
 /// Dates buffered at once; the oldest is written out when a new one would exceed this.
 const MAX_OPEN_DATES: usize = 2;
 const ROW_GROUP_ROWS: usize = 65_536;
@@ -57,30 +58,6 @@ struct TokenGrant {
     patient: Option<Text>,
 }
 
-struct AccessRow {
-    event: AccessEvent,
-    patient: Option<Text>,
-    resource_type: Option<&'static str>,
-    interaction: &'static str,
-    operation: Option<String>,
-    patient_scope: &'static str,
-    population_level: bool,
-    page_size: Option<i64>,
-    granted: Option<Granted>,
-    token_patient: Option<Text>,
-    /// The engine's verdict (`explain`) on the access against its token.
-    scope_fit: &'static str,
-    missing_permission: Option<String>,
-    /// Indices in `granted` of the scopes that served it.
-    used_scopes: Vec<usize>,
-}
-
-struct TokenRow {
-    event: TokenEvent,
-    granted: Option<Granted>,
-    context: Option<&'static str>,
-}
-
 /// What the writer did, for the end-of-run report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryCounts {
@@ -98,8 +75,8 @@ pub struct HistoryWriter {
     grants: GrantMemo,
     /// Rows buffered per UTC day (days since the epoch, in date order; the date is written
     /// out only when a file is: formatting it per event was an eighth of the writer's time).
-    access: BTreeMap<i64, Vec<AccessRow>>,
-    token_rows: BTreeMap<i64, Vec<TokenRow>>,
+    access: BTreeMap<i64, AccessColumns>,
+    token_rows: BTreeMap<i64, TokenColumns>,
     seq: u64,
     counts: HistoryCounts,
     pseudonymizer: Option<Pseudonymizer>,
@@ -152,21 +129,22 @@ impl HistoryWriter {
         }
     }
 
-    /// In a pseudonymised store, who acted and from where are identifiers too: a user that is a
-    /// patient (`Patient/…`) and every source address become keyed pseudonyms (the same value
-    /// gives the same pseudonym, so grouping still works).
-    fn pseudonymise_actor(&self, common: &mut crate::event::Common) {
+    /// Who acted and from where, as stored: in a pseudonymised store these are identifiers
+    /// too, so a user that is a patient (`Patient/…`) and every source address become keyed
+    /// pseudonyms (the same value gives the same pseudonym, so grouping still works).
+    fn actor(&self, common: &crate::event::Common) -> (Option<Text>, Option<Text>) {
+        let (user, ip) = (common.user.clone(), common.source_ip.clone());
         let Some(p) = &self.pseudonymizer else {
-            return;
+            return (user, ip);
         };
-        if let Some(user) = &common.user {
+        let user = user.map(|user| {
             if user.starts_with("Patient/") || user.contains("/Patient/") {
-                common.user = Some(Text::from(p.pseudonym(user)));
+                Text::from(p.pseudonym(&user))
+            } else {
+                user
             }
-        }
-        if let Some(ip) = &common.source_ip {
-            common.source_ip = Some(Text::from(p.pseudonym(ip)));
-        }
+        });
+        (user, ip.map(|ip| Text::from(p.pseudonym(&ip))))
     }
 
     pub fn counts(&self) -> &HistoryCounts {
@@ -267,17 +245,18 @@ impl HistoryWriter {
             .as_ref()
             .and_then(|p| p.scopes.max_context())
             .map(|c| c.as_str());
-        let mut event = t.clone();
-        event.patient = self.patient_value(event.patient.take());
-        self.pseudonymise_actor(&mut event.common);
         self.learn_token(t, parsed.as_ref());
-        let granted = parsed.map(|p| p.granted);
-        let date = day_of(t.common.time);
-        self.token_rows.entry(date).or_default().push(TokenRow {
-            event,
-            granted,
+        let patient = self.patient_value(t.patient.clone());
+        let (user, source_ip) = self.actor(&t.common);
+        let facts = TokenFacts {
+            user: user.as_deref(),
+            source_ip: source_ip.as_deref(),
+            patient: patient.as_deref(),
+            granted: parsed.as_ref().map(|p| &p.granted),
             context,
-        });
+        };
+        let date = day_of(t.common.time);
+        self.token_rows.entry(date).or_default().append(t, &facts);
         self.flush_if_needed(date, Table::Tokens)
     }
 
@@ -289,52 +268,61 @@ impl HistoryWriter {
                 .clone()
                 .or_else(|| (named.len() == 1).then(|| Text::from(named[0]))),
         );
-        let mut event = a.clone();
-        if self.pseudonymizer.is_some() {
-            let shape = request_shape(a.method, &a.url);
-            event.url = shape
-                .split_once(' ')
-                .map_or(shape.as_str(), |(_, rest)| rest)
-                .to_string();
-            event.patient = None;
-            self.pseudonymise_actor(&mut event.common);
-        }
+        // A pseudonymised store keeps the URL's id-free shape (`Observation?patient=…`).
+        let shape = self
+            .pseudonymizer
+            .is_some()
+            .then(|| request_shape(a.method, &a.url));
+        let url = shape.as_deref().map_or(a.url.as_str(), |shape| {
+            shape.split_once(' ').map_or(shape, |(_, rest)| rest)
+        });
+        let (user, source_ip) = self.actor(&a.common);
         let token = a.token_id.as_ref().and_then(|id| self.tokens.get(id));
-        let mut row = AccessRow {
-            patient,
-            resource_type: request.resource_type,
-            interaction: request.interaction.as_str(),
-            operation: request.operation.as_deref().map(str::to_string),
-            patient_scope: request.patient.as_str(),
-            population_level: request.is_population_level(),
-            page_size: request.count.map(i64::from),
-            granted: token.map(|g| Arc::clone(&g.granted)),
-            token_patient: token.and_then(|g| g.stored_patient.clone()),
-            scope_fit: "",
-            missing_permission: None,
-            used_scopes: Vec::new(),
-            event,
-        };
         let own = token.filter(|g| g.client_id == a.common.client_id);
-        (row.scope_fit, row.missing_permission, row.used_scopes) =
-            judge(&mut self.replay, a, request, own);
+        let operation = request.operation.clone();
+        let (resource_type, interaction) = (request.resource_type, request.interaction.as_str());
+        let (patient_scope, population_level) =
+            (request.patient.as_str(), request.is_population_level());
+        let page_size = request.count.map(i64::from);
+        let (scope_fit, missing_permission, used_scopes) = judge(&mut self.replay, a, request, own);
+        let facts = AccessFacts {
+            user: user.as_deref(),
+            source_ip: source_ip.as_deref(),
+            url,
+            patient: patient.as_deref(),
+            resource_type,
+            interaction,
+            operation: operation.as_deref(),
+            patient_scope,
+            population_level,
+            page_size,
+            granted: token.map(|g| &g.granted),
+            token_patient: token.and_then(|g| g.stored_patient.as_deref()),
+            scope_fit,
+            missing_permission: missing_permission.as_deref(),
+            used_scopes: &used_scopes,
+        };
         let date = day_of(a.common.time);
-        self.access.entry(date).or_default().push(row);
+        self.access.entry(date).or_default().append(a, &facts);
         self.flush_if_needed(date, Table::Access)
     }
 
     fn flush_if_needed(&mut self, date: i64, table: Table) -> Result<(), HistoryError> {
-        let (rows, open) = match table {
+        let ((rows, bytes), open) = match table {
             Table::Access => (
-                self.access.get(&date).map_or(0, Vec::len),
+                self.access
+                    .get(&date)
+                    .map_or((0, 0), |c| (c.rows(), c.bytes())),
                 self.access.len(),
             ),
             Table::Tokens => (
-                self.token_rows.get(&date).map_or(0, Vec::len),
+                self.token_rows
+                    .get(&date)
+                    .map_or((0, 0), |c| (c.rows(), c.bytes())),
                 self.token_rows.len(),
             ),
         };
-        if rows >= FLUSH_ROWS {
+        if rows >= FLUSH_ROWS || bytes >= FLUSH_BYTES {
             self.flush_date(table, date)?;
         }
         if open > MAX_OPEN_DATES {
@@ -352,23 +340,16 @@ impl HistoryWriter {
     fn flush_date(&mut self, table: Table, date: i64) -> Result<(), HistoryError> {
         let batch = match table {
             Table::Access => match self.access.remove(&date) {
-                Some(mut rows) => {
-                    rows.sort_by(|a, b| {
-                        (a.patient.is_none(), &a.patient, a.event.common.time).cmp(&(
-                            b.patient.is_none(),
-                            &b.patient,
-                            b.event.common.time,
-                        ))
-                    });
-                    self.counts.access_rows += rows.len() as u64;
-                    access_batch(&rows)?
+                Some(columns) => {
+                    self.counts.access_rows += columns.rows() as u64;
+                    columns.finish()?
                 }
                 None => return Ok(()),
             },
             Table::Tokens => match self.token_rows.remove(&date) {
-                Some(rows) => {
-                    self.counts.token_rows += rows.len() as u64;
-                    tokens_batch(&rows)?
+                Some(columns) => {
+                    self.counts.token_rows += columns.rows() as u64;
+                    columns.finish()?
                 }
                 None => return Ok(()),
             },
@@ -432,152 +413,9 @@ fn judge<'e>(
     })
 }
 
-fn opt_i64(v: Option<u64>) -> Option<i64> {
-    v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
-}
-
-fn access_batch(rows: &[AccessRow]) -> Result<RecordBatch, HistoryError> {
-    let n = rows.len();
-    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut status = Int32Builder::with_capacity(n);
-    let mut returned = Int64Builder::with_capacity(n);
-    let mut bytes = Int64Builder::with_capacity(n);
-    let mut patient = StringBuilder::new();
-    let mut patient_count = Int64Builder::with_capacity(n);
-    let mut purpose = StringBuilder::new();
-    let mut resource_type = StringBuilder::new();
-    let mut interaction = StringBuilder::new();
-    let mut operation = StringBuilder::new();
-    let mut patient_scope = StringBuilder::new();
-    let mut population = BooleanBuilder::with_capacity(n);
-    let mut page_size = Int64Builder::with_capacity(n);
-    let mut granted = ListBuilder::new(StringBuilder::new());
-    let mut token_patient = StringBuilder::new();
-    let mut used = ListBuilder::new(StringBuilder::new());
-    for r in rows {
-        let e = &r.event;
-        time.append_value(e.common.time.0);
-        status.append_value(i32::from(e.status));
-        returned.append_option(opt_i64(e.resources_returned));
-        bytes.append_option(opt_i64(e.bytes));
-        patient.append_option(r.patient.as_deref());
-        patient_count.append_option(opt_i64(e.patient_count));
-        purpose.append_option(e.purpose_of_use.as_deref());
-        resource_type.append_option(r.resource_type);
-        interaction.append_value(r.interaction);
-        operation.append_option(r.operation.as_deref());
-        patient_scope.append_value(r.patient_scope);
-        population.append_value(r.population_level);
-        page_size.append_option(r.page_size);
-        append_list(&mut granted, r.granted.as_ref().map(|g| g.iter()));
-        token_patient.append_option(r.token_patient.as_deref());
-        let names = r
-            .granted
-            .as_ref()
-            .map(|g| r.used_scopes.iter().filter_map(|&i| g.get(i)));
-        append_list(&mut used, names);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(time.finish()),
-        text(rows, |r| Some(r.event.common.client_id.as_str())),
-        text(rows, |r| r.event.common.user.as_deref()),
-        text(rows, |r| r.event.common.source_ip.as_deref()),
-        text(rows, |r| r.event.common.user_agent.as_deref()),
-        text(rows, |r| r.event.token_id.as_deref()),
-        text(rows, |r| Some(r.event.method.as_str())),
-        text(rows, |r| Some(r.event.url.as_str())),
-        Arc::new(status.finish()),
-        Arc::new(returned.finish()),
-        Arc::new(bytes.finish()),
-        Arc::new(patient.finish()),
-        Arc::new(patient_count.finish()),
-        Arc::new(purpose.finish()),
-        Arc::new(resource_type.finish()),
-        Arc::new(interaction.finish()),
-        Arc::new(operation.finish()),
-        Arc::new(patient_scope.finish()),
-        Arc::new(population.finish()),
-        Arc::new(page_size.finish()),
-        Arc::new(granted.finish()),
-        Arc::new(token_patient.finish()),
-        text(rows, |r| Some(r.scope_fit)),
-        text(rows, |r| r.missing_permission.as_deref()),
-        Arc::new(used.finish()),
-    ];
-    batch(access_schema(), columns)
-}
-
-/// One row of a list-of-strings column (NULL when absent).
-fn append_list<'a>(
-    builder: &mut ListBuilder<StringBuilder>,
-    values: Option<impl Iterator<Item = &'a String>>,
-) {
-    match values {
-        Some(values) => {
-            for v in values {
-                builder.values().append_value(v);
-            }
-            builder.append(true);
-        }
-        None => builder.append(false),
-    }
-}
-
 /// A UTF-8 column with one value (or NULL) per row.
 pub(super) fn text<'a, T>(rows: &'a [T], value: impl Fn(&'a T) -> Option<&'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter(rows.iter().map(value)))
-}
-
-fn tokens_batch(rows: &[TokenRow]) -> Result<RecordBatch, HistoryError> {
-    let n = rows.len();
-    let mut time = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut client = StringBuilder::new();
-    let mut user = StringBuilder::new();
-    let mut ip = StringBuilder::new();
-    let mut agent = StringBuilder::new();
-    let mut action = StringBuilder::new();
-    let mut token_id = StringBuilder::new();
-    let mut grant_type = StringBuilder::new();
-    let mut requested = StringBuilder::new();
-    let mut granted_raw = StringBuilder::new();
-    let mut granted = ListBuilder::new(StringBuilder::new());
-    let mut context = StringBuilder::new();
-    let mut patient = StringBuilder::new();
-    let mut expires = Int64Builder::with_capacity(n);
-    for r in rows {
-        let e = &r.event;
-        time.append_value(e.common.time.0);
-        client.append_value(&e.common.client_id);
-        user.append_option(e.common.user.as_deref());
-        ip.append_option(e.common.source_ip.as_deref());
-        agent.append_option(e.common.user_agent.as_deref());
-        action.append_value(e.event.as_str());
-        token_id.append_option(e.token_id.as_deref());
-        grant_type.append_option(e.grant_type.as_deref());
-        requested.append_option(e.scope_requested.as_deref());
-        granted_raw.append_option(e.scope_granted.as_deref());
-        append_list(&mut granted, r.granted.as_ref().map(|g| g.iter()));
-        context.append_option(r.context);
-        patient.append_option(e.patient.as_deref());
-        expires.append_option(e.expires_in);
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(time.finish()),
-        Arc::new(client.finish()),
-        Arc::new(user.finish()),
-        Arc::new(ip.finish()),
-        Arc::new(agent.finish()),
-        Arc::new(action.finish()),
-        Arc::new(token_id.finish()),
-        Arc::new(grant_type.finish()),
-        Arc::new(requested.finish()),
-        Arc::new(granted_raw.finish()),
-        Arc::new(granted.finish()),
-        Arc::new(context.finish()),
-        Arc::new(patient.finish()),
-        Arc::new(expires.finish()),
-    ];
-    batch(tokens_schema(), columns)
 }
 
 pub(super) fn batch(
