@@ -238,8 +238,9 @@ pub fn new_grant_type(context: &mut GrantContext<'_>, findings: &mut Vec<Finding
     findings.push(f);
 }
 
-/// An access finding, naming its token and request shape.
-fn access_finding(
+/// An access finding, naming its token and request shape (the per-token volume and registry
+/// purpose rules build theirs with it too).
+pub(super) fn access_finding(
     access: &AccessEvent,
     rule: RuleId,
     summary: String,

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::catalog::RuleId;
 use super::hooks::{AccessContext, GrantContext};
+use super::novelty::access_finding;
 
 use super::super::finding::Finding;
 
@@ -91,15 +92,14 @@ pub fn purpose_violation(context: &mut AccessContext<'_>, findings: &mut Vec<Fin
     if app.purpose.is_empty() || app.purpose.iter().any(|p| p == purpose) {
         return;
     }
-    findings.push(Finding {
-        summary: format!(
+    findings.push(access_finding(
+        access,
+        PURPOSE_RULE,
+        format!(
             "{client} accessed data for purpose {purpose}, which is not among its registered purposes ({}).",
             app.purpose.join(", ")
         ),
-        observed: json!({ "purpose_of_use": purpose }),
-        baseline: json!({ "registered_purposes": app.purpose }),
-        token_id: access.token_id.clone(),
-        example_request: Some(crate::smart::request::request_shape(access.method, &access.url)),
-        ..Finding::new(PURPOSE_RULE, client.clone(), access.common.time)
-    });
+        json!({ "purpose_of_use": purpose }),
+        json!({ "registered_purposes": app.purpose }),
+    ));
 }

@@ -22,11 +22,12 @@ use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
 use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::request::{request_shape, FhirRequest};
+use crate::smart::request::FhirRequest;
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
 use super::hooks::{AccessContext, HourContext};
+use super::novelty::access_finding;
 use super::settings::RuleSettings;
 
 /// Histograms need this many finished tokens before per-token thresholds are trusted.
@@ -85,25 +86,6 @@ impl TokenUsage {
     }
 }
 
-/// A per-token finding: about the access that crossed the limit, naming its token and request
-/// shape.
-fn token_finding(
-    access: &AccessEvent,
-    rule: RuleId,
-    summary: String,
-    observed: serde_json::Value,
-    baseline: serde_json::Value,
-) -> Finding {
-    Finding {
-        summary,
-        observed,
-        baseline,
-        token_id: access.token_id.clone(),
-        example_request: Some(request_shape(access.method, &access.url)),
-        ..Finding::new(rule, access.common.client_id.clone(), access.common.time)
-    }
-}
-
 /// The token's usage and whether the app has finished enough tokens for per-token limits
 /// (per-token rules run only for accesses of a known token).
 fn usage_and_trust<'c>(context: &'c mut AccessContext<'_>) -> Option<(&'c mut TokenUsage, bool)> {
@@ -133,7 +115,7 @@ pub fn patient_fanout(context: &mut AccessContext<'_>, findings: &mut Vec<Findin
     if patients <= limit || !usage.fired.insert(RuleId::PatientFanout) {
         return;
     }
-    let f = token_finding(
+    let f = access_finding(
         access,
         RuleId::PatientFanout,
         format!(
@@ -159,7 +141,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
-        findings.push(token_finding(
+        findings.push(access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -181,7 +163,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         && usage.retrieved > retrieved_limit
         && usage.fired.insert(RuleId::TokenOutlier)
     {
-        findings.push(token_finding(
+        findings.push(access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -209,7 +191,7 @@ pub fn paging_sweep(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>
     if usage.pages <= page_limit || !usage.fired.insert(RuleId::PagingSweep) {
         return;
     }
-    findings.push(token_finding(
+    findings.push(access_finding(
         access,
         RuleId::PagingSweep,
         format!(
