@@ -921,6 +921,35 @@ fn count_paging_and_types() {
     assert_eq!(classify(Method::Get, "Observation?_count=abc").count, None);
 }
 
+/// Bulk Data Access IG 2.0, "Bulk Data Kick-off Request": the three kick-off endpoints reach a
+/// Group's members, every patient, all data; baselines learn which an app uses
+/// (`bulk_export_new` finds one that reaches further). Other requests have no level.
+#[test]
+fn export_levels_follow_the_kick_off_endpoints() {
+    let level = |method, url| classify(method, url).export_level();
+    assert_eq!(
+        level(Method::Get, "Group/g1/$export?_type=Patient"),
+        Some("$export Group")
+    );
+    assert_eq!(
+        level(Method::Post, "Group/g1/$export"),
+        Some("$export Group")
+    );
+    assert_eq!(
+        level(Method::Get, "Patient/$export"),
+        Some("$export Patient")
+    );
+    assert_eq!(
+        level(Method::Get, "$export?_type=Observation"),
+        Some("$export system")
+    );
+    assert_eq!(level(Method::Post, "$export"), Some("$export system"));
+    // `$export` on an endpoint the IG does not define, a status poll, a read: no level.
+    assert_eq!(level(Method::Get, "Observation/$export"), None);
+    assert_eq!(level(Method::Get, "$export-poll-status?_jobId=1"), None);
+    assert_eq!(level(Method::Get, "Group/g1"), None);
+}
+
 #[test]
 fn explicit_base() {
     let c = Classifier::with_base("https://ehr.example.org/custom/base/");

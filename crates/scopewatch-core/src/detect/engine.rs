@@ -1134,6 +1134,61 @@ modes = ["patient"]
         assert_eq!(cat("bulk_export_new"), Some(Category::PurposeDrift));
     }
 
+    /// Bulk Data Access IG 2.0, "Bulk Data Kick-off Request": `Group/[id]/$export` exports a
+    /// Group's members, `Patient/$export` every patient, `$export` all data. A backend that
+    /// exported one Group through its learning and then exports every patient reaches a new
+    /// population although `$export` is established; going back to its Group is not news.
+    #[test]
+    fn an_export_that_reaches_further_than_the_app_ever_did_is_found() {
+        let scopes = "system/Patient.rs system/Group.rs system/Observation.rs";
+        let mut lines = Vec::new();
+        for day in 1..=12 {
+            let at = format!("2024-03-{day:02}T02:00:00Z");
+            let token_id = format!("t{day}");
+            lines.push(token(&at, "etl", &token_id, scopes, None));
+            let kick_off = format!("2024-03-{day:02}T02:01:00Z");
+            let url = "Group/g1/$export?_type=Patient,Observation";
+            lines.push(access(&kick_off, "etl", &token_id, url, 202, "HOPERAT"));
+        }
+        lines.push(token("2024-03-13T02:00:00Z", "etl", "wide", scopes, None));
+        let wide = "Patient/$export?_type=Patient,Observation";
+        lines.push(access(
+            "2024-03-13T02:01:00Z",
+            "etl",
+            "wide",
+            wide,
+            202,
+            "HOPERAT",
+        ));
+        lines.push(token("2024-03-14T02:00:00Z", "etl", "back", scopes, None));
+        let back = "Group/g1/$export?_type=Patient";
+        lines.push(access(
+            "2024-03-14T02:01:00Z",
+            "etl",
+            "back",
+            back,
+            202,
+            "HOPERAT",
+        ));
+        let (alerts, _) = run(&lines, "");
+        let exports: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "bulk_export_new" && a.activity == Activity::Create)
+            .collect();
+        assert_eq!(exports.len(), 1, "{:#?}", creates(&alerts));
+        let found = exports[0];
+        assert_eq!(
+            (found.client_id.as_str(), found.category),
+            ("etl", Category::PurposeDrift)
+        );
+        assert_eq!(
+            found.window.start,
+            Timestamp::parse_rfc3339("2024-03-13T02:00:00Z").unwrap()
+        );
+        assert_eq!(found.observed["level"], "$export Patient");
+        assert_eq!(found.baseline["export_levels"][0], "$export Group");
+    }
+
     #[test]
     fn nothing_fires_while_learning() {
         let mut lines = learned_days(3);
@@ -1468,6 +1523,61 @@ modes = ["patient"]
         assert_eq!(a.observed["added"][0]["scope"], "patient/Condition.rs");
     }
 
+    /// SMART App Launch 2.x, "Scopes for requesting a refresh token" and "Refresh access
+    /// token": a refresh grants a subset of the original, so it keeps the original's
+    /// `offline_access`. A refresh holding it continues a grant that held it too: when no known
+    /// grant of the user does, the chain began before the log and is not judged.
+    #[test]
+    fn a_refresh_of_a_chain_begun_before_the_log_is_not_judged() {
+        let refreshed = |at: &str, scopes: &str| {
+            format!(
+                r#"{{"type":"token","event":"refreshed","time":"{at}","client_id":"portal","token_id":"r{at}","grant_type":"refresh_token","scope_granted":"{scopes}","patient":"p1","expires_in":3600}}"#
+            )
+        };
+        let online = "launch/patient patient/Observation.rs";
+        let offline = "launch/patient offline_access patient/Observation.rs";
+        let lines = vec![
+            // The user's only grant in the log is an online one (a second device, say).
+            token("2024-03-01T10:00:00Z", "portal", "t", online, Some("p1")),
+            // An offline chain issued before the log: its refreshes hold offline_access.
+            refreshed("2024-03-01T11:00:00Z", offline),
+            refreshed(
+                "2024-03-01T12:00:00Z",
+                "launch/patient offline_access patient/Observation.rs patient/Condition.rs",
+            ),
+        ];
+        let (alerts, _) = run(&lines, "");
+        assert!(
+            !alerts.iter().any(|a| a.rule == "refresh_broadening"),
+            "{alerts:#?}"
+        );
+        // Once the offline grant is in the log, a refresh broader than it is flagged.
+        let mut lines = lines;
+        lines.push(token(
+            "2024-03-01T13:00:00Z",
+            "portal",
+            "t2",
+            offline,
+            Some("p1"),
+        ));
+        lines.push(refreshed(
+            "2024-03-01T14:00:00Z",
+            "launch/patient offline_access patient/Observation.rs patient/Condition.rs",
+        ));
+        let (alerts, _) = run(&lines, "");
+        let broadening: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "refresh_broadening")
+            .collect();
+        assert_eq!(broadening.len(), 1, "{alerts:#?}");
+        assert_eq!(broadening[0].client_id, "portal");
+        assert_eq!(
+            broadening[0].observed["added"][0]["scope"],
+            "patient/Condition.rs"
+        );
+        assert_eq!(broadening[0].baseline["grants_compared"], 1);
+    }
+
     /// A Berlin clinic, weekdays 08:00–16:59 local time, 20 requests an hour, from Monday
     /// 2024-03-04 to Friday 2024-04-12 (clocks go forward on Sunday 2024-03-31).
     fn berlin_clinic() -> Vec<String> {
@@ -1526,14 +1636,51 @@ modes = ["patient"]
         let local = run_with_clock(&lines, LocalClock::parse("Europe/Berlin").unwrap());
         assert_eq!(non_info(&local), vec![], "{local:#?}");
         // In UTC the same clinic starts an hour earlier after the change, in an hour that was
-        // silent: the time zone setting is what keeps that quiet.
+        // silent but borders its working day: the edge of the day, not off-hours.
         let utc = run_with_clock(&lines, LocalClock::utc());
-        assert!(
-            non_info(&utc)
-                .iter()
-                .any(|(rule, _, _)| *rule == "off_hours"),
-            "{:#?}",
-            non_info(&utc)
+        assert_eq!(non_info(&utc), vec![], "{utc:#?}");
+    }
+
+    /// The clinic's 20 requests in the local hour `hour` of day `day` (days from 2024-03-04).
+    fn clinic_hour(day: i64, hour: i64) -> Vec<String> {
+        let berlin = LocalClock::parse("Europe/Berlin").unwrap();
+        let start = Timestamp::parse_rfc3339("2024-03-04T00:00:00Z").unwrap();
+        let guess = Timestamp(start.0 + (day * 24 + hour) * MICROS_PER_HOUR);
+        let t0 = Timestamp(guess.0 - berlin.offset_micros(guess));
+        let tok = format!("x{day}h{hour}");
+        let scopes = "launch/patient patient/Observation.rs";
+        let mut lines = vec![token(&t0.to_rfc3339(), "clinic", &tok, scopes, Some("p1"))];
+        lines.extend((0..20).map(|i| {
+            let t = Timestamp(t0.0 + 1_000_000 + i * 60_000_000);
+            access(
+                &t.to_rfc3339(),
+                "clinic",
+                &tok,
+                "Observation?patient=p1",
+                200,
+                "TREAT",
+            )
+        }));
+        lines
+    }
+
+    #[test]
+    fn off_hours_is_activity_away_from_the_working_day_not_at_its_edge() {
+        // The clinic works 08:00–16:59 local on weekdays. On Tuesday of week 5 it stays until
+        // 17:59 (an hour never active before, beside its last busy hour); on Wednesday night
+        // it is busy at 02:00.
+        let mut lines = berlin_clinic();
+        lines.extend(clinic_hour(29, 17));
+        lines.extend(clinic_hour(30, 2));
+        lines.sort_by_key(|l| parse_event_str(l).map(|e| e.time()).ok());
+        let alerts = run_with_clock(&lines, LocalClock::parse("Europe/Berlin").unwrap());
+        let off: Vec<&Alert> = alerts.iter().filter(|a| a.rule == "off_hours").collect();
+        assert_eq!(off.len(), 1, "{:#?}", non_info(&alerts));
+        assert_eq!(off[0].client_id, "clinic");
+        // 02:00 local on Wednesday 2024-04-03 is 00:00 UTC (CEST).
+        assert_eq!(
+            off[0].window.start,
+            Timestamp::parse_rfc3339("2024-04-03T00:00:00Z").unwrap()
         );
     }
 }

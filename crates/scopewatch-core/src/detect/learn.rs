@@ -75,6 +75,11 @@ pub fn learn_access(
             .operations
             .observe_within(op, time, learning, may_add);
     }
+    if let Some(level) = request.export_level() {
+        profile
+            .operations
+            .observe_within(level, time, learning, may_add);
+    }
     if population_level {
         let kind = if request.is_bulk_export() {
             "export"

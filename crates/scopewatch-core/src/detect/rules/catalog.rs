@@ -345,7 +345,7 @@ pub const TOKEN_OUTLIER_PARAMS: [Param; 5] = [
     ),
 ];
 
-pub const HOURLY_BURST_PARAMS: [Param; 3] = [
+pub const HOURLY_BURST_PARAMS: [Param; 4] = [
     param(
         "min_multiple",
         4.0,
@@ -357,6 +357,12 @@ pub const HOURLY_BURST_PARAMS: [Param; 3] = [
         "and this many standard deviations above it",
     ),
     param("min_requests", 100.0, "and at least this many requests"),
+    fraction(
+        "min_cv",
+        0.5,
+        0.05,
+        "smallest spread assumed for an hour's total, as a fraction of its mean (an hour varies more than a few weeks of its history show; at least 0.05)",
+    ),
 ];
 
 pub const SLOW_DRIP_PARAMS: [Param; 11] = [
@@ -608,7 +614,7 @@ pub const CATALOG: [RuleInfo; 26] = [
         JUDGED_AFTER_LEARNING,
         Category::PurposeDrift,
         grade(Severity::High, 80, &[ATTACK_T1530, ATTACK_T1213, CSF_DE_CM_03]),
-        "A Bulk Data `$export` by an app that never ran one.",
+        "A Bulk Data `$export` by an app that never ran one, or at a level reaching further than it ever did.",
     ),
     rule(
         RuleId::EverythingNew,

@@ -151,10 +151,11 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
     {
         return None;
     }
-    // A sparse slot's average says little (a night shift that is quiet most nights): an hour
-    // that has seen activity before is "normally silent" only when the hours beside it are too.
-    // An hour never active stays off-hours whatever its neighbours do.
-    if slot.mean > 0.0 && neighbours_active(profile, slot_index, busiest) {
+    // An hour beside hours the app is regularly busy in is the edge of its working day (a
+    // clinician staying late, a shift starting early), and a sparse slot's average says little
+    // (a night shift that is quiet most nights): "normally silent" means the hours beside it
+    // are silent too.
+    if neighbours_active(profile, slot_index, busiest) {
         return None;
     }
     let hour_end = Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND);

@@ -10,7 +10,7 @@
 use serde_json::json;
 
 use crate::event::{AccessEvent, Common, TokenAction};
-use crate::smart::request::request_shape;
+use crate::smart::request::{request_shape, EXPORT_LEVELS};
 use crate::smart::scope::ScopeSet;
 
 use super::super::finding::Finding;
@@ -61,7 +61,9 @@ pub fn refresh_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Fin
     // Any grant of this user (and launch patient) may be the one refreshed: a patient on two
     // devices holds two. Broadening only when no grant contains the refresh.
     let mut narrowest: Option<(&ScopeSet, crate::smart::scope::ScopeDelta)> = None;
-    for original in originals {
+    let mut compared = 0;
+    for original in originals.iter().filter(|o| may_have_issued(o, granted)) {
+        compared += 1;
         let delta = granted.additions_over(original);
         if delta.added.is_empty()
             && delta.context_escalation.is_none()
@@ -86,10 +88,25 @@ pub fn refresh_broadening(context: &mut GrantContext<'_>, findings: &mut Vec<Fin
         RuleId::RefreshBroadening,
         format!("A refresh gave {client} more than any grant it could have refreshed; refreshes may only narrow a grant."),
         json!({ "granted_scopes": granted.normalized(), "added": delta.added, "new_scopes": delta.new_other }),
-        json!({ "original_scopes": original.normalized(), "grants_compared": originals.len() }),
+        json!({ "original_scopes": original.normalized(), "grants_compared": compared }),
     );
     f.token_id = event.token_id.clone();
     findings.push(f);
+}
+
+/// The scopes that ask for a refresh token (SMART App Launch 2.x, "Scopes for requesting a
+/// refresh token").
+const REFRESH_SCOPES: [&str; 2] = ["offline_access", "online_access"];
+
+/// Whether `original` can be the grant a refresh holding `refreshed` continues: a refresh keeps
+/// the original's `offline_access` / `online_access` (it may only narrow it), so a refresh
+/// holding one that a known grant lacks continues a grant issued before the log began (a
+/// patient's offline chain outlives any log window) and is not compared with it.
+fn may_have_issued(original: &ScopeSet, refreshed: &ScopeSet) -> bool {
+    let holds = |set: &ScopeSet, name: &str| set.others().any(|s| s.normalized() == name);
+    REFRESH_SCOPES
+        .iter()
+        .all(|name| !holds(refreshed, name) || holds(original, name))
 }
 
 /// `dormant_app_active`: an established app acts again after `dormant_days` (30 unless a
@@ -274,8 +291,39 @@ pub fn new_purpose(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>)
 }
 
 /// `bulk_export_new`: a served Bulk Data `$export` by an app that never ran one.
+/// Also an app that exports further than it ever did: from a Group to every patient, or to all
+/// data (a new population, though the operation is known).
 pub fn bulk_export_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    new_operation(context, "$export", RuleId::BulkExportNew, findings);
+    if !new_operation(context, "$export", RuleId::BulkExportNew, findings) {
+        broader_export(context, findings);
+    }
+}
+
+fn broader_export(context: &AccessContext<'_>, findings: &mut Vec<Finding>) {
+    let (access, profile) = (context.access, context.profile);
+    let Some(level) = context.explained.request.export_level() else {
+        return;
+    };
+    let reach = |level: &str| EXPORT_LEVELS.iter().position(|l| *l == level);
+    let established: Vec<&str> = EXPORT_LEVELS
+        .into_iter()
+        .filter(|l| profile.operations.is_established(*l))
+        .collect();
+    // A baseline learned before export levels were (only `$export`) has none: not judged.
+    let Some(widest) = established.iter().filter_map(|l| reach(l)).max() else {
+        return;
+    };
+    if !context.explained.served || reach(level).is_none_or(|r| r <= widest) {
+        return;
+    }
+    let client = &access.common.client_id;
+    findings.push(access_finding(
+        access,
+        RuleId::BulkExportNew,
+        format!("{client} ran a Bulk Data export at a level that reaches further than any it has used ({level}, after {})." , established.join(", ")),
+        json!({ "operation": "$export", "level": level, "population_level": context.population_level }),
+        json!({ "export_levels": established }),
+    ));
 }
 
 /// `everything_new`: a served `$everything` by an app that never ran it.
@@ -283,19 +331,20 @@ pub fn everything_new(context: &mut AccessContext<'_>, findings: &mut Vec<Findin
     new_operation(context, "$everything", RuleId::EverythingNew, findings);
 }
 
+/// Returns whether it found the operation new.
 fn new_operation(
     context: &AccessContext<'_>,
     operation: &str,
     rule: RuleId,
     findings: &mut Vec<Finding>,
-) {
+) -> bool {
     let (access, profile) = (context.access, context.profile);
     let request = &context.explained.request;
     if !context.explained.served
         || request.operation.as_deref() != Some(operation)
         || profile.operations.is_established(operation)
     {
-        return;
+        return false;
     }
     let client = &access.common.client_id;
     findings.push(access_finding(
@@ -305,6 +354,7 @@ fn new_operation(
         json!({ "operation": operation, "population_level": context.population_level }),
         json!({ "operations": profile.operations.established_keys().collect::<Vec<_>>() }),
     ));
+    true
 }
 
 /// `population_access_new`: a served search across patients by an app that worked one

@@ -203,15 +203,15 @@ pub fn paging_sweep(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>
     ));
 }
 
-/// P(X ≥ observed) for a count with the slot's mean and variance: negative binomial when
-/// over-dispersed, Poisson otherwise.
-pub fn upper_tail(observed: u64, slot: &SlotStats) -> f64 {
+/// P(X ≥ observed) for a count with the slot's mean and variance, the spread at least
+/// `min_cv` of the mean: negative binomial when over-dispersed, Poisson otherwise.
+pub fn upper_tail(observed: u64, slot: &SlotStats, min_cv: f64) -> f64 {
     if observed == 0 {
         return 1.0;
     }
     // A floor keeps near-silent slots from making every request look impossible.
     let mean = slot.mean.max(1.0);
-    let var = slot.var.max(mean).max(spread_floor(mean).powi(2));
+    let var = slot.var.max(mean).max((min_cv * mean).powi(2));
     let p = if var > mean * 1.05 {
         let success = mean / var;
         let r = mean * mean / (var - mean);
@@ -222,11 +222,6 @@ pub fn upper_tail(observed: u64, slot: &SlotStats) -> f64 {
         Poisson::new(mean).map(|d| d.sf(observed - 1)).ok()
     };
     p.unwrap_or(1.0)
-}
-
-/// The smallest standard deviation assumed for an hourly total with this mean.
-fn spread_floor(mean: f64) -> f64 {
-    0.75 * mean
 }
 
 /// `hourly_burst`: judges one finished hour of an app; a burst marks the hour anomalous, so
@@ -254,9 +249,9 @@ fn check_hour(
     if slot.n < MIN_SLOT_OBSERVATIONS {
         return (None, false);
     }
-    let p = upper_tail(requests, slot);
-    let sd = slot.var.sqrt().max(spread_floor(slot.mean));
     let burst = |name| settings.param(RuleId::HourlyBurst, name);
+    let p = upper_tail(requests, slot, burst("min_cv"));
+    let sd = slot.var.sqrt().max(burst("min_cv") * slot.mean);
     let practical = requests as f64
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
@@ -291,10 +286,11 @@ mod tests {
         for v in [100.0, 110.0, 90.0, 105.0, 95.0, 100.0] {
             slot.update(v);
         }
-        assert!(upper_tail(100, &slot) > 0.3);
-        assert!(upper_tail(1000, &slot) < 1e-6);
-        assert!(upper_tail(200, &slot) > 1e-6, "over-dispersion floor");
-        assert_eq!(upper_tail(0, &slot), 1.0);
+        assert!(upper_tail(100, &slot, 0.75) > 0.3);
+        assert!(upper_tail(1000, &slot, 0.75) < 1e-6);
+        assert!(upper_tail(200, &slot, 0.75) > 1e-6, "over-dispersion floor");
+        assert!(upper_tail(200, &slot, 0.1) < 1e-6, "a smaller floor");
+        assert_eq!(upper_tail(0, &slot, 0.75), 1.0);
         assert!(
             super::super::catalog::Score::of_tail(1e-6)
                 > super::super::catalog::Score::of_tail(1e-3)

@@ -15,4 +15,6 @@ pub use compartment::{
 };
 pub use method::Method;
 pub use shape::request_shape;
-pub use types::{FhirRequest, Interaction, OperationLevel, Paging, PatientScope, Requirement};
+pub use types::{
+    FhirRequest, Interaction, OperationLevel, Paging, PatientScope, Requirement, EXPORT_LEVELS,
+};

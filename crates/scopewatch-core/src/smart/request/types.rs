@@ -134,6 +134,11 @@ pub enum Paging {
     Offset,
 }
 
+/// The Bulk Data kick-off endpoints, from the one that reaches least to the one that reaches
+/// most (Bulk Data Access IG 2.0, "Bulk Data Kick-off Request"): a Group's members
+/// (`Group/[id]/$export`), every patient (`Patient/$export`), all data (`$export`).
+pub const EXPORT_LEVELS: [&str; 3] = ["$export Group", "$export Patient", "$export system"];
+
 /// Which level an operation is invoked at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -274,6 +279,21 @@ impl<'a> FhirRequest<'a> {
     /// Bulk Data kick-off (`$export` at system, Patient or Group level).
     pub fn is_bulk_export(&self) -> bool {
         self.is_operation("$export")
+    }
+
+    /// The level of a Bulk Data kick-off, as the key baselines learn it by: one of
+    /// [`EXPORT_LEVELS`]; None for any other request (and for `$export` on endpoints the
+    /// Bulk Data IG does not define).
+    pub fn export_level(&self) -> Option<&'static str> {
+        if !self.is_bulk_export() {
+            return None;
+        }
+        match (self.resource_type, self.operation_level) {
+            (Some("Group"), Some(OperationLevel::Instance)) => Some(EXPORT_LEVELS[0]),
+            (Some("Patient"), Some(OperationLevel::Type)) => Some(EXPORT_LEVELS[1]),
+            (None, Some(OperationLevel::System)) => Some(EXPORT_LEVELS[2]),
+            _ => None,
+        }
     }
 
     /// A status poll, cancellation or output file of a Bulk Data export.
