@@ -1190,6 +1190,44 @@ modes = ["patient"]
     }
 
     #[test]
+    fn a_baseline_learned_before_export_levels_does_not_judge_them() {
+        // The same backend, its baseline learned by a version that kept only `$export`: the
+        // levels it relearns from now on say nothing of what it exported before.
+        let scopes = "system/Patient.rs system/Group.rs system/Observation.rs";
+        let export = |engine: &mut Engine, day: u32, url: &str, out: &mut Vec<Alert>| {
+            let id = format!("t{day}");
+            let at = format!("2024-03-{day:02}T02:00:00Z");
+            let kick_off = format!("2024-03-{day:02}T02:01:00Z");
+            for line in [
+                token(&at, "etl", &id, scopes, None),
+                access(&kick_off, "etl", &id, url, 202, "HOPERAT"),
+            ] {
+                engine.push(parse_event_str(&line).unwrap(), out).unwrap();
+            }
+        };
+        let mut engine = Engine::new(EngineConfig::default(), Registry::default());
+        let mut out = Vec::new();
+        for day in 1..=12 {
+            export(&mut engine, day, "Group/g1/$export", &mut out);
+        }
+        let mut old = engine.baselines().clone();
+        for profile in old.apps.values_mut() {
+            profile.operations.entries.retain(|key, _| key == "$export");
+        }
+        engine.restore_baselines(old);
+        for day in 13..=20 {
+            export(&mut engine, day, "Group/g1/$export", &mut out);
+        }
+        export(&mut engine, 21, "Patient/$export", &mut out);
+        engine.finish(&mut out);
+        assert!(
+            !out.iter().any(|a| a.rule == "bulk_export_new"),
+            "{:#?}",
+            creates(&out)
+        );
+    }
+
+    #[test]
     fn nothing_fires_while_learning() {
         let mut lines = learned_days(3);
         lines.push(token(
@@ -1581,39 +1619,10 @@ modes = ["patient"]
     /// A Berlin clinic, weekdays 08:00–16:59 local time, 20 requests an hour, from Monday
     /// 2024-03-04 to Friday 2024-04-12 (clocks go forward on Sunday 2024-03-31).
     fn berlin_clinic() -> Vec<String> {
-        let berlin = LocalClock::parse("Europe/Berlin").unwrap();
-        let mut lines = Vec::new();
-        let start = Timestamp::parse_rfc3339("2024-03-04T00:00:00Z").unwrap();
-        for d in 0..40 {
-            if d % 7 >= 5 {
-                continue;
-            }
-            for h in 8..17 {
-                // Local d, h → UTC, using the offset in force at that moment.
-                let guess = Timestamp(start.0 + (d * 24 + h) * MICROS_PER_HOUR);
-                let t0 = Timestamp(guess.0 - berlin.offset_micros(guess));
-                let tok = format!("b{d}h{h}");
-                lines.push(token(
-                    &t0.to_rfc3339(),
-                    "clinic",
-                    &tok,
-                    "launch/patient patient/Observation.rs",
-                    Some("p1"),
-                ));
-                for i in 0..20 {
-                    let t = Timestamp(t0.0 + 1_000_000 + i * 60_000_000);
-                    lines.push(access(
-                        &t.to_rfc3339(),
-                        "clinic",
-                        &tok,
-                        "Observation?patient=p1",
-                        200,
-                        "TREAT",
-                    ));
-                }
-            }
-        }
-        lines
+        let weekdays = (0..40).filter(|d| d % 7 < 5);
+        weekdays
+            .flat_map(|d| (8..17).flat_map(move |h| clinic_hour(d, h)))
+            .collect()
     }
 
     fn run_with_clock(lines: &[String], clock: LocalClock) -> Vec<Alert> {
@@ -1645,6 +1654,7 @@ modes = ["patient"]
     fn clinic_hour(day: i64, hour: i64) -> Vec<String> {
         let berlin = LocalClock::parse("Europe/Berlin").unwrap();
         let start = Timestamp::parse_rfc3339("2024-03-04T00:00:00Z").unwrap();
+        // Local day and hour → UTC, using the offset in force at that moment.
         let guess = Timestamp(start.0 + (day * 24 + hour) * MICROS_PER_HOUR);
         let t0 = Timestamp(guess.0 - berlin.offset_micros(guess));
         let tok = format!("x{day}h{hour}");

@@ -116,17 +116,21 @@ fn mix_shift_finding(
     Some(f.marked_if(sensitive).tail_probability(p_value))
 }
 
-/// The hours before and after `slot_index` on the same kind of day (weekday or weekend).
-fn neighbours_active(profile: &AppProfile, slot_index: usize, busiest: f64) -> bool {
+/// Whether the hour before or after `slot_index` on the same kind of day (weekday or weekend)
+/// averages at least `level` requests.
+fn neighbour_reaches(profile: &AppProfile, slot_index: usize, level: f64) -> bool {
     let day_base = slot_index - slot_index % 24;
     [23, 1].iter().any(|step| {
         let neighbour = day_base + (slot_index % 24 + step) % 24;
         profile
             .hourly_requests
             .get(neighbour)
-            .is_some_and(|s| s.n >= 6 && s.mean >= 0.02 * busiest)
+            .is_some_and(|s| s.n >= 6 && s.mean >= level)
     })
 }
+
+/// Share of the busiest hour below which an hour is quiet.
+const QUIET_SHARE: f64 = 0.02;
 
 /// `off_hours`: judges one finished hour for activity at a time the app is normally silent.
 pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
@@ -147,15 +151,16 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
     if (requests as f64) < min_requests
         || slot.n < 6
         || busiest <= 0.0
-        || slot.mean >= 0.02 * busiest
+        || slot.mean >= QUIET_SHARE * busiest
     {
         return None;
     }
-    // An hour beside hours the app is regularly busy in is the edge of its working day (a
-    // clinician staying late, a shift starting early), and a sparse slot's average says little
-    // (a night shift that is quiet most nights): "normally silent" means the hours beside it
-    // are silent too.
-    if neighbours_active(profile, slot_index, busiest) {
+    // "Normally silent" means the hours beside it are quiet too. A sparse slot's average says
+    // little (a night shift that is quiet most nights), and an hour never active beside hours
+    // that are not quiet is the edge of the app's day (a clinician staying late, an early
+    // shift). The hour that first breaks a silence is found; once learned, it is no longer
+    // silent, nor are the hours beside it.
+    if neighbour_reaches(profile, slot_index, QUIET_SHARE * busiest) {
         return None;
     }
     let hour_end = Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND);

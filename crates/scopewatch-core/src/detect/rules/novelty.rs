@@ -309,10 +309,17 @@ fn broader_export(context: &AccessContext<'_>, findings: &mut Vec<Finding>) {
         .into_iter()
         .filter(|l| profile.operations.is_established(*l))
         .collect();
-    // A baseline learned before export levels were (only `$export`) has none: not judged.
     let Some(widest) = established.iter().filter_map(|l| reach(l)).max() else {
         return;
     };
+    // Levels are judged only when they were learned from the app's first export: a baseline
+    // learned before levels were (only `$export`) would otherwise take the first level it
+    // relearns for all it ever did.
+    let first_seen = |key: &str| profile.operations.entries.get(key).map(|s| s.first_seen);
+    let levels_since = EXPORT_LEVELS.into_iter().filter_map(first_seen).min();
+    if levels_since > first_seen("$export") {
+        return;
+    }
     if !context.explained.served || reach(level).is_none_or(|r| r <= widest) {
         return;
     }
