@@ -1134,42 +1134,29 @@ modes = ["patient"]
         assert_eq!(cat("bulk_export_new"), Some(Category::PurposeDrift));
     }
 
+    /// A backend's token at 02:00 on March `day` and its export kick-off `url` a minute later.
+    fn etl_export(day: u32, url: &str) -> [String; 2] {
+        let scopes = "system/Patient.rs system/Group.rs system/Observation.rs";
+        let id = format!("t{day}");
+        let at = format!("2024-03-{day:02}T02:00:00Z");
+        let kick_off = format!("2024-03-{day:02}T02:01:00Z");
+        [
+            token(&at, "etl", &id, scopes, None),
+            access(&kick_off, "etl", &id, url, 202, "HOPERAT"),
+        ]
+    }
+
     /// Bulk Data Access IG 2.0, "Bulk Data Kick-off Request": `Group/[id]/$export` exports a
     /// Group's members, `Patient/$export` every patient, `$export` all data. A backend that
     /// exported one Group through its learning and then exports every patient reaches a new
     /// population although `$export` is established; going back to its Group is not news.
     #[test]
     fn an_export_that_reaches_further_than_the_app_ever_did_is_found() {
-        let scopes = "system/Patient.rs system/Group.rs system/Observation.rs";
-        let mut lines = Vec::new();
-        for day in 1..=12 {
-            let at = format!("2024-03-{day:02}T02:00:00Z");
-            let token_id = format!("t{day}");
-            lines.push(token(&at, "etl", &token_id, scopes, None));
-            let kick_off = format!("2024-03-{day:02}T02:01:00Z");
-            let url = "Group/g1/$export?_type=Patient,Observation";
-            lines.push(access(&kick_off, "etl", &token_id, url, 202, "HOPERAT"));
-        }
-        lines.push(token("2024-03-13T02:00:00Z", "etl", "wide", scopes, None));
-        let wide = "Patient/$export?_type=Patient,Observation";
-        lines.push(access(
-            "2024-03-13T02:01:00Z",
-            "etl",
-            "wide",
-            wide,
-            202,
-            "HOPERAT",
-        ));
-        lines.push(token("2024-03-14T02:00:00Z", "etl", "back", scopes, None));
-        let back = "Group/g1/$export?_type=Patient";
-        lines.push(access(
-            "2024-03-14T02:01:00Z",
-            "etl",
-            "back",
-            back,
-            202,
-            "HOPERAT",
-        ));
+        let mut lines: Vec<String> = (1..=12)
+            .flat_map(|day| etl_export(day, "Group/g1/$export?_type=Patient,Observation"))
+            .collect();
+        lines.extend(etl_export(13, "Patient/$export?_type=Patient,Observation"));
+        lines.extend(etl_export(14, "Group/g1/$export?_type=Patient"));
         let (alerts, _) = run(&lines, "");
         let exports: Vec<&Alert> = alerts
             .iter()
@@ -1193,15 +1180,8 @@ modes = ["patient"]
     fn a_baseline_learned_before_export_levels_does_not_judge_them() {
         // The same backend, its baseline learned by a version that kept only `$export`: the
         // levels it relearns from now on say nothing of what it exported before.
-        let scopes = "system/Patient.rs system/Group.rs system/Observation.rs";
         let export = |engine: &mut Engine, day: u32, url: &str, out: &mut Vec<Alert>| {
-            let id = format!("t{day}");
-            let at = format!("2024-03-{day:02}T02:00:00Z");
-            let kick_off = format!("2024-03-{day:02}T02:01:00Z");
-            for line in [
-                token(&at, "etl", &id, scopes, None),
-                access(&kick_off, "etl", &id, url, 202, "HOPERAT"),
-            ] {
+            for line in etl_export(day, url) {
                 engine.push(parse_event_str(&line).unwrap(), out).unwrap();
             }
         };

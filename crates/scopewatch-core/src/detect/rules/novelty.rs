@@ -304,6 +304,9 @@ fn broader_export(context: &AccessContext<'_>, findings: &mut Vec<Finding>) {
     let Some(level) = context.explained.request.export_level() else {
         return;
     };
+    if !context.explained.served {
+        return;
+    }
     let reach = |level: &str| EXPORT_LEVELS.iter().position(|l| *l == level);
     let established: Vec<&str> = EXPORT_LEVELS
         .into_iter()
@@ -320,7 +323,7 @@ fn broader_export(context: &AccessContext<'_>, findings: &mut Vec<Finding>) {
     if levels_since > first_seen("$export") {
         return;
     }
-    if !context.explained.served || reach(level).is_none_or(|r| r <= widest) {
+    if reach(level).is_none_or(|r| r <= widest) {
         return;
     }
     let client = &access.common.client_id;

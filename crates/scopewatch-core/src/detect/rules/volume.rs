@@ -250,8 +250,9 @@ fn check_hour(
         return (None, false);
     }
     let burst = |name| settings.param(RuleId::HourlyBurst, name);
-    let p = upper_tail(requests, slot, burst("min_cv"));
-    let sd = slot.var.sqrt().max(burst("min_cv") * slot.mean);
+    let min_cv = burst("min_cv");
+    let p = upper_tail(requests, slot, min_cv);
+    let sd = slot.var.sqrt().max(min_cv * slot.mean);
     let practical = requests as f64
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
