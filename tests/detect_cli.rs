@@ -679,7 +679,7 @@ fn spec_verdicts_through_the_cli() {
         found.contains(&(
             "portal".into(),
             "enforcement_gap".into(),
-            "user/Observation read other-patient".into()
+            "user other-patient".into()
         )),
         "another patient needs user/ context"
     );
@@ -692,7 +692,7 @@ fn spec_verdicts_through_the_cli() {
         found.contains(&(
             "kc".into(),
             "enforcement_gap".into(),
-            "user/Observation search-type other-patient".into()
+            "user other-patient".into()
         )),
         "{found:#?}"
     );

@@ -16,7 +16,9 @@ struct Row {
     line: usize,
     scopes: String,
     launch_patient: Option<String>,
-    revoked: bool,
+    /// `live`, `revoked` (a revocation logged before the request) or `lapsed` (expired long
+    /// before the request: gone from the token cache, remembered as lapsed).
+    token: String,
     prior: Option<(String, String)>,
     method: String,
     url: String,
@@ -44,12 +46,16 @@ fn table() -> Vec<Row> {
         .map(|(i, l)| {
             let c: Vec<&str> = l.split('\t').collect();
             assert_eq!(c.len(), 11, "line {}: {l:?}", i + 1);
-            assert!(matches!(c[2], "live" | "revoked"), "line {}: token", i + 1);
+            assert!(
+                matches!(c[2], "live" | "revoked" | "lapsed"),
+                "line {}: token",
+                i + 1
+            );
             Row {
                 line: i + 1,
                 scopes: c[0].to_string(),
                 launch_patient: dash(c[1]),
-                revoked: c[2] == "revoked",
+                token: c[2].to_string(),
                 prior: dash(c[3]).map(|p| {
                     let (m, u) = p.split_once(' ').expect("prior is 'METHOD url'");
                     (m.to_string(), u.to_string())
@@ -81,10 +87,15 @@ fn events(row: &Row) -> (Vec<String>, String) {
         .as_deref()
         .map_or(String::new(), |p| format!(r#","patient":"{p}""#));
     let scopes = serde_json::to_string(&row.scopes).expect("scopes");
+    // A lapsed token was issued for five minutes almost two hours before the request.
+    let (issued, lifetime) = match row.token.as_str() {
+        "lapsed" => ("2024-03-05T08:00:00Z", 300),
+        _ => ("2024-03-05T10:00:00Z", 3600),
+    };
     let mut before = vec![format!(
-        r#"{{"type":"token","event":"issued","time":"2024-03-05T10:00:00Z","client_id":"app","user":"Practitioner/u1","token_id":"t","scope_granted":{scopes},"expires_in":3600{patient}}}"#
+        r#"{{"type":"token","event":"issued","time":"{issued}","client_id":"app","user":"Practitioner/u1","token_id":"t","scope_granted":{scopes},"expires_in":{lifetime}{patient}}}"#
     )];
-    if row.revoked {
+    if row.token == "revoked" {
         before.push(r#"{"type":"token","event":"revoked","time":"2024-03-05T10:00:10Z","client_id":"app","token_id":"t"}"#.to_string());
     }
     if let Some((m, u)) = &row.prior {
@@ -118,7 +129,12 @@ fn play(lines: &[String]) -> (Vec<Alert>, u64) {
     (out, explained)
 }
 
-const JUDGING_RULES: [&str; 3] = ["enforcement_gap", "revoked_token_use", "unverified_access"];
+const JUDGING_RULES: [&str; 4] = [
+    "enforcement_gap",
+    "revoked_token_use",
+    "expired_token_use",
+    "unverified_access",
+];
 
 /// The verdict the engine gives the row's request, and the detail of a gap.
 fn engine_verdict(row: &Row) -> (String, String) {
@@ -135,6 +151,9 @@ fn engine_verdict(row: &Row) -> (String, String) {
     let served = (200..300).contains(&row.status);
     if rules.contains(&"revoked_token_use") {
         return ("gap".into(), "revoked".into());
+    }
+    if rules.contains(&"expired_token_use") {
+        return ("gap".into(), "expired".into());
     }
     if let Some(gap) = judged.iter().find(|a| a.rule == "enforcement_gap") {
         let o = &gap.observed;

@@ -654,6 +654,10 @@ impl Engine {
             usage
         });
         let population_level = explained.reaches_population();
+        let lapsed_expiry = match (explained.token, a.token_id.as_deref()) {
+            (None, Some(id)) if explained.served => self.tokens.lapsed_expiry(id, client),
+            _ => None,
+        };
         let mut access = AccessContext {
             access: a,
             explained: &explained,
@@ -664,10 +668,13 @@ impl Engine {
             patient_bound: explained
                 .token
                 .is_some_and(super::explain::is_patient_bound),
+            lapsed_expiry,
             learning,
             settings: &self.rules,
         };
+        let from = findings.len();
         hooks::run(&mut access, findings);
+        super::rules::fold::one_incident_per_act(findings, from);
         let hour_of_week = self.clock.hour_of_week(time);
         let request = &explained.request;
         learn::learn_access(
@@ -901,6 +908,200 @@ mod tests {
         );
         assert_eq!(a.observed["seconds_past_expiry"], 430);
         assert_eq!(a.evidence.token_ids, vec!["t1"]);
+    }
+
+    /// RFC 6749 §1.4 (tokens represent durations of access, enforced by the resource server) and
+    /// §5.1 (`expires_in`):
+    /// a token honoured long after it expired, when the cache no longer holds it (its expiry
+    /// plus the 600 s grace), is still found while it is remembered as lapsed (a day); a token
+    /// never seen is not judged, nor one whose id was issued again.
+    #[test]
+    fn a_token_honoured_long_after_it_expired_is_found() {
+        let issue = |at: &str, id: &str| {
+            format!(
+                r#"{{"type":"token","event":"issued","time":"{at}","client_id":"dash","token_id":"{id}","scope_granted":"user/Observation.rs","expires_in":300}}"#
+            )
+        };
+        let lines = vec![
+            issue("2024-03-05T09:00:00Z", "t1"),
+            issue("2024-03-05T09:00:00Z", "t2"),
+            access(
+                "2024-03-05T09:01:00Z",
+                "dash",
+                "t1",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+            // t2 lapsed too, and is issued again (a token store reusing ids): live once more.
+            issue("2024-03-05T09:40:00Z", "t2"),
+            // 38 minutes past t1's expiry: long gone from the cache.
+            access(
+                "2024-03-05T09:43:00Z",
+                "dash",
+                "t1",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+            access(
+                "2024-03-05T09:43:10Z",
+                "dash",
+                "t2",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+            access(
+                "2024-03-05T09:43:20Z",
+                "dash",
+                "never",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+            // Refused: the server did its job.
+            access(
+                "2024-03-05T09:43:30Z",
+                "dash",
+                "t1",
+                "Observation?code=x",
+                401,
+                "TREAT",
+            ),
+            // Another client presenting t1's id is not t1.
+            access(
+                "2024-03-05T09:44:00Z",
+                "other",
+                "t1",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+            // Past the day t1 is remembered for: an unknown token.
+            access(
+                "2024-03-06T09:06:00Z",
+                "dash",
+                "t1",
+                "Observation?code=x",
+                200,
+                "TREAT",
+            ),
+        ];
+        let (alerts, stats) = run(&lines, "");
+        let expired: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "expired_token_use")
+            .collect();
+        assert_eq!(expired.len(), 1, "{alerts:#?}");
+        let a = expired[0];
+        assert_eq!(
+            (a.client_id.as_str(), a.category, a.severity),
+            ("dash", Category::ScopeCreep, Severity::Medium)
+        );
+        assert_eq!(a.observed["seconds_past_expiry"], 38 * 60);
+        assert_eq!(
+            a.baseline["expires_at"],
+            Timestamp::parse_rfc3339("2024-03-05T09:05:00Z")
+                .unwrap()
+                .to_rfc3339()
+        );
+        assert_eq!(a.evidence.token_ids, vec!["t1"]);
+        // Alert windows are whole hours: the hour of the late use.
+        assert_eq!(
+            (a.window.start, a.window.end),
+            (
+                Timestamp::parse_rfc3339("2024-03-05T09:00:00Z").unwrap(),
+                Timestamp::parse_rfc3339("2024-03-05T10:00:00Z").unwrap()
+            )
+        );
+        assert_eq!(stats.unknown_token, 5, "{stats:#?}");
+    }
+
+    /// SMART App Launch 2.x, "Scopes and Launch Context": a `patient/` search is restricted to
+    /// the launch patient. A patient app's first search across patients, answered with 22 of
+    /// them, is one high `population_access_new` incident naming the unenforced context — not
+    /// also an `enforcement_gap`; once the app's population access is established, the same
+    /// answer is the gap it is.
+    #[test]
+    fn a_patient_search_answered_for_many_patients_is_one_incident() {
+        let mut lines = learned_days(8);
+        let population = |at: &str, token: &str, url: &str| {
+            format!(
+                r#"{{"type":"access","time":"{at}","client_id":"chart","token_id":"{token}","method":"GET","url":"{url}","status":200,"purpose_of_use":"TREAT","patient_count":22}}"#
+            )
+        };
+        let grant = |day: u32| {
+            token(
+                &format!("2024-03-{day}T10:00:00Z"),
+                "chart",
+                &format!("p{day}"),
+                "launch/patient patient/Observation.read",
+                Some("p1"),
+            )
+        };
+        lines.push(grant(10));
+        lines.push(population(
+            "2024-03-10T10:01:00Z",
+            "p10",
+            "Observation?code=4548-4",
+        ));
+        lines.push(population(
+            "2024-03-10T10:01:30Z",
+            "p10",
+            "Observation?code=2345-7",
+        ));
+        let (alerts, _) = run(&lines, "");
+        let opened: Vec<(&str, Severity, Timestamp)> = alerts
+            .iter()
+            .filter(|a| a.activity == Activity::Create && a.severity != Severity::Info)
+            .map(|a| (a.rule, a.severity, a.window.start))
+            .collect();
+        // Alert windows are whole hours.
+        let at = Timestamp::parse_rfc3339("2024-03-10T10:00:00Z").unwrap();
+        assert_eq!(
+            opened,
+            vec![("population_access_new", Severity::High, at)],
+            "{alerts:#?}"
+        );
+        assert!(
+            !alerts.iter().any(|a| a.rule == "enforcement_gap"),
+            "{alerts:#?}"
+        );
+        let found = alerts
+            .iter()
+            .find(|a| a.rule == "population_access_new")
+            .expect("found");
+        assert_eq!(
+            (found.client_id.as_str(), found.category),
+            ("chart", Category::PurposeDrift)
+        );
+        assert_eq!(found.observed["launch_context"], "other-patient");
+        assert_eq!(found.observed["patients_in_response"], 22);
+        // Two more days of it establish the app's population access; on the fourth the
+        // server's answer is reported for what it still is, a cross-patient gap.
+        for day in 11..=13 {
+            lines.push(grant(day));
+            lines.push(population(
+                &format!("2024-03-{day}T10:02:00Z"),
+                &format!("p{day}"),
+                "Observation?code=4548-4",
+            ));
+        }
+        let (alerts, _) = run(&lines, "");
+        let gap = alerts
+            .iter()
+            .find(|a| a.rule == "enforcement_gap")
+            .expect("the gap, once the search is no longer new");
+        assert_eq!(
+            (gap.client_id.as_str(), gap.category, gap.severity),
+            ("chart", Category::ScopeCreep, Severity::High)
+        );
+        assert_eq!(
+            gap.window.start,
+            Timestamp::parse_rfc3339("2024-03-13T10:00:00Z").unwrap()
+        );
+        assert_eq!(gap.observed["launch_context"], "other-patient");
     }
 
     #[test]

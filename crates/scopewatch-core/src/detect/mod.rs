@@ -11,6 +11,7 @@ pub mod engine;
 pub mod explain;
 pub mod finding;
 pub mod incidents;
+pub mod lapsed;
 pub mod learn;
 pub mod order;
 pub mod replay;

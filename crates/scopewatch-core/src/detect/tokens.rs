@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Text, Timestamp, TokenAction, TokenEvent, MICROS_PER_SECOND};
 use crate::smart::scope::{ScopeMemo, ScopeSet};
 
+use super::lapsed::{LapsedToken, LapsedTokens};
+
 /// What a token was granted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenInfo {
@@ -55,6 +57,9 @@ impl TokenInfo {
 pub struct TokenCacheState {
     pub tokens: Vec<TokenState>,
     pub evicted_early: u64,
+    /// Tokens that expired and left the cache, oldest first (`lapsed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lapsed: Vec<LapsedToken>,
 }
 
 /// One cached token in a snapshot; scopes as the canonical tokens `ScopeSet::to_tokens` gives.
@@ -122,6 +127,9 @@ pub struct TokenCacheConfig {
     pub configured_ttl_seconds: Option<i64>,
     /// How long an expired token is kept, so slightly late accesses still join.
     pub grace_seconds: i64,
+    /// How long a token with a known lifetime is remembered, as a small record, after it
+    /// expired and left the cache, so a server honouring it much later is still seen.
+    pub lapsed_seconds: i64,
     /// Most tokens held at once.
     pub capacity: usize,
     /// Most bytes (`token_bytes`) the held tokens may take; beyond it, as beyond `capacity`,
@@ -135,6 +143,7 @@ impl Default for TokenCacheConfig {
             default_ttl_seconds: 3600,
             configured_ttl_seconds: None,
             grace_seconds: 600,
+            lapsed_seconds: 86_400,
             capacity: 1_000_000,
             max_bytes: usize::MAX,
         }
@@ -155,6 +164,9 @@ pub struct TokenCache {
     pub evicted_early: u64,
     /// `token_bytes` of the held tokens.
     bytes: usize,
+    /// Tokens that expired and left, for `lapsed_seconds` (at most `capacity` of them; within
+    /// `max_bytes` they go first, so the live tokens are evicted as without them).
+    lapsed: LapsedTokens,
     /// Tokens pushed out early since the engine last took them (their usage is still to be
     /// folded into their apps' histograms, as for tokens that expire).
     evicted: Vec<TokenInfo>,
@@ -192,6 +204,7 @@ impl TokenCache {
             by_eviction: BTreeSet::new(),
             evicted_early: 0,
             bytes: 0,
+            lapsed: LapsedTokens::default(),
             evicted: Vec::new(),
         }
     }
@@ -289,7 +302,13 @@ impl TokenCache {
         if let Some(old) = self.remove(&info.token_id) {
             info.revoked_at = info.revoked_at.or(old.revoked_at);
         }
+        if !self.lapsed.is_empty() {
+            self.lapsed.forget(&info.token_id);
+        }
         let bytes = token_bytes(&info);
+        while self.bytes + self.lapsed.bytes() + bytes > self.config.max_bytes
+            && self.lapsed.pop_oldest()
+        {}
         while self.by_id.len() >= self.config.capacity.max(1)
             || (!self.by_id.is_empty() && self.bytes + bytes > self.config.max_bytes)
         {
@@ -377,17 +396,39 @@ impl TokenCache {
             if let Some((_, id)) = self.by_eviction.pop_first() {
                 if let Some(old) = self.take(&id) {
                     self.forget_client_token(&old);
+                    self.remember_lapsed(&old);
                     gone.push(old);
                 }
             }
         }
+        self.lapsed.forget_before(now, self.config.lapsed_seconds);
         gone
+    }
+
+    fn remember_lapsed(&mut self, old: &TokenInfo) {
+        if old.lifetime_assumed {
+            return; // nothing says it ever expired
+        }
+        self.lapsed
+            .record(&old.token_id, &old.client_id, old.expires_at);
+        if self.lapsed.len() > self.config.capacity.max(1)
+            || self.bytes + self.lapsed.bytes() > self.config.max_bytes
+        {
+            self.lapsed.pop_oldest();
+        }
+    }
+
+    /// When a token of this client that expired and left the cache had expired (remembered
+    /// for `lapsed_seconds`).
+    pub fn lapsed_expiry(&self, token_id: &str, client_id: &str) -> Option<Timestamp> {
+        self.lapsed.expiry_of(token_id, client_id)
     }
 
     /// Every token still held (end of input).
     pub fn drain(&mut self) -> Vec<TokenInfo> {
         self.by_eviction.clear();
         self.by_client.clear();
+        self.lapsed = LapsedTokens::default();
         self.bytes = 0;
         std::mem::take(&mut self.by_id).into_values().collect()
     }
@@ -399,6 +440,7 @@ impl TokenCache {
         TokenCacheState {
             tokens,
             evicted_early: self.evicted_early,
+            lapsed: self.lapsed.to_state(),
         }
     }
 
@@ -413,6 +455,7 @@ impl TokenCache {
             cache.place(info, bytes);
         }
         cache.evicted_early = state.evicted_early;
+        cache.lapsed = LapsedTokens::from_state(state.lapsed);
         cache
     }
 

@@ -258,6 +258,7 @@ const OVERPRIVILEGED: &[FrameworkRef] = &[NHI5_OVERPRIVILEGED, CSF_PR_AA_05];
 const COLLECTION: &[FrameworkRef] = &[ATTACK_T1213, CSF_DE_CM_03];
 const EXFILTRATION: &[FrameworkRef] = &[ATTACK_T1213, ATTACK_T1567, CSF_DE_CM_03];
 const UNENFORCED_LIFETIME: &[FrameworkRef] = &[NHI7_LONG_LIVED_SECRETS, CSF_PR_AA_05];
+const UNENFORCED_CONTEXT: &[FrameworkRef] = &[ATTACK_T1213, CSF_PR_AA_05, CSF_DE_CM_03];
 
 /// Judged from the app's first event on (it needs no baseline).
 const JUDGED_ALWAYS: bool = false;
@@ -624,13 +625,16 @@ pub const CATALOG: [RuleInfo; 26] = [
         grade(Severity::Medium, 65, COLLECTION),
         "`$everything` by an app that never ran it.",
     ),
-    rule(
-        RuleId::PopulationAccessNew,
-        Hook::Access(novelty::population_access_new),
-        JUDGED_AFTER_LEARNING,
-        Category::PurposeDrift,
-        grade(Severity::Medium, 65, COLLECTION),
-        "A search across all patients by an app that worked one patient at a time.",
+    with_marked(
+        rule(
+            RuleId::PopulationAccessNew,
+            Hook::Access(novelty::population_access_new),
+            JUDGED_AFTER_LEARNING,
+            Category::PurposeDrift,
+            grade(Severity::Medium, 65, COLLECTION),
+            "A search across all patients by an app that worked one patient at a time (high when a token bound to one patient was answered with other patients' data).",
+        ),
+        grade(Severity::High, 80, UNENFORCED_CONTEXT),
     ),
     with_params(
         with_marked(

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::event::{AccessEvent, MICROS_PER_SECOND};
+use crate::event::{AccessEvent, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::request_shape;
 
 use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
@@ -42,9 +42,12 @@ fn gap_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Findin
     let client = &access.common.client_id;
     Some(Finding {
         cause: gap_cause(needed.as_str(), resource, interaction, explained.launch),
-        summary: format!(
-            "{client} was served a {interaction} on {resource} (HTTP {}) that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes.",
-            access.status
+        summary: gap_summary(
+            client,
+            interaction,
+            resource,
+            access.status,
+            explained.launch,
         ),
         observed: json!({
             "resource_type": resource,
@@ -67,17 +70,28 @@ const EXPIRY_SKEW_SECONDS: i64 = 60;
 
 /// `expired_token_use` (scope_creep, medium): an access served with a token more than a minute
 /// past its `expires_in` — the server accepted a token the authorization server had already let
-/// lapse. Seen while the token cache still holds the token (its expiry plus the grace period).
+/// lapse. Seen while the token cache holds the token (its expiry plus the grace period), and
+/// after it left, while it is remembered as lapsed (a day by default).
 pub fn expired(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    findings.extend(expired_finding(context.access, context.explained));
+    findings.extend(expired_finding(
+        context.access,
+        context.explained,
+        context.lapsed_expiry,
+    ));
 }
 
-fn expired_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {
-    let token = explained.token?;
-    if token.lifetime_assumed {
-        return None; // nobody logged or configured how long it was valid
-    }
-    let late_by = access.common.time.0 - token.expires_at.0;
+fn expired_finding(
+    access: &AccessEvent,
+    explained: &Explained<'_>,
+    lapsed_expiry: Option<Timestamp>,
+) -> Option<Finding> {
+    let (expires_at, token_id) = match explained.token {
+        // Nobody logged or configured how long it was valid.
+        Some(token) if token.lifetime_assumed => return None,
+        Some(token) => (token.expires_at, token.token_id.clone()),
+        None => (lapsed_expiry?, access.token_id.clone()?),
+    };
+    let late_by = access.common.time.0 - expires_at.0;
     if !explained.served || late_by <= EXPIRY_SKEW_SECONDS * MICROS_PER_SECOND {
         return None;
     }
@@ -89,20 +103,38 @@ fn expired_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Fi
             access.status
         ),
         observed: json!({ "seconds_past_expiry": late_seconds, "status": access.status }),
-        baseline: json!({ "expires_at": token.expires_at.to_rfc3339(), "allowed_skew_seconds": EXPIRY_SKEW_SECONDS }),
-        token_id: Some(token.token_id.clone()),
+        baseline: json!({ "expires_at": expires_at.to_rfc3339(), "allowed_skew_seconds": EXPIRY_SKEW_SECONDS }),
+        token_id: Some(token_id),
         example_request: Some(request_shape(access.method, &access.url)),
         ..Finding::new(EXPIRED_RULE, client.clone(), access.common.time)
     })
 }
 
-/// What one gap incident is about: the context needed, type and interaction, and whether
-/// another patient was reached (a cross-patient read is its own incident, never folded into a
-/// recurring scope gap of the same type).
+/// What one gap incident is about: the context needed, type and interaction; or, when another
+/// patient was reached, only that. A cross-patient read is its own incident, never folded into a
+/// recurring scope gap of the same type, and one incident whatever types it reaches: the cause
+/// is the server not holding the app's tokens to their patient.
 fn gap_cause(needed: &str, resource: &str, interaction: &str, launch: LaunchFit) -> String {
     match launch {
-        LaunchFit::OtherPatient => format!("{needed}/{resource} {interaction} other-patient"),
+        LaunchFit::OtherPatient => format!("{needed} other-patient"),
         _ => format!("{needed}/{resource} {interaction}"),
+    }
+}
+
+fn gap_summary(
+    client: &str,
+    interaction: &str,
+    resource: &str,
+    status: u16,
+    launch: LaunchFit,
+) -> String {
+    match launch {
+        LaunchFit::OtherPatient => format!(
+            "{client} was served a {interaction} on {resource} (HTTP {status}) reaching patients other than its token's launch patient: the server or gateway is not holding patient-context tokens to their patient."
+        ),
+        _ => format!(
+            "{client} was served a {interaction} on {resource} (HTTP {status}) that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes."
+        ),
     }
 }
 

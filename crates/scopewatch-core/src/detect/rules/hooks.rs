@@ -159,6 +159,9 @@ pub struct AccessContext<'a> {
     pub usage: Option<&'a mut TokenUsage>,
     /// That token is bound to one patient.
     pub patient_bound: bool,
+    /// The access's token is not cached but is remembered as expired and gone: its expiry
+    /// (`TokenCache::lapsed_expiry`).
+    pub lapsed_expiry: Option<Timestamp>,
     pub learning: bool,
     pub settings: &'a RuleSettings,
 }

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod drift;
 pub mod enforcement;
+pub mod fold;
 pub mod hooks;
 pub mod novelty;
 pub mod registry;

@@ -13,6 +13,7 @@ use crate::event::{AccessEvent, Common, TokenAction};
 use crate::smart::request::{request_shape, EXPORT_LEVELS};
 use crate::smart::scope::ScopeSet;
 
+use super::super::explain::LaunchFit;
 use super::super::finding::Finding;
 use super::catalog::RuleId;
 use super::hooks::{AccessContext, EventContext, GrantContext};
@@ -368,7 +369,10 @@ fn new_operation(
 }
 
 /// `population_access_new`: a served search across patients by an app that worked one
-/// patient at a time (a Bulk export is `bulk_export_new`'s).
+/// patient at a time (a Bulk export is `bulk_export_new`'s). Marked (high) when the token was
+/// bound to one patient and the log shows the answer reached others: SMART restricts a
+/// patient-context search to the launch patient, so the server did not enforce the context
+/// (the same request's `enforcement_gap` is folded into this finding: `fold`).
 pub fn population_access_new(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
     let (access, profile) = (context.access, context.profile);
     let request = &context.explained.request;
@@ -381,14 +385,25 @@ pub fn population_access_new(context: &mut AccessContext<'_>, findings: &mut Vec
         return;
     }
     let client = &access.common.client_id;
-    findings.push(access_finding(
-        access,
-        RuleId::PopulationAccessNew,
-        format!(
-            "{client} searched {} across all patients; it has only worked one patient at a time before.",
-            request.resource_type.unwrap_or("data")
-        ),
-        json!({ "resource_type": request.resource_type, "interaction": request.interaction.as_str() }),
-        json!({ "population_level_access": false }),
-    ));
+    let unenforced = context.patient_bound && context.explained.launch == LaunchFit::OtherPatient;
+    let mut summary = format!(
+        "{client} searched {} across all patients; it has only worked one patient at a time before.",
+        request.resource_type.unwrap_or("data")
+    );
+    let mut observed = json!({ "resource_type": request.resource_type, "interaction": request.interaction.as_str() });
+    if unenforced {
+        summary.push_str(" The server answered a token bound to one patient with other patients' data: it is not restricting patient-context searches to the launch patient.");
+        observed["launch_context"] = json!("other-patient");
+        observed["patients_in_response"] = json!(access.patient_count);
+    }
+    findings.push(
+        access_finding(
+            access,
+            RuleId::PopulationAccessNew,
+            summary,
+            observed,
+            json!({ "population_level_access": false }),
+        )
+        .marked_if(unenforced),
+    );
 }
