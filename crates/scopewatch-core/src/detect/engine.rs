@@ -443,7 +443,7 @@ impl Engine {
             max_state_bytes: self.budget.max_state_bytes,
             baseline_bytes: self.baseline_bytes_now(),
             baselines_full: self.baselines_full(),
-            token_bytes: self.tokens.bytes(),
+            token_bytes: self.tokens.bytes() + self.tokens.lapsed_bytes(),
             tokens_evicted_early: self.tokens.evicted_early,
             buffered_event_bytes: self.order.pending_bytes(),
             events_released_early: self.order.released_early,
@@ -674,7 +674,7 @@ impl Engine {
         };
         let from = findings.len();
         hooks::run(&mut access, findings);
-        super::rules::fold::one_incident_per_act(findings, from);
+        super::rules::fold::one_incident_per_act(findings, from, &self.rules);
         let hour_of_week = self.clock.hour_of_week(time);
         let request = &explained.request;
         learn::learn_access(
@@ -750,6 +750,10 @@ mod tests {
         }
         engine.finish(&mut out);
         (out, engine.stats().clone())
+    }
+
+    fn of_rule<'a>(alerts: &'a [Alert], rule: &str) -> Vec<&'a Alert> {
+        alerts.iter().filter(|a| a.rule == rule).collect()
     }
 
     fn token(at: &str, client: &str, id: &str, scopes: &str, patient: Option<&str>) -> String {
@@ -888,10 +892,7 @@ mod tests {
             "PATRQT",
         ));
         let (alerts, _) = run(&lines, "");
-        let expired: Vec<&Alert> = alerts
-            .iter()
-            .filter(|a| a.rule == "expired_token_use")
-            .collect();
+        let expired = of_rule(&alerts, "expired_token_use");
         assert_eq!(expired.len(), 1, "{alerts:#?}");
         let a = expired[0];
         assert_eq!(
@@ -922,77 +923,29 @@ mod tests {
                 r#"{{"type":"token","event":"issued","time":"{at}","client_id":"dash","token_id":"{id}","scope_granted":"user/Observation.rs","expires_in":300}}"#
             )
         };
+        let served = |at: &str, client: &str, id: &str, status: u16| {
+            access(at, client, id, "Observation?code=x", status, "TREAT")
+        };
         let lines = vec![
             issue("2024-03-05T09:00:00Z", "t1"),
             issue("2024-03-05T09:00:00Z", "t2"),
-            access(
-                "2024-03-05T09:01:00Z",
-                "dash",
-                "t1",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
-            // t2 lapsed too, and is issued again (a token store reusing ids): live once more.
+            served("2024-03-05T09:01:00Z", "dash", "t1", 200),
+            // t2 lapsed too, and is issued again before its next use (a token store reusing
+            // ids): judged by its new lifetime, not as lapsed.
             issue("2024-03-05T09:40:00Z", "t2"),
             // 38 minutes past t1's expiry: long gone from the cache.
-            access(
-                "2024-03-05T09:43:00Z",
-                "dash",
-                "t1",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
-            access(
-                "2024-03-05T09:43:10Z",
-                "dash",
-                "t2",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
-            access(
-                "2024-03-05T09:43:20Z",
-                "dash",
-                "never",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
+            served("2024-03-05T09:43:00Z", "dash", "t1", 200),
+            served("2024-03-05T09:43:10Z", "dash", "t2", 200),
+            served("2024-03-05T09:43:20Z", "dash", "never", 200),
             // Refused: the server did its job.
-            access(
-                "2024-03-05T09:43:30Z",
-                "dash",
-                "t1",
-                "Observation?code=x",
-                401,
-                "TREAT",
-            ),
+            served("2024-03-05T09:43:30Z", "dash", "t1", 401),
             // Another client presenting t1's id is not t1.
-            access(
-                "2024-03-05T09:44:00Z",
-                "other",
-                "t1",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
+            served("2024-03-05T09:44:00Z", "other", "t1", 200),
             // Past the day t1 is remembered for: an unknown token.
-            access(
-                "2024-03-06T09:06:00Z",
-                "dash",
-                "t1",
-                "Observation?code=x",
-                200,
-                "TREAT",
-            ),
+            served("2024-03-06T09:06:00Z", "dash", "t1", 200),
         ];
         let (alerts, stats) = run(&lines, "");
-        let expired: Vec<&Alert> = alerts
-            .iter()
-            .filter(|a| a.rule == "expired_token_use")
-            .collect();
+        let expired = of_rule(&alerts, "expired_token_use");
         assert_eq!(expired.len(), 1, "{alerts:#?}");
         let a = expired[0];
         assert_eq!(

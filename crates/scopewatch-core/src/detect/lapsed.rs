@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Timestamp, MICROS_PER_SECOND};
 
-/// Estimated bytes of one record: its map entry and its place in the time order.
-pub const LAPSED_BYTES: usize = 64;
+/// Estimated bytes of one record: its map entry (with the map's spare capacity) and its place
+/// in the time order.
+pub const LAPSED_BYTES: usize = 96;
 
 /// One token remembered after it left the cache, in a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,9 +109,14 @@ impl LapsedTokens {
         self.order.iter().copied().collect()
     }
 
+    /// The records of a snapshot; an id repeated in a damaged state file keeps its first
+    /// record, so the map and the order stay in step.
     pub fn from_state(records: Vec<LapsedToken>) -> LapsedTokens {
         let mut lapsed = LapsedTokens::default();
         for record in records {
+            if lapsed.by_id.contains_key(&record.id_hash) {
+                continue;
+            }
             lapsed.by_id.insert(record.id_hash, record);
             lapsed.order.push_back(record);
         }
@@ -159,5 +165,12 @@ mod tests {
         assert_eq!((back.len(), lapsed.len()), (1, 1));
         assert_eq!(back.expiry_of("t2", "app"), Some(Timestamp(200)));
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325, "FNV-1a offset basis");
+        let repeated = LapsedToken {
+            id_hash: 7,
+            client_hash: 1,
+            expires_at: Timestamp(1),
+        };
+        let back = LapsedTokens::from_state(vec![repeated, repeated]);
+        assert_eq!((back.len(), back.by_id.len()), (1, 1));
     }
 }

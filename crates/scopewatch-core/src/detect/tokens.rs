@@ -229,8 +229,15 @@ impl TokenCache {
             TokenAction::Denied => {}
             TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
                 let granted = event.scope_granted.as_deref()?;
-                // Introspection of a token we already know adds nothing.
-                if event.event == TokenAction::Introspected && self.by_id.contains_key(token_id) {
+                // Introspection of a token we already know adds nothing; nor does that of one
+                // that lapsed (an introspection is not a new grant: the token stays expired).
+                if event.event == TokenAction::Introspected
+                    && (self.by_id.contains_key(token_id)
+                        || self
+                            .lapsed
+                            .expiry_of(token_id, &event.common.client_id)
+                            .is_some())
+                {
                     return None;
                 }
                 let issued_at = event.common.time;
@@ -411,11 +418,18 @@ impl TokenCache {
         }
         self.lapsed
             .record(&old.token_id, &old.client_id, old.expires_at);
-        if self.lapsed.len() > self.config.capacity.max(1)
+        while self.lapsed.len() > self.config.capacity.max(1)
             || self.bytes + self.lapsed.bytes() > self.config.max_bytes
         {
-            self.lapsed.pop_oldest();
+            if !self.lapsed.pop_oldest() {
+                break;
+            }
         }
+    }
+
+    /// Estimated bytes of the records of lapsed tokens (`lapsed::LAPSED_BYTES` each).
+    pub fn lapsed_bytes(&self) -> usize {
+        self.lapsed.bytes()
     }
 
     /// When a token of this client that expired and left the cache had expired (remembered
@@ -603,6 +617,51 @@ mod tests {
         assert_eq!((c.len(), c.bytes()), (1, one));
         c.drain();
         assert_eq!(c.bytes(), 0);
+    }
+
+    /// Tokens that expired with a known lifetime are remembered after they leave: not those
+    /// whose lifetime was assumed, not after an introspection (not a new grant), not once
+    /// reissued; a snapshot keeps them; under byte pressure they go before any live token.
+    #[test]
+    fn expired_tokens_are_remembered_as_lapsed() {
+        let mut c = TokenCache::new(TokenCacheConfig::default());
+        c.apply(&issued("t1", "2024-03-01T12:00:00Z", 300));
+        c.apply(&token(r#"{"type":"token","event":"issued","time":"2024-03-01T12:00:00Z","client_id":"app","token_id":"kc","scope_granted":"patient/Observation.rs"}"#));
+        c.expire(ts("2024-03-01T13:10:01Z"));
+        assert!(c.get("t1").is_none() && c.get("kc").is_none());
+        assert_eq!(
+            c.lapsed_expiry("t1", "app"),
+            Some(ts("2024-03-01T12:05:00Z"))
+        );
+        assert_eq!(c.lapsed_expiry("kc", "app"), None, "lifetime assumed");
+        c.apply(&token(r#"{"type":"token","event":"introspected","time":"2024-03-01T13:20:00Z","client_id":"app","token_id":"t1","scope_granted":"patient/Observation.rs"}"#));
+        assert!(c.get("t1").is_none(), "an introspection does not revive it");
+        let back = TokenCache::from_state(TokenCacheConfig::default(), c.to_state());
+        assert_eq!(
+            back.lapsed_expiry("t1", "app"),
+            Some(ts("2024-03-01T12:05:00Z"))
+        );
+        assert_eq!(back.lapsed_bytes(), c.lapsed_bytes());
+        c.apply(&issued("t1", "2024-03-01T13:30:00Z", 300));
+        assert_eq!(c.lapsed_expiry("t1", "app"), None, "reissued: live again");
+        // A budget with room for one live token: the lapsed record goes, the live one stays.
+        let mut probe = TokenCache::new(TokenCacheConfig::default());
+        probe.apply(&issued("t2", "2024-03-01T12:00:00Z", 300));
+        let one = probe.bytes();
+        let mut tight = TokenCache::new(TokenCacheConfig {
+            max_bytes: 2 * one,
+            ..TokenCacheConfig::default()
+        });
+        tight.apply(&issued("t2", "2024-03-01T12:00:00Z", 300));
+        tight.expire(ts("2024-03-01T12:20:00Z"));
+        assert_eq!(
+            tight.lapsed_expiry("t2", "app"),
+            Some(ts("2024-03-01T12:05:00Z"))
+        );
+        tight.apply(&issued("t3", "2024-03-01T12:30:00Z", 300));
+        tight.apply(&issued("t4", "2024-03-01T12:30:00Z", 300));
+        assert_eq!(tight.lapsed_expiry("t2", "app"), None);
+        assert_eq!((tight.len(), tight.evicted_early), (2, 0));
     }
 
     #[test]

@@ -11,13 +11,18 @@
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
+use super::settings::RuleSettings;
 
-/// Folds the findings of one request, from `from` on.
-pub fn one_incident_per_act(findings: &mut Vec<Finding>, from: usize) {
+/// Folds the findings of one request, from `from` on. Only into a finding that will be
+/// reported: with `population_access_new` disabled (`--rules`), the gap stands.
+pub fn one_incident_per_act(findings: &mut Vec<Finding>, from: usize, settings: &RuleSettings) {
     let Some(new) = findings.get(from..) else {
         return;
     };
-    if !new.iter().any(|f| f.rule == RuleId::PopulationAccessNew) {
+    let unenforced_search = new
+        .iter()
+        .any(|f| f.rule == RuleId::PopulationAccessNew && reaches_other_patients(f));
+    if !unenforced_search || !settings.enabled(RuleId::PopulationAccessNew.as_str()) {
         return;
     }
     let mut index = 0;
@@ -27,8 +32,9 @@ pub fn one_incident_per_act(findings: &mut Vec<Finding>, from: usize) {
     });
 }
 
-fn reaches_other_patients(gap: &Finding) -> bool {
-    gap.observed["launch_context"] == "other-patient"
+/// A gap beyond the launch patient, or a population search marked for one.
+fn reaches_other_patients(finding: &Finding) -> bool {
+    finding.observed["launch_context"] == "other-patient"
 }
 
 #[cfg(test)]
@@ -52,7 +58,7 @@ mod tests {
             finding(RuleId::TokenOutlier, ""),
             finding(RuleId::PopulationAccessNew, "other-patient"),
         ];
-        one_incident_per_act(&mut findings, 1);
+        one_incident_per_act(&mut findings, 1, &RuleSettings::default());
         let rules: Vec<RuleId> = findings.iter().map(|f| f.rule).collect();
         assert_eq!(
             rules,
@@ -67,7 +73,33 @@ mod tests {
         assert_eq!(findings[1].observed["launch_context"], "launch-patient");
         // Without a new population search, a cross-patient gap stands.
         let mut alone = vec![finding(RuleId::EnforcementGap, "other-patient")];
-        one_incident_per_act(&mut alone, 0);
+        one_incident_per_act(&mut alone, 0, &RuleSettings::default());
         assert_eq!(alone.len(), 1);
+    }
+
+    /// A token with a `user/` scope is not bound to one patient: its population search is not
+    /// marked, and the high gap for the same request is not folded into a medium finding.
+    #[test]
+    fn only_a_marked_population_search_takes_the_gap() {
+        let mut findings = vec![
+            finding(RuleId::EnforcementGap, "other-patient"),
+            finding(RuleId::PopulationAccessNew, ""),
+        ];
+        one_incident_per_act(&mut findings, 0, &RuleSettings::default());
+        assert_eq!(findings.len(), 2);
+    }
+
+    /// Disabled by a rules file, `population_access_new` reports nothing: the gap stays.
+    #[test]
+    fn a_disabled_population_rule_does_not_take_the_gap() {
+        let settings =
+            RuleSettings::parse("[population_access_new]\nenabled = false\n", "rules.toml")
+                .expect("rules file");
+        let mut findings = vec![
+            finding(RuleId::EnforcementGap, "other-patient"),
+            finding(RuleId::PopulationAccessNew, "other-patient"),
+        ];
+        one_incident_per_act(&mut findings, 0, &settings);
+        assert_eq!(findings.len(), 2);
     }
 }
