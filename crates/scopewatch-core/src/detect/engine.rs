@@ -1737,10 +1737,7 @@ modes = ["patient"]
             "launch/patient offline_access patient/Observation.rs patient/Condition.rs",
         ));
         let (alerts, _) = run(&lines, "");
-        let broadening: Vec<&Alert> = alerts
-            .iter()
-            .filter(|a| a.rule == "refresh_broadening")
-            .collect();
+        let broadening = of_rule(&alerts, "refresh_broadening");
         assert_eq!(broadening.len(), 1, "{alerts:#?}");
         assert_eq!(broadening[0].client_id, "portal");
         assert_eq!(

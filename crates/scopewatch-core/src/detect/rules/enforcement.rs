@@ -128,14 +128,11 @@ fn gap_summary(
     status: u16,
     launch: LaunchFit,
 ) -> String {
-    match launch {
-        LaunchFit::OtherPatient => format!(
-            "{client} was served a {interaction} on {resource} (HTTP {status}) reaching patients other than its token's launch patient: the server or gateway is not holding patient-context tokens to their patient."
-        ),
-        _ => format!(
-            "{client} was served a {interaction} on {resource} (HTTP {status}) that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes."
-        ),
-    }
+    let why = match launch {
+        LaunchFit::OtherPatient => "reaching patients other than its token's launch patient: the server or gateway is not holding patient-context tokens to their patient",
+        _ => "that its token's scopes do not allow: the server or gateway is not enforcing SMART scopes",
+    };
+    format!("{client} was served a {interaction} on {resource} (HTTP {status}) {why}.")
 }
 
 /// The grant, and where the launch patient came from when the token log did not record one.
