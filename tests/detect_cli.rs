@@ -798,3 +798,53 @@ fn inputs_may_be_given_as_input_flags_as_in_run_and_sql() {
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("<INPUT>"));
 }
+
+/// `hourly_burst` is volume, not rhythm: an app whose busiest hour serves about 120 requests
+/// is not bursting when an ordinary-sized busy hour comes at another time of day (that is
+/// `off_hours`' question); three times its peak is a burst wherever it falls.
+#[test]
+fn a_peak_sized_hour_at_another_time_is_not_a_burst() {
+    let mut lines = Vec::new();
+    let hour = |lines: &mut Vec<String>, day: u32, h: u32, requests: u32| {
+        let on = |line: String| line.replace("2024-03-05", &format!("2024-03-{day:02}"));
+        let token = format!("t{day}-{h}");
+        let scopes = "launch/patient patient/Observation.rs";
+        let issued = format!("{:02}:50:00", h - 1);
+        lines.push(on(tok(
+            &issued,
+            "rounds",
+            &token,
+            "issued",
+            scopes,
+            Some("p1"),
+        )));
+        for i in 0..requests {
+            let second = i * 3000 / requests;
+            let at = format!("{h:02}:{:02}:{:02}", second / 60, second % 60);
+            let url = "Observation?patient=p1";
+            lines.push(on(acc(&at, "rounds", &token, "GET", url, 200, None)));
+        }
+    };
+    for day in 1..=21 {
+        hour(&mut lines, day, 9, 120);
+        hour(&mut lines, day, 14, 10);
+    }
+    hour(&mut lines, 22, 9, 120);
+    hour(&mut lines, 22, 18, 130);
+    hour(&mut lines, 24, 9, 120);
+    hour(&mut lines, 24, 18, 400);
+    let bursts = |extra: &[&str]| {
+        incidents(&lines, extra)
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "hourly_burst")
+            .count()
+    };
+    // Day 24's hour of 400 only; day 22's 130 is peak-sized.
+    assert_eq!(bursts(&[]), 1);
+    // A rules file that drops the peak condition (a multiple of 1) finds day 22's too.
+    let rules = tempfile::tempdir().expect("tempdir");
+    let path = rules.path().join("rules.toml");
+    std::fs::write(&path, "[hourly_burst]\nmin_peak_multiple = 1\n").expect("rules");
+    let path = path.to_string_lossy().to_string();
+    assert_eq!(bursts(&["--rules", &path]), 2);
+}

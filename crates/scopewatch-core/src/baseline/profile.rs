@@ -164,6 +164,9 @@ pub struct AppProfile {
     pub drip_var: f64,
 }
 
+/// Observations a seasonal slot needs before it can be the app's busiest hour.
+pub const BUSIEST_MIN_OBSERVATIONS: u32 = 6;
+
 /// Seasonal slots: 24 hours of a weekday, then 24 hours of a weekend day.
 pub const SEASONAL_SLOTS: usize = 48;
 
@@ -217,6 +220,16 @@ impl AppProfile {
         } else {
             1.0
         }
+    }
+
+    /// Mean of the app's busiest hour-of-week slot among those seen at least
+    /// [`BUSIEST_MIN_OBSERVATIONS`] times (0 until one has).
+    pub fn busiest_hour_mean(&self) -> f64 {
+        self.hourly_requests
+            .iter()
+            .filter(|s| s.n >= BUSIEST_MIN_OBSERVATIONS)
+            .map(|s| s.mean)
+            .fold(0.0_f64, f64::max)
     }
 
     pub fn touch(&mut self, at: Timestamp) {

@@ -10,6 +10,7 @@ use crate::smart::scope::ScopeSet;
 
 use super::rules::catalog::RuleId;
 use super::rules::settings::RuleSettings;
+use super::rules::slow_drip::day_spread;
 
 const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 
@@ -135,9 +136,9 @@ pub fn learn_hour(
 /// usual level and its spread, with `slow_drip`'s parameters.
 ///
 /// While a rise is accumulating (the drip's CUSUM holds more than one day's most), raised days
-/// are not absorbed as they are: a drip must not teach itself in. Otherwise every day counts in
-/// full, high or low alike (capping only high days would drag the expectation of a noisy app
-/// below its real level).
+/// are not absorbed as they are: a drip must not teach itself in. A day far below the usual
+/// level counts as at most `spread_clip` spreads below it. Otherwise every day counts in full
+/// (capping all high days would drag the expectation of a noisy app below its real level).
 pub fn learn_day(profile: &mut AppProfile, weekend: bool, total: u64, settings: &RuleSettings) {
     let drip = |name| settings.param(RuleId::SlowDrip, name);
     let (allowance, max_step, min_spread) =
@@ -154,17 +155,21 @@ pub fn learn_day(profile: &mut AppProfile, weekend: bool, total: u64, settings: 
     // Floored at 0: a rules file with `allowance >= max_step` disables the CUSUM, and must not
     // make every raised day suspect (capped when learned) instead.
     let suspect = profile.drip_cusum > (max_step - allowance).max(0.0) && rise > 1.0;
-    let absorbed = if suspect {
-        value.min(expected * level * level_step)
+    // A day far below the usual level (a holiday, an outage) counts as at most `spread_clip`
+    // spreads below it: one closed weekday must not lower the expectation so far that the
+    // ordinary days after it look like a drip (only once the slot has an expectation).
+    let established = slot.n >= 3;
+    let floor = if established {
+        (1.0 - drip("spread_clip") * day_spread(profile, expected, settings)).max(0.0)
     } else {
-        value
+        0.0
     };
-    if slot.n >= 3 {
-        let ratio = if suspect {
-            (value / expected).min(level * level_step)
-        } else {
-            value / expected
-        };
+    let ceiling = if suspect { level_step } else { f64::INFINITY };
+    let absorbed = value
+        .max(expected * level * floor)
+        .min(expected * level * ceiling);
+    if established {
+        let ratio = (value / expected).max(level * floor).min(level * ceiling);
         profile.drip_level = level + level_rate * (ratio - level);
         // A day counts at most `spread_clip` spreads (Huber): the first raised day of a drip,
         // not yet suspect, must not widen the spread enough to hide the days that follow.

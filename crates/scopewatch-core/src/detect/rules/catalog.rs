@@ -346,7 +346,7 @@ pub const TOKEN_OUTLIER_PARAMS: [Param; 5] = [
     ),
 ];
 
-pub const HOURLY_BURST_PARAMS: [Param; 4] = [
+pub const HOURLY_BURST_PARAMS: [Param; 5] = [
     param(
         "min_multiple",
         4.0,
@@ -358,6 +358,11 @@ pub const HOURLY_BURST_PARAMS: [Param; 4] = [
         "and this many standard deviations above it",
     ),
     param("min_requests", 100.0, "and at least this many requests"),
+    param(
+        "min_peak_multiple",
+        3.0,
+        "and at least this many times the app's busiest usual hour (an hour only as busy as the app's peak hours, at another time of day, is a change of rhythm, not of volume)",
+    ),
     fraction(
         "min_cv",
         0.5,
@@ -415,7 +420,7 @@ pub const SLOW_DRIP_PARAMS: [Param; 11] = [
         "spread_clip",
         2.0,
         0.5,
-        "one day widens the spread as if it were at most this many spreads from the usual level, so a drip's first day cannot hide the next (at least 0.5)",
+        "one day widens the spread as if it were at most this many spreads from the usual level, so a drip's first day cannot hide the next; a day far below it (a holiday, an outage) lowers the expectation as if it were at most this many spreads below (at least 0.5)",
     ),
     rate(
         "level_rate",

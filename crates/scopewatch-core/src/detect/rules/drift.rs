@@ -141,12 +141,7 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
     let (client_id, hour_start, requests) = (context.client_id, context.start, context.requests);
     let (slot, slot_index, profile) = (&context.slot, context.slot_index, context.profile);
     let settings = context.settings;
-    let busiest = profile
-        .hourly_requests
-        .iter()
-        .filter(|s| s.n >= 6)
-        .map(|s| s.mean)
-        .fold(0.0_f64, f64::max);
+    let busiest = profile.busiest_hour_mean();
     let min_requests = settings.param(RuleId::OffHours, "min_requests");
     if (requests as f64) < min_requests
         || slot.n < 6

@@ -6,7 +6,9 @@
 //! The rule judges and keeps its CUSUM; what the day teaches the baseline (the expectation,
 //! the usual level and its spread) is learned afterwards by `detect::learn::learn_day`, which
 //! absorbs raised days at most 10 % above the level while the CUSUM builds up, so a drip
-//! cannot teach itself into the baseline while steady growth is followed.
+//! cannot teach itself into the baseline while steady growth is followed, and days far below
+//! the level (holidays, outages) at most two spreads below it, so the days after a closure are
+//! not measured against an expectation it dragged down.
 
 use serde_json::json;
 
@@ -16,6 +18,7 @@ use crate::event::{Text, Timestamp};
 use super::super::finding::Finding;
 use super::catalog::RuleId;
 use super::hooks::DayContext;
+use super::settings::RuleSettings;
 
 /// Judges one finished day's total against the app's usual level.
 ///
@@ -40,14 +43,7 @@ pub fn slow_drip(context: &mut DayContext<'_>, findings: &mut Vec<Finding>) {
     let expected = slot.mean.max(1.0);
     let level = profile.usual_daily_level();
     let rise = value / (expected * level);
-    // Relative spread: the app's own day-to-day spread of the ratio, at least a floor and the
-    // spread of a count made of sessions (requests arrive a handful per session, so a day's
-    // total varies like a Poisson count of sessions, not of requests).
-    let cv = profile
-        .drip_var
-        .sqrt()
-        .max(drip("min_spread"))
-        .max(drip("session_dispersion") / expected.sqrt());
+    let cv = day_spread(profile, expected, settings);
     let z = ((rise - 1.0) / cv).min(drip("max_step"));
     profile.drip_cusum = (profile.drip_cusum + z - drip("allowance")).max(0.0);
     let excess = value - expected * level;
@@ -66,6 +62,19 @@ pub fn slow_drip(context: &mut DayContext<'_>, findings: &mut Vec<Finding>) {
         // Restart the detector: a drip that goes on alerts again after a few more days.
         profile.drip_cusum = 0.0;
     }
+}
+
+/// The app's relative day-to-day spread around a day expected at `expected` requests: its own
+/// spread of the ratio, at least a floor and the spread of a count made of sessions (requests
+/// arrive a handful per session, so a day's total varies like a Poisson count of sessions, not
+/// of requests).
+pub fn day_spread(profile: &AppProfile, expected: f64, settings: &RuleSettings) -> f64 {
+    let drip = |name| settings.param(RuleId::SlowDrip, name);
+    profile
+        .drip_var
+        .sqrt()
+        .max(drip("min_spread"))
+        .max(drip("session_dispersion") / expected.max(1.0).sqrt())
 }
 
 fn drip_finding(
@@ -140,6 +149,25 @@ mod tests {
     /// Weekday noise of about ±8 %, deterministic.
     fn wobble(day: i64) -> f64 {
         1.0 + 0.08 * ((day * 37 % 11) as f64 / 5.0 - 1.0)
+    }
+
+    #[test]
+    fn a_closed_weekday_does_not_make_the_ordinary_days_after_it_a_drip() {
+        // A holiday on Monday of week 4 (day 21): the app serves a handful of requests. The
+        // ordinary days after it must not look raised against an expectation it dragged down.
+        let holiday = |d: i64| if d == 21 { 20.0 } else { 800.0 * wobble(d) };
+        assert_eq!(drip_days(42, holiday), Vec::<i64>::new());
+        // A drip right after the holiday is still found within its three days.
+        let drip_after = |d: i64| match d {
+            21 => 20.0,
+            22..=24 => 1.4 * 800.0 * wobble(d),
+            _ => 800.0 * wobble(d),
+        };
+        let fired = drip_days(42, drip_after);
+        assert!(
+            fired.first().is_some_and(|d| (22..25).contains(d)),
+            "fired on {fired:?}"
+        );
     }
 
     #[test]

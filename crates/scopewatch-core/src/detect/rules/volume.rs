@@ -229,21 +229,22 @@ pub fn upper_tail(observed: u64, slot: &SlotStats, min_cv: f64) -> f64 {
 pub fn hourly_burst(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
     let (finding, anomalous) = check_hour(
         context.client_id,
-        context.start,
-        context.requests,
-        &context.slot,
+        (context.start, context.requests),
+        (&context.slot, context.profile.busiest_hour_mean()),
         context.settings,
     );
     findings.extend(finding);
     context.anomalous |= anomalous;
 }
 
-/// The burst finding (if any), and whether the hour was anomalous.
+/// The burst finding (if any), and whether the hour was anomalous: the hour against its own
+/// seasonal slot, and against the mean of the app's busiest slot (`busiest`, 0 when unknown).
+/// An hour only as busy as the app's usual peak, at another time of day, is a change of
+/// rhythm (`off_hours`, `resource_mix_shift`), not of volume.
 fn check_hour(
     client_id: &Text,
-    hour_start: Timestamp,
-    requests: u64,
-    slot: &SlotStats,
+    (hour_start, requests): (Timestamp, u64),
+    (slot, busiest): (&SlotStats, f64),
     settings: &RuleSettings,
 ) -> (Option<Finding>, bool) {
     if slot.n < MIN_SLOT_OBSERVATIONS {
@@ -256,7 +257,8 @@ fn check_hour(
     let practical = requests as f64
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
-            .max(burst("min_requests"));
+            .max(burst("min_requests"))
+            .max(burst("min_peak_multiple") * busiest);
     if p >= 1e-6 || !practical {
         return (None, false);
     }
@@ -264,11 +266,11 @@ fn check_hour(
     let finding = Finding {
         span: Some((hour_start, hour_end)),
         summary: format!(
-            "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour (p = {p:.1e}).",
+            "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour and {busiest:.0} in its busiest hour (p = {p:.1e}).",
             slot.mean
         ),
         observed: json!({ "requests": requests, "hour_start": hour_start, "tail_probability": p }),
-        baseline: json!({ "mean": slot.mean, "std_dev": slot.var.sqrt(), "observations": slot.n }),
+        baseline: json!({ "mean": slot.mean, "std_dev": slot.var.sqrt(), "observations": slot.n, "mean_busiest_hour": busiest }),
         ..Finding::new(RuleId::HourlyBurst, client_id.clone(), hour_end)
     }
     .marked_if(p < 1e-12)
@@ -307,16 +309,18 @@ mod tests {
         let mut slot = SlotStats::default();
         slot.update(2.0);
         assert!(
-            check_hour(&id, t, 500, &slot, &defaults).0.is_none(),
+            check_hour(&id, (t, 500), (&slot, 0.0), &defaults)
+                .0
+                .is_none(),
             "one observation is not a baseline"
         );
         for _ in 0..10 {
             slot.update(2.0);
         }
         // Sparse app: 30 requests is very unlikely but not a practical burst.
-        let (f, anomalous) = check_hour(&id, t, 30, &slot, &defaults);
+        let (f, anomalous) = check_hour(&id, (t, 30), (&slot, 0.0), &defaults);
         assert!(f.is_none() && !anomalous);
-        let (f, anomalous) = check_hour(&id, t, 400, &slot, &defaults);
+        let (f, anomalous) = check_hour(&id, (t, 400), (&slot, 0.0), &defaults);
         let f = f.unwrap();
         assert!(anomalous);
         assert_eq!(
@@ -324,9 +328,17 @@ mod tests {
             (RuleId::HourlyBurst, Category::DataVolume)
         );
         assert_eq!(f.time, Timestamp(3_600_000_000));
+        // An hour as busy as the app's usual peak (its busiest slot averages 200) is a change
+        // of rhythm, not of volume: 400 is a burst only beyond three times that peak.
+        assert!(check_hour(&id, (t, 400), (&slot, 200.0), &defaults)
+            .0
+            .is_none());
+        assert!(check_hour(&id, (t, 601), (&slot, 200.0), &defaults)
+            .0
+            .is_some());
         // A rules file raises the floor without recompiling: 400 is no longer a burst.
         let tuned =
             RuleSettings::parse("[hourly_burst]\nmin_requests = 500\n", "r.toml").expect("rules");
-        assert!(check_hour(&id, t, 400, &slot, &tuned).0.is_none());
+        assert!(check_hour(&id, (t, 400), (&slot, 0.0), &tuned).0.is_none());
     }
 }
