@@ -230,12 +230,18 @@ impl Incidents {
         }
     }
 
-    /// Closes incidents quiet for longer than the quiet period before `now`.
+    /// Closes incidents quiet for longer than the quiet period before `now`. An incident of a
+    /// rule judged over windows (an hour, a day) waits one window more: the next window is
+    /// judged only after it ends, when the app's next event arrives, so a cause found on
+    /// consecutive days is one incident.
     pub fn close_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
         let quiet: Vec<IncidentKey> = self
             .open
             .iter()
-            .filter(|(_, o)| now.0 - o.last_seen.0 > self.quiet_micros)
+            .filter(|(_, o)| {
+                let window = o.latest.span.map_or(0, |(start, end)| end.0 - start.0);
+                now.0 - o.last_seen.0 > self.quiet_micros + window.max(0)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in quiet {
@@ -383,6 +389,37 @@ mod tests {
         assert_ne!(out[3].incident_id, out[0].incident_id, "a new incident");
         inc.close_all(&mut out);
         assert_eq!(out.len(), 4, "nothing changed since the last record");
+    }
+
+    /// A daily rule's finding for day 2 is recorded when the app's first event of day 3
+    /// arrives (here 07:00), more than a quiet period after day 1 ended: still one incident.
+    #[test]
+    fn a_cause_found_on_consecutive_days_is_one_incident() {
+        let day = 86_400 * MICROS_PER_SECOND;
+        let on_day = |d: i64| Finding {
+            rule: RuleId::ResourceMixShift,
+            span: Some((Timestamp(d * day), Timestamp((d + 1) * day))),
+            time: Timestamp((d + 1) * day),
+            ..finding(0, Severity::High)
+        };
+        let mut inc = Incidents::new(3600, 24 * 3600);
+        let mut out = Vec::new();
+        inc.record(on_day(100), &mut out);
+        inc.close_quiet(
+            Timestamp(102 * day + 7 * 3600 * MICROS_PER_SECOND),
+            &mut out,
+        );
+        inc.record(on_day(101), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        // A day without a finding, then the quiet period: closed before day 4 opens anew.
+        inc.close_quiet(
+            Timestamp(104 * day + 7 * 3600 * MICROS_PER_SECOND),
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].activity, Activity::Update, "closing update");
+        inc.record(on_day(104), &mut out);
+        assert_eq!(out[2].activity, Activity::Create);
     }
 
     #[test]

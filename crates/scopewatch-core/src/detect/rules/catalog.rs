@@ -443,7 +443,7 @@ pub const PAGING_SWEEP_PARAMS: [Param; 2] = [
     param("min_pages", 20.0, "and beyond at least this many pages"),
 ];
 
-pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 3] = [
+pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 5] = [
     param(
         "min_baseline_requests",
         100.0,
@@ -457,7 +457,19 @@ pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 3] = [
     param(
         "min_rare_requests",
         20.0,
-        "requests that day of types under 1 % of the baseline (and at least 20 % of the day)",
+        "requests that day of types under 1 % of the baseline",
+    ),
+    fraction(
+        "min_rare_share",
+        0.2,
+        0.01,
+        "and at least this share of the day (at least 0.01)",
+    ),
+    fraction(
+        "min_sensitive_share",
+        0.05,
+        0.01,
+        "or at least this share of the day to notes and billing types (DocumentReference, DiagnosticReport, Composition, Binary, Claim, ExplanationOfBenefit, Coverage; at least 0.01)",
     ),
 ];
 

@@ -4,7 +4,8 @@
 //!   (chi-square goodness of fit, p < 1e-6) *and* at least 20 % of the day's requests (20 or
 //!   more) went to types that made up under 1 % of its baseline — a shift toward new classes
 //!   (billing: Claim, ExplanationOfBenefit, Coverage; notes: DocumentReference, DiagnosticReport,
-//!   Composition, Binary are high) even at the same total volume.
+//!   Composition, Binary are high) even at the same total volume. For notes and billing types
+//!   that the app's established grants already allowed, 5 % of the day is enough.
 //! - `off_hours`: at least 20 requests in an hour of the day where the app's baseline has
 //!   essentially none (under 2 % of its busiest hour's mean, with at least 6 observations).
 
@@ -15,6 +16,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::baseline::AppProfile;
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
+use crate::smart::scope::{Perms, ResourceTarget, Scope};
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -76,7 +78,21 @@ fn mix_shift_finding(
         .map(|(ty, n)| (ty, *n))
         .collect();
     let rare_total: u64 = rare.iter().map(|(_, n)| n).sum();
-    if rare_total < threshold("min_rare_requests") || (rare_total as f64) < 0.2 * day_total as f64 {
+    // Notes and billing data new to an app matter at a smaller share of its day, when its
+    // established grants already allowed them (the same few reads under a new grant are the
+    // grant's incident; a day shifted by a fifth or more is drift whatever the grant).
+    let grants_known = profile.scopes.entries.values().any(|s| s.established);
+    let sensitive_total: u64 = rare
+        .iter()
+        .filter(|(ty, _)| SENSITIVE.contains(&ty.as_str()))
+        .filter(|(ty, _)| !grants_known || allowed_before(profile, ty))
+        .map(|(_, n)| n)
+        .sum();
+    let share_of_day = |n: u64| n as f64 / day_total as f64;
+    let fraction = |name| settings.param(RuleId::ResourceMixShift, name);
+    let shifted = share_of_day(rare_total) >= fraction("min_rare_share")
+        || share_of_day(sensitive_total) >= fraction("min_sensitive_share");
+    if rare_total < threshold("min_rare_requests") || !shifted {
         return None;
     }
     // Chi-square goodness of fit of the day against the (smoothed) baseline proportions.
@@ -114,6 +130,24 @@ fn mix_shift_finding(
     };
     // Notes and billing data are marked high.
     Some(f.marked_if(sensitive).tail_probability(p_value))
+}
+
+/// Whether the app's established grants already let it read `ty` (a type it had no
+/// permission for comes with a new grant, which the scope rules report: `new_scope`,
+/// `registry_scope_violation`).
+fn allowed_before(profile: &AppProfile, ty: &str) -> bool {
+    let wanted = ResourceTarget::Type(ty.to_string());
+    let reads = |perms: Perms| perms.contains(Perms::READ) || perms.contains(Perms::SEARCH);
+    profile
+        .scopes
+        .entries
+        .iter()
+        .filter(|(_, seen)| seen.established)
+        .any(|(scope, _)| {
+            Scope::parse(scope)
+                .as_resource()
+                .is_some_and(|r| r.resource.includes(&wanted) && reads(r.perms))
+        })
 }
 
 /// Whether the hour before or after `slot_index` on the same kind of day (weekday or weekend)
@@ -169,4 +203,52 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
         baseline: json!({ "mean_this_hour": slot.mean, "mean_busiest_hour": busiest }),
         ..Finding::new(RuleId::OffHours, client_id.clone(), hour_end)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Category;
+
+    /// An app that searched Observations 500 times while learning, holding `scopes`.
+    fn profile(scopes: &[&str]) -> AppProfile {
+        let mut p = AppProfile::new("app".into(), Timestamp(0));
+        let key = ("Observation".to_string(), "search-type".to_string());
+        for _ in 0..500 {
+            p.resources.observe(&key, Timestamp(0), true);
+        }
+        for scope in scopes {
+            p.scopes.observe(*scope, Timestamp(0), true);
+        }
+        p
+    }
+
+    fn judge(p: &AppProfile, day: &[(&str, u64)]) -> Option<Finding> {
+        let day: BTreeMap<String, u64> = day.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        let span = (Timestamp(0), Timestamp(86_400 * MICROS_PER_SECOND));
+        mix_shift_finding(&"app".into(), span, &day, p, &RuleSettings::default())
+    }
+
+    #[test]
+    fn notes_within_the_apps_grants_shift_at_a_twentieth_of_its_day() {
+        let trusted = profile(&["user/Observation.rs", "user/DocumentReference.rs"]);
+        let shifted = [("Observation", 380), ("DocumentReference", 20)];
+        let f = judge(&trusted, &shifted).expect("5 % notes under an established grant");
+        assert_eq!(
+            (f.rule, f.category, f.client_id.as_str()),
+            (RuleId::ResourceMixShift, Category::PurposeDrift, "app")
+        );
+        assert_eq!(f.severity, crate::alert::Severity::High, "notes are marked");
+        // Only billing and notes count at that share: 5 % Immunization is not a shift.
+        assert!(judge(&trusted, &[("Observation", 380), ("Immunization", 20)]).is_none());
+        // Without a grant that allowed notes, the same reads came with a new grant, the scope
+        // rules' incident; a day shifted by a fifth or more is drift whatever the grant.
+        let narrow = profile(&["user/Observation.rs"]);
+        assert!(judge(&narrow, &shifted).is_none());
+        assert!(judge(&narrow, &[("Observation", 300), ("DocumentReference", 100)]).is_some());
+        // An app whose grants the log never showed is judged on its reads alone.
+        assert!(judge(&profile(&[]), &shifted).is_some());
+        // A `*` grant allows every type.
+        assert!(judge(&profile(&["user/*.rs"]), &shifted).is_some());
+    }
 }
