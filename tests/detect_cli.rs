@@ -841,10 +841,10 @@ fn a_peak_sized_hour_at_another_time_is_not_a_burst() {
     };
     // Day 24's hour of 400 only; day 22's 130 is peak-sized.
     assert_eq!(bursts(&[]), 1);
-    // A rules file that drops the peak condition (a multiple of 1) finds day 22's too.
+    // A rules file that turns the peak condition off (a multiple of 0) finds day 22's too.
     let rules = tempfile::tempdir().expect("tempdir");
     let path = rules.path().join("rules.toml");
-    std::fs::write(&path, "[hourly_burst]\nmin_peak_multiple = 1\n").expect("rules");
+    std::fs::write(&path, "[hourly_burst]\nmin_peak_multiple = 0\n").expect("rules");
     let path = path.to_string_lossy().to_string();
     assert_eq!(bursts(&["--rules", &path]), 2);
 }

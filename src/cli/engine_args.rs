@@ -37,7 +37,8 @@ pub struct EngineArgs {
     pub learning_days: i64,
 
     /// An incident (app × rule × cause) closes after this many hours without a finding of its
-    /// cause; a cause that keeps recurring stays one incident.
+    /// cause (an hourly or daily rule's incident an hour or a day more, since its next window
+    /// is judged after it ends); a cause that keeps recurring stays one incident.
     #[arg(long, value_name = "HOURS", default_value_t = defaults::INCIDENT_QUIET_HOURS, value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub incident_quiet_hours: u32,
 

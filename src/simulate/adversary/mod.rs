@@ -1,7 +1,7 @@
 //! The adversary: legitimate traffic that real deployments produce and that looks most like an
 //! anomaly (typed Bulk Data exports with token renewal, `$everything`, modifier searches,
 //! granular scopes, one patient on two devices, user-level chart rounds, small-hours calls,
-//! writes), plus a few labelled anomalies hidden in it.
+//! writes, a clinic closed on a public holiday), plus a few labelled anomalies hidden in it.
 //!
 //! Everything here comes from its own random stream and its own token numbers, so the apps,
 //! background and injected anomalies of `generate.rs` stay exactly as they were.
@@ -41,6 +41,12 @@ const COHORT: &str = "g-cohort1";
 const DRIP_FROM: i64 = 15;
 const DRIP_DAYS: i64 = 3;
 const DRIP_FACTOR: f64 = 1.4;
+/// Day 21 (a Monday) is a public holiday: the clinic behind `chart-summary` is closed and
+/// serves a twentieth of its usual sessions, then catches up (a third more the next day); the
+/// days after it are not a drip.
+const CLINIC_HOLIDAY: i64 = 21;
+const HOLIDAY_FACTOR: f64 = 0.05;
+const CATCH_UP_FACTOR: f64 = 1.3;
 /// Chance a night has one small-hours (03:00–04:59) triage call besides Wednesdays'.
 const SMALL_HOURS_CALL: f64 = 0.3;
 /// Chance a mobile session ends with the user signing out (token revoked, next use signs in).
@@ -302,6 +308,10 @@ fn daily(g: &mut Gen, app: &'static Archetype, day: i64, devices: &mut [Device])
     let drip =
         if app.client_id == NURSE_STATION && (DRIP_FROM..DRIP_FROM + DRIP_DAYS).contains(&day) {
             DRIP_FACTOR
+        } else if app.client_id == CHART_SUMMARY && day == CLINIC_HOLIDAY {
+            HOLIDAY_FACTOR
+        } else if app.client_id == CHART_SUMMARY && day == CLINIC_HOLIDAY + 1 {
+            CATCH_UP_FACTOR
         } else {
             1.0
         };

@@ -9,8 +9,8 @@ pub mod stats;
 
 pub use clock::LocalClock;
 pub use profile::{
-    day_number, hour_of_week, seasonal_slot, AppProfile, Seen, SeenMap, DEFAULT_LEARNING_DAYS,
-    ESTABLISHED_AFTER_DAYS, SEASONAL_SLOTS,
+    day_number, hour_of_week, seasonal_slot, AppProfile, Seen, SeenMap, BUSIEST_MIN_OBSERVATIONS,
+    DEFAULT_LEARNING_DAYS, ESTABLISHED_AFTER_DAYS, SEASONAL_SLOTS,
 };
 pub use stats::{LogHistogram, SlotStats};
 

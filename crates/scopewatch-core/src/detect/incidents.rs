@@ -1,8 +1,9 @@
 //! Incidents: one per app × rule × cause while it lasts. The first finding opens it (an alert
 //! with activity `create`); later findings of the same cause extend it silently, however long
 //! the cause keeps recurring; a higher severity re-alerts at once (`update`); when the cause has
-//! been quiet for the quiet period (default 24 h), a closing `update` carries the final window
-//! and counts if anything changed since the last record. A SOC works one incident per cause,
+//! been quiet for the quiet period (default 24 h; an hourly or daily rule's incident one window
+//! more), a closing `update` carries the final window and counts if anything changed since the
+//! last record. A SOC works one incident per cause,
 //! not one per hour it recurred in.
 
 use std::collections::BTreeMap;
@@ -233,7 +234,8 @@ impl Incidents {
     /// Closes incidents quiet for longer than the quiet period before `now`. An incident of a
     /// rule judged over windows (an hour, a day) waits one window more: the next window is
     /// judged only after it ends, when the app's next event arrives, so a cause found on
-    /// consecutive days is one incident.
+    /// consecutive days is one incident (unless the app is then silent for longer than the
+    /// quiet period, when its next day is judged late).
     pub fn close_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
         let quiet: Vec<IncidentKey> = self
             .open

@@ -292,6 +292,17 @@ const fn fraction(name: &'static str, default: f64, min: f64, summary: &'static 
     }
 }
 
+/// A share of something, from `min` to 1.
+const fn share(name: &'static str, default: f64, min: f64, summary: &'static str) -> Param {
+    Param {
+        name,
+        default,
+        min,
+        max: 1.0,
+        summary,
+    }
+}
+
 /// The weight of each new day in an exponentially weighted average: from 0.01 (a day barely
 /// counts) to 1 (only the last day counts).
 const fn rate(name: &'static str, default: f64, summary: &'static str) -> Param {
@@ -358,10 +369,11 @@ pub const HOURLY_BURST_PARAMS: [Param; 5] = [
         "and this many standard deviations above it",
     ),
     param("min_requests", 100.0, "and at least this many requests"),
-    param(
+    fraction(
         "min_peak_multiple",
         3.0,
-        "and at least this many times the app's busiest usual hour (an hour only as busy as the app's peak hours, at another time of day, is a change of rhythm, not of volume)",
+        0.0,
+        "and at least this many times the app's busiest usual hour (an hour only as busy as the app's peak hours, at another time of day, is a change of rhythm, not of volume; 0 turns this off)",
     ),
     fraction(
         "min_cv",
@@ -459,17 +471,17 @@ pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 5] = [
         20.0,
         "requests that day of types under 1 % of the baseline",
     ),
-    fraction(
+    share(
         "min_rare_share",
         0.2,
         0.01,
-        "and at least this share of the day (at least 0.01)",
+        "and at least this share of the day (0.01 to 1)",
     ),
-    fraction(
+    share(
         "min_sensitive_share",
         0.05,
         0.01,
-        "or at least this share of the day to notes and billing types (DocumentReference, DiagnosticReport, Composition, Binary, Claim, ExplanationOfBenefit, Coverage; at least 0.01)",
+        "or at least this share of the day to notes and billing types (DocumentReference, DiagnosticReport, Composition, Binary, Claim, ExplanationOfBenefit, Coverage; 0.01 to 1)",
     ),
 ];
 

@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-use crate::baseline::AppProfile;
+use crate::baseline::{AppProfile, BUSIEST_MIN_OBSERVATIONS};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::scope::{Perms, ResourceTarget, Scope};
+use crate::smart::scope::{Perms, ResourceTarget, Scope, ScopeSet};
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -81,11 +81,12 @@ fn mix_shift_finding(
     // Notes and billing data new to an app matter at a smaller share of its day, when its
     // established grants already allowed them (the same few reads under a new grant are the
     // grant's incident; a day shifted by a fifth or more is drift whatever the grant).
-    let grants_known = profile.scopes.entries.values().any(|s| s.established);
+    let grants = established_grants(profile);
+    let grants_known = !grants.resources().is_empty();
     let sensitive_total: u64 = rare
         .iter()
         .filter(|(ty, _)| SENSITIVE.contains(&ty.as_str()))
-        .filter(|(ty, _)| !grants_known || allowed_before(profile, ty))
+        .filter(|(ty, _)| !grants_known || reads_allowed(&grants, ty))
         .map(|(_, n)| n)
         .sum();
     let share_of_day = |n: u64| n as f64 / day_total as f64;
@@ -132,22 +133,20 @@ fn mix_shift_finding(
     Some(f.marked_if(sensitive).tail_probability(p_value))
 }
 
-/// Whether the app's established grants already let it read `ty` (a type it had no
+/// The resource scopes the app's established grants held.
+fn established_grants(profile: &AppProfile) -> ScopeSet {
+    ScopeSet::from_scopes(profile.scopes.established_keys().map(|s| Scope::parse(s)))
+}
+
+/// Whether `grants` let the app read or search `ty` in any context (a type it had no
 /// permission for comes with a new grant, which the scope rules report: `new_scope`,
 /// `registry_scope_violation`).
-fn allowed_before(profile: &AppProfile, ty: &str) -> bool {
+fn reads_allowed(grants: &ScopeSet, ty: &str) -> bool {
     let wanted = ResourceTarget::Type(ty.to_string());
-    let reads = |perms: Perms| perms.contains(Perms::READ) || perms.contains(Perms::SEARCH);
-    profile
-        .scopes
-        .entries
+    grants
+        .resources()
         .iter()
-        .filter(|(_, seen)| seen.established)
-        .any(|(scope, _)| {
-            Scope::parse(scope)
-                .as_resource()
-                .is_some_and(|r| r.resource.includes(&wanted) && reads(r.perms))
-        })
+        .any(|r| r.resource.includes(&wanted) && r.perms.intersects(Perms::V1_READ))
 }
 
 /// Whether the hour before or after `slot_index` on the same kind of day (weekday or weekend)
@@ -159,7 +158,7 @@ fn neighbour_reaches(profile: &AppProfile, slot_index: usize, level: f64) -> boo
         profile
             .hourly_requests
             .get(neighbour)
-            .is_some_and(|s| s.n >= 6 && s.mean >= level)
+            .is_some_and(|s| s.n >= BUSIEST_MIN_OBSERVATIONS && s.mean >= level)
     })
 }
 
@@ -178,7 +177,7 @@ fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {
     let busiest = profile.busiest_hour_mean();
     let min_requests = settings.param(RuleId::OffHours, "min_requests");
     if (requests as f64) < min_requests
-        || slot.n < 6
+        || slot.n < BUSIEST_MIN_OBSERVATIONS
         || busiest <= 0.0
         || slot.mean >= QUIET_SHARE * busiest
     {
@@ -248,6 +247,7 @@ mod tests {
         assert!(judge(&narrow, &[("Observation", 300), ("DocumentReference", 100)]).is_some());
         // An app whose grants the log never showed is judged on its reads alone.
         assert!(judge(&profile(&[]), &shifted).is_some());
+        assert!(judge(&profile(&["launch", "openid", "fhirUser"]), &shifted).is_some());
         // A `*` grant allows every type.
         assert!(judge(&profile(&["user/*.rs"]), &shifted).is_some());
     }

@@ -257,16 +257,24 @@ fn check_hour(
     let practical = requests as f64
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
-            .max(burst("min_requests"))
-            .max(burst("min_peak_multiple") * busiest);
+            .max(burst("min_requests"));
     if p >= 1e-6 || !practical {
         return (None, false);
     }
+    // Anomalous for its slot either way (learned capped); a finding only beyond the peak.
+    if (requests as f64) < burst("min_peak_multiple") * busiest {
+        return (None, true);
+    }
+    let peak = if busiest > 0.0 {
+        format!(" and {busiest:.0} in its busiest hour")
+    } else {
+        String::new()
+    };
     let hour_end = Timestamp(hour_start.0 + 3600 * MICROS_PER_SECOND);
     let finding = Finding {
         span: Some((hour_start, hour_end)),
         summary: format!(
-            "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour and {busiest:.0} in its busiest hour (p = {p:.1e}).",
+            "{client_id} made {requests} requests in one hour where about {:.0} are usual for that hour{peak} (p = {p:.1e}).",
             slot.mean
         ),
         observed: json!({ "requests": requests, "hour_start": hour_start, "tail_probability": p }),
@@ -330,9 +338,11 @@ mod tests {
         assert_eq!(f.time, Timestamp(3_600_000_000));
         // An hour as busy as the app's usual peak (its busiest slot averages 200) is a change
         // of rhythm, not of volume: 400 is a burst only beyond three times that peak.
-        assert!(check_hour(&id, (t, 400), (&slot, 200.0), &defaults)
-            .0
-            .is_none());
+        let (f, anomalous) = check_hour(&id, (t, 400), (&slot, 200.0), &defaults);
+        assert!(
+            f.is_none() && anomalous,
+            "not a finding, still learned capped"
+        );
         assert!(check_hour(&id, (t, 601), (&slot, 200.0), &defaults)
             .0
             .is_some());
