@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::stats::{LogHistogram, SlotStats};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
+use crate::smart::scope::{Scope, ScopeSet};
 
 /// Distinct days a new behaviour must recur on before it counts as normal.
 pub const ESTABLISHED_AFTER_DAYS: u32 = 3;
@@ -220,6 +221,11 @@ impl AppProfile {
         } else {
             1.0
         }
+    }
+
+    /// The scopes the app's established grants held, as one set.
+    pub fn established_scopes(&self) -> ScopeSet {
+        ScopeSet::from_scopes(self.scopes.established_keys().map(|s| Scope::parse(s)))
     }
 
     /// Mean of the app's busiest hour-of-week slot among those seen at least

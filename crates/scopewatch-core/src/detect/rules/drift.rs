@@ -16,7 +16,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::baseline::{AppProfile, BUSIEST_MIN_OBSERVATIONS};
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::scope::{Perms, ResourceTarget, Scope, ScopeSet};
+use crate::smart::scope::{Perms, ResourceTarget, ScopeSet};
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -81,11 +81,18 @@ fn mix_shift_finding(
     // Notes and billing data new to an app matter at a smaller share of its day, when its
     // established grants already allowed them (the same few reads under a new grant are the
     // grant's incident; a day shifted by a fifth or more is drift whatever the grant).
-    let grants = established_grants(profile);
-    let grants_known = !grants.resources().is_empty();
-    let sensitive_total: u64 = rare
+    let sensitive: Vec<&(&String, u64)> = rare
         .iter()
         .filter(|(ty, _)| SENSITIVE.contains(&ty.as_str()))
+        .collect();
+    let grants = if sensitive.is_empty() {
+        ScopeSet::default()
+    } else {
+        profile.established_scopes()
+    };
+    let grants_known = !grants.resources().is_empty();
+    let sensitive_total: u64 = sensitive
+        .iter()
         .filter(|(ty, _)| !grants_known || reads_allowed(&grants, ty))
         .map(|(_, n)| n)
         .sum();
@@ -131,11 +138,6 @@ fn mix_shift_finding(
     };
     // Notes and billing data are marked high.
     Some(f.marked_if(sensitive).tail_probability(p_value))
-}
-
-/// The resource scopes the app's established grants held.
-fn established_grants(profile: &AppProfile) -> ScopeSet {
-    ScopeSet::from_scopes(profile.scopes.established_keys().map(|s| Scope::parse(s)))
 }
 
 /// Whether `grants` let the app read or search `ty` in any context (a type it had no

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{AccessEvent, Common, Text, Timestamp, TokenEvent};
 use crate::registry::Registry;
-use crate::smart::scope::{Scope, ScopeDelta, ScopeSet};
+use crate::smart::scope::{ScopeDelta, ScopeSet};
 
 use super::super::explain::Explained;
 use super::super::finding::Finding;
@@ -123,12 +123,7 @@ impl<'a> GrantContext<'a> {
     /// The app's established scopes, and what this grant adds to them.
     pub fn over_established(&self) -> &(ScopeSet, ScopeDelta) {
         self.established.get_or_init(|| {
-            let scopes = self
-                .profile
-                .scopes
-                .established_keys()
-                .map(|s| Scope::parse(s));
-            let baseline = ScopeSet::from_scopes(scopes);
+            let baseline = self.profile.established_scopes();
             let delta = self.granted.additions_over(&baseline);
             (baseline, delta)
         })
