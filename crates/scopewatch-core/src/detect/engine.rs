@@ -500,8 +500,9 @@ impl Engine {
             profile: self.baselines.apps.get(client),
             settings: &self.rules,
         };
+        let known = on_event.profile.is_some();
         hooks::run(&mut on_event, &mut findings);
-        if !self.baselines.apps.contains_key(client) {
+        if !known {
             self.new_apps_pending.remove(client);
             self.baselines
                 .apps
@@ -528,13 +529,15 @@ impl Engine {
     /// Counts an access into its app's hour, closing the hour before when it has ended.
     fn advance_hour(&mut self, client: &str, time: Timestamp, findings: &mut Vec<Finding>) {
         let hour = Timestamp(time.0 - time.0.rem_euclid(MICROS_PER_HOUR));
+        // Most accesses fall in their app's open hour: one lookup, no key built.
+        if let Some(open) = self.hours.get_mut(client) {
+            if open.0 == hour {
+                open.1 += 1;
+                return;
+            }
+        }
         let client_key: Text = client.into();
         match self.hours.get(&client_key).copied() {
-            Some((start, _)) if start == hour => {
-                if let Some(h) = self.hours.get_mut(&client_key) {
-                    h.1 += 1;
-                }
-            }
             Some((start, requests)) if start < hour => {
                 self.close_hour(&client_key, start, requests, Some(hour), findings);
                 self.hours.insert(client_key, (hour, 1));
@@ -549,6 +552,13 @@ impl Engine {
     /// Opens an access's day for its app, closing the day before when it has ended.
     fn advance_day(&mut self, client: &str, time: Timestamp, findings: &mut Vec<Finding>) {
         let day = self.clock.day_start(time);
+        if self
+            .days
+            .get(client)
+            .is_some_and(|(start, _)| *start >= day)
+        {
+            return;
+        }
         let client_key: Text = client.into();
         if let Some((start, _)) = self.days.get(&client_key) {
             if *start < day {

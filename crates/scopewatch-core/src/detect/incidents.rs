@@ -127,6 +127,9 @@ pub struct Incidents {
     bucket_micros: i64,
     quiet_micros: i64,
     open: BTreeMap<IncidentKey, Open>,
+    /// No open incident is quiet at or before this instant (a lower bound of their deadlines):
+    /// `close_quiet` runs whenever time advances, nearly every event, and scans only past it.
+    quiet_check_after: i64,
 }
 
 impl Incidents {
@@ -136,6 +139,23 @@ impl Incidents {
             bucket_micros: bucket_seconds.max(1) * MICROS_PER_SECOND,
             quiet_micros: quiet_seconds.max(1) * MICROS_PER_SECOND,
             open: BTreeMap::new(),
+            quiet_check_after: i64::MAX,
+        }
+    }
+
+    /// The instant after which `open` is quiet.
+    fn deadline(&self, open: &Open) -> i64 {
+        let window = open.latest.span.map_or(0, |(start, end)| end.0 - start.0);
+        open.last_seen
+            .0
+            .saturating_add(self.quiet_micros)
+            .saturating_add(window.max(0))
+    }
+
+    /// Lowers the bound to `open`'s deadline (a deadline only moves later as findings come).
+    fn note_deadline(&mut self, key: &IncidentKey) {
+        if let Some(open) = self.open.get(key) {
+            self.quiet_check_after = self.quiet_check_after.min(self.deadline(open));
         }
     }
 
@@ -205,7 +225,7 @@ impl Incidents {
                     evidence,
                 };
                 out.push(self.alert(&open, Activity::Create));
-                self.open.insert(key, open);
+                self.open.insert(key.clone(), open);
             }
             Some(open) => {
                 add_evidence(&mut open.evidence, &finding);
@@ -229,6 +249,7 @@ impl Incidents {
                 }
             }
         }
+        self.note_deadline(&key);
     }
 
     /// Closes incidents quiet for longer than the quiet period before `now`. An incident of a
@@ -237,18 +258,24 @@ impl Incidents {
     /// consecutive days is one incident (unless the app is then silent for longer than the
     /// quiet period, when its next day is judged late).
     pub fn close_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+        if now.0 <= self.quiet_check_after {
+            return;
+        }
         let quiet: Vec<IncidentKey> = self
             .open
             .iter()
-            .filter(|(_, o)| {
-                let window = o.latest.span.map_or(0, |(start, end)| end.0 - start.0);
-                now.0 - o.last_seen.0 > self.quiet_micros + window.max(0)
-            })
+            .filter(|(_, o)| now.0 > self.deadline(o))
             .map(|(k, _)| k.clone())
             .collect();
         for key in quiet {
             self.close(&key, out);
         }
+        self.quiet_check_after = self
+            .open
+            .values()
+            .map(|o| self.deadline(o))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Closes every open incident (end of input).
@@ -257,6 +284,7 @@ impl Incidents {
         for key in keys {
             self.close(&key, out);
         }
+        self.quiet_check_after = i64::MAX;
     }
 
     fn close(&mut self, key: &IncidentKey, out: &mut Vec<Alert>) {
@@ -312,6 +340,8 @@ impl Incidents {
                 },
             );
         }
+        // Unknown until the first scan.
+        incidents.quiet_check_after = i64::MIN;
         Ok(incidents)
     }
 }
@@ -422,6 +452,43 @@ mod tests {
         assert_eq!(out[1].activity, Activity::Update, "closing update");
         inc.record(on_day(104), &mut out);
         assert_eq!(out[2].activity, Activity::Create);
+    }
+
+    /// `close_quiet` skips its scan until the nearest deadline: a later incident whose
+    /// deadline comes first (an hourly cause beside a daily one) lowers it, and a restored
+    /// snapshot scans at once.
+    #[test]
+    fn the_nearest_quiet_deadline_is_kept_across_causes_and_restores() {
+        let (hour, day) = (3600 * MICROS_PER_SECOND, 86_400 * MICROS_PER_SECOND);
+        let daily = Finding {
+            rule: RuleId::ResourceMixShift,
+            span: Some((Timestamp(100 * day), Timestamp(101 * day))),
+            time: Timestamp(101 * day),
+            ..finding(0, Severity::High)
+        };
+        let hourly = Finding {
+            time: Timestamp(101 * day + hour),
+            span: None,
+            ..finding(0, Severity::High)
+        };
+        let mut inc = Incidents::new(3600, 3600);
+        let mut out = Vec::new();
+        inc.record(daily, &mut out);
+        inc.record(hourly, &mut out);
+        let open_state = inc.to_state();
+        // Past the hourly cause's deadline, long before the daily one's.
+        let later = Timestamp(101 * day + 3 * hour);
+        inc.close_quiet(later, &mut out);
+        assert_eq!(inc.open_count(), 1, "the hourly incident closed");
+        let mut restored = Incidents::from_state(3600, 3600, open_state).unwrap();
+        let mut again = Vec::new();
+        restored.close_quiet(later, &mut again);
+        assert_eq!(restored.open_count(), 1, "and closes after a restore too");
+        assert_eq!(
+            again.len(),
+            0,
+            "an unchanged incident closes without an update"
+        );
     }
 
     #[test]

@@ -79,6 +79,39 @@ impl RuleId {
         }
     }
 
+    /// The id's position among all ids ordered by name: `Ord` compares these instead of the
+    /// names (the comparison sits on the hot path of every parameter lookup).
+    const fn name_rank(self) -> u8 {
+        match self {
+            RuleId::BulkExportNew => 0,
+            RuleId::ContextEscalation => 1,
+            RuleId::DormantAppActive => 2,
+            RuleId::EnforcementGap => 3,
+            RuleId::EverythingNew => 4,
+            RuleId::ExpiredTokenUse => 5,
+            RuleId::HourlyBurst => 6,
+            RuleId::NewApp => 7,
+            RuleId::NewGrantType => 8,
+            RuleId::NewPurpose => 9,
+            RuleId::NewScope => 10,
+            RuleId::OffHours => 11,
+            RuleId::OfflineAccessNew => 12,
+            RuleId::PagingSweep => 13,
+            RuleId::PatientFanout => 14,
+            RuleId::PopulationAccessNew => 15,
+            RuleId::RefreshBroadening => 16,
+            RuleId::RegistryModeViolation => 17,
+            RuleId::RegistryPurposeViolation => 18,
+            RuleId::RegistryScopeViolation => 19,
+            RuleId::ResourceMixShift => 20,
+            RuleId::RevokedTokenUse => 21,
+            RuleId::SlowDrip => 22,
+            RuleId::TokenOutlier => 23,
+            RuleId::UnverifiedAccess => 24,
+            RuleId::WildcardBroadening => 25,
+        }
+    }
+
     /// The catalog entry.
     pub fn info(self) -> &'static RuleInfo {
         &CATALOG[self as usize]
@@ -94,7 +127,7 @@ impl std::fmt::Display for RuleId {
 
 impl Ord for RuleId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.name_rank().cmp(&other.name_rank())
     }
 }
 
@@ -789,6 +822,20 @@ mod tests {
                 "docs/detection.md does not mention `{id}`"
             );
         }
+    }
+
+    /// Incident maps and their output order follow the ids' names: the rank `Ord` compares
+    /// must order them exactly as their names do.
+    #[test]
+    fn ids_are_ordered_by_name() {
+        let mut by_rank: Vec<RuleId> = CATALOG.iter().map(|r| r.id).collect();
+        by_rank.sort();
+        let mut by_name = by_rank.clone();
+        by_name.sort_by_key(|id| id.as_str());
+        assert_eq!(by_rank, by_name);
+        let mut ranks: Vec<u8> = by_rank.iter().map(|id| id.name_rank()).collect();
+        ranks.dedup();
+        assert_eq!(ranks.len(), CATALOG.len(), "every id has its own rank");
     }
 
     /// README's tour counts the rules; the count follows the catalog.

@@ -5,6 +5,7 @@
 mod columns;
 pub mod compact;
 mod feedback;
+mod flusher;
 mod grants;
 mod location;
 #[cfg(feature = "s3")]

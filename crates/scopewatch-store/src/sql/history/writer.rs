@@ -6,8 +6,9 @@
 //! statistics and bloom filter instead of scanning. Every file is written to a dot-prefixed
 //! temporary name and renamed into place: a crash never leaves a half-written file where a
 //! query would read it (readers skip dot files). Memory is bounded by `FLUSH_ROWS` (or
-//! `FLUSH_BYTES`) per open date and `MAX_OPEN_DATES`; rows are appended to Arrow builders as
-//! events pass (`columns`), never kept as copies of the events.
+//! `FLUSH_BYTES`) per open date and `MAX_OPEN_DATES`, plus the one date the file thread is
+//! writing (`flusher`); rows are appended to Arrow builders as events pass (`columns`), never
+//! kept as copies of the events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -22,6 +23,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
 use super::columns::{AccessColumns, AccessFacts, TokenColumns, TokenFacts};
+use super::flusher::{FileJob, Flusher, TableRows};
 use super::grants::{GrantMemo, Granted, ParsedGrant};
 use super::pseudonym::Pseudonymizer;
 use super::HistoryError;
@@ -80,6 +82,8 @@ pub struct HistoryWriter {
     seq: u64,
     counts: HistoryCounts,
     pseudonymizer: Option<Pseudonymizer>,
+    /// Writes the files of finished dates on a thread of its own.
+    flusher: Flusher,
 }
 
 /// The UTC date (`YYYY-MM-DD`) of an instant: the partition it goes to.
@@ -112,6 +116,7 @@ impl HistoryWriter {
             seq: 0,
             counts: HistoryCounts::default(),
             pseudonymizer: None,
+            flusher: Flusher::new(),
         }
     }
 
@@ -337,20 +342,15 @@ impl HistoryWriter {
         Ok(())
     }
 
+    /// Hands the date's rows to the file thread; `finish` waits until the file is written.
     fn flush_date(&mut self, table: Table, date: i64) -> Result<(), HistoryError> {
-        let batch = match table {
+        let (count, rows) = match table {
             Table::Access => match self.access.remove(&date) {
-                Some(columns) => {
-                    self.counts.access_rows += columns.rows() as u64;
-                    columns.finish()?
-                }
+                Some(columns) => (columns.rows() as u64, TableRows::Access(Box::new(columns))),
                 None => return Ok(()),
             },
             Table::Tokens => match self.token_rows.remove(&date) {
-                Some(columns) => {
-                    self.counts.token_rows += columns.rows() as u64;
-                    columns.finish()?
-                }
+                Some(columns) => (columns.rows() as u64, TableRows::Tokens(Box::new(columns))),
                 None => return Ok(()),
             },
         };
@@ -360,7 +360,11 @@ impl HistoryWriter {
             date_of(Timestamp(date * MICROS_PER_DAY))
         ));
         let name = format!("part-{}-{:05}.parquet", self.run_id, self.seq);
-        write_parquet_atomic(&dir, &name, &batch, table == Table::Access)?;
+        self.flusher.submit(FileJob { dir, name, rows })?;
+        match table {
+            Table::Access => self.counts.access_rows += count,
+            Table::Tokens => self.counts.token_rows += count,
+        }
         self.counts.files += 1;
         Ok(())
     }
@@ -373,6 +377,7 @@ impl HistoryWriter {
         for date in self.token_rows.keys().copied().collect::<Vec<_>>() {
             self.flush_date(Table::Tokens, date)?;
         }
+        self.flusher.wait()?;
         Ok(self.counts.clone())
     }
 }
@@ -498,6 +503,28 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// Files are written on the file thread; a file that cannot be written still stops the
+    /// run with an error naming it, at the writer's next file or at `finish`.
+    #[test]
+    fn a_file_that_cannot_be_written_is_an_error_of_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        fs::write(&root, "a file where the store's directory should be").unwrap();
+        let mut w = HistoryWriter::new(&root, "run1", None);
+        let mut failed = None;
+        for day in 1..=5 {
+            let line = format!(
+                r#"{{"type":"access","time":"2024-03-0{day}T10:00:00Z","client_id":"app","method":"GET","url":"metadata","status":200}}"#
+            );
+            if let Err(e) = w.add(&parse_event_str(&line).unwrap()) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let error = failed.or_else(|| w.finish().err()).expect("an error");
+        assert!(error.to_string().contains("store"), "{error}");
     }
 
     #[test]
