@@ -25,7 +25,9 @@ struct Pending {
     seq: u64,
     /// `event::approx_bytes` of the event, for the byte budget.
     bytes: usize,
-    event: Event,
+    /// Boxed: the heap moves its entries at every level of a push or pop, and an event is
+    /// hundreds of bytes (those moves were a tenth of the engine thread).
+    event: Box<Event>,
 }
 
 impl Pending {
@@ -154,7 +156,7 @@ impl ReorderBuffer {
             rank,
             seq: self.seq,
             bytes,
-            event,
+            event: Box::new(event),
         }));
         Ok(())
     }
@@ -213,22 +215,20 @@ impl ReorderBuffer {
         let Reverse(p) = self.heap.pop()?;
         self.pending_bytes = self.pending_bytes.saturating_sub(p.bytes);
         self.released_up_to = Some(self.released_up_to.map_or(p.time, |r| r.max(p.time)));
-        let mut event = p.event;
+        let mut event = *p.event;
         if let Event::Access(first) = &mut event {
             let mut patients: Vec<crate::event::Text> = first.patient.iter().cloned().collect();
             while let Some(Reverse(next)) = self.heap.peek() {
-                let Event::Access(other) = &next.event else {
+                let Event::Access(other) = &*next.event else {
                     break;
                 };
                 if next.time != p.time || !is_patient_split(first, other, &patients) {
                     break;
                 }
-                let Some(Reverse(Pending {
-                    event: Event::Access(other),
-                    bytes,
-                    ..
-                })) = self.heap.pop()
-                else {
+                let Some(Reverse(Pending { event, bytes, .. })) = self.heap.pop() else {
+                    break;
+                };
+                let Event::Access(other) = *event else {
                     break;
                 };
                 self.pending_bytes = self.pending_bytes.saturating_sub(bytes);
@@ -252,7 +252,7 @@ impl ReorderBuffer {
                 .into_iter()
                 .map(|p| PendingState {
                     seq: p.seq,
-                    event: p.event.clone(),
+                    event: (*p.event).clone(),
                 })
                 .collect(),
             max_seen: self.max_seen,
@@ -276,7 +276,7 @@ impl ReorderBuffer {
                 rank,
                 seq: p.seq,
                 bytes,
-                event: p.event,
+                event: Box::new(p.event),
             }));
         }
         buffer.max_seen = state.max_seen;

@@ -36,15 +36,17 @@ pub struct RuleOverride {
 pub struct RuleSettings {
     overrides: BTreeMap<RuleId, RuleOverride>,
     /// Every declared threshold, resolved once (the file's value, else the catalog's
-    /// default): rules read them per access, so no catalog search on that path.
-    thresholds: BTreeMap<(RuleId, &'static str), f64>,
+    /// default), indexed by rule in catalog order: rules read them per access, so the lookup
+    /// is an index and a scan of a rule's few names (a map keyed by name compared strings
+    /// dozens of times per event).
+    thresholds: Vec<Vec<(&'static str, f64)>>,
 }
 
 impl Default for RuleSettings {
     fn default() -> Self {
         let thresholds = CATALOG
             .iter()
-            .flat_map(|r| r.params.iter().map(move |p| ((r.id, p.name), p.default)))
+            .map(|r| r.params.iter().map(|p| (p.name, p.default)).collect())
             .collect();
         RuleSettings {
             overrides: BTreeMap::new(),
@@ -146,7 +148,7 @@ impl RuleSettings {
                             .or_else(|| v.as_integer().map(|i| i as f64))
                             .filter(|n| n.is_finite() && (param.min..=param.max).contains(n))
                             .ok_or_else(|| key_error(other, expected_number(&v, param)))?;
-                        settings.thresholds.insert((info.id, param.name), n);
+                        settings.set_param(info.id, param.name, n);
                     }
                 }
             }
@@ -158,7 +160,19 @@ impl RuleSettings {
     /// A rule's threshold: the file's value, else the catalog's default (0 for a name the
     /// catalog does not declare).
     pub fn param(&self, rule: RuleId, name: &'static str) -> f64 {
-        self.thresholds.get(&(rule, name)).copied().unwrap_or(0.0)
+        self.thresholds[rule as usize]
+            .iter()
+            .find(|(declared, _)| *declared == name)
+            .map_or(0.0, |(_, value)| *value)
+    }
+
+    fn set_param(&mut self, rule: RuleId, name: &'static str, value: f64) {
+        let declared = self.thresholds[rule as usize]
+            .iter_mut()
+            .find(|(declared, _)| *declared == name);
+        if let Some((_, v)) = declared {
+            *v = value;
+        }
     }
 
     pub fn get(&self, rule: &str) -> Option<&RuleOverride> {
