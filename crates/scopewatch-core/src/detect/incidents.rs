@@ -152,7 +152,8 @@ impl Incidents {
             .saturating_add(window.max(0))
     }
 
-    /// Lowers the bound to `open`'s deadline (a deadline only moves later as findings come).
+    /// Lowers the bound to the incident's deadline, after every finding it records: a later
+    /// finding of a shorter window (or none) can bring a deadline nearer.
     fn note_deadline(&mut self, key: &IncidentKey) {
         if let Some(open) = self.open.get(key) {
             self.quiet_check_after = self.quiet_check_after.min(self.deadline(open));
@@ -489,6 +490,16 @@ mod tests {
             0,
             "an unchanged incident closes without an update"
         );
+        // The daily cause found again without a window: its own deadline comes nearer.
+        let unwindowed = Finding {
+            rule: RuleId::ResourceMixShift,
+            time: Timestamp(101 * day + 3 * hour),
+            span: None,
+            ..finding(0, Severity::High)
+        };
+        inc.record(unwindowed, &mut out);
+        inc.close_quiet(Timestamp(101 * day + 5 * hour), &mut out);
+        assert_eq!(inc.open_count(), 0, "closed at its nearer deadline");
     }
 
     #[test]

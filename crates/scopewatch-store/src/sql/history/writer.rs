@@ -525,6 +525,14 @@ mod tests {
         }
         let error = failed.or_else(|| w.finish().err()).expect("an error");
         assert!(error.to_string().contains("store"), "{error}");
+        // One date: the only file is written at `finish`, which must report its failure.
+        let mut one = HistoryWriter::new(&root, "run2", None);
+        let line = r#"{"type":"access","time":"2024-03-01T10:00:00Z","client_id":"app","method":"GET","url":"metadata","status":200}"#;
+        one.add(&parse_event_str(line).unwrap()).unwrap();
+        let error = one
+            .finish()
+            .expect_err("finish reports the file it could not write");
+        assert!(error.to_string().contains("store"), "{error}");
     }
 
     #[test]
