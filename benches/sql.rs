@@ -110,9 +110,17 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if benching { 20_000_000 } else { 50_000 });
+    // SCOPEWATCH_BENCH_DATA keeps the written history there and reuses it on the next run
+    // (same event count), so query settings can be compared without rewriting 20 M events.
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path();
-    let write_secs = write_history(data, events);
+    let kept = std::env::var_os("SCOPEWATCH_BENCH_DATA").map(std::path::PathBuf::from);
+    let data = kept.as_deref().unwrap_or(dir.path());
+    let write_secs = if data.join("access").is_dir() {
+        println!("history: reusing {}", data.display());
+        f64::NAN
+    } else {
+        write_history(data, events)
+    };
     let bytes: u64 = walk_size(&data.join("access"));
     println!(
         "history: {events} access events written in {write_secs:.1} s ({:.0} events/s), {:.0} MB of Parquet",
