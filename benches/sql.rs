@@ -11,6 +11,8 @@
 //!   and the bloom filter.
 //!
 //! Under `cargo test` it runs a 50 k-event smoke version without DuckDB.
+//! `SCOPEWATCH_BENCH_DATA=DIR cargo bench --bench sql` keeps the written history in DIR and
+//! reuses it on the next run of the same size.
 
 use std::process::Command;
 use std::time::Instant;
@@ -110,23 +112,37 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if benching { 20_000_000 } else { 50_000 });
-    // SCOPEWATCH_BENCH_DATA keeps the written history there and reuses it on the next run
-    // (same event count), so query settings can be compared without rewriting 20 M events.
+    // SCOPEWATCH_BENCH_DATA=DIR (benching only) keeps the written history in DIR and reuses it
+    // when a run asks for the same number of events, so query settings can be compared without
+    // rewriting 20 M events. The marker is written last: an interrupted write is not reused.
     let dir = tempfile::tempdir().expect("tempdir");
-    let kept = std::env::var_os("SCOPEWATCH_BENCH_DATA").map(std::path::PathBuf::from);
+    let kept = std::env::var_os("SCOPEWATCH_BENCH_DATA")
+        .filter(|_| benching)
+        .map(std::path::PathBuf::from);
     let data = kept.as_deref().unwrap_or(dir.path());
-    let write_secs = if data.join("access").is_dir() {
-        println!("history: reusing {}", data.display());
-        f64::NAN
+    let marker = data.join("bench-events.txt");
+    let reusable = std::fs::read_to_string(&marker).is_ok_and(|n| n.trim() == events.to_string());
+    if reusable {
+        println!(
+            "history: reusing {} ({events} access events)",
+            data.display()
+        );
     } else {
-        write_history(data, events)
-    };
+        // Never delete what the directory holds: it may be somebody's store.
+        assert!(
+            !data.join("access").exists(),
+            "{} holds a history this bench did not finish for {events} events; remove it or name another directory",
+            data.display()
+        );
+        let write_secs = write_history(data, events);
+        std::fs::write(&marker, events.to_string()).expect("marker");
+        println!(
+            "history: {events} access events written in {write_secs:.1} s ({:.0} events/s)",
+            events as f64 / write_secs
+        );
+    }
     let bytes: u64 = walk_size(&data.join("access"));
-    println!(
-        "history: {events} access events written in {write_secs:.1} s ({:.0} events/s), {:.0} MB of Parquet",
-        events as f64 / write_secs,
-        bytes as f64 / 1e6
-    );
+    println!("history: {:.0} MB of Parquet", bytes as f64 / 1e6);
     // A patient that exists: the first one the generator drew.
     let mut rng = Rng(42);
     rng.next();

@@ -135,7 +135,7 @@ pub fn used_scopes(scopes: &ScopeSet, explained: &Explained<'_>, url: &str) -> V
     let query = search_query(explained, url);
     let mut credited = BTreeSet::new();
     for need in needs(explained, query) {
-        credited.extend(served_by(scopes, &need, query).0);
+        credited.extend(serving(scopes, &need, query));
     }
     credited.into_iter().collect()
 }
@@ -232,8 +232,11 @@ fn needs(explained: &Explained<'_>, query: Option<&str>) -> Vec<Need> {
 
 fn names_includes(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
-        query::pairs(q)
-            .any(|(name, _)| name.starts_with("_include") || name.starts_with("_revinclude"))
+        // Every query is asked this: skip decoding its pairs when no name could decode to an
+        // include (an escaped letter would show a `%`).
+        (q.contains("include") || q.contains('%'))
+            && query::pairs(q)
+                .any(|(name, _)| name.starts_with("_include") || name.starts_with("_revinclude"))
     })
 }
 
@@ -274,22 +277,7 @@ fn served_by(
     query: Option<&str>,
 ) -> (Vec<usize>, Vec<ResourceScope>) {
     let resources = scopes.resources();
-    let by: Vec<usize> = if need.loose {
-        (0..resources.len())
-            .filter(|&i| loosely_serves(&resources[i], need))
-            .collect()
-    } else {
-        let coverage = scopes.coverage_for_query(need.context, &need.target, need.perms, query);
-        if !coverage.is_covered() {
-            // Unverified (`_include` of a type the token cannot read): nothing of it was used.
-            return (Vec::new(), Vec::new());
-        }
-        coverage
-            .by
-            .into_iter()
-            .filter(|&i| i < resources.len())
-            .collect()
-    };
+    let by = serving(scopes, need, query);
     let served: Vec<&ResourceScope> = by.iter().map(|&i| &resources[i]).collect();
     let exercised = if need.loose {
         served.iter().map(|s| narrowed(s, need)).collect()
@@ -297,6 +285,27 @@ fn served_by(
         exact_exercise(&served, need)
     };
     (by, exercised)
+}
+
+/// The granted scopes that served `need`, by index in `scopes.resources()` (what
+/// [`used_scopes`] writes; [`served_by`] adds the scopes exercised).
+fn serving(scopes: &ScopeSet, need: &Need, query: Option<&str>) -> Vec<usize> {
+    let resources = scopes.resources();
+    if need.loose {
+        return (0..resources.len())
+            .filter(|&i| loosely_serves(&resources[i], need))
+            .collect();
+    }
+    let coverage = scopes.coverage_for_query(need.context, &need.target, need.perms, query);
+    if !coverage.is_covered() {
+        // Unverified (`_include` of a type the token cannot read): nothing of it was used.
+        return Vec::new();
+    }
+    coverage
+        .by
+        .into_iter()
+        .filter(|&i| i < resources.len())
+        .collect()
 }
 
 fn loosely_serves(scope: &ResourceScope, need: &Need) -> bool {

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, FieldRef, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::datasource::MemTable;
@@ -15,9 +15,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{
-    cast, DataFrame, Expr, ParquetReadOptions, SessionConfig, SessionContext,
-};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use thiserror::Error;
 
@@ -96,9 +94,16 @@ pub async fn open_location(
     location: &DataLocation,
     memory_limit: usize,
 ) -> Result<SessionContext, SqlError> {
-    // Strings are read as views (DataFusion's default): grouping and comparing them is cheaper
-    // than on Utf8, and `plan` hands results back as plain Utf8.
-    let config = SessionConfig::new().with_information_schema(true);
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        // Plain Utf8 strings in results: what the saved queries and the output writers expect.
+        // Views would group 30-40 % faster (docs/benchmarks.md, 2026-12-07), but DataFusion 55
+        // counts a view batch's whole shared buffers against the memory limit, so a sort that
+        // spills with Utf8 fails with views ("Resources exhausted"; see the test below).
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
         .build_arc()?;
@@ -114,7 +119,6 @@ pub async fn open_location(
         }
     }
     for (name, schema) in history_tables() {
-        let schema = read_schema(&schema);
         if store.has_parquet(name).await? {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
@@ -151,23 +155,6 @@ pub async fn open_location(
         }
     }
     Ok(ctx)
-}
-
-/// `schema` as the session reads it: top-level strings as views (nested strings stay Utf8,
-/// which the list functions and the UDFs take as they are).
-fn read_schema(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
-            _ => Arc::clone(f),
-        })
-        .collect();
-    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-        fields,
-        schema.metadata().clone(),
-    ))
 }
 
 /// The files of a store, as the session finds and names them.
@@ -359,62 +346,12 @@ pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame, SqlError
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await?;
-    plain_strings(df)
-}
-
-/// `df` with every string view in its result cast to plain Utf8 (lists and structs too): the
-/// type the output writers, saved queries and callers that read result columns expect.
-fn plain_strings(df: DataFrame) -> Result<DataFrame, SqlError> {
-    let needs_cast = df
-        .schema()
-        .fields()
-        .iter()
-        .any(|f| without_views(f.data_type()) != *f.data_type());
-    if !needs_cast {
-        return Ok(df);
-    }
-    let columns: Vec<Expr> = df
-        .schema()
-        .iter()
-        .map(|(qualifier, field)| {
-            let column = Expr::from((qualifier, field));
-            let plain = without_views(field.data_type());
-            if plain == *field.data_type() {
-                column
-            } else {
-                cast(column, plain).alias_qualified(qualifier.cloned(), field.name())
-            }
-        })
-        .collect();
-    Ok(df.select(columns)?)
-}
-
-/// `data_type` with Utf8View as Utf8 and BinaryView as Binary, at any depth.
-fn without_views(data_type: &DataType) -> DataType {
-    let field = |f: &FieldRef| {
-        Arc::new(
-            f.as_ref()
-                .clone()
-                .with_data_type(without_views(f.data_type())),
-        )
-    };
-    match data_type {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        DataType::List(f) => DataType::List(field(f)),
-        DataType::LargeList(f) => DataType::LargeList(field(f)),
-        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
-        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect()),
-        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
-        other => other.clone(),
-    }
+    Ok(ctx.sql_with_options(sql, options).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::AsArray;
 
     #[test]
     fn writes_and_ddl_are_refused_before_running() {
@@ -441,40 +378,44 @@ mod tests {
         );
     }
 
-    /// Strings are read as views for speed; every result still carries plain Utf8, at any depth
-    /// and under any qualifier, so callers and output writers read them as before.
+    /// A sort larger than the memory limit spills and finishes, as `--memory-limit` promises.
+    /// Guards the Utf8 reads above: with string views this query fails at this limit on two
+    /// cores (DataFusion 55.2; the same held on the bench's 200 k-event history).
     #[test]
-    fn results_carry_plain_strings_though_the_tables_read_views() {
+    fn a_string_sort_beyond_the_memory_limit_spills_instead_of_failing() {
         use crate::event::parse_event_str;
         use crate::sql::history::HistoryWriter;
         let dir = tempfile::tempdir().unwrap();
         let mut writer = HistoryWriter::new(dir.path(), "run1", None);
-        let line = r#"{"type":"access","time":"2024-03-01T10:00:00Z","client_id":"app","method":"GET","url":"Patient/p1","status":200}"#;
-        writer.add(&parse_event_str(line).unwrap()).unwrap();
+        let rows = 180_000;
+        for i in 0..rows {
+            let line = format!(
+                r#"{{"type":"access","time":"2024-03-01T{:02}:{:02}:{:02}Z","client_id":"app-{}","method":"GET","url":"Observation?patient=p{:07}&code=http://loinc.org|{:05}-{}&_count=50","status":200,"patient":"p{:07}"}}"#,
+                i / 3600 % 24,
+                i / 60 % 60,
+                i % 60,
+                i % 7,
+                (i * 7919) % rows,
+                i,
+                i % 10,
+                i
+            );
+            writer.add(&parse_event_str(&line).unwrap()).unwrap();
+        }
         writer.finish().unwrap();
-        let sql = "SELECT a.client_id, b.client_id, arrow_typeof(a.client_id) AS read_as, \
-                   array_agg(a.url) AS urls, named_struct('m', a.method) AS s \
-                   FROM access a JOIN access b ON a.url = b.url \
-                   GROUP BY a.client_id, b.client_id, a.method";
-        let batches = query_blocking(dir.path(), sql).unwrap();
-        let schema = batches[0].schema();
-        let types: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type().to_string())
-            .collect();
-        assert_eq!(types[..3], ["Utf8", "Utf8", "Utf8"]);
-        assert!(
-            types[3].starts_with("List(")
-                && types[3].contains("Utf8")
-                && !types[3].contains("View"),
-            "{}",
-            types[3]
-        );
-        assert!(!types[4].contains("View"), "{}", types[4]);
-        let read_as = batches[0].column(2).as_string::<i32>().value(0).to_string();
-        assert_eq!(read_as, "Utf8View", "the table itself reads views");
-        assert_eq!(batches[0].column(0).as_string::<i32>().value(0), "app");
+        // DataFusion sorts one partition per core, each holding a 10 MB merge reservation.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let limit = cores * (16 << 20);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let counted = runtime.block_on(async {
+            let ctx = open_with_memory_limit(dir.path(), limit).await?;
+            let df = plan(&ctx, "SELECT url, patient FROM access ORDER BY url").await?;
+            let batches = df.collect().await?;
+            Ok::<_, SqlError>(batches.iter().map(|b| b.num_rows()).sum::<usize>())
+        });
+        assert_eq!(counted.expect("the sort spills"), rows);
     }
 
     #[test]

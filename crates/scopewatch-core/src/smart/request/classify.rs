@@ -50,8 +50,8 @@ impl Classifier {
         {
             return FhirRequest::unknown("URL contains whitespace or control characters");
         }
-        let url = url.split_once('#').map_or(url, |(u, _)| u);
-        let (path, query) = match url.split_once('?') {
+        let url = query::split_once_ascii(url, b'#').map_or(url, |(u, _)| u);
+        let (path, query) = match query::split_once_ascii(url, b'?') {
             Some((p, q)) => (p, Some(q)),
             None => (url, None),
         };
@@ -70,7 +70,7 @@ impl Classifier {
 
     /// Classifies a URL whose path is already decoded.
     fn classify_path<'a>(&self, method: Method, url: &'a str) -> FhirRequest<'a> {
-        let (path, query) = match url.split_once('?') {
+        let (path, query) = match query::split_once_ascii(url, b'?') {
             Some((p, q)) => (p, Some(q)),
             None => (url, None),
         };
@@ -161,7 +161,7 @@ impl<'a> Segments<'a> {
         if trimmed.is_empty() {
             return Ok(out);
         }
-        for segment in trimmed.split('/') {
+        for segment in query::split_ascii(trimmed, b'/') {
             if segment.is_empty() {
                 return Err(EMPTY_SEGMENT.into());
             }
@@ -518,12 +518,8 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
             }
             "identifier" if r.resource_type == Some("Patient") => by_identifier = true,
             // `_include:iterate` and `_revinclude:iterate` include as much (FHIR R4 search).
-            n if n
-                .split(':')
-                .next()
-                .is_some_and(|b| b == "_include" || b == "_revinclude") =>
-            {
-                let base = n.split(':').next().unwrap_or(n);
+            n if matches!(before_colon(n), "_include" | "_revinclude") => {
+                let base = before_colon(n);
                 if value == "*" {
                     r.includes_any = true;
                 } else if let Some(t) = included_type(base, &value) {
@@ -594,12 +590,17 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
 }
 
 /// `subject:Patient.identifier` → (`subject`, Some(`Patient`), Some(`identifier`)).
+/// A parameter name without its modifier (`_include:iterate` → `_include`).
+fn before_colon(name: &str) -> &str {
+    query::split_once_ascii(name, b':').map_or(name, |(base, _)| base)
+}
+
 fn split_param_name(name: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (head, chain) = match name.split_once('.') {
+    let (head, chain) = match query::split_once_ascii(name, b'.') {
         Some((h, rest)) => (h, Some(rest)),
         None => (name, None),
     };
-    match head.split_once(':') {
+    match query::split_once_ascii(head, b':') {
         Some((base, modifier)) => (base, Some(modifier), chain),
         None => (head, None, chain),
     }
@@ -638,7 +639,7 @@ fn push_patient_ids<'a>(value: Cow<'a, str>, bare_ok: bool, out: &mut Vec<Cow<'a
 /// `Patient/123`, `https://x/fhir/Patient/123` or (where the parameter can only mean a patient)
 /// a bare `123` → `123`.
 fn patient_reference(v: &str, bare_ok: bool) -> Option<&str> {
-    let id_start = match v.rfind("Patient/") {
+    let id_start = match memchr::memmem::rfind(v.as_bytes(), b"Patient/") {
         Some(i) if i == 0 || v[..i].ends_with('/') => i + "Patient/".len(),
         Some(_) => return None,
         None if bare_ok => 0,
