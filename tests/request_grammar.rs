@@ -1022,4 +1022,10 @@ fn percent_encoded_paths_are_classified_decoded() {
         r.problem.is_some(),
         "a control character after decoding is not an id"
     );
+    let decodes_to_space = Some("URL path decodes to whitespace or control characters");
+    let r = classify(Method::Get, "Patient/p%201");
+    assert_eq!(r.problem.as_deref(), decodes_to_space);
+    // Only the decoded path is judged: an encoded `?` ends it, what follows is the query.
+    let r = classify(Method::Get, "Patient%3F%20x");
+    assert_ne!(r.problem.as_deref(), decodes_to_space);
 }

@@ -44,10 +44,7 @@ impl Classifier {
         if url.is_empty() {
             return FhirRequest::unknown("empty URL");
         }
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+        if has_space_or_control(url) {
             return FhirRequest::unknown("URL contains whitespace or control characters");
         }
         let url = query::split_once_ascii(url, b'#').map_or(url, |(u, _)| u);
@@ -57,8 +54,16 @@ impl Classifier {
         };
         // Servers decode the path before routing (`Patient/p%32` is served as `Patient/p2`):
         // judge what they serve, not what the client spelled. Decoded once, as servers do.
-        if path.contains('%') {
+        if memchr::memchr(b'%', path.as_bytes()).is_some() {
             let decoded = query::decode(path);
+            // What classify_path will take as the path: the decoded text up to its first `?`.
+            let decoded_path =
+                query::split_once_ascii(&decoded, b'?').map_or(&*decoded, |(p, _)| p);
+            if has_space_or_control(decoded_path) {
+                return FhirRequest::unknown(
+                    "URL path decodes to whitespace or control characters",
+                );
+            }
             let url = match query {
                 Some(q) => format!("{decoded}?{q}"),
                 None => decoded.into_owned(),
@@ -68,18 +73,13 @@ impl Classifier {
         self.classify_path(method, url)
     }
 
-    /// Classifies a URL whose path is already decoded.
+    /// Classifies a URL whose path is already decoded and checked for whitespace and control
+    /// characters.
     fn classify_path<'a>(&self, method: Method, url: &'a str) -> FhirRequest<'a> {
         let (path, query) = match query::split_once_ascii(url, b'?') {
             Some((p, q)) => (p, Some(q)),
             None => (url, None),
         };
-        if path
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return FhirRequest::unknown("URL path decodes to whitespace or control characters");
-        }
         let segments = match self.fhir_segments(path, query.is_some()) {
             Ok(s) => s,
             // Bulk Data output files live where the server puts them (manifest `output[].url`,
@@ -178,6 +178,13 @@ impl<'a> Segments<'a> {
     fn as_slice(&self) -> &[&'a str] {
         &self.items[..self.len]
     }
+}
+
+/// Whether `s` holds ASCII whitespace or a control character (every byte up to the space, and
+/// DEL). Every URL is asked this: no early exit, so the loop runs a vector at a time.
+fn has_space_or_control(s: &str) -> bool {
+    s.bytes()
+        .fold(false, |found, b| found | (b <= b' ') | (b == 0x7f))
 }
 
 fn is_ndjson_file(path: &str) -> bool {
@@ -647,4 +654,19 @@ fn patient_reference(v: &str, bare_ok: bool) -> Option<&str> {
     };
     let id = v[id_start..].split('/').next().unwrap_or("");
     is_valid_id(id).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_or_control_is_what_the_ascii_predicates_say() {
+        for b in 0u8..=127 {
+            let text = format!("Patient/{}1", char::from(b));
+            let expected = b.is_ascii_whitespace() || b.is_ascii_control();
+            assert_eq!(has_space_or_control(&text), expected, "byte {b:#04x}");
+        }
+        assert!(!has_space_or_control("Patient/é1"));
+    }
 }
