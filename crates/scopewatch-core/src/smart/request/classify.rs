@@ -596,12 +596,12 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
     }
 }
 
-/// `subject:Patient.identifier` → (`subject`, Some(`Patient`), Some(`identifier`)).
 /// A parameter name without its modifier (`_include:iterate` → `_include`).
 fn before_colon(name: &str) -> &str {
     query::split_once_ascii(name, b':').map_or(name, |(base, _)| base)
 }
 
+/// `subject:Patient.identifier` → (`subject`, Some(`Patient`), Some(`identifier`)).
 fn split_param_name(name: &str) -> (&str, Option<&str>, Option<&str>) {
     let (head, chain) = match query::split_once_ascii(name, b'.') {
         Some((h, rest)) => (h, Some(rest)),

@@ -43,7 +43,7 @@ pub(crate) fn split_ascii(s: &str, byte: u8) -> impl Iterator<Item = &str> {
 /// Percent-decodes a query component. Malformed escapes are kept as written; bytes that do
 /// not form UTF-8 are replaced, since the result is only used for classification.
 pub fn decode(s: &str) -> Cow<'_, str> {
-    // Most components need no decoding; memchr scans for the two bytes a word at a time.
+    // Most components need no decoding; memchr scans for the two bytes a vector at a time.
     if memchr::memchr2(b'%', b'+', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
