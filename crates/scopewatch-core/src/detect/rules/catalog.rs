@@ -422,15 +422,18 @@ pub const SLOW_DRIP_PARAMS: [Param; 11] = [
         2.5,
         "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most `max_step`, less `allowance`)",
     ),
+    // Allowance 0.75 σ and at most 2 σ a day (rather than 0.5 and 1.5): on day-to-day noise
+    // that is Gaussian in the app's spreads, a false drip every ~450 app-days instead of ~160,
+    // while a step of 1.5–3 σ is found within three days as often (docs/detection.md).
     fraction(
         "allowance",
-        0.5,
+        0.75,
         0.0,
         "spreads a day's excess must pass before it adds to the CUSUM (at least 0)",
     ),
     fraction(
         "max_step",
-        1.5,
+        2.0,
         0.5,
         "most spreads one day counts: a drip is sustained, a spike of a day or two is `hourly_burst`'s (at least 0.5)",
     ),
