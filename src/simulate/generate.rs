@@ -373,6 +373,15 @@ pub fn simulate(config: &SimConfig) -> Simulation {
         end: g.at(config.days, 0),
         description: "steady growth of 3 % a day in scheduling traffic",
     });
+    let (night, hour) = adversary::ON_CALL_NIGHT;
+    if night < config.days {
+        benign.push(BenignChange {
+            client_id: "chart-summary".into(),
+            start: g.at(night, hour),
+            end: g.at(night, hour + 1),
+            description: "clinicians on call open ten charts at 02:00 (one night session)",
+        });
+    }
 
     for day in 0..config.days {
         let weekend = day % 7 >= 5;
@@ -1082,34 +1091,18 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         });
     }
 
-    // Day 26 (Saturday) 02:00 — the payer app syncs at night, when it is normally silent.
+    // Days 25 and 26 (Friday and Saturday) 02:00 — the payer app syncs at night, when it is
+    // normally silent, two nights running: a habit, not one night session (which is routine).
+    // The first night's sync is small (20 requests of 5 claims); the second pulls 800 claims.
     let (d, h) = (26, 2);
     if d < days {
-        let payer = app("payer-link");
-        let t0 = Timestamp(g.at(d, h).0 + 600 * MICROS_PER_SECOND);
-        let tok = g.token(
-            t0,
-            "payer-link",
-            "authorization_code",
-            payer.scopes,
-            Some("pat-00321"),
-            3600,
+        payer_night_sync(
+            g,
+            Timestamp(g.at(d - 1, h).0 + 600 * MICROS_PER_SECOND),
+            20,
+            5,
         );
-        for k in 0..40 {
-            let t = Timestamp(t0.0 + (k + 1) * 15 * MICROS_PER_SECOND);
-            g.access(
-                t,
-                "payer-link",
-                &tok,
-                "GET",
-                "ExplanationOfBenefit?patient=pat-00321&_count=20".into(),
-                200,
-                20,
-                80_000,
-                Some("pat-00321"),
-                "HPAYMT",
-            );
-        }
+        payer_night_sync(g, Timestamp(g.at(d, h).0 + 600 * MICROS_PER_SECOND), 40, 20);
     }
     if d < days {
         labels.push(Label {
@@ -1118,7 +1111,7 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
             rule: "off_hours",
             start: g.at(d, h),
             end: g.at(d, h + 1),
-            description: "payer app makes 40 requests at 02:00 on a Saturday",
+            description: "payer app syncs at 02:00 a second night running (Friday, Saturday)",
         });
         labels.push(Label {
             client_id: "payer-link".into(),
@@ -1132,6 +1125,38 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
     }
 
     labels
+}
+
+/// One payer-link token at `t0` reading `requests` pages of `claims` claims of one patient,
+/// 15 s apart.
+fn payer_night_sync(g: &mut Gen, t0: Timestamp, requests: i64, claims: u64) {
+    let patient = "pat-00321";
+    let scopes = app("payer-link").scopes;
+    let tok = g.token(
+        t0,
+        "payer-link",
+        "authorization_code",
+        scopes,
+        Some(patient),
+        3600,
+    );
+    for k in 0..requests {
+        let t = Timestamp(t0.0 + (k + 1) * 15 * MICROS_PER_SECOND);
+        let url = format!("ExplanationOfBenefit?patient={patient}&_count={claims}");
+        let bytes = claims * 4_000;
+        g.access(
+            t,
+            "payer-link",
+            &tok,
+            "GET",
+            url,
+            200,
+            claims,
+            bytes,
+            Some(patient),
+            "HPAYMT",
+        );
+    }
 }
 
 fn registry_toml() -> String {

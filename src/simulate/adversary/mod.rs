@@ -49,6 +49,11 @@ const HOLIDAY_FACTOR: f64 = 0.05;
 const CATCH_UP_FACTOR: f64 = 1.3;
 /// Chance a night has one small-hours (03:00–04:59) triage call besides Wednesdays'.
 const SMALL_HOURS_CALL: f64 = 0.3;
+/// Day 10 (a Thursday), 02:00: clinicians on call open ten charts with `chart-summary`, an
+/// app of office hours. One night session is routine (issue #13: "single night-time
+/// sessions"); `off_hours` records it at info, never as an alert.
+pub(super) const ON_CALL_NIGHT: (i64, i64) = (10, 2);
+const ON_CALL_CHARTS: i64 = 10;
 /// Chance a mobile session ends with the user signing out (token revoked, next use signs in).
 const SIGN_OUT: f64 = 0.04;
 const LAB_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
@@ -65,6 +70,8 @@ pub(super) fn adversary(g: &mut Gen, seed: u64, days: i64) -> Vec<Label> {
         }
     }
     let labels = anomalies(g, days, &devices);
+    // Last, so every earlier draw of this stream stays as it was.
+    on_call_night(g, days);
     g.rng = main_rng;
     g.tokens = main_tokens;
     labels
@@ -337,6 +344,18 @@ fn daily(g: &mut Gen, app: &'static Archetype, day: i64, devices: &mut [Device])
     }
     if app.client_id == NIGHT_TRIAGE {
         small_hours_call(g, app, day);
+    }
+}
+
+/// The on-call charts at night (`ON_CALL_NIGHT`), five minutes apart.
+fn on_call_night(g: &mut Gen, days: i64) {
+    let (day, hour) = ON_CALL_NIGHT;
+    if day >= days {
+        return;
+    }
+    for k in 0..ON_CALL_CHARTS {
+        let t0 = after(g.at(day, hour), 60 + k * 300);
+        chart_summary(g, app(CHART_SUMMARY), t0);
     }
 }
 

@@ -170,6 +170,9 @@ pub struct Engine {
     pub(super) grants_bytes: usize,
     /// The last served Bulk Data kick-off per app: its status polls and files follow.
     pub(super) exports: BTreeMap<Text, Timestamp>,
+    /// The first hour of each app's last night of activity at a normally silent time
+    /// (`off_hours` recurrence).
+    pub(super) off_hours: BTreeMap<Text, Timestamp>,
     /// The hour each app is in, and its requests so far.
     pub(super) hours: BTreeMap<Text, (Timestamp, u64)>,
     /// The day each app is in, and its served requests by resource type.
@@ -207,6 +210,7 @@ impl Engine {
             grants: BTreeMap::new(),
             grants_bytes: 0,
             exports: BTreeMap::new(),
+            off_hours: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
         }
@@ -431,10 +435,15 @@ impl Engine {
             learning: profile.is_learning(start, learning_days),
             settings: &self.rules,
             anomalous: false,
+            last_off_hours: self.off_hours.get(client).copied(),
+            off_hours: false,
         };
         hooks::run(&mut hour, findings);
-        let anomalous = hour.anomalous;
+        let (anomalous, off_hours) = (hour.anomalous, hour.off_hours);
         learn::learn_hour(profile, &self.clock, (start, requests), anomalous, next);
+        if off_hours {
+            self.off_hours.insert(client.clone(), start);
+        }
     }
 
     /// The state against its byte budget (`budget`).
@@ -1833,5 +1842,62 @@ modes = ["patient"]
             off[0].window.start,
             Timestamp::parse_rfc3339("2024-04-03T00:00:00Z").unwrap()
         );
+        // One night session is routine (issue #13 lists single night-time sessions among what
+        // real deployments do): recorded, at info.
+        assert_eq!(off[0].severity, Severity::Info, "{:#?}", off[0]);
+    }
+
+    #[test]
+    fn off_hours_is_medium_when_the_night_recurs_within_three_days() {
+        // Wednesday 02:00, then Thursday 03:00 (another night, 25 hours later), then the
+        // Wednesday after (6 days later: beyond the 3-day window, info again).
+        let mut lines = berlin_clinic();
+        for (day, hour) in [(30, 2), (31, 3), (37, 2)] {
+            lines.extend(clinic_hour(day, hour));
+        }
+        lines.sort_by_key(|l| parse_event_str(l).map(|e| e.time()).ok());
+        let alerts = run_with_clock(&lines, LocalClock::parse("Europe/Berlin").unwrap());
+        let off: Vec<(String, Severity)> = alerts
+            .iter()
+            .filter(|a| a.rule == "off_hours")
+            .map(|a| (a.window.end.to_rfc3339(), a.severity))
+            .collect();
+        let ends: Vec<&str> = off.iter().map(|(end, _)| end.as_str()).collect();
+        assert!(ends.len() >= 2, "{off:?}");
+        // The second night is medium, naming the first night's hour.
+        let second = alerts
+            .iter()
+            .find(|a| a.rule == "off_hours" && a.severity == Severity::Medium)
+            .unwrap_or_else(|| panic!("no medium off_hours: {off:?}"));
+        assert_eq!(second.client_id, "clinic");
+        assert_eq!(
+            second.observed["previous_off_hours_hour"],
+            "2024-04-03T00:00:00.000000Z"
+        );
+        // Nothing in the third night's hour is medium: it is 6 days after the last one.
+        let third_medium = alerts.iter().any(|a| {
+            a.rule == "off_hours"
+                && a.severity == Severity::Medium
+                && a.window.end > Timestamp::parse_rfc3339("2024-04-09T00:00:00Z").unwrap()
+        });
+        assert!(!third_medium, "{off:?}");
+        // `recurrence_days = 0` grades every such hour medium, as the rule did before.
+        let rules = RuleSettings::parse("[off_hours]\nrecurrence_days = 0\n", "r.toml").unwrap();
+        let config = EngineConfig {
+            clock: LocalClock::parse("Europe/Berlin").unwrap(),
+            rules: Arc::new(rules),
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, Registry::default());
+        let mut out = Vec::new();
+        for l in &lines {
+            engine.push(parse_event_str(l).unwrap(), &mut out).unwrap();
+        }
+        engine.finish(&mut out);
+        let first = out
+            .iter()
+            .find(|a| a.rule == "off_hours")
+            .expect("off_hours");
+        assert_eq!(first.severity, Severity::Medium, "{first:#?}");
     }
 }

@@ -48,6 +48,9 @@ pub struct EngineState {
     /// Last served Bulk Data kick-off per app.
     #[serde(default)]
     pub exports: Vec<(Text, Timestamp)>,
+    /// First hour of each app's last night of activity at a normally silent time.
+    #[serde(default)]
+    pub off_hours: Vec<(Text, Timestamp)>,
 }
 
 /// What one live token has done so far (patients are PHI: the state directory holds PHI).
@@ -125,6 +128,11 @@ impl Engine {
                 })
                 .collect(),
             exports: self.exports.iter().map(|(c, t)| (c.clone(), *t)).collect(),
+            off_hours: self
+                .off_hours
+                .iter()
+                .map(|(c, t)| (c.clone(), *t))
+                .collect(),
             hours: self
                 .hours
                 .iter()
@@ -203,6 +211,7 @@ impl Engine {
             .map(|list| super::engine::grant_list_bytes(list))
             .sum();
         engine.exports = state.exports.into_iter().collect();
+        engine.off_hours = state.off_hours.into_iter().collect();
         for h in state.hours {
             engine.hours.insert(h.client_id, (h.start, h.requests));
         }

@@ -7,7 +7,9 @@
 //!   Composition, Binary are high) even at the same total volume. For notes and billing types
 //!   that the app's established grants already allowed, 5 % of the day is enough.
 //! - `off_hours`: at least 20 requests in an hour of the day where the app's baseline has
-//!   essentially none (under 2 % of its busiest hour's mean, with at least 6 observations).
+//!   essentially none (under 2 % of its busiest hour's mean, with at least 6 observations):
+//!   info for one night, medium when the app's previous such night began 12 hours to 3 days
+//!   before (one night session is routine, a habit is not).
 
 use std::collections::BTreeMap;
 
@@ -167,9 +169,53 @@ fn neighbour_reaches(profile: &AppProfile, slot_index: usize, level: f64) -> boo
 /// Share of the busiest hour below which an hour is quiet.
 const QUIET_SHARE: f64 = 0.02;
 
-/// `off_hours`: judges one finished hour for activity at a time the app is normally silent.
+/// `off_hours`: judges one finished hour for activity at a time the app is normally silent:
+/// info the first night, medium when the app's previous such night began 12 hours to
+/// `recurrence_days` before (so a run of more than 12 hours is medium too); a window of 0
+/// makes every such hour medium. A first night is learned capped, so a second night in the same
+/// hours still finds them silent; a recurring one is learned as it is, so a new routine is
+/// learned once it has been reported.
 pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
-    findings.extend(off_hours_finding(context));
+    let Some(finding) = off_hours_finding(context) else {
+        return;
+    };
+    let window = context.settings.param(RuleId::OffHours, "recurrence_days");
+    let night = context.last_off_hours;
+    let recurring = window <= 0.0
+        || night.is_some_and(|start| {
+            let gap = hours_between(start, context.start);
+            gap >= NIGHT_HOURS && gap <= window * 24.0
+        });
+    // The engine remembers when this night began: a new night starts 12 hours after the last.
+    context.off_hours =
+        night.is_none_or(|start| hours_between(start, context.start) >= NIGHT_HOURS);
+    context.anomalous = !recurring;
+    findings.push(if recurring {
+        recurrence(finding, night.filter(|_| window > 0.0), window)
+    } else {
+        finding
+    });
+}
+
+/// Hours between two off-hours hours that make them two nights, not one.
+const NIGHT_HOURS: f64 = 12.0;
+
+fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
+    (later.0 - earlier.0) as f64 / (3600 * MICROS_PER_SECOND) as f64
+}
+
+/// The finding graded medium, naming the earlier night's first hour when there is one.
+fn recurrence(mut finding: Finding, night: Option<Timestamp>, window_days: f64) -> Finding {
+    if let Some(start) = night {
+        finding.summary = format!(
+            "{} It did so on an earlier night too (from the hour at {start}), within {window_days} days.",
+            finding.summary
+        );
+        if let Some(observed) = finding.observed.as_object_mut() {
+            observed.insert("previous_off_hours_hour".into(), json!(start));
+        }
+    }
+    finding.marked_if(true)
 }
 
 fn off_hours_finding(context: &HourContext<'_>) -> Option<Finding> {

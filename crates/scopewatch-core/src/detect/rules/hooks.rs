@@ -187,6 +187,11 @@ pub struct HourContext<'a> {
     /// Set by a rule that found the hour anomalous: it is learned capped, not as it is, so a
     /// burst is not absorbed at once.
     pub anomalous: bool,
+    /// The first hour of the app's last night of activity at a normally silent time
+    /// (`off_hours`), and whether this hour begins a new one (set by the rule; the engine
+    /// remembers it).
+    pub last_off_hours: Option<Timestamp>,
+    pub off_hours: bool,
 }
 
 impl Trigger for HourContext<'_> {

@@ -9,9 +9,10 @@
 //! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
 //!   for a token with a launch patient, else 3 × the app's p99 (at least 20).
 //! - `hourly_burst`: requests in an hour far above the seasonal expectation for that hour
-//!   (weekday/weekend × hour of day): negative-binomial tail probability below 1e-6, and at
-//!   least 4 × the expected count, 6 standard deviations above it and 100 requests, so sparse
-//!   or bursty apps don't flap. The standard deviation is taken as at least 0.75 × the mean:
+//!   (weekday/weekend × hour of day): negative-binomial tail probability below
+//!   `max_tail_probability`, and at least 4 × the expected count, 6 standard deviations above
+//!   it and 100 requests, so sparse or bursty apps don't flap. The standard deviation is taken
+//!   as at least `min_cv` × the mean:
 //!   hourly totals of session-driven apps are over-dispersed, and a few weeks of history
 //!   underestimate their spread.
 
@@ -258,7 +259,7 @@ fn check_hour(
         >= (burst("min_multiple") * slot.mean)
             .max(slot.mean + burst("min_sigmas") * sd)
             .max(burst("min_requests"));
-    if p >= 1e-6 || !practical {
+    if p >= burst("max_tail_probability") || !practical {
         return (None, false);
     }
     // Anomalous for its slot either way (learned capped); a finding only beyond the peak.
