@@ -133,7 +133,10 @@ pub fn markdown() -> String {
          ```toml\n[unverified_access]\nenabled = false      # no alerts from this rule\n\n\
          [off_hours]\nseverity = \"low\"     # info, low, medium, high, critical\nscore = 30           # 0 to 100\nmin_requests = 50    # a threshold of the rule (below)\n```\n\n\
          A disabled rule still runs (its baselines evolve as before); only its alerts are \
-         dropped. An unknown rule or key stops the run naming the file and the key. \
+         dropped. An overridden severity or score applies to every finding of the rule, \
+         including those the catalog grades otherwise (`off_hours` records one night at info \
+         and a recurring night at medium: `severity = \"low\"` makes both low). An unknown \
+         rule or key stops the run naming the file and the key. \
          `scopewatch rules --rules FILE` prints the effective settings.\n\n\
          Rules run in this order on their trigger; those marked *after learning* wait until \
          the app has a baseline (`--learning-days`).\n\n\

@@ -10,7 +10,8 @@
 //!   of a new app × user × patient is not kept for judging its refreshes).
 //!
 //! Not counted: per-token usage (bounded by the live tokens), the open hour and day of each
-//! app and their incidents (bounded by the apps), the last export per app.
+//! app and their incidents (bounded by the apps), the last export and the last off-hours night
+//! per app.
 
 use super::tokens::TokenCacheConfig;
 use crate::baseline::{AppProfile, SeenMap};
