@@ -1776,10 +1776,16 @@ modes = ["patient"]
     }
 
     fn run_with_clock(lines: &[String], clock: LocalClock) -> Vec<Alert> {
-        let config = EngineConfig {
-            clock,
-            ..EngineConfig::default()
-        };
+        run_with(
+            lines,
+            EngineConfig {
+                clock,
+                ..EngineConfig::default()
+            },
+        )
+    }
+
+    fn run_with(lines: &[String], config: EngineConfig) -> Vec<Alert> {
         let mut engine = Engine::new(config, Registry::default());
         let mut out = Vec::new();
         for l in lines {
@@ -1862,8 +1868,7 @@ modes = ["patient"]
             .filter(|a| a.rule == "off_hours")
             .map(|a| (a.window.end.to_rfc3339(), a.severity))
             .collect();
-        let ends: Vec<&str> = off.iter().map(|(end, _)| end.as_str()).collect();
-        assert!(ends.len() >= 2, "{off:?}");
+        assert!(off.len() >= 2, "{off:?}");
         // The second night is medium, naming the first night's hour.
         let second = alerts
             .iter()
@@ -1888,12 +1893,7 @@ modes = ["patient"]
             rules: Arc::new(rules),
             ..EngineConfig::default()
         };
-        let mut engine = Engine::new(config, Registry::default());
-        let mut out = Vec::new();
-        for l in &lines {
-            engine.push(parse_event_str(l).unwrap(), &mut out).unwrap();
-        }
-        engine.finish(&mut out);
+        let out = run_with(&lines, config);
         let first = out
             .iter()
             .find(|a| a.rule == "off_hours")
