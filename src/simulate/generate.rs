@@ -576,16 +576,9 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
     );
     // No enforcement_gap here: Bulk Data "SHALL limit the data returned to only those FHIR
     // resources for which the client is authorized", so user/ per-type read scopes cover the
-    // kick-off (the first wave labelled it a gap). Its downloads are the volume anomaly.
-    label(
-        g,
-        "pop-analytics",
-        DataVolume,
-        "token_outlier",
-        d,
-        h,
-        "the export's downloads retrieve over 10 times what the app's tokens normally do",
-    );
+    // kick-off (the first wave labelled it a gap). Its downloads (over 10 times what the app's
+    // tokens normally take) are how much this new export reached: evidence in its incident,
+    // not a second incident (one act, one incident: `detect::rules::fold`).
 
     // Day 17 14:00 — the charting app gets user-level access and searches the population.
     let (d, h) = (17, 14);
@@ -633,15 +626,8 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
         h,
         "charting app searches Observations of all patients",
     );
-    label(
-        g,
-        "ehr-charts",
-        DataVolume,
-        "token_outlier",
-        d,
-        h,
-        "the population search token retrieves 6 000 Observations, over 10 times a usual token",
-    );
+    // The search token then retrieves 6 000 Observations, over 10 times a usual token: how much
+    // the new population search reached, evidence in its incident (one act, one incident).
 
     // Day 18 10:00 — the payer app uses patient data for marketing.
     let (d, h) = (18, 10);

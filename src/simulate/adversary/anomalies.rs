@@ -1,7 +1,7 @@
 //! The adversary's labelled anomalies, hidden in its legitimate traffic (weeks 3–4).
 
 use super::mobile::{mobile_reads, Device};
-use super::sessions::lab_open;
+use super::sessions::{cohort_export_of, lab_open};
 use super::*;
 
 /// The labelled anomalies, in time order; each only when its day is simulated.
@@ -12,6 +12,7 @@ pub(super) fn anomalies(g: &mut Gen, days: i64, devices: &[Device]) -> Vec<Label
         revoked_token_use(g, days, devices),
         cross_patient_reads(g, days),
         lab_token_outlier(g, days),
+        swapped_cohort_export(g, days),
     ]
     .into_iter()
     .flatten()
@@ -185,5 +186,25 @@ pub(super) fn lab_token_outlier(g: &mut Gen, days: i64) -> Option<Label> {
         start: g.at(d, h),
         end: g.at(d, h + 2),
         description: "one lab-viewer token pulls 8,000 lab results in two hours",
+    })
+}
+
+/// Day 24 03:00 — `warehouse-typed` runs a second export in the night; behind the usual Group
+/// id its files hold twenty times the cohort. The kick-off is the one the app runs every night
+/// (nothing new to report about the act), so the volume is the incident: the look-alike of a
+/// first export, whose volume joins that export's incident (`detect::rules::fold`).
+pub(super) fn swapped_cohort_export(g: &mut Gen, days: i64) -> Option<Label> {
+    let (d, h) = (24, 3);
+    if d >= days {
+        return None;
+    }
+    cohort_export_of(g, app(WAREHOUSE_TYPED), after(g.at(d, h), 120), 20);
+    Some(Label {
+        client_id: WAREHOUSE_TYPED.into(),
+        category: Category::DataVolume,
+        rule: "token_outlier",
+        start: g.at(d, h),
+        end: g.at(d, h + 2),
+        description: "a second export in the night whose files hold twenty times the cohort",
     })
 }

@@ -20,6 +20,11 @@ pub(super) fn renew(
 /// The nightly cohort export: read the Group, kick off (GET with `_type`, some nights POST),
 /// poll until done (202s, then 200), download one file per type from the file server.
 pub(super) fn cohort_export(g: &mut Gen, app: &Archetype, t0: Timestamp) {
+    cohort_export_of(g, app, t0, 1);
+}
+
+/// The cohort export with files `scale` times their usual size (1: the nightly export).
+pub(super) fn cohort_export_of(g: &mut Gen, app: &Archetype, t0: Timestamp, scale: u64) {
     let mut token = grant(g, t0, app, app.scopes, NOBODY);
     let mut issued = t0;
     let job = g.rng.range(1, 1 << 40);
@@ -83,7 +88,7 @@ pub(super) fn cohort_export(g: &mut Gen, app: &Archetype, t0: Timestamp) {
     for (ty, lo, hi, per) in files {
         t = after(t, g.rng.range(20, 90) as i64);
         renew(g, app, t, &mut token, &mut issued);
-        let n = g.rng.range(lo, hi);
+        let n = g.rng.range(lo, hi) * scale;
         g.access(
             t,
             app.client_id,

@@ -694,6 +694,10 @@ impl Engine {
         let from = findings.len();
         hooks::run(&mut access, findings);
         super::rules::fold::one_incident_per_act(findings, from, &self.rules);
+        if let Some(usage) = access.usage {
+            let act = &mut usage.new_act;
+            super::rules::fold::join_volume_to_new_act(findings, from, &self.rules, act);
+        }
         let hour_of_week = self.clock.hour_of_week(time);
         let request = &explained.request;
         learn::learn_access(
@@ -1347,6 +1351,107 @@ modes = ["patient"]
         );
         assert_eq!(found.observed["level"], "$export Patient");
         assert_eq!(found.baseline["export_levels"][0], "$export Group");
+    }
+
+    /// A served GET of `url` that returned `n` resources.
+    fn returned(at: &str, client: &str, id: &str, url: &str, n: u64) -> String {
+        format!(
+            r#"{{"type":"access","time":"{at}","client_id":"{client}","token_id":"{id}","method":"GET","url":"{url}","status":200,"resources_returned":{n},"purpose_of_use":"HOPERAT"}}"#
+        )
+    }
+
+    /// One token of `client` on March `day` at `hour`:00: an export kick-off when `export`,
+    /// then four downloads (or searches) of `n` resources each.
+    fn backend_day(client: &str, (day, hour): (u32, u32), export: bool, n: u64) -> Vec<String> {
+        let id = format!("{client}-{day}");
+        let at = |minute: u32| format!("2024-03-{day:02}T{hour:02}:{minute:02}:00Z");
+        let mut lines = vec![token(
+            &at(0),
+            client,
+            &id,
+            "system/Observation.rs system/Group.rs",
+            None,
+        )];
+        if export {
+            lines.push(access(
+                &at(1),
+                client,
+                &id,
+                "Group/g1/$export?_type=Observation",
+                202,
+                "HOPERAT",
+            ));
+        }
+        for k in 0..4u32 {
+            let url = if export {
+                format!("bulkfiles/{id}/{k}.ndjson")
+            } else {
+                format!("Observation?_lastUpdated=ge2024-03-{day:02}&page={k}")
+            };
+            lines.push(returned(&at(2 + k), client, &id, &url, n));
+        }
+        lines
+    }
+
+    /// Bulk Data Access IG 2.0, "Bulk Data Kick-off Request" and "Bulk Data Output File
+    /// Request": a first export is one act (`bulk_export_new`), and the files its token then
+    /// downloads are how much that act reached. Issue #13, "Incidents a SOC can work": one
+    /// incident per cause, so the token's volume joins the export's incident. An app that
+    /// exports every night has peers for its export token: twenty times their volume is an
+    /// incident of its own (`token_outlier`).
+    #[test]
+    fn a_first_exports_volume_joins_its_incident_and_an_established_exporters_is_its_own() {
+        let mut lines: Vec<String> = (1..=24)
+            .flat_map(|day| {
+                let mut both = backend_day("feed", (day, 2), false, 25);
+                both.extend(backend_day("nightly", (day, 3), true, 25));
+                both
+            })
+            .collect();
+        lines.extend(backend_day("feed", (25, 2), true, 2_500));
+        lines.extend(backend_day("nightly", (25, 3), true, 2_500));
+        let (alerts, _) = run(&lines, "");
+        let mut opened = creates(&alerts);
+        opened.retain(|(_, rule, _)| *rule != "new_app");
+        let feed: Vec<_> = opened.iter().filter(|(app, _, _)| app == "feed").collect();
+        assert_eq!(
+            feed.iter()
+                .map(|(_, rule, category)| (*rule, *category))
+                .collect::<Vec<_>>(),
+            [("bulk_export_new", Category::PurposeDrift)],
+            "{opened:#?}"
+        );
+        let export_incident: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.client_id == "feed" && a.rule == "bulk_export_new")
+            .collect();
+        let last = export_incident.last().expect("the export's incident");
+        assert!(
+            last.summary
+                .contains("One feed token retrieved 2501 resources"),
+            "{last:#?}"
+        );
+        assert_eq!(
+            last.window.start,
+            Timestamp::parse_rfc3339("2024-03-25T02:00:00Z").unwrap()
+        );
+        let nightly: Vec<_> = opened
+            .iter()
+            .filter(|(app, _, _)| app == "nightly")
+            .collect();
+        assert_eq!(
+            nightly
+                .iter()
+                .map(|(_, rule, category)| (*rule, *category))
+                .collect::<Vec<_>>(),
+            [("token_outlier", Category::DataVolume)],
+            "{opened:#?}"
+        );
+        let outlier = of_rule(&alerts, "token_outlier")[0];
+        assert_eq!(
+            outlier.window.start,
+            Timestamp::parse_rfc3339("2024-03-25T03:00:00Z").unwrap()
+        );
     }
 
     #[test]

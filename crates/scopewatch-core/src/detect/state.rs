@@ -64,6 +64,9 @@ pub struct UsageState {
     pub fired: Vec<RuleId>,
     #[serde(default)]
     pub retrieved: u64,
+    /// The incident (rule, cause) of an act new to its app this token performed.
+    #[serde(default)]
+    pub new_act: Option<(RuleId, String)>,
 }
 
 /// The latest issued grant of an (app, user, launch patient).
@@ -105,6 +108,7 @@ impl Engine {
                 patients: u.patients.iter().cloned().collect(),
                 fired: u.fired.iter().copied().collect(),
                 retrieved: u.retrieved,
+                new_act: u.new_act.clone(),
             })
             .collect();
         usage.sort_by(|a, b| a.token_id.cmp(&b.token_id));
@@ -195,6 +199,7 @@ impl Engine {
                     patients: u.patients.into_iter().collect(),
                     fired,
                     retrieved: u.retrieved,
+                    new_act: u.new_act,
                 },
             );
         }

@@ -738,7 +738,7 @@ pub const CATALOG: [RuleInfo; 26] = [
             JUDGED_AFTER_LEARNING,
             Category::DataVolume,
             grade(Severity::Medium, 70, EXFILTRATION),
-            "One token makes far more requests, or retrieves far more data, than the app's tokens do.",
+            "One token makes far more requests, or retrieves far more data, than the app's tokens do (a token whose first export or population search opened an incident adds its volume to that incident).",
         ),
         &TOKEN_OUTLIER_PARAMS,
     ),

@@ -4,10 +4,11 @@
 //! was bound to one patient and the answer reached others) is not reported again as an
 //! `enforcement_gap` for reaching other patients.
 //!
-//! A token's volume is not folded into the act that caused it: Bulk Data exports and
-//! population searches that also take ten times a usual token's data are two findings (what
-//! was reached, and how much): a token taking ten times its app's usual data is an incident
-//! of its own.
+//! A token's volume joins the act that caused it when that act was new to its app: a first
+//! Bulk Data export, `$everything` or population search is an incident, and the data its token
+//! then takes (ten times a usual token's) is how much that act reached, not a second incident
+//! (`new_act`, and `volume::token_outlier`). A token of an established kind of act that takes
+//! ten times its app's usual data is an incident of its own.
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -30,6 +31,63 @@ pub fn one_incident_per_act(findings: &mut Vec<Finding>, from: usize, settings: 
         index += 1;
         index <= from || !(f.rule == RuleId::EnforcementGap && reaches_other_patients(f))
     });
+}
+
+/// Acts whose first occurrence in an app is an incident of its own; the token's later volume
+/// joins it.
+const NEW_ACT_RULES: [RuleId; 3] = [
+    RuleId::BulkExportNew,
+    RuleId::EverythingNew,
+    RuleId::PopulationAccessNew,
+];
+
+/// The (rule, cause) of the first reported new-act finding among those of one request, from
+/// `from` on: the incident its token's volume joins.
+pub fn new_act(
+    findings: &[Finding],
+    from: usize,
+    settings: &RuleSettings,
+) -> Option<(RuleId, String)> {
+    findings
+        .get(from..)?
+        .iter()
+        .find(|f| NEW_ACT_RULES.contains(&f.rule) && settings.enabled(f.rule.as_str()))
+        .map(|f| (f.rule, f.cause.clone()))
+}
+
+/// Records the new act of one request's findings (from `from` on) as its token's, if the token
+/// has none yet, and joins a volume finding of the same request to it.
+pub fn join_volume_to_new_act(
+    findings: &mut [Finding],
+    from: usize,
+    settings: &RuleSettings,
+    act: &mut Option<(RuleId, String)>,
+) {
+    if act.is_none() {
+        *act = new_act(findings, from, settings);
+    }
+    let (Some(act), Some(new)) = (act.as_ref(), findings.get_mut(from..)) else {
+        return;
+    };
+    for f in new.iter_mut().filter(|f| f.rule == RuleId::TokenOutlier) {
+        join(act, f);
+    }
+}
+
+/// A token that did something its app never did (a first export, a first population search)
+/// has no peers to be an outlier among, and that act is already an incident: its volume
+/// finding joins the act's incident (app × rule × cause) as evidence, at its own grade,
+/// instead of opening a second one (issue #13, "Incidents a SOC can work": one incident per
+/// cause). The act's closing alert carries how much its token took.
+pub fn join(act: &(RuleId, String), finding: &mut Finding) {
+    let (rule, cause) = act;
+    finding.rule = *rule;
+    finding.cause.clone_from(cause);
+    finding.category = rule.info().category;
+    finding.summary = format!(
+        "{} It is the token whose new act opened this incident: its volume is reported here, not as an incident of its own.",
+        finding.summary
+    );
 }
 
 /// A gap beyond the launch patient, or a population search marked for one.
@@ -87,6 +145,31 @@ mod tests {
         ];
         one_incident_per_act(&mut findings, 0, &RuleSettings::default());
         assert_eq!(findings.len(), 2);
+    }
+
+    #[test]
+    fn the_first_reported_new_act_of_a_request_is_what_its_volume_joins() {
+        let mut export = finding(RuleId::BulkExportNew, "");
+        export.cause = "$export".into();
+        let findings = vec![
+            finding(RuleId::PopulationAccessNew, ""),
+            finding(RuleId::TokenOutlier, ""),
+            export,
+        ];
+        let defaults = RuleSettings::default();
+        assert_eq!(
+            new_act(&findings, 1, &defaults),
+            Some((RuleId::BulkExportNew, "$export".to_string()))
+        );
+        assert_eq!(
+            new_act(&findings, 0, &defaults).map(|a| a.0),
+            Some(RuleId::PopulationAccessNew)
+        );
+        assert_eq!(new_act(&findings[..2], 1, &defaults), None);
+        // A disabled rule reports nothing, so nothing joins it: the volume stays its own.
+        let off = RuleSettings::parse("[bulk_export_new]\nenabled = false\n", "r.toml")
+            .expect("rules file");
+        assert_eq!(new_act(&findings, 1, &off), None);
     }
 
     /// Disabled by a rules file, `population_access_new` reports nothing: the gap stays.

@@ -51,6 +51,9 @@ pub struct TokenUsage {
     pub fired: BTreeSet<RuleId>,
     /// Data retrieved: resources returned where the source logs them, else served requests.
     pub retrieved: u64,
+    /// The incident (rule, cause) of an act new to the app this token performed (an export or
+    /// population search its app never ran): the token's volume belongs to that incident.
+    pub new_act: Option<(RuleId, String)>,
 }
 
 impl TokenUsage {
@@ -142,7 +145,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
-        findings.push(access_finding(
+        findings.push(joined_to_new_act(usage, access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -152,7 +155,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
             ),
             json!({ "requests": usage.requests }),
             json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() }),
-        ));
+        )));
     }
     let retrieved_trusted = profile.token_retrieved.total() >= MIN_TOKENS;
     let typical = profile.token_retrieved.quantile_upper(0.5);
@@ -164,7 +167,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         && usage.retrieved > retrieved_limit
         && usage.fired.insert(RuleId::TokenOutlier)
     {
-        findings.push(access_finding(
+        findings.push(joined_to_new_act(usage, access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -173,8 +176,17 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
             ),
             json!({ "retrieved": usage.retrieved, "requests": usage.requests }),
             json!({ "retrieved_per_token_median": typical, "retrieved_per_token_p99": p99, "tokens": profile.token_retrieved.total() }),
-        ));
+        )));
     }
+}
+
+/// The finding as the token's new act's incident takes it, when the token performed one
+/// (`fold::join`).
+fn joined_to_new_act(usage: &TokenUsage, mut finding: Finding) -> Finding {
+    if let Some(act) = &usage.new_act {
+        super::fold::join(act, &mut finding);
+    }
+    finding
 }
 
 /// `paging_sweep`: one token follows far more large pages than the app's tokens do; fires once
