@@ -577,8 +577,8 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
     // No enforcement_gap here: Bulk Data "SHALL limit the data returned to only those FHIR
     // resources for which the client is authorized", so user/ per-type read scopes cover the
     // kick-off (the first wave labelled it a gap). Its downloads (over 10 times what the app's
-    // tokens normally take) are how much this new export reached: evidence in its incident,
-    // not a second incident (one act, one incident: `detect::rules::fold`).
+    // tokens normally take) are how much this new export reached: no second incident (one
+    // act, one incident), and export files are the export's volume, not the token's.
 
     // Day 17 14:00 — the charting app gets user-level access and searches the population.
     let (d, h) = (17, 14);

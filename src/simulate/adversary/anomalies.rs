@@ -190,9 +190,10 @@ pub(super) fn lab_token_outlier(g: &mut Gen, days: i64) -> Option<Label> {
 }
 
 /// Day 24 03:00 — `warehouse-typed` runs a second export in the night; behind the usual Group
-/// id its files hold twenty times the cohort. The kick-off is the one the app runs every night
-/// (nothing new to report about the act), so the volume is the incident: the look-alike of a
-/// first export, whose volume joins that export's incident (`detect::rules::fold`).
+/// id its files hold twenty times the cohort, downloaded under the app's usual renewed tokens.
+/// The kick-off is the one the app runs every night (nothing new to report about the act), so
+/// the volume is the incident (`export_outlier`): the look-alike of a first export, which is
+/// one incident (`bulk_export_new`) whatever its files hold.
 pub(super) fn swapped_cohort_export(g: &mut Gen, days: i64) -> Option<Label> {
     let (d, h) = (24, 3);
     if d >= days {
@@ -202,7 +203,7 @@ pub(super) fn swapped_cohort_export(g: &mut Gen, days: i64) -> Option<Label> {
     Some(Label {
         client_id: WAREHOUSE_TYPED.into(),
         category: Category::DataVolume,
-        rule: "token_outlier",
+        rule: "export_outlier",
         start: g.at(d, h),
         end: g.at(d, h + 2),
         description: "a second export in the night whose files hold twenty times the cohort",

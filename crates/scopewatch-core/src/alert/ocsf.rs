@@ -59,7 +59,7 @@ const fn volume(
 }
 
 /// Every rule's reading; a rule missing here reads as a policy comparison.
-const ANALYSES: [(&str, Analysis); 22] = [
+const ANALYSES: [(&str, Analysis); 23] = [
     ("new_app", first_use("client id")),
     ("new_scope", first_use("granted scopes")),
     ("wildcard_broadening", first_use("granted scopes")),
@@ -101,6 +101,15 @@ const ANALYSES: [(&str, Analysis); 22] = [
             true,
             "HIGH_VOLUME",
             "resources retrieved per token",
+            "retrieved",
+        ),
+    ),
+    (
+        "export_outlier",
+        volume(
+            true,
+            "HIGH_VOLUME",
+            "resources retrieved per export",
             "retrieved",
         ),
     ),

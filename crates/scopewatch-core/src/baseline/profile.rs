@@ -152,6 +152,10 @@ pub struct AppProfile {
     /// Data retrieved per finished token: resources returned where the source logs them,
     /// otherwise one per served request.
     pub token_retrieved: LogHistogram,
+    /// Resources returned by the files of each finished Bulk Data export kicked off on a
+    /// weekday, and on a weekend day (a weekly full export beside nightly increments).
+    pub export_retrieved_weekday: LogHistogram,
+    pub export_retrieved_weekend: LogHistogram,
     /// Requests per hour, by seasonal slot (see [`seasonal_slot`]).
     pub hourly_requests: Vec<SlotStats>,
     /// Requests per day: weekdays, weekends.
@@ -202,6 +206,8 @@ impl AppProfile {
             token_patients: LogHistogram::default(),
             token_pages: LogHistogram::default(),
             token_retrieved: LogHistogram::default(),
+            export_retrieved_weekday: LogHistogram::default(),
+            export_retrieved_weekend: LogHistogram::default(),
             hourly_requests: vec![SlotStats::default(); SEASONAL_SLOTS],
             daily_requests: vec![SlotStats::default(); 2],
             drip_cusum: 0.0,
@@ -209,6 +215,15 @@ impl AppProfile {
             // A quarter's spread until the app's own is known: a new app is not judged as if
             // its days were all alike.
             drip_var: INITIAL_DRIP_VAR,
+        }
+    }
+
+    /// The app's finished exports kicked off on that kind of day.
+    pub fn exports_on(&self, weekend: bool) -> &LogHistogram {
+        if weekend {
+            &self.export_retrieved_weekend
+        } else {
+            &self.export_retrieved_weekday
         }
     }
 

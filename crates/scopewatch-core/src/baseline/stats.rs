@@ -32,6 +32,16 @@ impl LogHistogram {
         self.buckets.iter().sum()
     }
 
+    /// An estimate of the `q` quantile: the geometric middle of the bucket it falls in
+    /// (2^(k-1) × √2), off by at most √2 either way where `quantile_upper` can be 2× over.
+    pub fn quantile_mid(&self, q: f64) -> u64 {
+        match self.quantile_upper(q) {
+            0 => 0,
+            u64::MAX => u64::MAX,
+            top => ((top / 2 + 1) as f64 * std::f64::consts::SQRT_2) as u64,
+        }
+    }
+
     /// An upper bound of the `q` quantile (the top of the bucket it falls in).
     pub fn quantile_upper(&self, q: f64) -> u64 {
         let total = self.total();
@@ -92,6 +102,9 @@ mod tests {
         assert_eq!(h.quantile_upper(0.5), 63);
         assert_eq!(h.quantile_upper(0.99), 127);
         assert_eq!(LogHistogram::default().quantile_upper(0.99), 0);
+        // 63 sits in bucket [32, 64): its middle is 32 × √2.
+        assert_eq!(h.quantile_mid(0.5), 45);
+        assert_eq!(LogHistogram::default().quantile_mid(0.5), 0);
     }
 
     #[test]

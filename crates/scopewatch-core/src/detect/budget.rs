@@ -10,8 +10,9 @@
 //!   of a new app × user × patient is not kept for judging its refreshes).
 //!
 //! Not counted: per-token usage (bounded by the live tokens), the open hour and day of each
-//! app and their incidents (bounded by the apps), the last export and the last off-hours night
-//! per app.
+//! app and their incidents (bounded by the apps), the last export (its kick-off time and what
+//! its files returned) and the last off-hours night per app, and the per-export histograms
+//! (like the per-token ones, a fixed number of buckets per app).
 
 use super::tokens::TokenCacheConfig;
 use crate::baseline::{AppProfile, SeenMap};

@@ -6,7 +6,7 @@ use crate::alert::Alert;
 use crate::baseline::{AppProfile, Baselines, DEFAULT_LEARNING_DAYS};
 use crate::event::{AccessEvent, Event, Timestamp, TokenAction, TokenEvent};
 use crate::registry::Registry;
-use crate::smart::request::Classifier;
+use crate::smart::request::{Classifier, Interaction};
 
 use super::explain::{explain, ExplainContext};
 use super::finding::Finding;
@@ -17,7 +17,7 @@ use super::rules::hooks::{
     self, AccessContext, DayContext, EventContext, GrantContext, HourContext,
 };
 use super::rules::settings::RuleSettings;
-use super::rules::volume::TokenUsage;
+use super::rules::volume::{ExportRun, TokenUsage};
 use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
 use crate::alert::silence::Silences;
 use crate::baseline::{seasonal_slot, LocalClock};
@@ -170,6 +170,8 @@ pub struct Engine {
     pub(super) grants_bytes: usize,
     /// The last served Bulk Data kick-off per app: its status polls and files follow.
     pub(super) exports: BTreeMap<Text, Timestamp>,
+    /// Each app's latest Bulk Data export and what its files returned so far.
+    pub(super) export_runs: BTreeMap<Text, ExportRun>,
     /// The first hour of each app's last night of activity at a normally silent time
     /// (`off_hours` recurrence).
     pub(super) off_hours: BTreeMap<Text, Timestamp>,
@@ -210,6 +212,7 @@ impl Engine {
             grants: BTreeMap::new(),
             grants_bytes: 0,
             exports: BTreeMap::new(),
+            export_runs: BTreeMap::new(),
             off_hours: BTreeMap::new(),
             hours: BTreeMap::new(),
             days: BTreeMap::new(),
@@ -655,7 +658,8 @@ impl Engine {
         };
         let explained = explain(a, &self.tokens, &self.classifier, context);
         let first_patient = super::explain::first_patient_of(&explained, a);
-        if explained.served && explained.request.is_bulk_export() {
+        let kick_off = explained.served && explained.request.is_bulk_export();
+        if kick_off {
             self.exports.insert(client.into(), time);
         }
         if explained.is_explained() {
@@ -672,6 +676,25 @@ impl Engine {
             usage.record(a, &explained.request);
             usage
         });
+        if kick_off {
+            let weekend = self.clock.is_weekend(time);
+            if let Some(done) = self
+                .export_runs
+                .insert(client.into(), ExportRun::new(weekend))
+            {
+                done.fold_into(profile);
+            }
+        }
+        let export_file = context.export_in_progress
+            && explained.request.interaction == Interaction::BulkDownload;
+        let export_run = self
+            .export_runs
+            .get_mut(client)
+            .filter(|_| export_file)
+            .map(|run| {
+                run.record(a);
+                run
+            });
         let population_level = explained.reaches_population();
         let lapsed_expiry = match (explained.token, a.token_id.as_deref()) {
             (None, Some(id)) if explained.served => self.tokens.lapsed_expiry(id, client),
@@ -684,6 +707,7 @@ impl Engine {
             profile,
             population_level,
             usage,
+            export_run,
             patient_bound: explained
                 .token
                 .is_some_and(super::explain::is_patient_bound),
@@ -697,6 +721,11 @@ impl Engine {
         if let Some(usage) = access.usage {
             let act = &mut usage.new_act;
             super::rules::fold::join_volume_to_new_act(findings, from, &self.rules, act);
+        }
+        if kick_off {
+            if let Some(run) = self.export_runs.get_mut(client) {
+                run.new_act = super::rules::fold::new_act(findings, from, &self.rules);
+            }
         }
         let hour_of_week = self.clock.hour_of_week(time);
         let request = &explained.request;
@@ -1394,13 +1423,14 @@ modes = ["patient"]
     }
 
     /// Bulk Data Access IG 2.0, "Bulk Data Kick-off Request" and "Bulk Data Output File
-    /// Request": a first export is one act (`bulk_export_new`), and the files its token then
-    /// downloads are how much that act reached. Issue #13, "Incidents a SOC can work": one
-    /// incident per cause, so the token's volume joins the export's incident. An app that
-    /// exports every night has peers for its export token: twenty times their volume is an
-    /// incident of its own (`token_outlier`).
+    /// Request": the output files belong to the kick-off. A first export is one act
+    /// (`bulk_export_new`): with no earlier export to compare, its files are not a second
+    /// incident (issue #13, "Incidents a SOC can work": one incident per cause), nor does its
+    /// token count them as its own volume. An app that exports every night has peers for each
+    /// export: twenty times their volume is an incident of its own (`export_outlier`), not a
+    /// token's (`token_outlier` counts what a token retrieves outside exports).
     #[test]
-    fn a_first_exports_volume_joins_its_incident_and_an_established_exporters_is_its_own() {
+    fn a_first_export_is_one_incident_and_an_established_exporters_big_export_is_its_own() {
         let mut lines: Vec<String> = (1..=24)
             .flat_map(|day| {
                 let mut both = backend_day("feed", (day, 2), false, 25);
@@ -1413,45 +1443,31 @@ modes = ["patient"]
         let (alerts, _) = run(&lines, "");
         let mut opened = creates(&alerts);
         opened.retain(|(_, rule, _)| *rule != "new_app");
-        let feed: Vec<_> = opened.iter().filter(|(app, _, _)| app == "feed").collect();
-        assert_eq!(
-            feed.iter()
+        let of_app = |app: &str| -> Vec<(&str, Category)> {
+            opened
+                .iter()
+                .filter(|(a, _, _)| a == app)
                 .map(|(_, rule, category)| (*rule, *category))
-                .collect::<Vec<_>>(),
+                .collect()
+        };
+        assert_eq!(
+            of_app("feed"),
             [("bulk_export_new", Category::PurposeDrift)],
             "{opened:#?}"
         );
-        let export_incident: Vec<&Alert> = alerts
-            .iter()
-            .filter(|a| a.client_id == "feed" && a.rule == "bulk_export_new")
-            .collect();
-        let last = export_incident.last().expect("the export's incident");
-        assert!(
-            last.summary
-                .contains("One feed token retrieved 2501 resources"),
-            "{last:#?}"
-        );
         assert_eq!(
-            last.window.start,
-            Timestamp::parse_rfc3339("2024-03-25T02:00:00Z").unwrap()
-        );
-        let nightly: Vec<_> = opened
-            .iter()
-            .filter(|(app, _, _)| app == "nightly")
-            .collect();
-        assert_eq!(
-            nightly
-                .iter()
-                .map(|(_, rule, category)| (*rule, *category))
-                .collect::<Vec<_>>(),
-            [("token_outlier", Category::DataVolume)],
+            of_app("nightly"),
+            [("export_outlier", Category::DataVolume)],
             "{opened:#?}"
         );
-        let outlier = of_rule(&alerts, "token_outlier")[0];
+        let outlier = of_rule(&alerts, "export_outlier")[0];
         assert_eq!(
             outlier.window.start,
             Timestamp::parse_rfc3339("2024-03-25T03:00:00Z").unwrap()
         );
+        assert!(outlier.summary.contains("weekday exports"), "{outlier:#?}");
+        // Its first file already crosses ten times a usual export (100 resources).
+        assert_eq!(outlier.observed["retrieved"], 2_500);
     }
 
     #[test]

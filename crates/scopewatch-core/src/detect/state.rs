@@ -19,7 +19,7 @@ use super::engine::{Engine, EngineConfig, EngineStats};
 use super::incidents::{IncidentState, Incidents};
 use super::order::{OrderState, ReorderBuffer};
 use super::rules::catalog::RuleId;
-use super::rules::volume::TokenUsage;
+use super::rules::volume::{ExportRun, TokenUsage};
 use super::tokens::{TokenCache, TokenCacheState};
 
 /// Bumped when the layout changes; a state of another version is refused, not misread.
@@ -51,6 +51,9 @@ pub struct EngineState {
     /// First hour of each app's last night of activity at a normally silent time.
     #[serde(default)]
     pub off_hours: Vec<(Text, Timestamp)>,
+    /// Each app's latest Bulk Data export and what its files returned so far.
+    #[serde(default)]
+    pub export_runs: Vec<(Text, ExportRun)>,
 }
 
 /// What one live token has done so far (patients are PHI: the state directory holds PHI).
@@ -132,6 +135,11 @@ impl Engine {
                 })
                 .collect(),
             exports: self.exports.iter().map(|(c, t)| (c.clone(), *t)).collect(),
+            export_runs: self
+                .export_runs
+                .iter()
+                .map(|(c, run)| (c.clone(), run.clone()))
+                .collect(),
             off_hours: self
                 .off_hours
                 .iter()
@@ -216,6 +224,7 @@ impl Engine {
             .map(|list| super::engine::grant_list_bytes(list))
             .sum();
         engine.exports = state.exports.into_iter().collect();
+        engine.export_runs = state.export_runs.into_iter().collect();
         engine.off_hours = state.off_hours.into_iter().collect();
         for h in state.hours {
             engine.hours.insert(h.client_id, (h.start, h.requests));

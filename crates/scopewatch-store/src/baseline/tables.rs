@@ -36,7 +36,7 @@ use super::{AppProfile, Baselines, LogHistogram, Seen, SeenMap, SlotStats};
 
 type HistogramAccessor = fn(&AppProfile) -> &LogHistogram;
 type HistogramAccessorMut = fn(&mut AppProfile) -> &mut LogHistogram;
-const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 4] = [
+const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 6] = [
     ("requests", |p| &p.token_requests, |p| &mut p.token_requests),
     ("patients", |p| &p.token_patients, |p| &mut p.token_patients),
     ("pages", |p| &p.token_pages, |p| &mut p.token_pages),
@@ -44,6 +44,17 @@ const TOKEN_HISTOGRAMS: [(&str, HistogramAccessor, HistogramAccessorMut); 4] = [
         "retrieved",
         |p| &p.token_retrieved,
         |p| &mut p.token_retrieved,
+    ),
+    // Per finished export, not per token; kept in the same table (metric names them).
+    (
+        "export_retrieved_weekday",
+        |p| &p.export_retrieved_weekday,
+        |p| &mut p.export_retrieved_weekday,
+    ),
+    (
+        "export_retrieved_weekend",
+        |p| &p.export_retrieved_weekend,
+        |p| &mut p.export_retrieved_weekend,
     ),
 ];
 use crate::event::{Text, Timestamp};

@@ -40,6 +40,7 @@ pub enum RuleId {
     PopulationAccessNew,
     PatientFanout,
     TokenOutlier,
+    ExportOutlier,
     PagingSweep,
     HourlyBurst,
     OffHours,
@@ -71,6 +72,7 @@ impl RuleId {
             RuleId::NewApp => "new_app",
             RuleId::HourlyBurst => "hourly_burst",
             RuleId::TokenOutlier => "token_outlier",
+            RuleId::ExportOutlier => "export_outlier",
             RuleId::SlowDrip => "slow_drip",
             RuleId::PagingSweep => "paging_sweep",
             RuleId::ExpiredTokenUse => "expired_token_use",
@@ -89,26 +91,27 @@ impl RuleId {
             RuleId::EnforcementGap => 3,
             RuleId::EverythingNew => 4,
             RuleId::ExpiredTokenUse => 5,
-            RuleId::HourlyBurst => 6,
-            RuleId::NewApp => 7,
-            RuleId::NewGrantType => 8,
-            RuleId::NewPurpose => 9,
-            RuleId::NewScope => 10,
-            RuleId::OffHours => 11,
-            RuleId::OfflineAccessNew => 12,
-            RuleId::PagingSweep => 13,
-            RuleId::PatientFanout => 14,
-            RuleId::PopulationAccessNew => 15,
-            RuleId::RefreshBroadening => 16,
-            RuleId::RegistryModeViolation => 17,
-            RuleId::RegistryPurposeViolation => 18,
-            RuleId::RegistryScopeViolation => 19,
-            RuleId::ResourceMixShift => 20,
-            RuleId::RevokedTokenUse => 21,
-            RuleId::SlowDrip => 22,
-            RuleId::TokenOutlier => 23,
-            RuleId::UnverifiedAccess => 24,
-            RuleId::WildcardBroadening => 25,
+            RuleId::ExportOutlier => 6,
+            RuleId::HourlyBurst => 7,
+            RuleId::NewApp => 8,
+            RuleId::NewGrantType => 9,
+            RuleId::NewPurpose => 10,
+            RuleId::NewScope => 11,
+            RuleId::OffHours => 12,
+            RuleId::OfflineAccessNew => 13,
+            RuleId::PagingSweep => 14,
+            RuleId::PatientFanout => 15,
+            RuleId::PopulationAccessNew => 16,
+            RuleId::RefreshBroadening => 17,
+            RuleId::RegistryModeViolation => 18,
+            RuleId::RegistryPurposeViolation => 19,
+            RuleId::RegistryScopeViolation => 20,
+            RuleId::ResourceMixShift => 21,
+            RuleId::RevokedTokenUse => 22,
+            RuleId::SlowDrip => 23,
+            RuleId::TokenOutlier => 24,
+            RuleId::UnverifiedAccess => 25,
+            RuleId::WildcardBroadening => 26,
         }
     }
 
@@ -390,6 +393,29 @@ pub const TOKEN_OUTLIER_PARAMS: [Param; 5] = [
     ),
 ];
 
+pub const EXPORT_OUTLIER_PARAMS: [Param; 4] = [
+    param(
+        "median_multiple",
+        10.0,
+        "resources an export's files return beyond this many times the app's typical export on the same kind of day (weekday, weekend)",
+    ),
+    param(
+        "p99_multiple",
+        3.0,
+        "and beyond this many times its p99 export on that kind of day",
+    ),
+    param(
+        "min_retrieved",
+        1000.0,
+        "and beyond at least this many resources",
+    ),
+    param(
+        "min_exports",
+        8.0,
+        "exports on that kind of day the app must have finished before its exports are judged",
+    ),
+];
+
 pub const HOURLY_BURST_PARAMS: [Param; 6] = [
     share(
         "max_tail_probability",
@@ -552,7 +578,7 @@ pub const DORMANT_PARAMS: [Param; 1] = [param(
 /// Every rule, once: `scopewatch rules` prints it, `--rules FILE` tunes it, `docs/rules.md`
 /// is generated from it, and the engine runs it from here. Grouped by trigger; within a
 /// trigger, the order rules run in (and their findings within one event come out in).
-pub const CATALOG: [RuleInfo; 26] = [
+pub const CATALOG: [RuleInfo; 27] = [
     rule(
         RuleId::NewApp,
         Hook::Event(novelty::new_app),
@@ -741,6 +767,17 @@ pub const CATALOG: [RuleInfo; 26] = [
             "One token makes far more requests, or retrieves far more data, than the app's tokens do (a token whose first export or population search opened an incident adds its volume to that incident).",
         ),
         &TOKEN_OUTLIER_PARAMS,
+    ),
+    with_params(
+        rule(
+            RuleId::ExportOutlier,
+            Hook::Access(volume::export_outlier),
+            JUDGED_AFTER_LEARNING,
+            Category::DataVolume,
+            grade(Severity::Medium, 70, EXFILTRATION),
+            "One Bulk Data export's files return far more than the app's exports do on that kind of day (weekday, weekend), whichever tokens download them.",
+        ),
+        &EXPORT_OUTLIER_PARAMS,
     ),
     with_params(
         rule(

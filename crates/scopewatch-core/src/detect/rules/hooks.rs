@@ -17,7 +17,7 @@ use super::super::explain::Explained;
 use super::super::finding::Finding;
 use super::catalog::CATALOG;
 use super::settings::RuleSettings;
-use super::volume::TokenUsage;
+use super::volume::{ExportRun, TokenUsage};
 
 /// A rule's trigger and the function the engine calls on it.
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +152,8 @@ pub struct AccessContext<'a> {
     pub population_level: bool,
     /// What the access's (known) token has done so far, this access included.
     pub usage: Option<&'a mut TokenUsage>,
+    /// The app's export this access downloads an output file of, this file counted.
+    pub export_run: Option<&'a mut ExportRun>,
     /// That token is bound to one patient.
     pub patient_bound: bool,
     /// The access's token is not cached but is remembered as expired and gone: its expiry

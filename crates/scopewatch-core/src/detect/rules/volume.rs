@@ -4,6 +4,12 @@
 //!   app's total looks normal: requests above 5 × the app's p99 per token (at least 200), or
 //!   data retrieved (resources returned where logged, else served requests) above 10 × the
 //!   typical (median) token's and 3 × the p99 token's (at least 200).
+//!   Output files of a Bulk Data export do not count here: an export is judged as a whole.
+//! - `export_outlier`: one Bulk Data export's files return far more than the app's exports
+//!   kicked off on the same kind of day (weekday, weekend) do: above 10 × the typical export
+//!   and 3 × the p99 one (at least 1 000), once the app has finished 8 such exports. The files
+//!   belong to the kick-off, not to a token (Bulk Data Access IG, "Bulk Data Output File
+//!   Request": backends renew short-lived tokens while they download).
 //! - `paging_sweep`: one token follows far more large pages (page follow-ups with `_count` ≥
 //!   100) than the app's tokens do (5 × p99, at least 20).
 //! - `patient_fanout` (purpose_drift): one token touches many distinct patients: more than 3
@@ -23,7 +29,7 @@ use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
 use crate::baseline::{AppProfile, SlotStats};
 use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::request::FhirRequest;
+use crate::smart::request::{FhirRequest, Interaction};
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -59,7 +65,9 @@ pub struct TokenUsage {
 impl TokenUsage {
     pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
         self.requests += 1;
-        if (200..300).contains(&access.status) {
+        // An export's output files are its export's volume (`ExportRun`), not the token's.
+        let export_file = request.interaction == Interaction::BulkDownload;
+        if (200..300).contains(&access.status) && !export_file {
             // Saturating: a hostile count must neither wrap nor panic.
             self.retrieved = self
                 .retrieved
@@ -88,6 +96,83 @@ impl TokenUsage {
         profile.token_pages.add(self.pages);
         profile.token_retrieved.add(self.retrieved);
     }
+}
+
+/// One Bulk Data export of an app, from its kick-off to the next: what its files returned.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExportRun {
+    /// Kicked off on a weekend day (in the engine's time zone).
+    pub weekend: bool,
+    /// Resources its output files returned (one per served file without a count).
+    pub retrieved: u64,
+    pub fired: bool,
+    /// The incident (rule, cause) of its kick-off when that was new to the app.
+    #[serde(default)]
+    pub new_act: Option<(RuleId, String)>,
+}
+
+impl ExportRun {
+    pub fn new(weekend: bool) -> ExportRun {
+        ExportRun {
+            weekend,
+            ..ExportRun::default()
+        }
+    }
+
+    /// Counts a served output file.
+    pub fn record(&mut self, access: &AccessEvent) {
+        if (200..300).contains(&access.status) {
+            let n = access.resources_returned.unwrap_or(1);
+            self.retrieved = self.retrieved.saturating_add(n);
+        }
+    }
+
+    /// Folds a finished export into the app's exports on its kind of day.
+    pub fn fold_into(&self, profile: &mut AppProfile) {
+        if self.weekend {
+            profile.export_retrieved_weekend.add(self.retrieved);
+        } else {
+            profile.export_retrieved_weekday.add(self.retrieved);
+        }
+    }
+}
+
+/// `export_outlier`: an export's files return far more than the app's exports on that kind of
+/// day; fires once per export, on the file that crosses the limit. An export whose kick-off was
+/// new to the app has no such peers and is its own incident (`bulk_export_new`): not judged.
+pub fn export_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
+    let (access, profile, settings) = (context.access, context.profile, context.settings);
+    let Some(run) = context.export_run.as_deref_mut() else {
+        return;
+    };
+    let param = |name| settings.param(RuleId::ExportOutlier, name);
+    let exports = profile.exports_on(run.weekend);
+    if run.fired || run.new_act.is_some() || (exports.total() as f64) < param("min_exports") {
+        return;
+    }
+    // Bucket middles, not tops: an export's volume is steadier than a token's, and a top can
+    // be twice the real median, which would make ten times it twenty.
+    let typical = exports.quantile_mid(0.5);
+    let p99 = exports.quantile_mid(0.99);
+    let limit = ((param("median_multiple") * typical as f64) as u64)
+        .max((param("p99_multiple") * p99 as f64) as u64)
+        .max(param("min_retrieved") as u64);
+    if run.retrieved <= limit {
+        return;
+    }
+    run.fired = true;
+    let client = &access.common.client_id;
+    let day = if run.weekend { "weekend" } else { "weekday" };
+    findings.push(access_finding(
+        access,
+        RuleId::ExportOutlier,
+        format!(
+            "One {client} export's files returned {} resources, far more than its {day} exports normally do (typical {typical}, p99 {p99}).",
+            run.retrieved
+        ),
+        json!({ "retrieved": run.retrieved, "kicked_off_on": day }),
+        json!({ "retrieved_per_export_median": typical, "retrieved_per_export_p99": p99, "exports": exports.total() }),
+    ));
 }
 
 /// The token's usage and whether the app has finished enough tokens for per-token limits
