@@ -625,7 +625,15 @@ impl Engine {
         if t.event == TokenAction::Refreshed {
             grant.refreshable = self.grants.get(&key).map(Vec::as_slice);
         }
+        let from = findings.len();
         hooks::run(&mut grant, findings);
+        let open_offline_access = self.incidents.open_cause(client, OFFLINE_ACCESS_NEW);
+        super::rules::fold::join_first_refresh_to_offline_access(
+            findings,
+            from,
+            &self.rules,
+            open_offline_access,
+        );
         if t.event == TokenAction::Issued {
             remember_grant(
                 &mut self.grants,
@@ -687,14 +695,10 @@ impl Engine {
         }
         let export_file = context.export_in_progress
             && explained.request.interaction == Interaction::BulkDownload;
-        let export_run = self
-            .export_runs
-            .get_mut(client)
-            .filter(|_| export_file)
-            .map(|run| {
-                run.record(a);
-                run
-            });
+        let mut export_run = self.export_runs.get_mut(client).filter(|_| export_file);
+        if let Some(run) = export_run.as_deref_mut() {
+            run.record(a);
+        }
         let population_level = explained.reaches_population();
         let lapsed_expiry = match (explained.token, a.token_id.as_deref()) {
             (None, Some(id)) if explained.served => self.tokens.lapsed_expiry(id, client),
@@ -752,6 +756,10 @@ impl Engine {
         }
     }
 }
+
+/// The incidents a first refresh joins (`fold::join_first_refresh_to_offline_access`).
+const OFFLINE_ACCESS_NEW: super::rules::catalog::RuleId =
+    super::rules::catalog::RuleId::OfflineAccessNew;
 
 /// Adds an issued grant to those a refresh may continue (distinct grants, newest last).
 fn remember_grant(
@@ -1784,6 +1792,74 @@ modes = ["patient"]
             ))
         );
         assert_eq!(alerts.last().unwrap().observed["silent_days"], 42);
+    }
+
+    /// SMART App Launch 2.x, "Scopes for requesting a refresh token": `offline_access` asks for
+    /// a refresh token. An app granted it for the first time that then refreshes is one change
+    /// (`offline_access_new`), not a second incident for its first `refresh_token` grant; an app
+    /// that held `offline_access` all along and starts refreshing is `new_grant_type`.
+    #[test]
+    fn a_first_refresh_joins_the_offline_access_incident_that_asked_for_it() {
+        let refreshed = |at: &str, client: &str, id: &str, scopes: &str| {
+            format!(
+                r#"{{"type":"token","event":"refreshed","time":"{at}","client_id":"{client}","token_id":"{id}","grant_type":"refresh_token","scope_granted":"{scopes}","patient":"p1","expires_in":3600}}"#
+            )
+        };
+        let chart = learned_days(20);
+        // The same days for a clinic app that held offline_access from the start, at 14:00.
+        let clinic: Vec<String> = chart
+            .iter()
+            .map(|l| {
+                l.replace("\"chart\"", "\"clinic\"")
+                    .replace("\"token_id\":\"t", "\"token_id\":\"c")
+                    .replace("T10:0", "T14:0")
+                    .replace("Observation.read\"", "Observation.read offline_access\"")
+            })
+            .collect();
+        let mut lines: Vec<String> = chart
+            .chunks(4)
+            .zip(clinic.chunks(4))
+            .flat_map(|(a, b)| a.iter().chain(b).cloned())
+            .collect();
+        let offline = "launch/patient patient/Observation.read offline_access";
+        lines.push(token(
+            "2024-03-21T10:00:00Z",
+            "chart",
+            "o1",
+            offline,
+            Some("p1"),
+        ));
+        lines.push(refreshed("2024-03-21T11:00:00Z", "chart", "o2", offline));
+        lines.push(refreshed("2024-03-21T15:00:00Z", "clinic", "c21", offline));
+        let (alerts, _) = run(&lines, "");
+        let mut got = creates(&alerts);
+        got.retain(|(_, rule, _)| *rule != "new_app");
+        assert_eq!(
+            got,
+            [
+                (
+                    "chart".to_string(),
+                    "offline_access_new",
+                    Category::ScopeCreep
+                ),
+                (
+                    "clinic".to_string(),
+                    "new_grant_type",
+                    Category::PurposeDrift
+                ),
+            ],
+            "{alerts:#?}"
+        );
+        let joined = alerts
+            .iter()
+            .filter(|a| a.client_id == "chart" && a.rule == "offline_access_new")
+            .last()
+            .expect("the offline_access incident");
+        assert!(joined.summary.contains("refresh_token"), "{joined:#?}");
+        assert_eq!(
+            joined.window.start,
+            Timestamp::parse_rfc3339("2024-03-21T10:00:00Z").unwrap()
+        );
     }
 
     #[test]

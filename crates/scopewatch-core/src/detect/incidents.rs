@@ -298,6 +298,15 @@ impl Incidents {
         }
     }
 
+    /// The cause of an open incident of `rule` for `client`, if any (incidents quiet past
+    /// their deadline are closed as time advances, before an event is judged).
+    pub fn open_cause(&self, client: &str, rule: RuleId) -> Option<String> {
+        self.open
+            .keys()
+            .find(|(c, r, _)| c.as_str() == client && *r == rule)
+            .map(|(_, _, cause)| cause.clone())
+    }
+
     pub fn open_count(&self) -> usize {
         self.open.len()
     }

@@ -70,24 +70,62 @@ pub fn join_volume_to_new_act(
         return;
     };
     for f in new.iter_mut().filter(|f| f.rule == RuleId::TokenOutlier) {
-        join(act, f);
+        join(act, f, VOLUME_OF_NEW_ACT);
     }
 }
 
-/// A token that did something its app never did (a first export, a first population search)
-/// has no peers to be an outlier among, and that act is already an incident: its volume
-/// finding joins the act's incident (app × rule × cause) as evidence, at its own grade,
-/// instead of opening a second one (issue #13, "Incidents a SOC can work": one incident per
-/// cause). The act's closing alert carries how much its token took.
-pub fn join(act: &(RuleId, String), finding: &mut Finding) {
+/// A finding that is part of an act already reported joins the act's incident (app × rule ×
+/// cause) as evidence, at its own grade, instead of opening a second one (issue #13,
+/// "Incidents a SOC can work": one incident per cause); `why` says so in its summary. A token
+/// that did something its app never did (a first export, a first population search) has no
+/// peers to be an outlier among: its volume joins the act, whose closing alert carries it.
+pub fn join(act: &(RuleId, String), finding: &mut Finding, why: &str) {
     let (rule, cause) = act;
     finding.rule = *rule;
     finding.cause.clone_from(cause);
     finding.category = rule.info().category;
-    finding.summary = format!(
-        "{} It is the token whose new act opened this incident: its volume is reported here, not as an incident of its own.",
-        finding.summary
-    );
+    finding.summary = format!("{} {why}", finding.summary);
+}
+
+/// Joins a volume finding to its token's new act.
+pub fn join_volume(act: &(RuleId, String), finding: &mut Finding) {
+    join(act, finding, VOLUME_OF_NEW_ACT);
+}
+
+/// Why a volume finding joined its token's new act.
+const VOLUME_OF_NEW_ACT: &str = "It is the token whose new act opened this incident: its volume is reported here, not as an incident of its own.";
+
+/// A first refresh (`new_grant_type` for `refresh_token`) while the app's `offline_access_new`
+/// incident is open joins that incident: a refresh token is what `offline_access` asks for
+/// (SMART App Launch 2.x, "Scopes for requesting a refresh token"), so the app starting to
+/// refresh is the same change, not a second one. `open_offline_access` is the cause of the
+/// app's open `offline_access_new` incident; a finding of this grant counts too. A first
+/// refresh with no such incident open (an app that held the scope for long) stands.
+pub fn join_first_refresh_to_offline_access(
+    findings: &mut [Finding],
+    from: usize,
+    settings: &RuleSettings,
+    open_offline_access: Option<String>,
+) {
+    let Some(new) = findings.get_mut(from..) else {
+        return;
+    };
+    let reported = settings.enabled(RuleId::OfflineAccessNew.as_str());
+    let act = new
+        .iter()
+        .find(|f| f.rule == RuleId::OfflineAccessNew)
+        .map(|f| f.cause.clone())
+        .or(open_offline_access)
+        .filter(|_| reported)
+        .map(|cause| (RuleId::OfflineAccessNew, cause));
+    let Some(act) = act else {
+        return;
+    };
+    let first_refresh =
+        |f: &Finding| f.rule == RuleId::NewGrantType && f.observed["grant_type"] == "refresh_token";
+    for f in new.iter_mut().filter(|f| first_refresh(f)) {
+        join(&act, f, "The refresh continues the grant that opened this incident: a refresh token is what offline_access asks for.");
+    }
 }
 
 /// A gap beyond the launch patient, or a population search marked for one.
@@ -170,6 +208,28 @@ mod tests {
         let off = RuleSettings::parse("[bulk_export_new]\nenabled = false\n", "r.toml")
             .expect("rules file");
         assert_eq!(new_act(&findings, 1, &off), None);
+    }
+
+    #[test]
+    fn a_first_refresh_joins_only_a_reported_offline_access_incident() {
+        let refresh = || {
+            let mut f = finding(RuleId::NewGrantType, "");
+            f.observed = serde_json::json!({ "grant_type": "refresh_token" });
+            f
+        };
+        let defaults = RuleSettings::default();
+        let mut open = vec![refresh()];
+        join_first_refresh_to_offline_access(&mut open, 0, &defaults, Some(String::new()));
+        assert_eq!(open[0].rule, RuleId::OfflineAccessNew);
+        assert_eq!(open[0].category, crate::alert::Category::ScopeCreep);
+        let mut none_open = vec![refresh()];
+        join_first_refresh_to_offline_access(&mut none_open, 0, &defaults, None);
+        assert_eq!(none_open[0].rule, RuleId::NewGrantType);
+        let off = RuleSettings::parse("[offline_access_new]\nenabled = false\n", "r.toml")
+            .expect("rules file");
+        let mut disabled = vec![refresh()];
+        join_first_refresh_to_offline_access(&mut disabled, 0, &off, Some(String::new()));
+        assert_eq!(disabled[0].rule, RuleId::NewGrantType, "nothing to join");
     }
 
     /// Disabled by a rules file, `population_access_new` reports nothing: the gap stays.

@@ -269,7 +269,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
 /// (`fold::join`).
 fn joined_to_new_act(usage: &TokenUsage, mut finding: Finding) -> Finding {
     if let Some(act) = &usage.new_act {
-        super::fold::join(act, &mut finding);
+        super::fold::join_volume(act, &mut finding);
     }
     finding
 }
