@@ -627,12 +627,12 @@ impl Engine {
         }
         let from = findings.len();
         hooks::run(&mut grant, findings);
-        let open_offline_access = self.incidents.open_cause(client, OFFLINE_ACCESS_NEW);
+        let incidents = &self.incidents;
         super::rules::fold::join_first_refresh_to_offline_access(
             findings,
             from,
             &self.rules,
-            open_offline_access,
+            || incidents.open_cause(client, OFFLINE_ACCESS_NEW),
         );
         if t.event == TokenAction::Issued {
             remember_grant(

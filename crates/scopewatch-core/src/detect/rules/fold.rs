@@ -98,31 +98,33 @@ const VOLUME_OF_NEW_ACT: &str = "It is the token whose new act opened this incid
 /// A first refresh (`new_grant_type` for `refresh_token`) while the app's `offline_access_new`
 /// incident is open joins that incident: a refresh token is what `offline_access` asks for
 /// (SMART App Launch 2.x, "Scopes for requesting a refresh token"), so the app starting to
-/// refresh is the same change, not a second one. `open_offline_access` is the cause of the
-/// app's open `offline_access_new` incident; a finding of this grant counts too. A first
-/// refresh with no such incident open (an app that held the scope for long) stands.
+/// refresh is the same change, not a second one. `open_offline_access` finds the cause of the
+/// app's open `offline_access_new` incident (asked only when there is a first refresh: it scans
+/// the open incidents); a finding of this grant counts too. A first refresh with no such
+/// incident open (an app that held the scope for long) stands.
 pub fn join_first_refresh_to_offline_access(
     findings: &mut [Finding],
     from: usize,
     settings: &RuleSettings,
-    open_offline_access: Option<String>,
+    open_offline_access: impl FnOnce() -> Option<String>,
 ) {
     let Some(new) = findings.get_mut(from..) else {
         return;
     };
-    let reported = settings.enabled(RuleId::OfflineAccessNew.as_str());
-    let act = new
+    let first_refresh =
+        |f: &Finding| f.rule == RuleId::NewGrantType && f.observed["grant_type"] == "refresh_token";
+    if !new.iter().any(first_refresh) || !settings.enabled(RuleId::OfflineAccessNew.as_str()) {
+        return;
+    }
+    let Some(cause) = new
         .iter()
         .find(|f| f.rule == RuleId::OfflineAccessNew)
         .map(|f| f.cause.clone())
-        .or(open_offline_access)
-        .filter(|_| reported)
-        .map(|cause| (RuleId::OfflineAccessNew, cause));
-    let Some(act) = act else {
+        .or_else(open_offline_access)
+    else {
         return;
     };
-    let first_refresh =
-        |f: &Finding| f.rule == RuleId::NewGrantType && f.observed["grant_type"] == "refresh_token";
+    let act = (RuleId::OfflineAccessNew, cause);
     for f in new.iter_mut().filter(|f| first_refresh(f)) {
         join(&act, f, "The refresh continues the grant that opened this incident: a refresh token is what offline_access asks for.");
     }
@@ -219,16 +221,16 @@ mod tests {
         };
         let defaults = RuleSettings::default();
         let mut open = vec![refresh()];
-        join_first_refresh_to_offline_access(&mut open, 0, &defaults, Some(String::new()));
+        join_first_refresh_to_offline_access(&mut open, 0, &defaults, || Some(String::new()));
         assert_eq!(open[0].rule, RuleId::OfflineAccessNew);
         assert_eq!(open[0].category, crate::alert::Category::ScopeCreep);
         let mut none_open = vec![refresh()];
-        join_first_refresh_to_offline_access(&mut none_open, 0, &defaults, None);
+        join_first_refresh_to_offline_access(&mut none_open, 0, &defaults, || None);
         assert_eq!(none_open[0].rule, RuleId::NewGrantType);
         let off = RuleSettings::parse("[offline_access_new]\nenabled = false\n", "r.toml")
             .expect("rules file");
         let mut disabled = vec![refresh()];
-        join_first_refresh_to_offline_access(&mut disabled, 0, &off, Some(String::new()));
+        join_first_refresh_to_offline_access(&mut disabled, 0, &off, || Some(String::new()));
         assert_eq!(disabled[0].rule, RuleId::NewGrantType, "nothing to join");
     }
 
