@@ -28,6 +28,15 @@ impl LogHistogram {
         }
     }
 
+    /// This histogram and `other` together.
+    pub fn merged(&self, other: &LogHistogram) -> LogHistogram {
+        let mut buckets = self.buckets.clone();
+        for (b, n) in buckets.iter_mut().zip(&other.buckets) {
+            *b += n;
+        }
+        LogHistogram { buckets }
+    }
+
     pub fn total(&self) -> u64 {
         self.buckets.iter().sum()
     }

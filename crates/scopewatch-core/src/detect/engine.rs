@@ -679,11 +679,6 @@ impl Engine {
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
-        let usage = explained.token.map(|token| {
-            let usage = self.usage.entry(token.token_id.clone()).or_default();
-            usage.record(a, &explained.request);
-            usage
-        });
         if kick_off {
             let weekend = self.clock.is_weekend(time);
             if let Some(done) = self
@@ -699,6 +694,13 @@ impl Engine {
         if let Some(run) = export_run.as_deref_mut() {
             run.record(a);
         }
+        // A file its export counted is that export's volume, not its token's.
+        let counted_by_export = export_run.is_some();
+        let usage = explained.token.map(|token| {
+            let usage = self.usage.entry(token.token_id.clone()).or_default();
+            usage.record(a, &explained.request, counted_by_export);
+            usage
+        });
         let population_level = explained.reaches_population();
         let lapsed_expiry = match (explained.token, a.token_id.as_deref()) {
             (None, Some(id)) if explained.served => self.tokens.lapsed_expiry(id, client),
@@ -722,13 +724,19 @@ impl Engine {
         let from = findings.len();
         hooks::run(&mut access, findings);
         super::rules::fold::one_incident_per_act(findings, from, &self.rules);
+        // The request's own new act, read before any volume finding is joined to an older one.
+        let act = super::rules::fold::new_act(findings, from, &self.rules);
         if let Some(usage) = access.usage {
-            let act = &mut usage.new_act;
-            super::rules::fold::join_volume_to_new_act(findings, from, &self.rules, act);
+            if usage.new_act.is_none() {
+                usage.new_act.clone_from(&act);
+            }
+            if let Some(token_act) = &usage.new_act {
+                super::rules::fold::join_volume_to_new_act(findings, from, &self.rules, token_act);
+            }
         }
         if kick_off {
             if let Some(run) = self.export_runs.get_mut(client) {
-                run.new_act = super::rules::fold::new_act(findings, from, &self.rules);
+                run.new_act = act;
             }
         }
         let hour_of_week = self.clock.hour_of_week(time);
@@ -1852,8 +1860,7 @@ modes = ["patient"]
         );
         let joined = alerts
             .iter()
-            .filter(|a| a.client_id == "chart" && a.rule == "offline_access_new")
-            .last()
+            .rfind(|a| a.client_id == "chart" && a.rule == "offline_access_new")
             .expect("the offline_access incident");
         assert!(joined.summary.contains("refresh_token"), "{joined:#?}");
         assert_eq!(

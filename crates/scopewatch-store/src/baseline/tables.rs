@@ -11,7 +11,8 @@
 //!   `baseline_population` (kind), `baseline_resources` (resource_type, interaction): the key
 //!   columns, then first_seen, last_seen, count, days, established (bool)
 //! - `baseline_activity`: hour_of_week (0 = Monday 00:00), requests
-//! - `baseline_token_volume`: metric (requests | patients | pages per finished token), bucket
+//! - `baseline_token_volume`: metric (requests | patients | pages | retrieved per finished
+//!   token; export_retrieved_weekday | export_retrieved_weekend per finished export), bucket
 //!   (0 holds 0, k holds [2^(k-1), 2^k)), tokens
 //! - `baseline_hourly`: slot (0–23 weekday hours, 24–47 weekend hours), mean, var (f64,
 //!   exponentially weighted), n — requests per hour

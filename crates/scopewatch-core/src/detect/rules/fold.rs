@@ -55,22 +55,18 @@ pub fn new_act(
         .map(|f| (f.rule, f.cause.clone()))
 }
 
-/// Records the new act of one request's findings (from `from` on) as its token's, if the token
-/// has none yet, and joins a volume finding of the same request to it.
+/// Joins the volume findings of one request (from `from` on) to its token's new act.
 pub fn join_volume_to_new_act(
     findings: &mut [Finding],
     from: usize,
     settings: &RuleSettings,
-    act: &mut Option<(RuleId, String)>,
+    act: &(RuleId, String),
 ) {
-    if act.is_none() {
-        *act = new_act(findings, from, settings);
-    }
-    let (Some(act), Some(new)) = (act.as_ref(), findings.get_mut(from..)) else {
+    let Some(new) = findings.get_mut(from..) else {
         return;
     };
     for f in new.iter_mut().filter(|f| f.rule == RuleId::TokenOutlier) {
-        join(act, f, VOLUME_OF_NEW_ACT);
+        join(act, f, VOLUME_OF_NEW_ACT, settings);
     }
 }
 
@@ -79,7 +75,15 @@ pub fn join_volume_to_new_act(
 /// "Incidents a SOC can work": one incident per cause); `why` says so in its summary. A token
 /// that did something its app never did (a first export, a first population search) has no
 /// peers to be an outlier among: its volume joins the act, whose closing alert carries it.
-pub fn join(act: &(RuleId, String), finding: &mut Finding, why: &str) {
+pub fn join(act: &(RuleId, String), finding: &mut Finding, why: &str, settings: &RuleSettings) {
+    // Its own rule's settings first: disabled, it stays its own (and is dropped as such);
+    // a severity or score override of its own rule still counts inside the act's incident.
+    if !settings.enabled(finding.rule.as_str()) {
+        return;
+    }
+    if let Some(tuned) = settings.apply(finding.clone()) {
+        *finding = tuned;
+    }
     let (rule, cause) = act;
     finding.rule = *rule;
     finding.cause.clone_from(cause);
@@ -88,9 +92,12 @@ pub fn join(act: &(RuleId, String), finding: &mut Finding, why: &str) {
 }
 
 /// Joins a volume finding to its token's new act.
-pub fn join_volume(act: &(RuleId, String), finding: &mut Finding) {
-    join(act, finding, VOLUME_OF_NEW_ACT);
+pub fn join_volume(act: &(RuleId, String), finding: &mut Finding, settings: &RuleSettings) {
+    join(act, finding, VOLUME_OF_NEW_ACT, settings);
 }
+
+/// Why a first refresh joined the offline_access incident.
+const FIRST_REFRESH: &str = "The refresh continues the grant that opened this incident: a refresh token is what offline_access asks for.";
 
 /// Why a volume finding joined its token's new act.
 const VOLUME_OF_NEW_ACT: &str = "It is the token whose new act opened this incident: its volume is reported here, not as an incident of its own.";
@@ -126,7 +133,7 @@ pub fn join_first_refresh_to_offline_access(
     };
     let act = (RuleId::OfflineAccessNew, cause);
     for f in new.iter_mut().filter(|f| first_refresh(f)) {
-        join(&act, f, "The refresh continues the grant that opened this incident: a refresh token is what offline_access asks for.");
+        join(&act, f, FIRST_REFRESH, settings);
     }
 }
 

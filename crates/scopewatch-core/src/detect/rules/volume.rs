@@ -27,9 +27,9 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
 
-use crate::baseline::{AppProfile, SlotStats};
+use crate::baseline::{AppProfile, LogHistogram, SlotStats};
 use crate::event::{AccessEvent, Text, Timestamp, MICROS_PER_SECOND};
-use crate::smart::request::{FhirRequest, Interaction};
+use crate::smart::request::FhirRequest;
 
 use super::super::finding::Finding;
 use super::catalog::RuleId;
@@ -63,11 +63,16 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    pub fn record(&mut self, access: &AccessEvent, request: &FhirRequest<'_>) {
+    /// Counts an access; `counted_by_export`: an output file its export counted (`ExportRun`),
+    /// that export's volume rather than the token's.
+    pub fn record(
+        &mut self,
+        access: &AccessEvent,
+        request: &FhirRequest<'_>,
+        counted_by_export: bool,
+    ) {
         self.requests += 1;
-        // An export's output files are its export's volume (`ExportRun`), not the token's.
-        let export_file = request.interaction == Interaction::BulkDownload;
-        if (200..300).contains(&access.status) && !export_file {
+        if (200..300).contains(&access.status) && !counted_by_export {
             // Saturating: a hostile count must neither wrap nor panic.
             self.retrieved = self
                 .retrieved
@@ -105,7 +110,14 @@ pub struct ExportRun {
     pub weekend: bool,
     /// Resources its output files returned (one per served file without a count).
     pub retrieved: u64,
+    /// Served output files.
+    #[serde(default)]
+    pub files: u64,
     pub fired: bool,
+    /// The limit it crossed when it fired: it is learned capped there, so one anomalous export
+    /// does not raise the bar for the next (as `hourly_burst` learns a burst hour capped).
+    #[serde(default)]
+    pub cap: Option<u64>,
     /// The incident (rule, cause) of its kick-off when that was new to the app.
     #[serde(default)]
     pub new_act: Option<(RuleId, String)>,
@@ -124,17 +136,47 @@ impl ExportRun {
         if (200..300).contains(&access.status) {
             let n = access.resources_returned.unwrap_or(1);
             self.retrieved = self.retrieved.saturating_add(n);
+            self.files += 1;
         }
     }
 
-    /// Folds a finished export into the app's exports on its kind of day.
+    /// Folds a finished export into the app's exports on its kind of day, capped at the limit
+    /// it crossed. An export without a served file (cancelled, failed, or replaced by the next
+    /// kick-off before its files came) says nothing about the app's usual exports.
     pub fn fold_into(&self, profile: &mut AppProfile) {
+        if self.files == 0 {
+            return;
+        }
+        let value = self
+            .cap
+            .map_or(self.retrieved, |cap| self.retrieved.min(cap));
         if self.weekend {
-            profile.export_retrieved_weekend.add(self.retrieved);
+            profile.export_retrieved_weekend.add(value);
         } else {
-            profile.export_retrieved_weekday.add(self.retrieved);
+            profile.export_retrieved_weekday.add(value);
         }
     }
+}
+
+/// The exports an export kicked off on a weekend day (or a weekday) is judged against: those
+/// of its kind of day once there are `min_exports`, else all the app's exports once there are
+/// (an app that exports on weekdays only is still judged on a Saturday); None before that.
+fn export_peers(
+    profile: &AppProfile,
+    weekend: bool,
+    min_exports: u64,
+) -> Option<(std::borrow::Cow<'_, LogHistogram>, &'static str)> {
+    let same_kind = profile.exports_on(weekend);
+    if same_kind.total() >= min_exports {
+        let peers = if weekend {
+            "weekend exports"
+        } else {
+            "weekday exports"
+        };
+        return Some((std::borrow::Cow::Borrowed(same_kind), peers));
+    }
+    let all = same_kind.merged(profile.exports_on(!weekend));
+    (all.total() >= min_exports).then_some((std::borrow::Cow::Owned(all), "exports"))
 }
 
 /// `export_outlier`: an export's files return far more than the app's exports on that kind of
@@ -146,10 +188,13 @@ pub fn export_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Findin
         return;
     };
     let param = |name| settings.param(RuleId::ExportOutlier, name);
-    let exports = profile.exports_on(run.weekend);
-    if run.fired || run.new_act.is_some() || (exports.total() as f64) < param("min_exports") {
+    if run.fired || run.new_act.is_some() {
         return;
     }
+    let min_exports = param("min_exports") as u64;
+    let Some((exports, peers)) = export_peers(profile, run.weekend, min_exports) else {
+        return;
+    };
     // Bucket middles, not tops: an export's volume is steadier than a token's, and a top can
     // be twice the real median, which would make ten times it twenty.
     let typical = exports.quantile_mid(0.5);
@@ -161,13 +206,14 @@ pub fn export_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Findin
         return;
     }
     run.fired = true;
+    run.cap = Some(limit);
     let client = &access.common.client_id;
     let day = if run.weekend { "weekend" } else { "weekday" };
     findings.push(access_finding(
         access,
         RuleId::ExportOutlier,
         format!(
-            "One {client} export's files returned {} resources, far more than its {day} exports normally do (typical {typical}, p99 {p99}).",
+            "One {client} export's files returned {} resources, far more than its {peers} normally do (typical {typical}, p99 {p99}).",
             run.retrieved
         ),
         json!({ "retrieved": run.retrieved, "kicked_off_on": day }),
@@ -230,7 +276,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
-        findings.push(joined_to_new_act(usage, access_finding(
+        findings.push(joined_to_new_act(usage, settings, access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -252,7 +298,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         && usage.retrieved > retrieved_limit
         && usage.fired.insert(RuleId::TokenOutlier)
     {
-        findings.push(joined_to_new_act(usage, access_finding(
+        findings.push(joined_to_new_act(usage, settings, access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -267,9 +313,9 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
 
 /// The finding as the token's new act's incident takes it, when the token performed one
 /// (`fold::join`).
-fn joined_to_new_act(usage: &TokenUsage, mut finding: Finding) -> Finding {
+fn joined_to_new_act(usage: &TokenUsage, settings: &RuleSettings, mut finding: Finding) -> Finding {
     if let Some(act) = &usage.new_act {
-        super::fold::join_volume(act, &mut finding);
+        super::fold::join_volume(act, &mut finding, settings);
     }
     finding
 }
@@ -405,6 +451,45 @@ mod tests {
                 > super::super::catalog::Score::of_tail(1e-3)
         );
         assert_eq!(super::super::catalog::Score::of_tail(1e-30), 100);
+    }
+
+    #[test]
+    fn an_export_is_learned_capped_and_only_with_files() {
+        let mut profile = AppProfile::new("etl".into(), Timestamp(0));
+        let cancelled = ExportRun::new(false);
+        cancelled.fold_into(&mut profile);
+        assert_eq!(
+            profile.export_retrieved_weekday.total(),
+            0,
+            "no file, nothing learned"
+        );
+        let fired = ExportRun {
+            retrieved: 1_000_000,
+            files: 4,
+            fired: true,
+            cap: Some(1_000),
+            ..ExportRun::new(true)
+        };
+        fired.fold_into(&mut profile);
+        let weekend = &profile.export_retrieved_weekend;
+        assert_eq!(
+            (weekend.total(), weekend.quantile_upper(1.0)),
+            (1, 1_023),
+            "capped"
+        );
+    }
+
+    #[test]
+    fn a_kind_of_day_without_enough_exports_is_judged_against_all_of_them() {
+        let mut profile = AppProfile::new("etl".into(), Timestamp(0));
+        for _ in 0..8 {
+            profile.export_retrieved_weekday.add(100);
+        }
+        let (same, peers) = export_peers(&profile, false, 8).expect("weekday peers");
+        assert_eq!((same.total(), peers), (8, "weekday exports"));
+        let (all, peers) = export_peers(&profile, true, 8).expect("all exports");
+        assert_eq!((all.total(), peers), (8, "exports"));
+        assert!(export_peers(&profile, true, 9).is_none());
     }
 
     #[test]
