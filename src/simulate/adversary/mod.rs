@@ -422,7 +422,7 @@ mod tests {
             );
         }
 
-        assert_eq!(check_labels(&a, 28), 5);
+        assert_eq!(check_labels(&a, 28), 6);
         for days in [9, 16, 19] {
             check_labels(&simulate(&SimConfig { seed: 5, days }), days);
         }
