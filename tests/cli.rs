@@ -720,7 +720,7 @@ fn docs_rules_md_is_generated_from_the_catalog() {
     assert_eq!(outlier["params"]["min_requests"], 200.0);
     assert_eq!(outlier["severity"], "medium");
     assert_eq!(outlier["score"], "50");
-    assert_eq!(rules.as_array().map(Vec::len), Some(26));
+    assert_eq!(rules.as_array().map(Vec::len), Some(27));
 }
 
 /// Silences: the silenced (app, rule) raises nothing in the output but is kept in the
