@@ -55,7 +55,8 @@ pub fn new_act(
         .map(|f| (f.rule, f.cause.clone()))
 }
 
-/// Joins the volume findings of one request (from `from` on) to its token's new act.
+/// Joins the volume findings of one request (from `from` on) to its token's new act: the one
+/// place they join, after the request's rules have run (its own act included).
 pub fn join_volume_to_new_act(
     findings: &mut [Finding],
     from: usize,
@@ -89,11 +90,6 @@ pub fn join(act: &(RuleId, String), finding: &mut Finding, why: &str, settings: 
     finding.cause.clone_from(cause);
     finding.category = rule.info().category;
     finding.summary = format!("{} {why}", finding.summary);
-}
-
-/// Joins a volume finding to its token's new act.
-pub fn join_volume(act: &(RuleId, String), finding: &mut Finding, settings: &RuleSettings) {
-    join(act, finding, VOLUME_OF_NEW_ACT, settings);
 }
 
 /// Why a first refresh joined the offline_access incident.

@@ -276,7 +276,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         * profile.token_requests.quantile_upper(0.99) as f64) as u64)
         .max(outlier_param("min_requests") as u64);
     if usage.requests > request_limit && usage.fired.insert(RuleId::TokenOutlier) {
-        findings.push(joined_to_new_act(usage, settings, access_finding(
+        findings.push(access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -286,7 +286,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
             ),
             json!({ "requests": usage.requests }),
             json!({ "requests_per_token_p99": profile.token_requests.quantile_upper(0.99), "tokens": profile.token_requests.total() }),
-        )));
+        ));
     }
     let retrieved_trusted = profile.token_retrieved.total() >= MIN_TOKENS;
     let typical = profile.token_retrieved.quantile_upper(0.5);
@@ -298,7 +298,7 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
         && usage.retrieved > retrieved_limit
         && usage.fired.insert(RuleId::TokenOutlier)
     {
-        findings.push(joined_to_new_act(usage, settings, access_finding(
+        findings.push(access_finding(
             access,
             RuleId::TokenOutlier,
             format!(
@@ -307,17 +307,8 @@ pub fn token_outlier(context: &mut AccessContext<'_>, findings: &mut Vec<Finding
             ),
             json!({ "retrieved": usage.retrieved, "requests": usage.requests }),
             json!({ "retrieved_per_token_median": typical, "retrieved_per_token_p99": p99, "tokens": profile.token_retrieved.total() }),
-        )));
+        ));
     }
-}
-
-/// The finding as the token's new act's incident takes it, when the token performed one
-/// (`fold::join`).
-fn joined_to_new_act(usage: &TokenUsage, settings: &RuleSettings, mut finding: Finding) -> Finding {
-    if let Some(act) = &usage.new_act {
-        super::fold::join_volume(act, &mut finding, settings);
-    }
-    finding
 }
 
 /// `paging_sweep`: one token follows far more large pages than the app's tokens do; fires once
