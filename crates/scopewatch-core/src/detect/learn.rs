@@ -10,7 +10,7 @@ use crate::smart::scope::ScopeSet;
 
 use super::rules::catalog::RuleId;
 use super::rules::settings::RuleSettings;
-use super::rules::slow_drip::day_spread;
+use super::rules::slow_drip::{day_spread, ESTABLISHED_DAYS};
 
 const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 
@@ -158,7 +158,7 @@ pub fn learn_day(profile: &mut AppProfile, weekend: bool, total: u64, settings: 
     // A day far below the usual level (a holiday, an outage) counts as at most `spread_clip`
     // spreads below it: one closed weekday must not lower the expectation so far that the
     // ordinary days after it look like a drip (only once the slot has an expectation).
-    let established = slot.n >= 3;
+    let established = slot.n >= ESTABLISHED_DAYS;
     let floor = if established {
         (1.0 - drip("spread_clip") * day_spread(profile, expected, settings)).max(0.0)
     } else {
@@ -175,9 +175,24 @@ pub fn learn_day(profile: &mut AppProfile, weekend: bool, total: u64, settings: 
         // not yet suspect, must not widen the spread enough to hide the days that follow.
         let clip = (drip("spread_clip").powi(2) * profile.drip_var).max(min_spread.powi(2));
         let deviation = (rise - 1.0).powi(2).min(clip).min(1.0);
-        profile.drip_var += drip("spread_rate") * (deviation - profile.drip_var);
+        let weight = spread_weight(profile, drip("spread_rate"), drip("spread_prior_days"));
+        profile.drip_var += weight * (deviation - profile.drip_var);
     }
     if let Some(s) = profile.daily_requests.get_mut(index) {
         s.update(absorbed);
     }
+}
+
+/// Weight of the day being learned in the app's spread: the plain mean of the app's judged days
+/// and its starting spread (worth `prior_days` days) until that weight falls to `rate`. The
+/// starting spread, a guess, would otherwise outweigh a calm app's own days for weeks.
+/// Counted from the daily slots (a slot's spread updates start with its fourth day), so
+/// stored baselines need no new column.
+fn spread_weight(profile: &AppProfile, rate: f64, prior_days: f64) -> f64 {
+    let judged: u32 = profile
+        .daily_requests
+        .iter()
+        .map(|slot| slot.n.saturating_sub(ESTABLISHED_DAYS))
+        .sum();
+    (1.0 / (f64::from(judged) + 1.0 + prior_days)).max(rate)
 }

@@ -448,24 +448,24 @@ pub const HOURLY_BURST_PARAMS: [Param; 6] = [
     ),
 ];
 
-pub const SLOW_DRIP_PARAMS: [Param; 11] = [
+pub const SLOW_DRIP_PARAMS: [Param; 12] = [
     param(
         "threshold",
         2.5,
         "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most `max_step`, less `allowance`)",
     ),
-    // On day-to-day noise that is Gaussian in the app's spreads: a false drip every ~160
-    // app-days. `allowance = 0.75, max_step = 1.9` makes it ~500 and loses little power on
-    // Gaussian noise, but misses 1.4× three-day drips of calm apps (docs/detection.md).
+    // On day-to-day noise that is Gaussian in the app's spreads: a false drip every ~600
+    // app-days (`allowance = 0.5, max_step = 1.5`, the defaults until stop 41: every ~180,
+    // more than the whole false-alert budget of a SOC on independent traffic).
     fraction(
         "allowance",
-        0.5,
+        0.75,
         0.0,
         "spreads a day's excess must pass before it adds to the CUSUM (at least 0)",
     ),
     fraction(
         "max_step",
-        1.5,
+        1.9,
         0.5,
         "most spreads one day counts: a drip is sustained, a spike of a day or two is `hourly_burst`'s (at least 0.5)",
     ),
@@ -495,6 +495,12 @@ pub const SLOW_DRIP_PARAMS: [Param; 11] = [
         "spread_rate",
         0.1,
         "weight of each day in the app's spread estimate (slower than the level: a spread needs many days; 0.01 to 1)",
+    ),
+    fraction(
+        "spread_prior_days",
+        2.0,
+        0.0,
+        "the spread a new app starts with (±25 %) counts as this many days: until `spread_rate` takes over, the spread is the plain mean of the app's own days and this start, so a calm app's spread is its own within its first weeks (at least 0)",
     ),
     fraction(
         "spread_clip",
