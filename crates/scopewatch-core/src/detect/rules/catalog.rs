@@ -454,18 +454,19 @@ pub const SLOW_DRIP_PARAMS: [Param; 12] = [
         2.5,
         "CUSUM of the days' excess over the usual level, in the app's spreads (a day adds at most `max_step`, less `allowance`)",
     ),
-    // On day-to-day noise that is Gaussian in the app's spreads: a false drip every ~600
-    // app-days (`allowance = 0.5, max_step = 1.5`, the defaults until stop 41: every ~180,
-    // more than the whole false-alert budget of a SOC on independent traffic).
+    // On day-to-day noise that is Gaussian in the app's spreads: a false drip every ~290
+    // app-days (`allowance = 0.5, max_step = 1.5`, the defaults until stop 41: every ~180;
+    // `0.75, 1.9`: every ~550, but a calm app's 1.4× drip in its third week is then mostly
+    // missed: docs/detection.md).
     fraction(
         "allowance",
-        0.75,
+        0.65,
         0.0,
         "spreads a day's excess must pass before it adds to the CUSUM (at least 0)",
     ),
     fraction(
         "max_step",
-        1.9,
+        1.8,
         0.5,
         "most spreads one day counts: a drip is sustained, a spike of a day or two is `hourly_burst`'s (at least 0.5)",
     ),

@@ -29,8 +29,8 @@ pub const ESTABLISHED_DAYS: u32 = 3;
 /// steadily (3 % a day sits about 30 % above it). So the rule watches the ratio of a day to
 /// its expectation relative to the app's usual ratio (`drip_level`, itself slowly smoothed): a
 /// steady grower has a usual ratio above 1 and raises nothing, a step up of 1.35× sustained for
-/// three days does (standardised CUSUM, by default allowance 0.75 σ, threshold 2.5 σ, at most
-/// 1.9 σ from one day, so only three raised days in a row fire).
+/// three days does (standardised CUSUM, by default allowance 0.65 σ, threshold 2.5 σ, at most
+/// 1.8 σ from one day, so only three raised days in a row fire).
 pub fn slow_drip(context: &mut DayContext<'_>, findings: &mut Vec<Finding>) {
     let settings = context.settings;
     let drip = |name| settings.param(RuleId::SlowDrip, name);
@@ -176,14 +176,14 @@ mod tests {
     fn ordinary_day_to_day_noise_is_rarely_a_drip_and_the_documented_trade_off_holds() {
         // About 2 850 judged weekdays of an app whose days vary by 20 % (log-normal, no drip
         // anywhere): every finding is a false drip. On Gaussian noise the CUSUM's false-alarm
-        // interval is ~600 days with the defaults; the defaults until stop 41 (`allowance =
-        // 0.5, max_step = 1.5, level_rate = 0.2`) made it ~180 (docs/detection.md). On this
-        // right-skewed noise: 12 false drips against 21.
+        // interval is ~290 days with the defaults; the defaults until stop 41 (`allowance =
+        // 0.5, max_step = 1.5`, a starting spread worth ten days) made it ~180
+        // (docs/detection.md). On this right-skewed noise: 13 false drips against 21.
         let noise = gaussian_days(4_000);
         let day = |d: i64| 800.0 * (0.2 * noise[d as usize] - 0.02).exp();
         let fired = drip_days(4_000, day);
         let looser = RuleSettings::parse(
-            "[slow_drip]\nallowance = 0.5\nmax_step = 1.5\nlevel_rate = 0.2\n",
+            "[slow_drip]\nallowance = 0.5\nmax_step = 1.5\nspread_prior_days = 10\n",
             "r.toml",
         )
         .expect("rules");
