@@ -53,7 +53,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["labels", "alerts"], value_parser = super::output::local_store)]
     pub feedback: Option<PathBuf>,
 
-    /// Alerts below this severity are not counted.
+    /// Alerts below this severity are not counted; each incident counts once, at its first
+    /// alert at or above it (its opening alert, or the update that escalated it there).
     #[arg(long, value_enum, default_value_t = SeverityArg::Low)]
     pub min_severity: SeverityArg,
 

@@ -110,19 +110,37 @@ fn overlaps(a: &EvalAlert, l: &EvalLabel) -> bool {
     a.client_id == l.client_id && a.category == l.category && a.start < l.end && a.end > l.start
 }
 
-/// Scores incident-opening alerts at or above `min_severity` against labels. An alert is true
-/// when it names a labelled app and category in an overlapping window; a label is found when
-/// such an alert exists. `app_days` (apps × days observed) scales the false-alert rate.
+/// The alert at which each incident first reaches `min_severity`: its opening alert, or the
+/// escalation that raised it there (a SOC that filters at that severity first sees the
+/// incident then). An alert without an incident id counts when it opens one.
+fn surfacing(alerts: &[EvalAlert], min_severity: Severity) -> Vec<&EvalAlert> {
+    let mut by_time: Vec<&EvalAlert> = alerts.iter().collect();
+    by_time.sort_by_key(|a| a.time);
+    let mut seen = BTreeSet::new();
+    by_time
+        .into_iter()
+        .filter(|a| a.severity >= min_severity)
+        .filter(|a| {
+            if a.incident_id.is_empty() {
+                a.opens_incident
+            } else {
+                seen.insert(a.incident_id.as_str())
+            }
+        })
+        .collect()
+}
+
+/// Scores each incident once, by the alert at which it reaches `min_severity` (`surfacing`),
+/// against labels. An alert is true when it names a labelled app and category in an
+/// overlapping window; a label is found when such an alert exists. `app_days` (apps × days
+/// observed) scales the false-alert rate.
 pub fn evaluate(
     labels: &[EvalLabel],
     alerts: &[EvalAlert],
     min_severity: Severity,
     app_days: f64,
 ) -> Evaluation {
-    let considered: Vec<&EvalAlert> = alerts
-        .iter()
-        .filter(|a| a.opens_incident && a.severity >= min_severity)
-        .collect();
+    let considered = surfacing(alerts, min_severity);
     let mut eval = Evaluation::default();
     let mut delays = Vec::new();
     for l in labels {
@@ -284,5 +302,35 @@ mod tests {
         assert_eq!(e.alerts_per_incident, 1.0);
         assert_eq!(e.alerts_per_detected_label, 1.0);
         assert_eq!(e.missed.len(), 1);
+    }
+
+    #[test]
+    fn an_incident_counts_once_where_it_reaches_the_severity_floor() {
+        // A night hour opens an incident at info; the next night escalates it to medium in an
+        // update; a further update repeats medium. A SOC filtering at low sees it once, at the
+        // escalation, which is in the labelled window.
+        let label = EvalLabel {
+            client_id: "a".into(),
+            category: "purpose_drift".into(),
+            rule: "off_hours".into(),
+            start: t(24),
+            end: t(28),
+        };
+        let opened = alert("a", "purpose_drift", 2, Severity::Info);
+        let update = |h: i64| EvalAlert {
+            opens_incident: false,
+            start: t(h),
+            end: t(h + 1),
+            time: Timestamp(t(h).0 + 600_000_000),
+            severity: Severity::Medium,
+            ..opened.clone()
+        };
+        let alerts = vec![opened.clone(), update(26), update(50)];
+        let e = evaluate(std::slice::from_ref(&label), &alerts, Severity::Low, 100.0);
+        let pd = &e.by_category["purpose_drift"];
+        assert_eq!((pd.found, pd.alerts, pd.true_alerts), (1, 1, 1));
+        // At info every incident counts by its opening alert (night 1, before the label).
+        let e = evaluate(&[label], &alerts, Severity::Info, 100.0);
+        assert_eq!(e.by_category["purpose_drift"].found, 0);
     }
 }

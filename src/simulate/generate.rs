@@ -123,6 +123,17 @@ impl Gen {
         id
     }
 
+    /// Sets the account of the token just issued to `user` when given; returns its account.
+    fn set_last_token_user(&mut self, user: Option<Text>) -> Option<Text> {
+        let Some((_, _, Event::Token(token))) = self.events.last_mut() else {
+            return user;
+        };
+        if let Some(user) = user {
+            token.common.user = Some(user);
+        }
+        token.common.user.clone()
+    }
+
     /// A refresh of the session with the given launch patient (same user as the grant).
     fn refresh(&mut self, t: Timestamp, client: &str, scopes: &str, patient: Option<&str>) {
         self.tokens += 1;
@@ -373,13 +384,14 @@ pub fn simulate(config: &SimConfig) -> Simulation {
         end: g.at(config.days, 0),
         description: "steady growth of 3 % a day in scheduling traffic",
     });
-    let (night, hour) = adversary::ON_CALL_NIGHT;
-    if night < config.days {
+    let [(night, hour), (next_night, next_hour)] = adversary::ON_CALL_NIGHTS;
+    if next_night < config.days {
         benign.push(BenignChange {
             client_id: "chart-summary".into(),
             start: g.at(night, hour),
-            end: g.at(night, hour + 1),
-            description: "clinicians on call open ten charts at 02:00 (one night session)",
+            end: g.at(next_night, next_hour + 1),
+            description:
+                "the clinician on call opens ten charts at night, two nights running, a different clinician each night (a rota)",
         });
     }
 
@@ -1078,17 +1090,24 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
     }
 
     // Days 25 and 26 (Friday and Saturday) 02:00 — the payer app syncs at night, when it is
-    // normally silent, two nights running: a habit, not one night session (which is routine).
+    // normally silent, two nights running under one account: a habit, not one night session
+    // (which is routine) nor a rota of accounts (`adversary::ON_CALL_NIGHTS`).
     // The first night's sync is small (20 requests of 5 claims); the second pulls 800 claims.
     let (d, h) = (26, 2);
     if d < days {
-        payer_night_sync(
+        // Both nights' syncs run under one account: the habit is that account's.
+        let account = payer_night_sync(
             g,
             Timestamp(g.at(d - 1, h).0 + 600 * MICROS_PER_SECOND),
-            20,
-            5,
+            (20, 5),
+            None,
         );
-        payer_night_sync(g, Timestamp(g.at(d, h).0 + 600 * MICROS_PER_SECOND), 40, 20);
+        payer_night_sync(
+            g,
+            Timestamp(g.at(d, h).0 + 600 * MICROS_PER_SECOND),
+            (40, 20),
+            account,
+        );
     }
     if d < days {
         labels.push(Label {
@@ -1097,7 +1116,8 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
             rule: "off_hours",
             start: g.at(d, h),
             end: g.at(d, h + 1),
-            description: "payer app syncs at 02:00 a second night running (Friday, Saturday)",
+            description:
+                "payer app syncs at 02:00 a second night running under the same account (Friday, Saturday)",
         });
         labels.push(Label {
             client_id: "payer-link".into(),
@@ -1114,8 +1134,13 @@ fn inject(g: &mut Gen, days: i64) -> Vec<Label> {
 }
 
 /// One payer-link token at `t0` reading `requests` pages of `claims` claims of one patient,
-/// 15 s apart.
-fn payer_night_sync(g: &mut Gen, t0: Timestamp, requests: i64, claims: u64) {
+/// 15 s apart, under `account` when given (else the one drawn); returns the token's account.
+fn payer_night_sync(
+    g: &mut Gen,
+    t0: Timestamp,
+    (requests, claims): (i64, u64),
+    account: Option<Text>,
+) -> Option<Text> {
     let patient = "pat-00321";
     let scopes = app("payer-link").scopes;
     let tok = g.token(
@@ -1126,6 +1151,7 @@ fn payer_night_sync(g: &mut Gen, t0: Timestamp, requests: i64, claims: u64) {
         Some(patient),
         3600,
     );
+    let user = g.set_last_token_user(account);
     for k in 0..requests {
         let t = Timestamp(t0.0 + (k + 1) * 15 * MICROS_PER_SECOND);
         let url = format!("ExplanationOfBenefit?patient={patient}&_count={claims}");
@@ -1143,6 +1169,7 @@ fn payer_night_sync(g: &mut Gen, t0: Timestamp, requests: i64, claims: u64) {
             "HPAYMT",
         );
     }
+    user
 }
 
 fn registry_toml() -> String {

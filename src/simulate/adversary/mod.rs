@@ -13,7 +13,8 @@ mod sessions;
 use anomalies::anomalies;
 use mobile::{enrol, mobile_session, Device};
 use sessions::{
-    booking, chart_summary, cohort_export, lab_session, nurse_round, small_hours_call, triage_call,
+    booking, chart_summary, chart_summary_as, cohort_export, lab_session, nurse_round,
+    small_hours_call, triage_call,
 };
 
 use super::apps::{
@@ -49,10 +50,11 @@ const HOLIDAY_FACTOR: f64 = 0.05;
 const CATCH_UP_FACTOR: f64 = 1.3;
 /// Chance a night has one small-hours (03:00–04:59) triage call besides Wednesdays'.
 const SMALL_HOURS_CALL: f64 = 0.3;
-/// Day 10 (a Thursday), 02:00: clinicians on call open ten charts with `chart-summary`, an
-/// app of office hours. One night session is routine (issue #13: "single night-time
-/// sessions"); `off_hours` records it at info, never as an alert.
-pub(super) const ON_CALL_NIGHT: (i64, i64) = (10, 2);
+/// Days 10 and 11 (Thursday and Friday), 02:00 and 03:00: the clinician on call opens ten
+/// charts with `chart-summary`, an app of office hours, a different clinician each night (a
+/// rota). One night session is routine (issue #13: "single night-time sessions"), and so is a
+/// rota: `off_hours` records them at info; only an account back on another night is a habit.
+pub(super) const ON_CALL_NIGHTS: [(i64, i64); 2] = [(10, 2), (11, 3)];
 const ON_CALL_CHARTS: i64 = 10;
 /// Chance a mobile session ends with the user signing out (token revoked, next use signs in).
 const SIGN_OUT: f64 = 0.04;
@@ -347,15 +349,18 @@ fn daily(g: &mut Gen, app: &'static Archetype, day: i64, devices: &mut [Device])
     }
 }
 
-/// The on-call charts at night (`ON_CALL_NIGHT`), five minutes apart.
+/// The on-call charts at night (`ON_CALL_NIGHTS`), five minutes apart, each night under that
+/// night's on-call account.
 fn on_call_night(g: &mut Gen, days: i64) {
-    let (day, hour) = ON_CALL_NIGHT;
-    if day >= days {
-        return;
-    }
-    for k in 0..ON_CALL_CHARTS {
-        let t0 = after(g.at(day, hour), 60 + k * 300);
-        chart_summary(g, app(CHART_SUMMARY), t0);
+    for (day, hour) in ON_CALL_NIGHTS {
+        if day >= days {
+            continue;
+        }
+        let account = format!("Practitioner/on-call-{day}");
+        for k in 0..ON_CALL_CHARTS {
+            let t0 = after(g.at(day, hour), 60 + k * 300);
+            chart_summary_as(g, app(CHART_SUMMARY), t0, Some(&account));
+        }
     }
 }
 

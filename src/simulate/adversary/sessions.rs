@@ -106,8 +106,15 @@ pub(super) fn cohort_export_of(g: &mut Gen, app: &Archetype, t0: Timestamp, scal
 
 /// One `$everything` for the launch patient, then modifier searches (restricted to it).
 pub(super) fn chart_summary(g: &mut Gen, app: &Archetype, t0: Timestamp) {
+    chart_summary_as(g, app, t0, None);
+}
+
+/// `chart_summary` under the account `account` when given (the random one is still drawn, so
+/// the stream stays as it was).
+pub(super) fn chart_summary_as(g: &mut Gen, app: &Archetype, t0: Timestamp, account: Option<&str>) {
     let p = patient_id(g);
-    let user = format!("Practitioner/c{}", g.rng.range(1, 80));
+    let drawn = format!("Practitioner/c{}", g.rng.range(1, 80));
+    let user = account.map_or(drawn, str::to_string);
     let who = Holder {
         patient: Some(p.as_str()),
         user: Some(user.as_str()),

@@ -12,6 +12,7 @@ use super::explain::{explain, ExplainContext};
 use super::finding::Finding;
 use super::incidents::Incidents;
 use super::learn;
+use super::night::{HourAccounts, NightAccounts};
 use super::order::{LateEvent, ReorderBuffer, DEFAULT_LATENESS_SECONDS};
 use super::rules::hooks::{
     self, AccessContext, DayContext, EventContext, GrantContext, HourContext,
@@ -175,8 +176,12 @@ pub struct Engine {
     /// The first hour of each app's last night of activity at a normally silent time
     /// (`off_hours` recurrence).
     pub(super) off_hours: BTreeMap<Text, Timestamp>,
+    /// The accounts each app served at a silent time on its recent nights.
+    pub(super) night_accounts: BTreeMap<Text, NightAccounts>,
     /// The hour each app is in, and its requests so far.
     pub(super) hours: BTreeMap<Text, (Timestamp, u64)>,
+    /// The accounts served in each app's open hour (tokens that name a `user`).
+    pub(super) hour_accounts: BTreeMap<Text, HourAccounts>,
     /// The day each app is in, and its served requests by resource type.
     pub(super) days: BTreeMap<Text, (Timestamp, BTreeMap<String, u64>)>,
 }
@@ -214,7 +219,9 @@ impl Engine {
             exports: BTreeMap::new(),
             export_runs: BTreeMap::new(),
             off_hours: BTreeMap::new(),
+            night_accounts: BTreeMap::new(),
             hours: BTreeMap::new(),
+            hour_accounts: BTreeMap::new(),
             days: BTreeMap::new(),
         }
     }
@@ -428,6 +435,7 @@ impl Engine {
         let Some(slot) = profile.hourly_requests.get(slot_index).copied() else {
             return;
         };
+        let accounts = self.hour_accounts.remove(client).unwrap_or_default();
         let mut hour = HourContext {
             client_id: client,
             start,
@@ -439,13 +447,28 @@ impl Engine {
             settings: &self.rules,
             anomalous: false,
             last_off_hours: self.off_hours.get(client).copied(),
+            accounts: accounts.known(),
+            night_accounts: self.night_accounts.get(client),
             off_hours: false,
+            silent: false,
         };
         hooks::run(&mut hour, findings);
-        let (anomalous, off_hours) = (hour.anomalous, hour.off_hours);
+        let (anomalous, off_hours, silent) = (hour.anomalous, hour.off_hours, hour.silent);
         learn::learn_hour(profile, &self.clock, (start, requests), anomalous, next);
         if off_hours {
             self.off_hours.insert(client.clone(), start);
+        }
+        if let (true, Some(ids), Some(night)) =
+            (silent, accounts.known(), self.off_hours.get(client))
+        {
+            let window = self
+                .rules
+                .param(super::rules::catalog::RuleId::OffHours, "recurrence_days")
+                * 24.0;
+            self.night_accounts
+                .entry(client.clone())
+                .or_default()
+                .remember(ids, *night, window);
         }
     }
 
@@ -696,6 +719,9 @@ impl Engine {
         }
         // A file its export counted is that export's volume, not its token's.
         let counted_by_export = export_run.is_some();
+        if let Some(user) = explained.token.and_then(|t| t.user.as_ref()) {
+            note_account(&mut self.hour_accounts, client, user);
+        }
         let usage = explained.token.map(|token| {
             let usage = self.usage.entry(token.token_id.clone()).or_default();
             usage.record(a, &explained.request, counted_by_export);
@@ -802,6 +828,18 @@ pub(super) fn grant_list_bytes(list: &[Arc<crate::smart::scope::ScopeSet>]) -> u
         return 0;
     }
     super::budget::GRANT_KEY_BYTES + list.iter().map(|g| g.approx_bytes()).sum::<usize>()
+}
+
+/// Counts a token's account into its app's open hour (one lookup when the hour knows it).
+fn note_account(hours: &mut BTreeMap<Text, HourAccounts>, client: &str, user: &Text) {
+    match hours.get_mut(client) {
+        Some(accounts) => accounts.add(user),
+        None => {
+            let mut accounts = HourAccounts::default();
+            accounts.add(user);
+            hours.insert(client.into(), accounts);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -2010,6 +2048,17 @@ modes = ["patient"]
         assert_eq!(non_info(&utc), vec![], "{utc:#?}");
     }
 
+    /// `clinic_hour`, its token naming the account `user`.
+    fn clinic_hour_of(day: i64, hour: i64, user: &str) -> Vec<String> {
+        let mut lines = clinic_hour(day, hour);
+        lines[0] = lines[0].replacen(
+            r#""event":"issued""#,
+            &format!(r#""event":"issued","user":"{user}""#),
+            1,
+        );
+        lines
+    }
+
     /// The clinic's 20 requests in the local hour `hour` of day `day` (days from 2024-03-04).
     fn clinic_hour(day: i64, hour: i64) -> Vec<String> {
         let berlin = LocalClock::parse("Europe/Berlin").unwrap();
@@ -2055,6 +2104,43 @@ modes = ["patient"]
         // One night session is routine (issue #13 lists single night-time sessions among what
         // real deployments do): recorded, at info.
         assert_eq!(off[0].severity, Severity::Info, "{:#?}", off[0]);
+    }
+
+    #[test]
+    fn off_hours_recurs_when_an_account_is_back_at_night_not_when_the_rota_moves_on() {
+        // Tokens that name their account: Dr A at 02:00 on Wednesday, Dr B at 03:00 on
+        // Thursday (another clinician on call: info), Dr A again at 02:00 on Friday (the same
+        // account back within three days: medium, naming Wednesday's night).
+        let mut lines = berlin_clinic();
+        lines.extend(clinic_hour_of(30, 2, "Practitioner/a"));
+        lines.extend(clinic_hour_of(31, 3, "Practitioner/b"));
+        lines.extend(clinic_hour_of(32, 2, "Practitioner/a"));
+        lines.sort_by_key(|l| parse_event_str(l).map(|e| e.time()).ok());
+        let alerts = run_with_clock(&lines, LocalClock::parse("Europe/Berlin").unwrap());
+        let off: Vec<(String, Severity)> = alerts
+            .iter()
+            .filter(|a| a.rule == "off_hours")
+            .map(|a| (a.window.start.to_rfc3339(), a.severity))
+            .collect();
+        let medium: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == "off_hours" && a.severity == Severity::Medium)
+            .collect();
+        assert_eq!(medium.len(), 1, "{off:?}");
+        // Friday 02:00 local is Friday 00:00 UTC (CEST); Wednesday 02:00 local likewise.
+        assert_eq!(
+            medium[0].window.start,
+            Timestamp::parse_rfc3339("2024-04-05T00:00:00Z").unwrap(),
+            "{off:?}"
+        );
+        assert_eq!(
+            medium[0].observed["previous_off_hours_hour"],
+            "2024-04-03T00:00:00.000000Z"
+        );
+        assert_eq!(medium[0].observed["same_account"], true);
+        // The account is not in the alert (an identity, kept in the state only).
+        let text = serde_json::to_string(&alerts).unwrap();
+        assert!(!text.contains("Practitioner/a"), "account in the alerts");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod finding;
 pub mod incidents;
 pub mod lapsed;
 pub mod learn;
+pub mod night;
 pub mod order;
 pub mod replay;
 pub mod rules;

@@ -17,6 +17,7 @@ use crate::smart::scope::ScopeSet;
 
 use super::engine::{Engine, EngineConfig, EngineStats};
 use super::incidents::{IncidentState, Incidents};
+use super::night::{HourAccounts, NightAccounts};
 use super::order::{OrderState, ReorderBuffer};
 use super::rules::catalog::RuleId;
 use super::rules::volume::{ExportRun, TokenUsage};
@@ -54,6 +55,13 @@ pub struct EngineState {
     /// Each app's latest Bulk Data export and what its files returned so far.
     #[serde(default)]
     pub export_runs: Vec<(Text, ExportRun)>,
+    /// The accounts each app served at silent times on its recent nights (identities: the
+    /// state directory is owner-only).
+    #[serde(default)]
+    pub night_accounts: Vec<(Text, NightAccounts)>,
+    /// The accounts served in each app's open hour.
+    #[serde(default)]
+    pub hour_accounts: Vec<(Text, HourAccounts)>,
 }
 
 /// What one live token has done so far (patients are PHI: the state directory holds PHI).
@@ -145,6 +153,16 @@ impl Engine {
                 .iter()
                 .map(|(c, t)| (c.clone(), *t))
                 .collect(),
+            night_accounts: self
+                .night_accounts
+                .iter()
+                .map(|(c, n)| (c.clone(), n.clone()))
+                .collect(),
+            hour_accounts: self
+                .hour_accounts
+                .iter()
+                .map(|(c, h)| (c.clone(), h.clone()))
+                .collect(),
             hours: self
                 .hours
                 .iter()
@@ -226,6 +244,8 @@ impl Engine {
         engine.exports = state.exports.into_iter().collect();
         engine.export_runs = state.export_runs.into_iter().collect();
         engine.off_hours = state.off_hours.into_iter().collect();
+        engine.night_accounts = state.night_accounts.into_iter().collect();
+        engine.hour_accounts = state.hour_accounts.into_iter().collect();
         for h in state.hours {
             engine.hours.insert(h.client_id, (h.start, h.requests));
         }

@@ -561,9 +561,12 @@ pub const RESOURCE_MIX_SHIFT_PARAMS: [Param; 5] = [
 ];
 
 pub const OFF_HOURS_PARAMS: [Param; 2] = [
+    // A handful: one account's night session is a few requests. The first night is info, and
+    // a second is medium only when one of its accounts is back (tokens that name a `user`), so
+    // a rota of on-call clinicians stays info however low this is (20 until stop 41).
     param(
         "min_requests",
-        20.0,
+        5.0,
         "requests in a normally silent hour before it counts",
     ),
     // One night session is routine (an on-call clinician, a patient awake at 3 am): issue #13

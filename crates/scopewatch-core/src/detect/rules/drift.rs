@@ -170,28 +170,42 @@ fn neighbour_reaches(profile: &AppProfile, slot_index: usize, level: f64) -> boo
 const QUIET_SHARE: f64 = 0.02;
 
 /// `off_hours`: judges one finished hour for activity at a time the app is normally silent:
-/// info the first night, medium when the app's previous such night began 12 hours to
+/// info the first night, medium when it recurs on another night that began 12 hours to
 /// `recurrence_days` before (so a run of more than 12 hours is medium too); a window of 0
-/// makes every such hour medium. A first night is learned capped, so a second night in the same
-/// hours still finds them silent; a recurring one is learned as it is, so a new routine is
-/// learned once it has been reported.
+/// makes every such hour medium. When the hour's tokens name their accounts (`user`), it
+/// recurs only if one of those accounts was served at a silent time on that earlier night: a
+/// different clinician on call each night is a rota, one account back at night is a habit
+/// worth a look. Without accounts, any earlier night of the app counts. A first night is
+/// learned capped, so a second night in the same hours still finds them silent; a recurring
+/// one is learned as it is, so a new routine is learned once it has been reported.
 pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
     let Some(finding) = off_hours_finding(context) else {
         return;
     };
     let window = context.settings.param(RuleId::OffHours, "recurrence_days");
     let night = context.last_off_hours;
-    let recurring = window <= 0.0
-        || night.is_some_and(|start| {
-            let gap = hours_between(start, context.start);
+    let earlier = match context.accounts {
+        Some(accounts) => context.night_accounts.and_then(|nights| {
+            nights.earlier_night(accounts, context.start, (NIGHT_HOURS, window * 24.0))
+        }),
+        None => night.filter(|start| {
+            let gap = hours_between(*start, context.start);
             gap >= NIGHT_HOURS && gap <= window * 24.0
-        });
+        }),
+    };
+    let recurring = window <= 0.0 || earlier.is_some();
     // The engine remembers when this night began: a new night starts 12 hours after the last.
     context.off_hours =
         night.is_none_or(|start| hours_between(start, context.start) >= NIGHT_HOURS);
+    context.silent = true;
     context.anomalous = !recurring;
     findings.push(if recurring {
-        recurrence(finding, night.filter(|_| window > 0.0), window)
+        recurrence(
+            finding,
+            earlier.filter(|_| window > 0.0),
+            window,
+            context.accounts.is_some(),
+        )
     } else {
         finding
     });
@@ -205,14 +219,27 @@ fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
 }
 
 /// The finding graded medium, naming the earlier night's first hour when there is one.
-fn recurrence(mut finding: Finding, night: Option<Timestamp>, window_days: f64) -> Finding {
+fn recurrence(
+    mut finding: Finding,
+    night: Option<Timestamp>,
+    window_days: f64,
+    same_account: bool,
+) -> Finding {
     if let Some(start) = night {
+        let what = if same_account {
+            "An account it served in this hour was served at such a time on an earlier night too"
+        } else {
+            "It did so on an earlier night too"
+        };
         finding.summary = format!(
-            "{} It did so on an earlier night too (from the hour at {start}), within {window_days} days.",
+            "{} {what} (from the hour at {start}), within {window_days} days.",
             finding.summary
         );
         if let Some(observed) = finding.observed.as_object_mut() {
             observed.insert("previous_off_hours_hour".into(), json!(start));
+            if same_account {
+                observed.insert("same_account".into(), json!(true));
+            }
         }
     }
     finding.marked_if(true)

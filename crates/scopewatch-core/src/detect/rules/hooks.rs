@@ -15,6 +15,7 @@ use crate::smart::scope::{ScopeDelta, ScopeSet};
 
 use super::super::explain::Explained;
 use super::super::finding::Finding;
+use super::super::night::NightAccounts;
 use super::catalog::CATALOG;
 use super::settings::RuleSettings;
 use super::volume::{ExportRun, TokenUsage};
@@ -193,7 +194,13 @@ pub struct HourContext<'a> {
     /// (`off_hours`), and whether this hour begins a new one (set by the rule; the engine
     /// remembers it).
     pub last_off_hours: Option<Timestamp>,
+    /// The accounts this hour served, when its tokens named some and not too many, and those
+    /// the app served at silent times on its recent nights.
+    pub accounts: Option<&'a [Text]>,
+    pub night_accounts: Option<&'a NightAccounts>,
     pub off_hours: bool,
+    /// Set by `off_hours` when the hour was at a silent time: the engine remembers its accounts.
+    pub silent: bool,
 }
 
 impl Trigger for HourContext<'_> {

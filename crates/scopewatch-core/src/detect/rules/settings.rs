@@ -244,7 +244,7 @@ mod tests {
         assert_eq!((o.severity, o.score), (Some(Severity::Low), Some(30)));
         assert_eq!(
             s.param(RuleId::OffHours, "min_requests"),
-            20.0,
+            5.0,
             "the catalog's default"
         );
         let s = RuleSettings::parse("[off_hours]\nmin_requests = 50\n", "r.toml").expect("parse");
