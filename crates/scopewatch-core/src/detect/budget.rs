@@ -11,8 +11,9 @@
 //!
 //! Not counted: per-token usage (bounded by the live tokens), the open hour and day of each
 //! app and their incidents (bounded by the apps), the last export (its kick-off time and what
-//! its files returned) and the last off-hours night per app, and the per-export histograms
-//! (like the per-token ones, a fixed number of buckets per app).
+//! its files returned) and the last off-hours night per app with its accounts (at most 16 in
+//! the open hour and 16 across recent nights), and the per-export histograms (like the
+//! per-token ones, a fixed number of buckets per app).
 
 use super::tokens::TokenCacheConfig;
 use crate::baseline::{AppProfile, SeenMap};

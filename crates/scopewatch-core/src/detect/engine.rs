@@ -428,6 +428,8 @@ impl Engine {
         findings: &mut Vec<Finding>,
     ) {
         let learning_days = self.learning_days;
+        // Taken first: an hour's accounts never leak into the app's next hour.
+        let accounts = self.hour_accounts.remove(client).unwrap_or_default();
         let Some(profile) = self.baselines.apps.get_mut(client) else {
             return;
         };
@@ -435,7 +437,6 @@ impl Engine {
         let Some(slot) = profile.hourly_requests.get(slot_index).copied() else {
             return;
         };
-        let accounts = self.hour_accounts.remove(client).unwrap_or_default();
         let mut hour = HourContext {
             client_id: client,
             start,
@@ -458,9 +459,7 @@ impl Engine {
         if off_hours {
             self.off_hours.insert(client.clone(), start);
         }
-        if let (true, Some(ids), Some(night)) =
-            (silent, accounts.known(), self.off_hours.get(client))
-        {
+        if let (true, Some(night)) = (silent, self.off_hours.get(client)) {
             let window = self
                 .rules
                 .param(super::rules::catalog::RuleId::OffHours, "recurrence_days")
@@ -468,7 +467,7 @@ impl Engine {
             self.night_accounts
                 .entry(client.clone())
                 .or_default()
-                .remember(ids, *night, window);
+                .remember(accounts.remembered(), *night, window);
         }
     }
 

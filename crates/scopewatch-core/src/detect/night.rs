@@ -14,6 +14,11 @@ const MICROS_PER_HOUR: i64 = 3600 * MICROS_PER_SECOND;
 /// Most accounts kept for one hour, and per app across its recent nights.
 pub const MAX_ACCOUNTS: usize = 16;
 
+/// Stands for a night whose accounts are unknown (tokens naming none, or too many): it may
+/// have been anyone's, so it counts as every account's earlier night. Not a valid `user`
+/// (FHIR references have no spaces).
+pub static UNKNOWN: Text = Text::const_new("(unknown accounts)");
+
 /// The accounts whose tokens were served in one hour of an app.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HourAccounts {
@@ -41,6 +46,14 @@ impl HourAccounts {
         (!self.many && !self.ids.is_empty()).then_some(self.ids.as_slice())
     }
 
+    /// The accounts to remember for a night: the hour's, or [`UNKNOWN`] when it cannot say.
+    pub fn remembered(&self) -> &[Text] {
+        match self.known() {
+            Some(ids) => ids,
+            None => std::slice::from_ref(&UNKNOWN),
+        }
+    }
+
     pub fn bytes(&self) -> usize {
         self.ids.iter().map(|id| id.len() + 24).sum()
     }
@@ -52,8 +65,8 @@ impl HourAccounts {
 pub struct NightAccounts(Vec<(Text, Timestamp)>);
 
 impl NightAccounts {
-    /// The night (its first hour) in which one of `accounts` was last seen at a silent time,
-    /// if that night began `min_gap_hours` to `window_hours` before `at`.
+    /// The night (its first hour) in which one of `accounts`, or accounts unknown, were last
+    /// seen at a silent time, if that night began `min_gap_hours` to `window_hours` before `at`.
     pub fn earlier_night(
         &self,
         accounts: &[Text],
@@ -62,7 +75,7 @@ impl NightAccounts {
     ) -> Option<Timestamp> {
         self.0
             .iter()
-            .filter(|(id, _)| accounts.contains(id))
+            .filter(|(id, _)| *id == UNKNOWN || accounts.contains(id))
             .map(|(_, night)| *night)
             .filter(|night| {
                 let gap = hours_between(*night, at);
@@ -151,5 +164,18 @@ mod tests {
         );
         nights.remember(&[b], hour(98), 72.0);
         assert_eq!(nights.0.len(), 1);
+    }
+
+    #[test]
+    fn a_night_of_unknown_accounts_counts_as_anyones() {
+        // A night whose tokens named no account (or too many) cannot clear any account: the
+        // next night recurs whoever it is, as the rule without accounts would have it.
+        let mut nights = NightAccounts::default();
+        nights.remember(HourAccounts::default().remembered(), hour(2), 72.0);
+        let a: Text = "Practitioner/a".into();
+        assert_eq!(
+            nights.earlier_night(std::slice::from_ref(&a), hour(26), (12.0, 72.0)),
+            Some(hour(2))
+        );
     }
 }

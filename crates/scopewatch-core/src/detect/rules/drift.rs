@@ -184,20 +184,27 @@ pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
     };
     let window = context.settings.param(RuleId::OffHours, "recurrence_days");
     let night = context.last_off_hours;
+    let range = (NIGHT_HOURS, window * 24.0);
+    // Any earlier night of the app in the window (the rule without accounts).
+    let app_night = night.filter(|start| {
+        let gap = hours_between(*start, context.start);
+        gap >= range.0 && gap <= range.1
+    });
+    // With accounts: a night one of them was back from, or one whose accounts are unknown
+    // (its tokens named none, or too many), which cannot clear them.
     let earlier = match context.accounts {
-        Some(accounts) => context.night_accounts.and_then(|nights| {
-            nights.earlier_night(accounts, context.start, (NIGHT_HOURS, window * 24.0))
-        }),
-        None => night.filter(|start| {
-            let gap = hours_between(*start, context.start);
-            gap >= NIGHT_HOURS && gap <= window * 24.0
-        }),
+        Some(accounts) => context
+            .night_accounts
+            .and_then(|nights| nights.earlier_night(accounts, context.start, range)),
+        None => app_night,
     };
     let recurring = window <= 0.0 || earlier.is_some();
     // The engine remembers when this night began: a new night starts 12 hours after the last.
     context.off_hours =
         night.is_none_or(|start| hours_between(start, context.start) >= NIGHT_HOURS);
     context.silent = true;
+    // A night that does not recur is learned capped, a rota's included: its hours stay silent,
+    // so an account back on a later night is still found (each rota night is an info record).
     context.anomalous = !recurring;
     findings.push(if recurring {
         recurrence(
