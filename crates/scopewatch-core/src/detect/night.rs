@@ -53,10 +53,6 @@ impl HourAccounts {
             None => std::slice::from_ref(&UNKNOWN),
         }
     }
-
-    pub fn bytes(&self) -> usize {
-        self.ids.iter().map(|id| id.len() + 24).sum()
-    }
 }
 
 /// The accounts an app served at a silent time, each with the first hour of the night it was
@@ -100,17 +96,10 @@ impl NightAccounts {
             self.0.truncate(MAX_ACCOUNTS);
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.0.iter().map(|(id, _)| id.len() + 32).sum()
-    }
 }
 
-fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
+/// Hours from `earlier` to `later` (what `off_hours` measures nights by).
+pub(crate) fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
     (later.0 - earlier.0) as f64 / MICROS_PER_HOUR as f64
 }
 

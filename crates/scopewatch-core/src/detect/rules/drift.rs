@@ -17,6 +17,7 @@ use serde_json::json;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::baseline::{AppProfile, BUSIEST_MIN_OBSERVATIONS};
+use crate::detect::night::hours_between;
 use crate::event::{Text, Timestamp, MICROS_PER_SECOND};
 use crate::smart::scope::{Perms, ResourceTarget, ScopeSet};
 
@@ -220,10 +221,6 @@ pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
 
 /// Hours between two off-hours hours that make them two nights, not one.
 const NIGHT_HOURS: f64 = 12.0;
-
-fn hours_between(earlier: Timestamp, later: Timestamp) -> f64 {
-    (later.0 - earlier.0) as f64 / (3600 * MICROS_PER_SECOND) as f64
-}
 
 /// The finding graded medium, naming the earlier night's first hour when there is one.
 fn recurrence(
