@@ -698,6 +698,86 @@ fn spec_verdicts_through_the_cli() {
     );
 }
 
+/// Verdicts an adversarial review of stop 42 found wrong, each through the CLI:
+/// - SMART 2.2 scopes-and-launch-context §Scope Equivalence ("Scopes can be combined to
+///   represent a union of access"): `category=vital-signs,laboratory` under a laboratory and a
+///   vital-signs scope is covered.
+/// - Same page, §Finer-grained resource constraints ("a series of param=value items separated
+///   by &"): naming only the category of a `category=…&status=final` scope leaves the status to
+///   the server: unverified, not a gap.
+/// - FHIR R4 search §Including other resources: `_include=Observation:encounter` (no target
+///   type) includes Encounter, which the token cannot read: unverified.
+/// - RFC 6749 §6: a refresh record naming no user or patient that exceeds every grant of its
+///   app is `refresh_broadening`.
+#[test]
+fn combined_granular_scopes_partial_constraints_typeless_includes_and_bare_refreshes() {
+    let cat = "http://terminology.hl7.org/CodeSystem/observation-category|";
+    let two = format!("launch/patient patient/Observation.rs?category={cat}laboratory patient/Observation.rs?category={cat}vital-signs");
+    let final_lab =
+        format!("launch/patient patient/Observation.rs?category={cat}laboratory&status=final");
+    let plain = "launch/patient patient/Patient.r patient/Observation.rs";
+    let bare_refresh = r#"{"type":"token","event":"refreshed","time":"2024-03-05T10:00:00Z","client_id":"chain","token_id":"c2","grant_type":"refresh_token","scope_granted":"patient/*.cruds offline_access","expires_in":3600}"#;
+    let lines = vec![
+        tok("08:00:00", "union", "u1", "issued", &two, Some("p1")),
+        acc(
+            "08:01:00",
+            "union",
+            "u1",
+            "GET",
+            &format!("Observation?patient=p1&category={cat}vital-signs,{cat}laboratory"),
+            200,
+            None,
+        ),
+        tok(
+            "08:00:00",
+            "partial",
+            "f1",
+            "issued",
+            &final_lab,
+            Some("p1"),
+        ),
+        acc(
+            "08:01:00",
+            "partial",
+            "f1",
+            "GET",
+            &format!("Observation?patient=p1&category={cat}laboratory"),
+            200,
+            None,
+        ),
+        tok("08:00:00", "incl", "i1", "issued", plain, Some("p1")),
+        acc(
+            "08:01:00",
+            "incl",
+            "i1",
+            "GET",
+            "Observation?patient=p1&_include=Observation:encounter",
+            200,
+            None,
+        ),
+        tok(
+            "09:00:00",
+            "chain",
+            "c1",
+            "issued",
+            "launch/patient patient/Observation.rs offline_access",
+            Some("p1"),
+        ),
+        bare_refresh.to_string(),
+    ];
+    let found = incidents(&lines, &[]);
+    let judged = |client: &str| -> Vec<&str> {
+        rules_of(&found, client)
+            .into_iter()
+            .filter(|r| JUDGING.contains(r) || *r == "refresh_broadening")
+            .collect()
+    };
+    assert_eq!(judged("union"), Vec::<&str>::new(), "{found:#?}");
+    assert_eq!(judged("partial"), vec!["unverified_access"], "{found:#?}");
+    assert_eq!(judged("incl"), vec!["unverified_access"], "{found:#?}");
+    assert_eq!(judged("chain"), vec!["refresh_broadening"], "{found:#?}");
+}
+
 /// A cause that recurs every day is one incident (opened once, kept open while it recurs);
 /// a new cause opens its own; a cause quiet for longer than the quiet period opens anew.
 #[test]

@@ -23,6 +23,7 @@ use super::tokens::{TokenCache, TokenCacheConfig, TokenInfo};
 use crate::alert::silence::Silences;
 use crate::baseline::{seasonal_slot, LocalClock};
 use crate::event::{Text, MICROS_PER_SECOND};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -644,9 +645,11 @@ impl Engine {
         );
         let mut grant = GrantContext::new(t, &granted, &self.registry, profile, &self.rules);
         grant.learning = learning;
-        if t.event == TokenAction::Refreshed {
-            grant.refreshable = self.grants.get(&key).map(Vec::as_slice);
-        }
+        let refreshable = match t.event {
+            TokenAction::Refreshed => refreshable_grants(&self.grants, &key),
+            _ => None,
+        };
+        grant.refreshable = refreshable.as_deref();
         let from = findings.len();
         hooks::run(&mut grant, findings);
         let incidents = &self.incidents;
@@ -793,6 +796,42 @@ impl Engine {
 /// The incidents a first refresh joins (`fold::join_first_refresh_to_offline_access`).
 const OFFLINE_ACCESS_NEW: super::rules::catalog::RuleId =
     super::rules::catalog::RuleId::OfflineAccessNew;
+
+/// Most remembered grant keys a refresh that names no user or no patient is compared across;
+/// beyond it the refresh is not judged (bounded work per event).
+const MAX_KEYS_SCANNED: usize = 4096;
+
+/// The grants a refresh may continue: those issued for its (app, user, launch patient); when
+/// the refresh record leaves the user or the patient out (a gateway or an authorization server
+/// that logs only some fields), every grant of the app that agrees with the fields it has
+/// (RFC 6749 §6: a refresh may not exceed the grant it continues, whichever that was).
+fn refreshable_grants<'g>(
+    grants: &'g BTreeMap<GrantKey, Vec<Arc<crate::smart::scope::ScopeSet>>>,
+    key: &GrantKey,
+) -> Option<Cow<'g, [Arc<crate::smart::scope::ScopeSet>]>> {
+    let (client, user, patient) = key;
+    if user.is_some() && patient.is_some() {
+        return grants.get(key).map(|list| Cow::Borrowed(list.as_slice()));
+    }
+    let agrees = |known: &Option<Text>, field: &Option<Text>| known.is_none() || known == field;
+    let mut found: Vec<Arc<crate::smart::scope::ScopeSet>> = Vec::new();
+    let app = grants
+        .range((client.clone(), None, None)..)
+        .take_while(|((c, _, _), _)| c == client);
+    for (scanned, ((_, u, p), list)) in app.enumerate() {
+        if scanned == MAX_KEYS_SCANNED {
+            return None;
+        }
+        if agrees(user, u) && agrees(patient, p) {
+            for g in list {
+                if !found.iter().any(|f| **f == **g) {
+                    found.push(Arc::clone(g));
+                }
+            }
+        }
+    }
+    (!found.is_empty()).then_some(Cow::Owned(found))
+}
 
 /// Adds an issued grant to those a refresh may continue (distinct grants, newest last).
 fn remember_grant(
@@ -1953,6 +1992,90 @@ modes = ["patient"]
             Timestamp::parse_rfc3339("2024-03-01T13:00:00Z").unwrap()
         );
         assert_eq!(a.observed["added"][0]["scope"], "patient/Condition.rs");
+    }
+
+    /// FHIR R4 search "Including other resources": `_include=MedicationRequest:medication`
+    /// brings in Medication. A token that cannot read Medication leaves the server to omit
+    /// them (SMART 2.x: "results have been omitted"): unverified, low; info when the app's
+    /// other grants hold Medication (this token's grant was narrowed, e.g. a patient declined
+    /// that scope).
+    #[test]
+    fn an_include_the_token_cannot_read_is_low_and_info_when_the_grant_was_narrowed() {
+        let full = "launch/patient patient/MedicationRequest.rs patient/Medication.rs";
+        let narrowed = "launch/patient patient/MedicationRequest.rs";
+        let url = "MedicationRequest?patient=p1&_include=MedicationRequest:medication";
+        let lines = vec![
+            token("2024-03-01T10:00:00Z", "meds", "t1", full, Some("p1")),
+            access("2024-03-01T10:01:00Z", "meds", "t1", url, 200, "PATRQT"),
+            token("2024-03-01T11:00:00Z", "meds", "t2", narrowed, Some("p1")),
+            access("2024-03-01T11:01:00Z", "meds", "t2", url, 200, "PATRQT"),
+            token("2024-03-01T12:00:00Z", "other", "t3", narrowed, Some("p1")),
+            access("2024-03-01T12:01:00Z", "other", "t3", url, 200, "PATRQT"),
+        ];
+        let (alerts, _) = run(&lines, "");
+        let got: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.rule == "unverified_access")
+            .map(|a| (a.client_id.as_str(), a.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [("meds", Severity::Info), ("other", Severity::Low)],
+            "{alerts:#?}"
+        );
+    }
+
+    /// RFC 6749 §6 and SMART App Launch 2.x "Refresh access token": a refresh grants the
+    /// same or a subset of the grant it continues. A refresh record without `user` or
+    /// `patient` (docs/event-contract.md's refresh example) is compared with every grant of the
+    /// app that agrees with the fields it has: broadening only when none contains it.
+    #[test]
+    fn a_refresh_naming_no_user_or_patient_is_compared_with_the_apps_grants() {
+        let issued = |at: &str, id: &str, user: &str, patient: &str, scopes: &str| {
+            format!(
+                r#"{{"type":"token","event":"issued","time":"{at}","client_id":"chart","token_id":"{id}","grant_type":"authorization_code","scope_granted":"{scopes}","user":"{user}","patient":"{patient}","expires_in":3600}}"#
+            )
+        };
+        let refreshed = |at: &str, id: &str, extra: &str, scopes: &str| {
+            format!(
+                r#"{{"type":"token","event":"refreshed","time":"{at}","client_id":"chart","token_id":"{id}","grant_type":"refresh_token","scope_granted":"{scopes}","expires_in":3600{extra}}}"#
+            )
+        };
+        let narrow = "patient/Observation.rs offline_access";
+        let wide = "patient/Observation.rs patient/Condition.rs offline_access";
+        let lines = vec![
+            issued("2024-03-01T10:00:00Z", "t1", "Patient/a", "a", narrow),
+            issued("2024-03-01T10:05:00Z", "t2", "Patient/b", "b", wide),
+            // Within b's grant: another user's grant may be the one refreshed.
+            refreshed("2024-03-01T11:00:00Z", "r1", "", wide),
+            // Naming user a: only a's grant, which it exceeds.
+            refreshed("2024-03-01T12:00:00Z", "r2", r#","user":"Patient/a""#, wide),
+            // Beyond every grant of the app.
+            refreshed(
+                "2024-03-01T13:00:00Z",
+                "r3",
+                "",
+                "patient/*.cruds offline_access",
+            ),
+        ];
+        let (alerts, _) = run(&lines, "");
+        let broadened: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.rule == "refresh_broadening")
+            .collect();
+        // r1 is silent; r2 opens the incident, r3 (beyond every grant) updates it.
+        assert_eq!(broadened.len(), 2, "{alerts:#?}");
+        assert_eq!(
+            broadened[0].window.start,
+            Timestamp::parse_rfc3339("2024-03-01T12:00:00Z").unwrap()
+        );
+        assert_eq!(
+            broadened[0].observed["added"][0]["scope"],
+            "patient/Condition.rs"
+        );
+        assert!(broadened[1].observed["granted_scopes"]
+            .to_string()
+            .contains("patient/*.cruds"));
     }
 
     /// SMART App Launch 2.x, "Scopes for requesting a refresh token" and "Refresh access

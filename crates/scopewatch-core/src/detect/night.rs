@@ -61,19 +61,23 @@ impl HourAccounts {
 pub struct NightAccounts(Vec<(Text, Timestamp)>);
 
 impl NightAccounts {
-    /// The night (its first hour) in which one of `accounts`, or accounts unknown, were last
-    /// seen at a silent time, if that night began `min_gap_hours` to `window_hours` before `at`.
+    /// The latest night (its first hour) in which one of `accounts`, or accounts unknown, were
+    /// seen at a silent time, if that night began `min_gap_hours` to `window_hours` before
+    /// `at`; with whether it was one of `accounts` (not only a night whose accounts are
+    /// unknown) that was seen then.
     pub fn earlier_night(
         &self,
         accounts: &[Text],
         at: Timestamp,
         (min_gap_hours, window_hours): (f64, f64),
-    ) -> Option<Timestamp> {
+    ) -> Option<(Timestamp, bool)> {
         self.0
             .iter()
-            .filter(|(id, _)| *id == UNKNOWN || accounts.contains(id))
-            .map(|(_, night)| *night)
-            .filter(|night| {
+            .filter_map(|(id, night)| {
+                let named = accounts.contains(id);
+                (named || *id == UNKNOWN).then_some((*night, named))
+            })
+            .filter(|(night, _)| {
                 let gap = hours_between(*night, at);
                 gap >= min_gap_hours && gap <= window_hours
             })
@@ -139,7 +143,7 @@ mod tests {
         // The next night it is; another account is not.
         assert_eq!(
             nights.earlier_night(std::slice::from_ref(&a), hour(26), window),
-            Some(hour(2))
+            Some((hour(2), true))
         );
         assert_eq!(
             nights.earlier_night(std::slice::from_ref(&b), hour(26), window),
@@ -164,7 +168,14 @@ mod tests {
         let a: Text = "Practitioner/a".into();
         assert_eq!(
             nights.earlier_night(std::slice::from_ref(&a), hour(26), (12.0, 72.0)),
-            Some(hour(2))
+            Some((hour(2), false)),
+            "recurs, but not as the same account"
+        );
+        // Once the account itself is seen on a night, that night says so.
+        nights.remember(std::slice::from_ref(&a), hour(26), 72.0);
+        assert_eq!(
+            nights.earlier_night(std::slice::from_ref(&a), hour(50), (12.0, 72.0)),
+            Some((hour(26), true))
         );
     }
 }

@@ -702,13 +702,16 @@ pub const CATALOG: [RuleInfo; 27] = [
         grade(Severity::High, 85, UNENFORCED_LIFETIME),
         "An access served with a token after its revocation.",
     ),
-    rule(
-        RuleId::UnverifiedAccess,
-        Hook::Access(enforcement::unverified),
-        JUDGED_ALWAYS,
-        Category::ScopeCreep,
-        grade(Severity::Low, 35, OVERPRIVILEGED),
-        "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`).",
+    with_marked(
+        rule(
+            RuleId::UnverifiedAccess,
+            Hook::Access(enforcement::unverified),
+            JUDGED_ALWAYS,
+            Category::ScopeCreep,
+            grade(Severity::Low, 35, OVERPRIVILEGED),
+            "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`); info for an `_include` of types the app's other grants hold (this token's grant was narrowed).",
+        ),
+        grade(Severity::Info, 15, OVERPRIVILEGED),
     ),
     rule(
         RuleId::RegistryPurposeViolation,

@@ -187,12 +187,15 @@ pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
     let night = context.last_off_hours;
     let range = (NIGHT_HOURS, window * 24.0);
     // Any earlier night of the app in the window (the rule without accounts).
-    let app_night = night.filter(|start| {
-        let gap = hours_between(*start, context.start);
-        gap >= range.0 && gap <= range.1
-    });
+    let app_night = night
+        .filter(|start| {
+            let gap = hours_between(*start, context.start);
+            gap >= range.0 && gap <= range.1
+        })
+        .map(|start| (start, false));
     // With accounts: a night one of them was back from, or one whose accounts are unknown
-    // (its tokens named none, or too many), which cannot clear them.
+    // (its tokens named none, or too many), which cannot clear them; `true` when it was the
+    // account itself.
     let earlier = match context.accounts {
         Some(accounts) => context
             .night_accounts
@@ -208,12 +211,7 @@ pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
     // so an account back on a later night is still found (each rota night is an info record).
     context.anomalous = !recurring;
     findings.push(if recurring {
-        recurrence(
-            finding,
-            earlier.filter(|_| window > 0.0),
-            window,
-            context.accounts.is_some(),
-        )
+        recurrence(finding, earlier.filter(|_| window > 0.0), window)
     } else {
         finding
     });
@@ -222,14 +220,10 @@ pub fn off_hours(context: &mut HourContext<'_>, findings: &mut Vec<Finding>) {
 /// Hours between two off-hours hours that make them two nights, not one.
 const NIGHT_HOURS: f64 = 12.0;
 
-/// The finding graded medium, naming the earlier night's first hour when there is one.
-fn recurrence(
-    mut finding: Finding,
-    night: Option<Timestamp>,
-    window_days: f64,
-    same_account: bool,
-) -> Finding {
-    if let Some(start) = night {
+/// The finding graded medium, naming the earlier night's first hour when there is one (and
+/// whether an account of this hour was seen in it).
+fn recurrence(mut finding: Finding, night: Option<(Timestamp, bool)>, window_days: f64) -> Finding {
+    if let Some((start, same_account)) = night {
         let what = if same_account {
             "An account it served in this hour was served at such a time on an earlier night too"
         } else {

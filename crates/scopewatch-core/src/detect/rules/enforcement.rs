@@ -4,8 +4,10 @@
 
 use serde_json::json;
 
+use crate::baseline::AppProfile;
 use crate::event::{AccessEvent, Timestamp, MICROS_PER_SECOND};
 use crate::smart::request::request_shape;
+use crate::smart::scope::{Context, Perms, ResourceTarget, ScopeSet};
 
 use super::super::explain::{Explained, LaunchFit, ScopeFit, Unverified};
 use super::super::finding::Finding;
@@ -196,7 +198,48 @@ pub const UNVERIFIED_RULE: RuleId = RuleId::UnverifiedAccess;
 /// scopes), `_include`/`_revinclude` or a Bulk Data `_type` naming types the token cannot read
 /// (a well-behaved server filters them out). Worth a look, never a certain gap.
 pub fn unverified(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    findings.extend(unverified_finding(context.access, context.explained));
+    let narrowed = narrowed_include(context.explained, context.profile);
+    findings.extend(
+        unverified_finding(context.access, context.explained).map(|f| f.marked_if(narrowed)),
+    );
+}
+
+/// An `_include` whose types this token cannot read but the app's other grants can: this
+/// token's grant was narrowed (SMART App Launch 2.x: the granted `scope` "can be different from
+/// the scopes requested", a patient may decline some), the app's usual query still asks for
+/// them, and the server is to leave them out. Info: the app reaches for nothing new.
+fn narrowed_include(explained: &Explained<'_>, profile: &AppProfile) -> bool {
+    let request = &explained.request;
+    let (false, false, Some(token)) = (
+        request.includes_any,
+        request.included.is_empty(),
+        explained.token,
+    ) else {
+        return false;
+    };
+    let held = ScopeSet::parse(
+        &profile
+            .scopes
+            .entries
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    request.included.iter().all(|t| {
+        let target = ResourceTarget::Type((*t).to_string());
+        readable(&token.scopes, &target) || readable(&held, &target)
+    })
+}
+
+/// `scopes` let some context read every resource of `target`.
+fn readable(scopes: &ScopeSet, target: &ResourceTarget) -> bool {
+    [Context::Patient, Context::User, Context::System]
+        .into_iter()
+        .any(|context| {
+            let c = scopes.coverage_for(context, target, Perms::READ);
+            c.is_covered() && !c.constrained
+        })
 }
 
 fn unverified_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option<Finding> {

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::compartment::{is_patient_compartment_type, known_resource_type, patient_link_params};
+use super::include_targets::include_targets;
 use super::method::Method;
 use super::query;
 use super::types::{FhirRequest, Interaction, OperationLevel, Paging, PatientScope};
@@ -527,10 +528,21 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
             // `_include:iterate` and `_revinclude:iterate` include as much (FHIR R4 search).
             n if matches!(before_colon(n), "_include" | "_revinclude") => {
                 let base = before_colon(n);
-                if value == "*" {
-                    r.includes_any = true;
-                } else if let Some(t) = included_type(base, &value) {
-                    if !r.included.contains(&t) {
+                let targets: &[&'static str] = match included(base, &value) {
+                    _ if value == "*" => {
+                        r.includes_any = true;
+                        &[]
+                    }
+                    Included::Any => {
+                        r.includes_any = true;
+                        &[]
+                    }
+                    Included::One(t) => &[t],
+                    Included::Targets(ts) => ts,
+                    Included::Nothing => &[],
+                };
+                for t in targets {
+                    if !r.included.contains(t) {
                         r.included.push(t);
                     }
                 }
@@ -613,17 +625,29 @@ fn split_param_name(name: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
-/// The type an `_include` / `_revinclude` adds to the result, when the value names it:
-/// `_revinclude=Provenance:target` → Provenance; `_include=Observation:subject:Patient` →
-/// Patient (a target type); `_include=Observation:performer` names no type (None).
-fn included_type(name: &str, value: &str) -> Option<&'static str> {
+/// What an `_include` / `_revinclude` adds to the result.
+enum Included {
+    /// One type: `_revinclude=Provenance:target` → Provenance (the source);
+    /// `_include=Observation:subject:Patient` → Patient (a target type).
+    One(&'static str),
+    /// The parameter's target types: `_include=MedicationRequest:medication` → Medication.
+    Targets(&'static [&'static str]),
+    /// A parameter whose targets are unknown: any type.
+    Any,
+    /// Not an include value (no `source:param`, or an unknown type).
+    Nothing,
+}
+
+fn included(name: &str, value: &str) -> Included {
     let mut parts = value.split(':');
-    let source = parts.next()?;
-    let _param = parts.next()?;
+    let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
+        return Included::Nothing;
+    };
+    let one = |t: Option<&'static str>| t.map_or(Included::Nothing, Included::One);
     match (name, parts.next()) {
-        ("_revinclude", _) => known_resource_type(source),
-        (_, Some(target)) => known_resource_type(target),
-        _ => None,
+        ("_revinclude", _) => one(known_resource_type(source)),
+        (_, Some(target)) => one(known_resource_type(target)),
+        _ => include_targets(source, param).map_or(Included::Any, Included::Targets),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod classify;
 mod compartment;
+mod include_targets;
 mod method;
 pub mod query;
 mod resource_types;

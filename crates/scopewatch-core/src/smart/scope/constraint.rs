@@ -1,28 +1,79 @@
 //! Does a request's own query satisfy a granular scope's search constraints? SMART 2.x
 //! ("Finer-grained resource constraints using search parameters"): a scope such as
 //! `patient/Observation.rs?category=http://…/observation-category|laboratory` allows only
-//! requests that the server can restrict by that search; a search whose parameters carry the
-//! same restriction is inside it, anything else is outside.
+//! requests that the server can restrict by that search. A search whose parameters carry the
+//! same restriction is inside it; one asking for other values of a constrained parameter is
+//! outside; one that leaves a constraint unnamed leaves it to the server (unverified).
 
-use crate::smart::request::query::{decode, pairs};
+use std::borrow::Cow;
 
-/// True when, for every constraint `name=value`, the query has a parameter `name` (no
-/// modifier) whose comma-separated values all match `value` (a comma is OR, FHIR R4 search
-/// §2.21.1.1: `category=laboratory,vital-signs` asks for vital signs too).
-pub fn query_satisfies(constraints: &[(String, String)], query: &str) -> bool {
-    constraints.iter().all(|(name, value)| {
-        let wanted = decode(value);
-        pairs(query)
-            .any(|(n, v)| n == name.as_str() && v.split(',').all(|v| same_token(v, &wanted)))
-    })
+use crate::smart::request::query::decode;
+
+/// One decoded `name=value` pair of a query, and a query's pairs.
+pub type Pair<'q> = (Cow<'q, str>, Cow<'q, str>);
+pub type Pairs<'q> = [Pair<'q>];
+
+/// What a request's own query says about a granular scope's constraints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryFit {
+    /// Every constraint is carried by the query: the request is inside the scope.
+    Satisfied,
+    /// The query asks for a constrained parameter with other values (or a modifier): the
+    /// request is outside the scope.
+    Contradicted,
+    /// No constraint is contradicted, but some are not named: the server alone applies them
+    /// (SMART 2.x: the scope limits what the server returns).
+    Silent,
 }
 
-/// True when the query uses any constrained parameter itself (with or without a modifier).
-pub fn query_names(constraints: &[(String, String)], query: &str) -> bool {
-    pairs(query).any(|(n, _)| {
-        let base = n.split(':').next().unwrap_or(&n);
-        constraints.iter().any(|(name, _)| name == base)
-    })
+/// How `query` fits `constraints` (each `name=value`): a constraint is carried when the query
+/// has a parameter `name` (no modifier) whose comma-separated values all match `value` (a
+/// comma is OR, FHIR R4 search §2.21.1.1: `category=laboratory,vital-signs` asks for vital
+/// signs too); it is contradicted when the query names the parameter (with or without a
+/// modifier) and carries it nowhere.
+pub fn fit_pairs(
+    constraints: &[(String, String)],
+    query: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> QueryFit {
+    let mut fit = QueryFit::Satisfied;
+    for (name, value) in constraints {
+        let wanted = decode(value);
+        let carried = query.iter().any(|(n, v)| {
+            n.as_ref() == name.as_str() && v.split(',').all(|v| same_token(v, &wanted))
+        });
+        if carried {
+            continue;
+        }
+        let named = query
+            .iter()
+            .any(|(n, _)| n.split(':').next().unwrap_or(n) == name.as_str());
+        if named {
+            return QueryFit::Contradicted;
+        }
+        fit = QueryFit::Silent;
+    }
+    fit
+}
+
+/// The query's pairs once for each value of its first comma-separated parameter that a
+/// granular scope constrains (`category=a,b` → `category=a`, `category=b`), so that scopes
+/// can be combined: SMART 2.x "Scope Equivalence", scopes together grant the union of their
+/// access. None when no such parameter has several values.
+pub fn split_by_value<'q>(constrained: &[&str], query: &Pairs<'q>) -> Option<Vec<Vec<Pair<'q>>>> {
+    let at = query
+        .iter()
+        .position(|(n, v)| constrained.contains(&n.as_ref()) && v.contains(','))?;
+    let (name, value) = &query[at];
+    Some(
+        value
+            .split(',')
+            .map(|single| {
+                let mut variant = query.to_vec();
+                variant[at] = (name.clone(), Cow::Owned(single.to_string()));
+                variant
+            })
+            .collect(),
+    )
 }
 
 /// Token values match when system and code agree, or when one side names no system and the
@@ -43,9 +94,52 @@ fn same_token(given: &str, wanted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smart::request::query::pairs;
 
     fn c(name: &str, value: &str) -> Vec<(String, String)> {
         vec![(name.to_string(), value.to_string())]
+    }
+
+    fn query_fit(constraints: &[(String, String)], query: &str) -> QueryFit {
+        let query: Vec<_> = pairs(query).collect();
+        fit_pairs(constraints, &query)
+    }
+
+    fn query_satisfies(constraints: &[(String, String)], query: &str) -> bool {
+        query_fit(constraints, query) == QueryFit::Satisfied
+    }
+
+    /// SMART 2.x "Finer-grained resource constraints": a scope may carry several `param=value`
+    /// items joined by `&`; a query naming some of them (and no other value) leaves the rest to
+    /// the server, which is not a request outside the scope.
+    #[test]
+    fn a_query_naming_some_constraints_leaves_the_rest_to_the_server() {
+        let two = vec![
+            ("category".to_string(), "http://sys|laboratory".to_string()),
+            ("status".to_string(), "final".to_string()),
+        ];
+        assert_eq!(
+            query_fit(&two, "category=laboratory&status=final"),
+            QueryFit::Satisfied
+        );
+        assert_eq!(query_fit(&two, "category=laboratory"), QueryFit::Silent);
+        assert_eq!(query_fit(&two, "status=final"), QueryFit::Silent);
+        assert_eq!(query_fit(&two, "code=1234-5"), QueryFit::Silent);
+        assert_eq!(
+            query_fit(&two, "category=laboratory&status=preliminary"),
+            QueryFit::Contradicted
+        );
+        assert_eq!(query_fit(&two, "status:not=final"), QueryFit::Contradicted);
+    }
+
+    #[test]
+    fn a_listed_constrained_parameter_splits_into_one_query_per_value() {
+        let query: Vec<_> = pairs("patient=p1&category=a,b&code=c,d").collect();
+        let variants = split_by_value(&["category"], &query).unwrap();
+        let categories: Vec<_> = variants.iter().map(|v| v[1].1.to_string()).collect();
+        assert_eq!(categories, ["a", "b"]);
+        assert!(variants.iter().all(|v| v[2].1 == "c,d" && v[0].1 == "p1"));
+        assert!(split_by_value(&["status"], &query).is_none());
     }
 
     #[test]

@@ -60,6 +60,9 @@ impl Perms {
     pub fn minus(self, other: Perms) -> Perms {
         Perms(self.0 & !other.0)
     }
+    pub fn intersection(self, other: Perms) -> Perms {
+        Perms(self.0 & other.0)
+    }
     pub fn intersects(self, other: Perms) -> bool {
         self.0 & other.0 != 0
     }

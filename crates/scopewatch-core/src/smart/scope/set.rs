@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use super::constraint::{fit_pairs, split_by_value, Pairs, QueryFit};
 use super::parse::{Context, ResourceScope, ResourceTarget, Scope};
 use super::perms::Perms;
+use crate::smart::request::query::pairs;
 
 /// A space-separated scope string, parsed and normalised: order and duplicates do not matter,
 /// v1 and v2 spellings of the same permission are equal, and a scope implied by a broader one
@@ -226,9 +228,12 @@ impl ScopeSet {
 
     /// Like [`ScopeSet::coverage_for`] for a request whose own search parameters are `query`
     /// (a search): a query-constrained scope (`patient/Observation.rs?category=…`) then counts
-    /// only when the query satisfies every constraint (SMART 2.x "Finer-grained resource
-    /// constraints using search parameters"). With `None` (a read by id, a write) constrained
-    /// scopes count, and `constrained` says the server alone could check them.
+    /// only when the query carries every constraint (SMART 2.x "Finer-grained resource
+    /// constraints using search parameters"), or leaves some unnamed for the server to apply
+    /// (`constrained`); asking for other values is outside it. Scopes combine (SMART 2.x
+    /// "Scope Equivalence"): `category=a,b` is inside `…?category=a` and `…?category=b`
+    /// together. With `None` (a read by id, a write) constrained scopes count, and
+    /// `constrained` says the server alone could check them.
     pub fn coverage_for_query(
         &self,
         context: Context,
@@ -239,29 +244,29 @@ impl ScopeSet {
         let mut unconstrained = Perms::NONE;
         let mut constrained = Perms::NONE;
         let mut by = Vec::new();
-        for (index, scope) in self.resources.iter().enumerate() {
-            if !scope.applies_to(context, resource) || !scope.perms.intersects(perms) {
-                continue;
-            }
-            if let (false, Some(q)) = (scope.constraints.is_empty(), query) {
-                if super::constraint::query_satisfies(&scope.constraints, q) {
-                    // Checked against the request itself: as good as unconstrained.
-                    unconstrained = unconstrained.union(scope.perms);
-                    by.push(index);
-                    continue;
-                }
-                // Asking for other values is outside the scope; not naming the parameter at
-                // all leaves the server to apply it (falls through as constrained).
-                if super::constraint::query_names(&scope.constraints, q) {
-                    continue;
-                }
-            }
-            if scope.constraints.is_empty() {
-                unconstrained = unconstrained.union(scope.perms);
-            } else {
-                constrained = constrained.union(scope.perms);
+        let pairs: Option<Vec<_>> = query.map(|q| pairs(q).collect());
+        for (index, scope) in self.applicable(context, resource, perms) {
+            let fit = match (scope.constraints.is_empty(), &pairs) {
+                (false, Some(q)) => fit_pairs(&scope.constraints, q),
+                (false, None) => QueryFit::Silent,
+                (true, _) => QueryFit::Satisfied,
+            };
+            match fit {
+                // Checked against the request itself: as good as unconstrained.
+                QueryFit::Satisfied => unconstrained = unconstrained.union(scope.perms),
+                QueryFit::Silent => constrained = constrained.union(scope.perms),
+                QueryFit::Contradicted => continue,
             }
             by.push(index);
+        }
+        if !unconstrained.contains(perms) {
+            if let Some(q) = &pairs {
+                let (combined, scopes) = self.combined_by_value(context, resource, perms, q);
+                unconstrained = unconstrained.union(combined);
+                by.extend(scopes);
+                by.sort_unstable();
+                by.dedup();
+            }
         }
         let missing = perms.minus(unconstrained.union(constrained));
         Coverage {
@@ -269,6 +274,57 @@ impl ScopeSet {
             by,
             constrained: missing.is_empty() && !unconstrained.contains(perms),
         }
+    }
+
+    /// The scopes that apply to `resource` in `context` with some of `perms`, with their index.
+    fn applicable<'s>(
+        &'s self,
+        context: Context,
+        resource: &'s ResourceTarget,
+        perms: Perms,
+    ) -> impl Iterator<Item = (usize, &'s ResourceScope)> + 's {
+        self.resources
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.applies_to(context, resource) && s.perms.intersects(perms))
+    }
+
+    /// Permissions that granular scopes grant together to a query whose constrained parameter
+    /// lists several values (`category=a,b`): each value's query must be carried by one of
+    /// them; with the scopes used.
+    fn combined_by_value(
+        &self,
+        context: Context,
+        resource: &ResourceTarget,
+        perms: Perms,
+        query: &Pairs<'_>,
+    ) -> (Perms, Vec<usize>) {
+        let scopes: Vec<_> = self
+            .applicable(context, resource, perms)
+            .filter(|(_, s)| !s.constraints.is_empty())
+            .collect();
+        let names: Vec<&str> = scopes
+            .iter()
+            .flat_map(|(_, s)| s.constraints.iter().map(|(n, _)| n.as_str()))
+            .collect();
+        let Some(variants) = split_by_value(&names, query) else {
+            return (Perms::NONE, Vec::new());
+        };
+        let mut common = perms;
+        let mut used = Vec::new();
+        for variant in &variants {
+            let mut here = Perms::NONE;
+            for (index, scope) in &scopes {
+                if fit_pairs(&scope.constraints, variant) == QueryFit::Satisfied {
+                    here = here.union(scope.perms);
+                    used.push(*index);
+                }
+            }
+            common = common.intersection(here);
+        }
+        used.sort_unstable();
+        used.dedup();
+        (common, used)
     }
 }
 
