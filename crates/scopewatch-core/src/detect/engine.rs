@@ -824,7 +824,7 @@ fn refreshable_grants<'g>(
         }
         if agrees(user, u) && agrees(patient, p) {
             for g in list {
-                if !found.iter().any(|f| **f == **g) {
+                if !found.iter().any(|f| Arc::ptr_eq(f, g) || **f == **g) {
                     found.push(Arc::clone(g));
                 }
             }
@@ -2011,6 +2011,29 @@ modes = ["patient"]
             access("2024-03-01T11:01:00Z", "meds", "t2", url, 200, "PATRQT"),
             token("2024-03-01T12:00:00Z", "other", "t3", narrowed, Some("p1")),
             access("2024-03-01T12:01:00Z", "other", "t3", url, 200, "PATRQT"),
+            // Unverified for its granular scope, not its include: stays low.
+            token(
+                "2024-03-01T13:00:00Z",
+                "labs",
+                "t4",
+                "launch/patient patient/Patient.r patient/Observation.rs",
+                Some("p1"),
+            ),
+            token(
+                "2024-03-01T13:05:00Z",
+                "labs",
+                "t5",
+                "launch/patient patient/Patient.r patient/Observation.rs?category=laboratory",
+                Some("p1"),
+            ),
+            access(
+                "2024-03-01T13:06:00Z",
+                "labs",
+                "t5",
+                "Observation?patient=p1&_include=Observation:patient",
+                200,
+                "PATRQT",
+            ),
         ];
         let (alerts, _) = run(&lines, "");
         let got: Vec<_> = alerts
@@ -2020,7 +2043,11 @@ modes = ["patient"]
             .collect();
         assert_eq!(
             got,
-            [("meds", Severity::Info), ("other", Severity::Low)],
+            [
+                ("meds", Severity::Info),
+                ("other", Severity::Low),
+                ("labs", Severity::Low)
+            ],
             "{alerts:#?}"
         );
     }

@@ -61,10 +61,11 @@ impl HourAccounts {
 pub struct NightAccounts(Vec<(Text, Timestamp)>);
 
 impl NightAccounts {
-    /// The latest night (its first hour) in which one of `accounts`, or accounts unknown, were
-    /// seen at a silent time, if that night began `min_gap_hours` to `window_hours` before
-    /// `at`; with whether it was one of `accounts` (not only a night whose accounts are
-    /// unknown) that was seen then.
+    /// A night (its first hour) in which one of `accounts`, or accounts unknown, were seen at
+    /// a silent time, if that night began `min_gap_hours` to `window_hours` before `at`; with
+    /// whether it was one of `accounts` (not only a night whose accounts are unknown) that was
+    /// seen then. The latest night an account itself was seen wins over a later night of
+    /// unknown accounts.
     pub fn earlier_night(
         &self,
         accounts: &[Text],
@@ -81,7 +82,7 @@ impl NightAccounts {
                 let gap = hours_between(*night, at);
                 gap >= min_gap_hours && gap <= window_hours
             })
-            .max()
+            .max_by_key(|(night, named)| (*named, *night))
     }
 
     /// Remembers `accounts` as seen in the night that began at `night`, forgetting accounts
@@ -171,8 +172,10 @@ mod tests {
             Some((hour(2), false)),
             "recurs, but not as the same account"
         );
-        // Once the account itself is seen on a night, that night says so.
+        // Once the account itself is seen on a night, that night says so, even when a later
+        // night of unknown accounts is in the window too.
         nights.remember(std::slice::from_ref(&a), hour(26), 72.0);
+        nights.remember(HourAccounts::default().remembered(), hour(38), 72.0);
         assert_eq!(
             nights.earlier_night(std::slice::from_ref(&a), hour(50), (12.0, 72.0)),
             Some((hour(26), true))

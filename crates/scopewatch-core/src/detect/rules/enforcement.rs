@@ -198,25 +198,38 @@ pub const UNVERIFIED_RULE: RuleId = RuleId::UnverifiedAccess;
 /// scopes), `_include`/`_revinclude` or a Bulk Data `_type` naming types the token cannot read
 /// (a well-behaved server filters them out). Worth a look, never a certain gap.
 pub fn unverified(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) {
-    let narrowed = narrowed_include(context.explained, context.profile);
-    findings.extend(
-        unverified_finding(context.access, context.explained).map(|f| f.marked_if(narrowed)),
-    );
+    let Some(finding) = unverified_finding(context.access, context.explained) else {
+        return;
+    };
+    let narrowed = matches!(
+        context.explained.scopes,
+        ScopeFit::Unverified {
+            reason: Unverified::IncludedType,
+            ..
+        }
+    ) && narrowed_include(context.explained, context.profile);
+    findings.push(finding.marked_if(narrowed));
 }
 
 /// An `_include` whose types this token cannot read but the app's other grants can: this
 /// token's grant was narrowed (SMART App Launch 2.x: the granted `scope` "can be different from
 /// the scopes requested", a patient may decline some), the app's usual query still asks for
-/// them, and the server is to leave them out. Info: the app reaches for nothing new.
+/// them, and the server is to leave them out. Info: the app reaches for nothing new. Asked
+/// only of an access unverified for its includes.
 fn narrowed_include(explained: &Explained<'_>, profile: &AppProfile) -> bool {
     let request = &explained.request;
-    let (false, false, Some(token)) = (
-        request.includes_any,
-        request.included.is_empty(),
-        explained.token,
-    ) else {
+    let (false, Some(token)) = (request.includes_any, explained.token) else {
         return false;
     };
+    let unreadable: Vec<ResourceTarget> = request
+        .included
+        .iter()
+        .map(|t| ResourceTarget::Type((*t).to_string()))
+        .filter(|target| !readable(&token.scopes, target))
+        .collect();
+    if unreadable.is_empty() {
+        return false;
+    }
     let held = ScopeSet::parse(
         &profile
             .scopes
@@ -226,10 +239,7 @@ fn narrowed_include(explained: &Explained<'_>, profile: &AppProfile) -> bool {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    request.included.iter().all(|t| {
-        let target = ResourceTarget::Type((*t).to_string());
-        readable(&token.scopes, &target) || readable(&held, &target)
-    })
+    unreadable.iter().all(|target| readable(&held, target))
 }
 
 /// `scopes` let some context read every resource of `target`.

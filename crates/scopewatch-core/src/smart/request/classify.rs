@@ -632,9 +632,10 @@ enum Included {
     One(&'static str),
     /// The parameter's target types: `_include=MedicationRequest:medication` → Medication.
     Targets(&'static [&'static str]),
-    /// A parameter whose targets are unknown: any type.
+    /// A parameter whose targets this table does not know (for that source): any type.
     Any,
-    /// Not an include value (no `source:param`, or an unknown type).
+    /// Not an include value (no `source:param`, an empty parameter, or an unknown type named
+    /// as source of a `_revinclude` or as target).
     Nothing,
 }
 
@@ -643,6 +644,9 @@ fn included(name: &str, value: &str) -> Included {
     let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
         return Included::Nothing;
     };
+    if param.is_empty() {
+        return Included::Nothing;
+    }
     let one = |t: Option<&'static str>| t.map_or(Included::Nothing, Included::One);
     match (name, parts.next()) {
         ("_revinclude", _) => one(known_resource_type(source)),

@@ -7,27 +7,26 @@
 
 /// `(source type or "*", parameter, target types)`; a source-specific row wins over `*`.
 const TARGETS: &[(&str, &str, &[&str])] = &[
+    // The same targets on every R4 resource that has the parameter.
     ("*", "patient", &["Patient"]),
     ("*", "beneficiary", &["Patient"]),
     ("*", "encounter", &["Encounter"]),
-    (
-        "DocumentReference",
-        "encounter",
-        &["Encounter", "EpisodeOfCare"],
-    ),
     ("*", "medication", &["Medication"]),
     ("*", "organization", &["Organization"]),
     ("*", "service-provider", &["Organization"]),
     ("*", "practitioner", &["Practitioner"]),
     ("*", "location", &["Location"]),
     ("*", "specimen", &["Specimen"]),
-    ("*", "device", &["Device"]),
-    ("Observation", "device", &["Device", "DeviceMetric"]),
     ("*", "care-team", &["CareTeam"]),
     ("*", "result", &["Observation"]),
     ("*", "schedule", &["Schedule"]),
     ("*", "slot", &["Slot"]),
-    ("*", "subject", &["Patient", "Group"]),
+    // Targets that differ by resource: only the resources listed; others may bring any type.
+    (
+        "DocumentReference",
+        "encounter",
+        &["Encounter", "EpisodeOfCare"],
+    ),
     (
         "Observation",
         "subject",
@@ -49,19 +48,17 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         &["Patient", "Practitioner", "Group", "Device"],
     ),
     ("Goal", "subject", &["Patient", "Group", "Organization"]),
-    (
-        "*",
-        "performer",
-        &[
-            "Practitioner",
-            "PractitionerRole",
-            "Organization",
-            "CareTeam",
-            "Patient",
-            "RelatedPerson",
-            "Device",
-        ],
-    ),
+    ("Condition", "subject", &["Patient", "Group"]),
+    ("MedicationRequest", "subject", &["Patient", "Group"]),
+    ("MedicationAdministration", "subject", &["Patient", "Group"]),
+    ("MedicationDispense", "subject", &["Patient", "Group"]),
+    ("MedicationStatement", "subject", &["Patient", "Group"]),
+    ("Encounter", "subject", &["Patient", "Group"]),
+    ("Procedure", "subject", &["Patient", "Group"]),
+    ("CarePlan", "subject", &["Patient", "Group"]),
+    ("CareTeam", "subject", &["Patient", "Group"]),
+    ("ClinicalImpression", "subject", &["Patient", "Group"]),
+    ("RiskAssessment", "subject", &["Patient", "Group"]),
     (
         "Observation",
         "performer",
@@ -85,7 +82,61 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
+        "Procedure",
+        "performer",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "Device",
+            "Patient",
+            "RelatedPerson",
+        ],
+    ),
+    (
+        "Immunization",
+        "performer",
+        &["Practitioner", "PractitionerRole", "Organization"],
+    ),
+    (
+        "MedicationAdministration",
+        "performer",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Patient",
+            "RelatedPerson",
+            "Device",
+        ],
+    ),
+    (
+        "MedicationDispense",
+        "performer",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "Patient",
+            "Device",
+            "RelatedPerson",
+        ],
+    ),
+    (
+        "ServiceRequest",
+        "performer",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "CareTeam",
+            "HealthcareService",
+            "Patient",
+            "Device",
+            "RelatedPerson",
+        ],
+    ),
+    (
+        "MedicationRequest",
         "requester",
         &[
             "Practitioner",
@@ -97,8 +148,8 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
-        "author",
+        "ServiceRequest",
+        "requester",
         &[
             "Practitioner",
             "PractitionerRole",
@@ -109,7 +160,31 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
+        "DocumentReference",
+        "author",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "Device",
+            "Patient",
+            "RelatedPerson",
+        ],
+    ),
+    (
+        "Composition",
+        "author",
+        &[
+            "Practitioner",
+            "PractitionerRole",
+            "Device",
+            "Patient",
+            "RelatedPerson",
+            "Organization",
+        ],
+    ),
+    (
+        "Condition",
         "asserter",
         &[
             "Practitioner",
@@ -119,7 +194,7 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
+        "AllergyIntolerance",
         "recorder",
         &[
             "Practitioner",
@@ -129,24 +204,28 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
+        "Patient",
         "general-practitioner",
-        &["Practitioner", "PractitionerRole", "Organization"],
+        &["Organization", "Practitioner", "PractitionerRole"],
     ),
     (
-        "*",
+        "Encounter",
         "participant",
         &["Practitioner", "PractitionerRole", "RelatedPerson"],
     ),
-    ("*", "link", &["Patient", "RelatedPerson"]),
-    ("*", "payor", &["Organization", "Patient", "RelatedPerson"]),
+    ("Patient", "link", &["Patient", "RelatedPerson"]),
     (
-        "*",
+        "Coverage",
+        "payor",
+        &["Organization", "Patient", "RelatedPerson"],
+    ),
+    (
+        "Observation",
         "has-member",
         &["Observation", "QuestionnaireResponse", "MolecularSequence"],
     ),
     (
-        "*",
+        "Observation",
         "derived-from",
         &[
             "DocumentReference",
@@ -158,7 +237,7 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "*",
+        "Appointment",
         "actor",
         &[
             "Patient",
@@ -170,6 +249,9 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
             "Location",
         ],
     ),
+    ("Observation", "device", &["Device", "DeviceMetric"]),
+    ("DeviceRequest", "device", &["Device"]),
+    ("DeviceUseStatement", "device", &["Device"]),
 ];
 
 /// The types `_include=source:param` (no target type) may bring in; None when unknown.
@@ -198,10 +280,19 @@ mod tests {
     }
 
     #[test]
-    fn a_source_specific_row_wins() {
+    fn a_source_specific_row_wins_and_varying_targets_are_not_guessed() {
         assert_eq!(
             include_targets("MedicationRequest", "medication"),
             Some(&["Medication"][..])
+        );
+        assert_eq!(
+            include_targets("DocumentReference", "encounter").map(<[_]>::len),
+            Some(2)
+        );
+        assert_eq!(
+            include_targets("Composition", "subject"),
+            None,
+            "any type in R4"
         );
         assert_eq!(
             include_targets("Observation", "subject").map(<[_]>::len),

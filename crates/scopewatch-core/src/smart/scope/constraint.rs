@@ -31,22 +31,19 @@ pub enum QueryFit {
 /// comma is OR, FHIR R4 search §2.21.1.1: `category=laboratory,vital-signs` asks for vital
 /// signs too); it is contradicted when the query names the parameter (with or without a
 /// modifier) and carries it nowhere.
-pub fn fit_pairs(
-    constraints: &[(String, String)],
-    query: &[(Cow<'_, str>, Cow<'_, str>)],
-) -> QueryFit {
+pub fn fit_pairs(constraints: &[(String, String)], query: &Pairs<'_>) -> QueryFit {
     let mut fit = QueryFit::Satisfied;
     for (name, value) in constraints {
         let wanted = decode(value);
-        let carried = query.iter().any(|(n, v)| {
-            n.as_ref() == name.as_str() && v.split(',').all(|v| same_token(v, &wanted))
-        });
+        let carried = query
+            .iter()
+            .any(|(n, v)| n.as_ref() == name.as_str() && carries(v, &wanted));
         if carried {
             continue;
         }
         let named = query
             .iter()
-            .any(|(n, _)| n.split(':').next().unwrap_or(n) == name.as_str());
+            .any(|(n, v)| n.split(':').next().unwrap_or(n) == name.as_str() && !is_empty(v));
         if named {
             return QueryFit::Contradicted;
         }
@@ -55,25 +52,51 @@ pub fn fit_pairs(
     fit
 }
 
-/// The query's pairs once for each value of its first comma-separated parameter that a
-/// granular scope constrains (`category=a,b` → `category=a`, `category=b`), so that scopes
-/// can be combined: SMART 2.x "Scope Equivalence", scopes together grant the union of their
-/// access. None when no such parameter has several values.
+/// Every item of `v` (and at least one) matches the constraint's value.
+fn carries(v: &str, wanted: &str) -> bool {
+    !is_empty(v) && values(v).all(|v| same_token(v, wanted))
+}
+
+/// The items of a comma-separated value, empty ones skipped (`a,,b` asks for a and b).
+fn values(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').filter(|item| !item.is_empty())
+}
+
+/// A value that names nothing (`category=`, `category=,`): the parameter is not used.
+fn is_empty(v: &str) -> bool {
+    values(v).next().is_none()
+}
+
+/// Most single-value queries a request is split into ([`split_by_value`]).
+const MAX_VARIANTS: usize = 64;
+
+/// The query once for each combination of the values of its comma-separated parameters that
+/// granular scopes constrain (`category=a,b` → `category=a`, `category=b`), so that scopes
+/// can be combined: a grant is the union of its scopes (RFC 6749 §3.3: "each string adds an
+/// additional access range"). None when no such parameter has several values, or when the
+/// combinations exceed [`MAX_VARIANTS`].
 pub fn split_by_value<'q>(constrained: &[&str], query: &Pairs<'q>) -> Option<Vec<Vec<Pair<'q>>>> {
-    let at = query
-        .iter()
-        .position(|(n, v)| constrained.contains(&n.as_ref()) && v.contains(','))?;
-    let (name, value) = &query[at];
-    Some(
-        value
-            .split(',')
-            .map(|single| {
-                let mut variant = query.to_vec();
-                variant[at] = (name.clone(), Cow::Owned(single.to_string()));
-                variant
-            })
-            .collect(),
-    )
+    let mut variants = vec![query.to_vec()];
+    let mut split = false;
+    for (at, (name, value)) in query.iter().enumerate() {
+        if !constrained.contains(&name.as_ref()) || values(value).nth(1).is_none() {
+            continue;
+        }
+        split = true;
+        let mut next = Vec::new();
+        for variant in &variants {
+            for single in values(value) {
+                let mut one = variant.clone();
+                one[at] = (name.clone(), Cow::Owned(single.to_string()));
+                next.push(one);
+            }
+        }
+        if next.len() > MAX_VARIANTS {
+            return None;
+        }
+        variants = next;
+    }
+    split.then_some(variants)
 }
 
 /// Token values match when system and code agree, or when one side names no system and the
@@ -133,13 +156,36 @@ mod tests {
     }
 
     #[test]
-    fn a_listed_constrained_parameter_splits_into_one_query_per_value() {
-        let query: Vec<_> = pairs("patient=p1&category=a,b&code=c,d").collect();
+    fn listed_constrained_parameters_split_into_one_query_per_combination() {
+        let query: Vec<_> = pairs("patient=p1&category=a,,b&code=c,d").collect();
         let variants = split_by_value(&["category"], &query).unwrap();
         let categories: Vec<_> = variants.iter().map(|v| v[1].1.to_string()).collect();
-        assert_eq!(categories, ["a", "b"]);
+        assert_eq!(categories, ["a", "b"], "empty items skipped");
         assert!(variants.iter().all(|v| v[2].1 == "c,d" && v[0].1 == "p1"));
+        let both = split_by_value(&["category", "code"], &query).unwrap();
+        let pairs_of: Vec<_> = both
+            .iter()
+            .map(|v| format!("{}{}", v[1].1, v[2].1))
+            .collect();
+        assert_eq!(pairs_of, ["ac", "ad", "bc", "bd"]);
         assert!(split_by_value(&["status"], &query).is_none());
+        let wide = format!("category={}", vec!["x"; 65].join(","));
+        let wide: Vec<_> = pairs(&wide).collect();
+        assert!(split_by_value(&["category"], &wide).is_none(), "bounded");
+    }
+
+    #[test]
+    fn an_empty_value_names_nothing_and_empty_items_are_skipped() {
+        let lab = c("category", "laboratory");
+        assert_eq!(query_fit(&lab, "category="), QueryFit::Silent);
+        assert_eq!(
+            query_fit(&lab, "category=laboratory,,"),
+            QueryFit::Satisfied
+        );
+        assert_eq!(
+            query_fit(&lab, "category=,vital-signs"),
+            QueryFit::Contradicted
+        );
     }
 
     #[test]

@@ -230,9 +230,9 @@ impl ScopeSet {
     /// (a search): a query-constrained scope (`patient/Observation.rs?category=…`) then counts
     /// only when the query carries every constraint (SMART 2.x "Finer-grained resource
     /// constraints using search parameters"), or leaves some unnamed for the server to apply
-    /// (`constrained`); asking for other values is outside it. Scopes combine (SMART 2.x
-    /// "Scope Equivalence"): `category=a,b` is inside `…?category=a` and `…?category=b`
-    /// together. With `None` (a read by id, a write) constrained scopes count, and
+    /// (`constrained`); asking for other values is outside it. Scopes combine (RFC 6749
+    /// §3.3, each scope "adds an additional access range"): `category=a,b` is inside
+    /// `…?category=a` and `…?category=b` together. With `None` (a read by id, a write) constrained scopes count, and
     /// `constrained` says the server alone could check them.
     pub fn coverage_for_query(
         &self,
@@ -244,12 +244,17 @@ impl ScopeSet {
         let mut unconstrained = Perms::NONE;
         let mut constrained = Perms::NONE;
         let mut by = Vec::new();
-        let pairs: Option<Vec<_>> = query.map(|q| pairs(q).collect());
+        // The query's pairs, decoded only once a constrained scope needs them (most tokens
+        // hold none, and this runs for every access).
+        let mut parsed: Option<Vec<_>> = None;
         for (index, scope) in self.applicable(context, resource, perms) {
-            let fit = match (scope.constraints.is_empty(), &pairs) {
-                (false, Some(q)) => fit_pairs(&scope.constraints, q),
-                (false, None) => QueryFit::Silent,
+            let fit = match (scope.constraints.is_empty(), query) {
                 (true, _) => QueryFit::Satisfied,
+                (false, None) => QueryFit::Silent,
+                (false, Some(q)) => fit_pairs(
+                    &scope.constraints,
+                    parsed.get_or_insert_with(|| pairs(q).collect()),
+                ),
             };
             match fit {
                 // Checked against the request itself: as good as unconstrained.
@@ -259,14 +264,13 @@ impl ScopeSet {
             }
             by.push(index);
         }
-        if !unconstrained.contains(perms) {
-            if let Some(q) = &pairs {
-                let (combined, scopes) = self.combined_by_value(context, resource, perms, q);
-                unconstrained = unconstrained.union(combined);
-                by.extend(scopes);
-                by.sort_unstable();
-                by.dedup();
-            }
+        if let (false, Some(q)) = (unconstrained.contains(perms), &parsed) {
+            let combined = self.combined_by_value(context, resource, perms, q);
+            unconstrained = unconstrained.union(combined.carried);
+            constrained = constrained.union(combined.left_to_server);
+            by.extend(combined.used);
+            by.sort_unstable();
+            by.dedup();
         }
         let missing = perms.minus(unconstrained.union(constrained));
         Coverage {
@@ -289,43 +293,61 @@ impl ScopeSet {
             .filter(move |(_, s)| s.applies_to(context, resource) && s.perms.intersects(perms))
     }
 
-    /// Permissions that granular scopes grant together to a query whose constrained parameter
-    /// lists several values (`category=a,b`): each value's query must be carried by one of
-    /// them; with the scopes used.
+    /// Permissions that scopes grant together to a query whose constrained parameters list
+    /// several values (`category=a,b`): each single-value query must be inside one of them.
+    /// Returns the permissions every such query carries, those each is at least left to the
+    /// server for (a scope constraint it does not name), and the scopes used.
     fn combined_by_value(
         &self,
         context: Context,
         resource: &ResourceTarget,
         perms: Perms,
         query: &Pairs<'_>,
-    ) -> (Perms, Vec<usize>) {
-        let scopes: Vec<_> = self
-            .applicable(context, resource, perms)
-            .filter(|(_, s)| !s.constraints.is_empty())
-            .collect();
+    ) -> Combined {
+        let scopes: Vec<_> = self.applicable(context, resource, perms).collect();
         let names: Vec<&str> = scopes
             .iter()
             .flat_map(|(_, s)| s.constraints.iter().map(|(n, _)| n.as_str()))
             .collect();
         let Some(variants) = split_by_value(&names, query) else {
-            return (Perms::NONE, Vec::new());
+            return Combined::default();
         };
-        let mut common = perms;
+        let mut carried = perms;
+        let mut reached = perms;
         let mut used = Vec::new();
         for variant in &variants {
-            let mut here = Perms::NONE;
+            let (mut here, mut left) = (Perms::NONE, Perms::NONE);
             for (index, scope) in &scopes {
-                if fit_pairs(&scope.constraints, variant) == QueryFit::Satisfied {
-                    here = here.union(scope.perms);
-                    used.push(*index);
+                match fit_pairs(&scope.constraints, variant) {
+                    QueryFit::Satisfied => here = here.union(scope.perms),
+                    QueryFit::Silent => left = left.union(scope.perms),
+                    QueryFit::Contradicted => continue,
                 }
+                used.push(*index);
             }
-            common = common.intersection(here);
+            carried = carried.intersection(here);
+            reached = reached.intersection(here.union(left));
+        }
+        if reached.is_empty() {
+            return Combined::default();
         }
         used.sort_unstable();
         used.dedup();
-        (common, used)
+        Combined {
+            carried,
+            left_to_server: reached.minus(carried),
+            used,
+        }
     }
+}
+
+/// What scopes grant together to a query split by its listed values
+/// ([`ScopeSet::combined_by_value`]).
+#[derive(Default)]
+struct Combined {
+    carried: Perms,
+    left_to_server: Perms,
+    used: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -354,6 +376,42 @@ mod tests {
             s.normalized(),
             vec!["patient/*.rs", "user/Observation.cruds"]
         );
+    }
+
+    /// RFC 6749 §3.3 ("each string adds an additional access range"); SMART 2.x
+    /// finer-grained constraints: a listed value is inside the grant when one scope carries it,
+    /// or leaves the rest of its constraints to the server (then unverified, not a gap).
+    #[test]
+    fn granular_scopes_combine_per_listed_value() {
+        let obs = ty("Observation");
+        let search = |scopes: &str, q: &str| {
+            ScopeSet::parse(scopes).coverage_for_query(
+                Context::Patient,
+                &obs,
+                Perms::SEARCH,
+                Some(q),
+            )
+        };
+        let two = "patient/Observation.rs?category=a patient/Observation.rs?category=b";
+        let c = search(two, "patient=p1&category=b,a");
+        assert!(c.is_covered() && !c.constrained, "{c:?}");
+        assert_eq!(c.by.len(), 2);
+        assert!(!search(two, "category=a,b,c").is_covered());
+        // One value only left to the server (status unnamed): unverified, not a gap.
+        let c = search(
+            "patient/Observation.rs?category=a&status=final patient/Observation.rs?category=b",
+            "category=a,b",
+        );
+        assert!(c.is_covered() && c.constrained, "{c:?}");
+        // Two listed parameters: every combination must be inside one scope.
+        let four = "patient/Observation.rs?category=a&code=x patient/Observation.rs?category=a&code=y patient/Observation.rs?category=b&code=x patient/Observation.rs?category=b&code=y";
+        let c = search(four, "category=a,b&code=x,y");
+        assert!(c.is_covered() && !c.constrained, "{c:?}");
+        let three: String = four
+            .rsplit_once(' ')
+            .map(|(head, _)| head.to_string())
+            .unwrap();
+        assert!(!search(&three, "category=a,b&code=x,y").is_covered());
     }
 
     #[test]
