@@ -778,6 +778,68 @@ fn combined_granular_scopes_partial_constraints_typeless_includes_and_bare_refre
     assert_eq!(judged("chain"), vec!["refresh_broadening"], "{found:#?}");
 }
 
+/// Verdicts a second review of stop 42 found wrong, through the CLI:
+/// - SMART 2.2 scopes-and-launch-context (patient-level scopes: the server SHALL establish a
+///   patient in context, MAY infer `launch/patient`): a user-facing grant of `patient/` scopes
+///   alone searching without a patient parameter is restricted by the server, not a gap.
+/// - FHIR R4 operations: `ValueSet/$expand` is server-defined, never a gap.
+/// - RFC 7009 §2: a token known only by its revocation, served afterwards, is
+///   `revoked_token_use`.
+#[test]
+fn inferred_patient_context_terminology_and_revocations_of_unseen_tokens() {
+    let issued = r#"{"type":"token","event":"issued","time":"2024-03-05T08:00:00Z","client_id":"standalone","token_id":"s1","grant_type":"authorization_code","scope_granted":"openid fhirUser patient/*.rs","user":"Patient/p5","expires_in":3600}"#;
+    let revoked = r#"{"type":"token","event":"revoked","time":"2024-03-05T08:00:00Z","client_id":"old","token_id":"o1"}"#;
+    let lines = vec![
+        issued.to_string(),
+        acc(
+            "08:00:10",
+            "standalone",
+            "s1",
+            "GET",
+            "Observation?patient=p5",
+            200,
+            None,
+        ),
+        acc(
+            "08:00:20",
+            "standalone",
+            "s1",
+            "GET",
+            "Observation?code=x",
+            200,
+            None,
+        ),
+        acc(
+            "08:00:30",
+            "standalone",
+            "s1",
+            "GET",
+            "ValueSet/$expand?url=http://x",
+            200,
+            None,
+        ),
+        revoked.to_string(),
+        acc(
+            "08:01:00",
+            "old",
+            "o1",
+            "GET",
+            "Observation?patient=p1",
+            200,
+            None,
+        ),
+    ];
+    let found = incidents(&lines, &[]);
+    let judged = |client: &str| -> Vec<&str> {
+        rules_of(&found, client)
+            .into_iter()
+            .filter(|r| JUDGING.contains(r))
+            .collect()
+    };
+    assert_eq!(judged("standalone"), Vec::<&str>::new(), "{found:#?}");
+    assert_eq!(judged("old"), vec!["revoked_token_use"], "{found:#?}");
+}
+
 /// A cause that recurs every day is one incident (opened once, kept open while it recurs);
 /// a new cause opens its own; a cause quiet for longer than the quiet period opens anew.
 #[test]

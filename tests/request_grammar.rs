@@ -567,7 +567,7 @@ const TABLE: &[Row] = &[
         Some("ValueSet"),
         "not-patient-data",
         false,
-        "ValueSet.r",
+        "-",
     ),
     (
         "POST",

@@ -2052,6 +2052,26 @@ modes = ["patient"]
         );
     }
 
+    /// RFC 7009 §2: after a revocation the token is invalid. A token issued before the log
+    /// began is known only by its revocation; a server honouring it afterwards is still
+    /// `revoked_token_use`, not an unknown token.
+    #[test]
+    fn a_token_known_only_by_its_revocation_is_still_revoked() {
+        let lines = vec![
+            token("2024-03-01T10:00:00Z", "app", "t1", "launch/patient patient/Observation.rs", Some("p1")),
+            r#"{"type":"token","event":"revoked","time":"2024-03-01T10:05:00Z","client_id":"app","token_id":"old"}"#.to_string(),
+            access("2024-03-01T10:06:00Z", "app", "old", "Observation?patient=p1", 200, "PATRQT"),
+            access("2024-03-01T10:07:00Z", "app", "never", "Observation?patient=p1", 200, "PATRQT"),
+        ];
+        let (alerts, _) = run(&lines, "");
+        let revoked: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.rule == "revoked_token_use")
+            .map(|a| (a.client_id.as_str(), a.severity))
+            .collect();
+        assert_eq!(revoked, [("app", Severity::High)], "{alerts:#?}");
+    }
+
     /// RFC 6749 §6 and SMART App Launch 2.x "Refresh access token": a refresh grants the
     /// same or a subset of the grant it continues. A refresh record without `user` or
     /// `patient` (docs/event-contract.md's refresh example) is compared with every grant of the

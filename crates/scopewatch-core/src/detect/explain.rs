@@ -459,13 +459,12 @@ fn launch_fit(
     // R4 Patient-everything without an id: "all patients" only when the context is not
     // associated with a single patient record; a patient launch is.
     let type_everything = request.is_operation("$everything") && request.resource_id.is_none();
-    if type_everything && token.is_some_and(|t| t.patient.is_some() || launches_patient(&t.scopes))
-    {
+    if type_everything && token.is_some_and(|t| t.patient.is_some() || brings_patient(t)) {
         return LaunchFit::InLaunchPatient;
     }
     let Some(launch_patient) = token.and_then(|t| t.patient.as_deref()) else {
         return match token {
-            Some(t) if launches_patient(&t.scopes) => {
+            Some(t) if brings_patient(t) => {
                 unrecorded_launch_fit(request, t.first_patient.as_deref(), logged_patient)
             }
             _ => LaunchFit::NoLaunchPatient,
@@ -522,10 +521,21 @@ pub fn launches_patient(scopes: &ScopeSet) -> bool {
     })
 }
 
+/// Whether a token has a patient in context: its scopes ask for one, or a user-facing grant
+/// holds only `patient/` resource scopes. SMART App Launch 2.x, "Scopes and Launch Context":
+/// with patient-level scopes the server SHALL establish a patient in context, and MAY infer
+/// `launch/patient` when the app did not ask for it. A backend's `client_credentials` grant has
+/// no launch: its `patient/` scopes bring no patient.
+pub fn brings_patient(token: &TokenInfo) -> bool {
+    launches_patient(&token.scopes)
+        || (token.scopes.max_context() == Some(Context::Patient)
+            && token.grant_type.as_deref() != Some("client_credentials"))
+}
+
 /// A token that reaches one patient only: a patient launch and no `user/` or `system/` scope.
 /// A clinician's `launch` + `user/` token may open many charts; a patient token may not.
 pub fn is_patient_bound(token: &TokenInfo) -> bool {
-    (token.patient.is_some() || launches_patient(&token.scopes))
+    (token.patient.is_some() || brings_patient(token))
         && token.scopes.max_context() == Some(Context::Patient)
 }
 
@@ -667,8 +677,25 @@ mod tests {
         assert_eq!(judge(&c, "Patient/$export").0, LaunchFit::AllPatients);
         // Scopes still count: a resource type outside them is a gap.
         assert!(judge(&c, "Condition?patient=p7").2);
-        // Without a launch scope, a missing patient means no patient context at all.
+        // SMART 2.x: patient-level scopes alone still bring a patient in context (the server
+        // "MAY infer launch/patient"): the same benefit of the doubt, the same second patient.
         let c = cache(&[&UNRECORDED_TOKEN.replace("launch/patient ", "")]);
+        assert_eq!(
+            judge(&c, "Observation?patient=p7"),
+            (LaunchFit::UnrecordedLaunchPatient, true, false)
+        );
+        assert!(judge(&c, "Observation?patient=p7,p8").2);
+        // A backend's client_credentials grant has no launch: no patient in context.
+        let c = cache(&[&UNRECORDED_TOKEN.replace(
+            r#""scope_granted":"launch/patient "#,
+            r#""grant_type":"client_credentials","scope_granted":""#,
+        )]);
+        assert_eq!(
+            judge(&c, "Observation?code=x"),
+            (LaunchFit::NoLaunchPatient, false, true)
+        );
+        // With user/ scopes beside them and no launch scope, no patient is in context.
+        let c = cache(&[&UNRECORDED_TOKEN.replace("launch/patient ", "user/Patient.rs ")]);
         assert_eq!(
             judge(&c, "Observation?patient=p7"),
             (LaunchFit::NoLaunchPatient, false, true)

@@ -155,6 +155,11 @@ impl Replay {
                 .is_some_and(|at| time.0 - at.0 <= EXPORT_FOLLOWUP_SECONDS * MICROS_PER_SECOND),
         };
         let request = read_in_context(request, context);
+        // A token only its revocation was logged for is judged revoked, as the engine keeps it.
+        let scopes = scopes.or_else(|| {
+            let id = event.token_id.as_deref()?;
+            self.revoked.contains_key(id).then(|| self.scopes(""))
+        });
         let info = scopes
             .as_ref()
             .map(|s| self.token_of(event, token.patient, s.clone()));

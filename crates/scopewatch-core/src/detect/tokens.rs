@@ -225,7 +225,12 @@ impl TokenCache {
     ) -> Option<TokenInfo> {
         let token_id = event.token_id.as_ref()?;
         match event.event {
-            TokenAction::Revoked => return self.revoke(token_id, event.common.time),
+            TokenAction::Revoked => {
+                if !self.by_id.contains_key(token_id.as_str()) {
+                    self.remember_unseen(event, client_ttl_seconds);
+                }
+                return self.revoke(token_id, event.common.time);
+            }
             TokenAction::Denied => {}
             TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
                 let granted = event.scope_granted.as_deref()?;
@@ -268,6 +273,34 @@ impl TokenCache {
             }
         }
         None
+    }
+
+    /// A revocation of a token the log never issued (issued before the log began, or by a
+    /// source that logs only revocations): kept, without scopes, for the lifetime a token of
+    /// its app would have from now, so a server that still honours it is seen as
+    /// `revoked_token_use` (RFC 7009 §2), not as an unknown token.
+    fn remember_unseen(&mut self, event: &TokenEvent, client_ttl_seconds: Option<i64>) {
+        let Some(token_id) = event.token_id.clone() else {
+            return;
+        };
+        let at = event.common.time;
+        let ttl = client_ttl_seconds
+            .or(self.config.configured_ttl_seconds)
+            .unwrap_or(self.config.default_ttl_seconds);
+        let info = TokenInfo {
+            token_id,
+            client_id: event.common.client_id.clone(),
+            grant_type: None,
+            scopes: self.parse_scopes(""),
+            patient: None,
+            user: event.common.user.clone(),
+            issued_at: at,
+            revoked_at: None,
+            first_patient: None,
+            lifetime_assumed: true,
+            expires_at: Timestamp(at.0.saturating_add(ttl.saturating_mul(MICROS_PER_SECOND))),
+        };
+        self.insert(info);
     }
 
     /// Remembers the first patient an unrecorded patient launch named.

@@ -625,7 +625,7 @@ pub const CATALOG: [RuleInfo; 27] = [
         JUDGED_ALWAYS,
         Category::ScopeCreep,
         grade(Severity::High, 80, OVERPRIVILEGED),
-        "A launch context or grant type the registry does not allow the app.",
+        "A grant whose broadest context (patient, user, system) the registry does not allow the app.",
     ),
     rule(
         RuleId::RefreshBroadening,

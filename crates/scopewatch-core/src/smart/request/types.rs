@@ -378,16 +378,11 @@ impl<'a> FhirRequest<'a> {
                 })
             }
             "$lastn" | "$stats" | "$docref" | "$match" => Perms::SEARCH,
-            "$meta"
-            | "$expand"
-            | "$lookup"
-            | "$validate-code"
-            | "$translate"
-            | "$subsumes"
-            | "$closure"
-            | "$document"
-            | "$summary"
-            | "$binary-access-read" => Perms::READ,
+            // Terminology operations (`$expand`, `$lookup`, `$validate-code`, `$translate`,
+            // `$subsumes`, `$closure`) are not here: they answer about code systems, not
+            // records, and SMART gives operations no letter; server-defined (unexplained), as
+            // any operation this table does not name.
+            "$meta" | "$document" | "$summary" | "$binary-access-read" => Perms::READ,
             "$meta-add" | "$meta-delete" | "$binary-access-write" => Perms::UPDATE,
             _ => return None,
         };

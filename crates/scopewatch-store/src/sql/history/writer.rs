@@ -680,9 +680,15 @@ mod tests {
             r#"{"type":"token","event":"revoked","time":"2024-03-01T10:01:00Z","client_id":"app","token_id":"t1"}"#,
             r#"{"type":"access","time":"2024-03-01T10:02:10Z","client_id":"app","token_id":"t1","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
             r#"{"type":"access","time":"2024-03-01T10:03:10Z","client_id":"app","token_id":"t7","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
+            // Only its revocation is in the log (issued before it began): still revoked.
+            r#"{"type":"token","event":"revoked","time":"2024-03-01T10:04:00Z","client_id":"app","token_id":"t8"}"#,
+            r#"{"type":"access","time":"2024-03-01T10:05:10Z","client_id":"app","token_id":"t8","method":"GET","url":"Observation?patient=p9","status":200,"patient":"p9"}"#,
         ];
         let verdicts = verdicts_after(w, &lines, dir.path());
-        assert_eq!(verdicts, ["explained", "revoked", "unknown_token"]);
+        assert_eq!(
+            verdicts,
+            ["explained", "revoked", "revoked", "unknown_token"]
+        );
     }
 
     /// As the engine's token cache: a token id used by another app is not that app's grant,
