@@ -529,10 +529,6 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
             n if matches!(before_colon(n), "_include" | "_revinclude") => {
                 let base = before_colon(n);
                 let targets: &[&'static str] = match included(base, &value) {
-                    _ if value == "*" => {
-                        r.includes_any = true;
-                        &[]
-                    }
                     Included::Any => {
                         r.includes_any = true;
                         &[]
@@ -632,7 +628,8 @@ enum Included {
     One(&'static str),
     /// The parameter's target types: `_include=MedicationRequest:medication` → Medication.
     Targets(&'static [&'static str]),
-    /// A parameter whose targets this table does not know (for that source): any type.
+    /// `_include=*`, or a parameter whose targets this table does not know (for that
+    /// source): any type.
     Any,
     /// Not an include value (no `source:param`, an empty parameter, or an unknown type named
     /// as source of a `_revinclude` or as target).
@@ -640,6 +637,9 @@ enum Included {
 }
 
 fn included(name: &str, value: &str) -> Included {
+    if value == "*" {
+        return Included::Any;
+    }
     let mut parts = value.split(':');
     let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
         return Included::Nothing;

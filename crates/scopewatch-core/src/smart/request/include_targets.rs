@@ -5,6 +5,19 @@
 //! `SearchParameter.target`). Parameters not listed here have targets this table does not
 //! know: the include may bring any type.
 
+/// Targets several resources declare alike.
+const PATIENT_OR_GROUP: &[&str] = &["Patient", "Group"];
+const SUBJECT_WITH_DEVICE_LOCATION: &[&str] = &["Patient", "Group", "Device", "Location"];
+/// Who may order: `MedicationRequest.requester`, `ServiceRequest.requester`.
+const REQUESTERS: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Patient",
+    "RelatedPerson",
+    "Device",
+];
+
 /// `(source type or "*", parameter, target types)`; a source-specific row wins over `*`.
 const TARGETS: &[(&str, &str, &[&str])] = &[
     // The same targets on every R4 resource that has the parameter.
@@ -27,38 +40,26 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
         "encounter",
         &["Encounter", "EpisodeOfCare"],
     ),
-    (
-        "Observation",
-        "subject",
-        &["Patient", "Group", "Device", "Location"],
-    ),
-    (
-        "DiagnosticReport",
-        "subject",
-        &["Patient", "Group", "Device", "Location"],
-    ),
-    (
-        "ServiceRequest",
-        "subject",
-        &["Patient", "Group", "Device", "Location"],
-    ),
+    ("Observation", "subject", SUBJECT_WITH_DEVICE_LOCATION),
+    ("DiagnosticReport", "subject", SUBJECT_WITH_DEVICE_LOCATION),
+    ("ServiceRequest", "subject", SUBJECT_WITH_DEVICE_LOCATION),
     (
         "DocumentReference",
         "subject",
         &["Patient", "Practitioner", "Group", "Device"],
     ),
     ("Goal", "subject", &["Patient", "Group", "Organization"]),
-    ("Condition", "subject", &["Patient", "Group"]),
-    ("MedicationRequest", "subject", &["Patient", "Group"]),
-    ("MedicationAdministration", "subject", &["Patient", "Group"]),
-    ("MedicationDispense", "subject", &["Patient", "Group"]),
-    ("MedicationStatement", "subject", &["Patient", "Group"]),
-    ("Encounter", "subject", &["Patient", "Group"]),
-    ("Procedure", "subject", &["Patient", "Group"]),
-    ("CarePlan", "subject", &["Patient", "Group"]),
-    ("CareTeam", "subject", &["Patient", "Group"]),
-    ("ClinicalImpression", "subject", &["Patient", "Group"]),
-    ("RiskAssessment", "subject", &["Patient", "Group"]),
+    ("Condition", "subject", PATIENT_OR_GROUP),
+    ("MedicationRequest", "subject", PATIENT_OR_GROUP),
+    ("MedicationAdministration", "subject", PATIENT_OR_GROUP),
+    ("MedicationDispense", "subject", PATIENT_OR_GROUP),
+    ("MedicationStatement", "subject", PATIENT_OR_GROUP),
+    ("Encounter", "subject", PATIENT_OR_GROUP),
+    ("Procedure", "subject", PATIENT_OR_GROUP),
+    ("CarePlan", "subject", PATIENT_OR_GROUP),
+    ("CareTeam", "subject", PATIENT_OR_GROUP),
+    ("ClinicalImpression", "subject", PATIENT_OR_GROUP),
+    ("RiskAssessment", "subject", PATIENT_OR_GROUP),
     (
         "Observation",
         "performer",
@@ -135,30 +136,8 @@ const TARGETS: &[(&str, &str, &[&str])] = &[
             "RelatedPerson",
         ],
     ),
-    (
-        "MedicationRequest",
-        "requester",
-        &[
-            "Practitioner",
-            "PractitionerRole",
-            "Organization",
-            "Patient",
-            "RelatedPerson",
-            "Device",
-        ],
-    ),
-    (
-        "ServiceRequest",
-        "requester",
-        &[
-            "Practitioner",
-            "PractitionerRole",
-            "Organization",
-            "Patient",
-            "RelatedPerson",
-            "Device",
-        ],
-    ),
+    ("MedicationRequest", "requester", REQUESTERS),
+    ("ServiceRequest", "requester", REQUESTERS),
     (
         "DocumentReference",
         "author",

@@ -232,8 +232,8 @@ impl ScopeSet {
     /// constraints using search parameters"), or leaves some unnamed for the server to apply
     /// (`constrained`); asking for other values is outside it. Scopes combine (RFC 6749
     /// §3.3, each scope "adds an additional access range"): `category=a,b` is inside
-    /// `…?category=a` and `…?category=b` together. With `None` (a read by id, a write) constrained scopes count, and
-    /// `constrained` says the server alone could check them.
+    /// `…?category=a` and `…?category=b` together. With `None` (a read by id, a write)
+    /// constrained scopes count, and `constrained` says the server alone could check them.
     pub fn coverage_for_query(
         &self,
         context: Context,
