@@ -302,8 +302,9 @@ fn prefix_time(prefix: &str, log_date: Option<Timestamp>) -> Option<Timestamp> {
         })..];
         let zone = match after.chars().next() {
             Some('Z') => "Z".to_string(),
-            Some('+' | '-') if after.len() >= 6 && after.as_bytes()[3] == b':' => {
-                after[..6].to_string()
+            // `get`: the offset's sixth byte may fall inside a multi-byte character.
+            Some('+' | '-') if after.as_bytes().get(3) == Some(&b':') => {
+                after.get(..6).unwrap_or("Z").to_string()
             }
             _ => "Z".to_string(),
         };
@@ -338,6 +339,19 @@ mod tests {
             Decoded::Event(Event::Token(t)) => t,
             other => panic!("expected a token event, got {other:?}"),
         }
+    }
+
+    /// Found by `fuzz/run.sh` (target `keycloak`): a prefix whose "offset" ends inside a
+    /// multi-byte character must not panic; the time is read as UTC.
+    #[test]
+    fn a_prefix_offset_cut_inside_a_character_does_not_panic() {
+        let prefix = "2024-03-05 09:00:01-c8:\u{f}\u{43d}reas";
+        let at = prefix_time(prefix, None);
+        assert_eq!(
+            at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2024-03-05T09:00:01.000000Z")
+        );
+        assert_eq!(prefix_time("4z2:-8:\u{43d}ream=", None), None);
     }
 
     #[test]
