@@ -840,6 +840,178 @@ fn inferred_patient_context_terminology_and_revocations_of_unseen_tokens() {
     assert_eq!(judged("old"), vec!["revoked_token_use"], "{found:#?}");
 }
 
+/// Third spec review (each through the CLI, one app per case):
+/// - FHIR R4 `Binary.securityContext`: a note's attachment read as `Binary/b1` by a token that
+///   reads DocumentReference is unverified (low), not a gap; without such a type it is a gap.
+/// - FHIR R4 search token modifiers on a granular scope's parameter: `:text`, `:in`, `:below`,
+///   `:missing=false` leave the constraint to the server (low); `:missing=true` asks outside it.
+/// - FHIR R4 search reference `[parameter]=[id]`: `subject=p2` names patient p2.
+/// - RFC 6749 §5.1: a grant that logs only `scope_requested` holds those scopes.
+#[test]
+fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
+    let lab = "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+    let requested = r#"{"type":"token","event":"issued","time":"2024-03-05T08:00:00Z","client_id":"asked","token_id":"q1","grant_type":"authorization_code","scope_requested":"launch/patient patient/Observation.rs","patient":"p1","expires_in":3600}"#;
+    let lines = vec![
+        tok(
+            "08:00:00",
+            "notes",
+            "n1",
+            "issued",
+            "launch/patient patient/DocumentReference.rs",
+            Some("p1"),
+        ),
+        acc(
+            "08:00:10",
+            "notes",
+            "n1",
+            "GET",
+            "DocumentReference?patient=p1",
+            200,
+            None,
+        ),
+        acc("08:00:20", "notes", "n1", "GET", "Binary/b1", 200, None),
+        tok(
+            "08:00:00",
+            "labs",
+            "l1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ),
+        acc("08:00:30", "labs", "l1", "GET", "Binary/b2", 200, None),
+        tok("08:00:00", "granular", "g1", "issued", lab, Some("p1")),
+        acc(
+            "08:00:40",
+            "granular",
+            "g1",
+            "GET",
+            "Observation?patient=p1&category:text=lab",
+            200,
+            None,
+        ),
+        tok("08:00:00", "absent", "a1", "issued", lab, Some("p1")),
+        acc(
+            "08:00:50",
+            "absent",
+            "a1",
+            "GET",
+            "Observation?patient=p1&category:missing=true",
+            200,
+            None,
+        ),
+        tok(
+            "08:00:00",
+            "chart",
+            "c1",
+            "issued",
+            "launch/patient patient/Observation.rs",
+            Some("p1"),
+        ),
+        acc(
+            "08:01:00",
+            "chart",
+            "c1",
+            "GET",
+            "Observation?subject=p1",
+            200,
+            None,
+        ),
+        acc(
+            "08:01:10",
+            "chart",
+            "c1",
+            "GET",
+            "Observation?subject=p2",
+            200,
+            None,
+        ),
+        requested.to_string(),
+        acc(
+            "08:01:20",
+            "asked",
+            "q1",
+            "GET",
+            "Observation?patient=p1",
+            200,
+            None,
+        ),
+        acc(
+            "08:01:30",
+            "asked",
+            "q1",
+            "GET",
+            "Condition?patient=p1",
+            200,
+            None,
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("log.ndjson"), lines.join("\n") + "\n").expect("log");
+    let out = scopewatch(&["detect", "log.ndjson", "--no-history"], dir.path());
+    ok(&out);
+    let mut found: Vec<(String, String, String, String, String, String)> =
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("alert"))
+            .filter(|a| a["activity"] == "create" && a["rule"] != "new_app")
+            .map(|a| {
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                (
+                    s(&a["client_id"]),
+                    s(&a["category"]),
+                    s(&a["rule"]),
+                    s(&a["severity"]),
+                    s(&a["evidence"]["cause"]),
+                    s(&a["window"]["start"]),
+                )
+            })
+            .collect();
+    found.sort();
+    let hour = "2024-03-05T08:00:00.000000Z";
+    let row = |client: &str, rule: &str, severity: &str, cause: &str| {
+        (
+            client.to_string(),
+            "scope_creep".to_string(),
+            rule.to_string(),
+            severity.to_string(),
+            cause.to_string(),
+            hour.to_string(),
+        )
+    };
+    assert_eq!(
+        found,
+        vec![
+            row(
+                "absent",
+                "enforcement_gap",
+                "high",
+                "patient/Observation search-type"
+            ),
+            row(
+                "asked",
+                "enforcement_gap",
+                "high",
+                "patient/Condition search-type"
+            ),
+            row("chart", "enforcement_gap", "high", "user other-patient"),
+            row(
+                "granular",
+                "unverified_access",
+                "low",
+                "constrained-scope Observation search-type"
+            ),
+            row("labs", "enforcement_gap", "high", "patient/Binary read"),
+            row(
+                "notes",
+                "unverified_access",
+                "low",
+                "binary-attachment Binary read"
+            ),
+        ],
+        "{found:#?}"
+    );
+}
+
 /// A cause that recurs every day is one incident (opened once, kept open while it recurs);
 /// a new cause opens its own; a cause quiet for longer than the quiet period opens anew.
 #[test]

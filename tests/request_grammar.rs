@@ -214,13 +214,15 @@ const TABLE: &[Row] = &[
         true,
         "Observation.s",
     ),
+    // A bare id is a local reference to any target type (FHIR R4 search, reference
+    // `[parameter]=[id]`); through `subject` it names the patient as `subject=Patient/123` does.
     (
         "GET",
         "Observation?subject=123",
         "search-type",
         Some("Observation"),
-        "unconstrained",
-        true,
+        "patient:123",
+        false,
         "Observation.s",
     ),
     (

@@ -16,8 +16,9 @@ struct Row {
     line: usize,
     scopes: String,
     launch_patient: Option<String>,
-    /// `live`, `revoked` (a revocation logged before the request) or `lapsed` (expired long
-    /// before the request: gone from the token cache, remembered as lapsed).
+    /// `live`, `revoked` (a revocation logged before the request), `lapsed` (expired long
+    /// before the request: gone from the token cache, remembered as lapsed) or `requested`
+    /// (live, its scopes logged only as requested).
     token: String,
     prior: Option<(String, String)>,
     method: String,
@@ -47,7 +48,7 @@ fn table() -> Vec<Row> {
             let c: Vec<&str> = l.split('\t').collect();
             assert_eq!(c.len(), 11, "line {}: {l:?}", i + 1);
             assert!(
-                matches!(c[2], "live" | "revoked" | "lapsed"),
+                matches!(c[2], "live" | "revoked" | "lapsed" | "requested"),
                 "line {}: token",
                 i + 1
             );
@@ -92,8 +93,14 @@ fn events(row: &Row) -> (Vec<String>, String) {
         "lapsed" => ("2024-03-05T08:00:00Z", 300),
         _ => ("2024-03-05T10:00:00Z", 3600),
     };
+    // A `requested` token logged its scopes only as requested (RFC 6749 §5.1).
+    let field = if row.token == "requested" {
+        "scope_requested"
+    } else {
+        "scope_granted"
+    };
     let mut before = vec![format!(
-        r#"{{"type":"token","event":"issued","time":"{issued}","client_id":"app","user":"Practitioner/u1","token_id":"t","scope_granted":{scopes},"expires_in":{lifetime}{patient}}}"#
+        r#"{{"type":"token","event":"issued","time":"{issued}","client_id":"app","user":"Practitioner/u1","token_id":"t","{field}":{scopes},"expires_in":{lifetime}{patient}}}"#
     )];
     if row.token == "revoked" {
         before.push(r#"{"type":"token","event":"revoked","time":"2024-03-05T10:00:10Z","client_id":"app","token_id":"t"}"#.to_string());

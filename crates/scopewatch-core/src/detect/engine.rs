@@ -628,7 +628,7 @@ impl Engine {
             usage.fold_into(profile);
         }
         let grants = matches!(t.event, TokenAction::Issued | TokenAction::Refreshed);
-        let (true, Some(granted)) = (grants, t.scope_granted.as_deref()) else {
+        let (true, Some(granted)) = (grants, t.granted_scope()) else {
             return;
         };
         // The cache has just parsed this grant; parse again only for tokens without an id.

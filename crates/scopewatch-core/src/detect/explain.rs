@@ -69,6 +69,10 @@ pub enum Unverified {
     /// A search over all types (`Patient/p1/*`, a system search without `_type`) by a token
     /// with per-type scopes: the server has to drop the other types.
     AllTypes,
+    /// A read of a `Binary` without a Binary scope, by a token that may read resources whose
+    /// attachments are served as Binary (a note's content): FHIR R4 `Binary.securityContext`
+    /// lets the server authorise it as that resource, which the log does not show.
+    BinaryAttachment,
 }
 
 impl Unverified {
@@ -78,6 +82,7 @@ impl Unverified {
             Unverified::IncludedType => "included-type",
             Unverified::ExportType => "export-type",
             Unverified::AllTypes => "all-types",
+            Unverified::BinaryAttachment => "binary-attachment",
         }
     }
 }
@@ -317,6 +322,12 @@ fn scope_fit(
         if requirement.resource == ResourceTarget::Any {
             return all_types_fit(scopes, request, needed, query, requirement, coverage);
         }
+        if attachment_read(scopes, request, needed) {
+            return ScopeFit::Unverified {
+                reason: Unverified::BinaryAttachment,
+                requirement,
+            };
+        }
         return ScopeFit::NotCovered {
             needed,
             requirement,
@@ -336,6 +347,31 @@ fn scope_fit(
         };
     }
     ScopeFit::Covered(coverage)
+}
+
+/// Types whose attachments a server may serve as `Binary` resources (FHIR R4 Attachment.url
+/// in `DocumentReference.content`, `DiagnosticReport.presentedForm`, `Media.content`,
+/// `Communication.payload`, `Consent.sourceAttachment`).
+const ATTACHMENT_TYPES: [&str; 5] = [
+    "DocumentReference",
+    "DiagnosticReport",
+    "Media",
+    "Communication",
+    "Consent",
+];
+
+/// A read of a `Binary` by id by a token that may read some type whose attachments are served
+/// as Binary: FHIR R4 `Binary.securityContext` "identifies another resource that can be used as
+/// a proxy of the security sensitivity … when deciding and enforcing access control", and
+/// SMART names no Binary rule; which resource stands behind this Binary the log does not say.
+fn attachment_read(scopes: &ScopeSet, request: &FhirRequest<'_>, needed: Context) -> bool {
+    request.resource_type == Some("Binary")
+        && matches!(request.interaction, Interaction::Read | Interaction::Vread)
+        && ATTACHMENT_TYPES.iter().any(|t| {
+            scopes
+                .coverage_for(needed, &ResourceTarget::Type((*t).to_string()), Perms::READ)
+                .is_covered()
+        })
 }
 
 /// `_include` / `_revinclude` naming a type the token cannot read (without a query constraint),

@@ -233,7 +233,7 @@ impl TokenCache {
             }
             TokenAction::Denied => {}
             TokenAction::Issued | TokenAction::Refreshed | TokenAction::Introspected => {
-                let granted = event.scope_granted.as_deref()?;
+                let granted = event.granted_scope()?;
                 // Introspection of a token we already know adds nothing; nor does that of one
                 // that lapsed (an introspection is not a new grant: the token stays expired).
                 if event.event == TokenAction::Introspected

@@ -78,6 +78,24 @@ pub struct TokenEvent {
     pub expires_in: Option<i64>,
 }
 
+impl TokenEvent {
+    /// The scopes the token holds: as granted, or, when an issuance or refresh logged none,
+    /// as requested (RFC 6749 §5.1: the response's `scope` is "OPTIONAL, if identical to the
+    /// scope requested by the client"). An empty string names no scope (RFC 6749 §3.3: a scope
+    /// is one or more tokens), so it counts as not logged. None when neither is logged.
+    pub fn granted_scope(&self) -> Option<&str> {
+        logged(&self.scope_granted).or_else(|| match self.event {
+            TokenAction::Issued | TokenAction::Refreshed => logged(&self.scope_requested),
+            _ => None,
+        })
+    }
+}
+
+/// A logged scope string that names at least one scope.
+fn logged(scope: &Option<String>) -> Option<&str> {
+    scope.as_deref().filter(|s| !s.trim().is_empty())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccessEvent {
     #[serde(flatten)]

@@ -59,7 +59,10 @@ fn read_grants(data: &Path, window: &TimeWindow, ledger: &mut UsageLedger) -> Re
         until: window.until,
     };
     let sql = format!(
-        "SELECT client_id, event, scope_granted, patient IS NOT NULL, token_id, time FROM tokens \
+        // A grant that logged no scope holds the scope requested (RFC 6749 §5.1), as in detect.
+        "SELECT client_id, event, \
+         COALESCE(NULLIF(TRIM(scope_granted), ''), NULLIF(TRIM(scope_requested), '')), \
+         patient IS NOT NULL, token_id, time FROM tokens \
          WHERE (event IN ('issued', 'refreshed'){}) OR (event = 'revoked'{}) \
          ORDER BY time, client_id",
         window.sql(),

@@ -274,6 +274,9 @@ fn unverified_finding(access: &AccessEvent, explained: &Explained<'_>) -> Option
         Unverified::IncludedType => "it includes resource types the token cannot read",
         Unverified::ExportType => "its _type names resource types the token cannot read",
         Unverified::AllTypes => "it searches all resource types and the token may read only some",
+        Unverified::BinaryAttachment => {
+            "it reads a Binary without a Binary scope, which the server may authorise as the document or report it is an attachment of"
+        }
     };
     Some(Finding {
         cause: format!("{} {resource} {interaction}", reason.as_str()),

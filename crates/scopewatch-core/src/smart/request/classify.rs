@@ -570,8 +570,13 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
                     by_identifier |= modifier == Some("identifier");
                     continue;
                 }
-                let bare_ok =
-                    base == "patient" || base == "beneficiary" || type_modifier == Some("Patient");
+                // A bare id is a local reference to any target type with that id (FHIR R4
+                // search §2.21.1.4, reference: `[parameter]=[id]`); where the parameter links
+                // the patient compartment through `subject`, it names the patient as plainly
+                // as `subject=Patient/[id]`. Other linking parameters (`performer`, `author`)
+                // name practitioners by bare id as often, so only a typed reference counts.
+                let bare_ok = matches!(base, "patient" | "beneficiary" | "subject")
+                    || type_modifier == Some("Patient");
                 push_patient_ids(value, bare_ok, &mut ids);
             }
         }
@@ -677,7 +682,8 @@ fn patient_reference(v: &str, bare_ok: bool) -> Option<&str> {
     let id_start = match memchr::memmem::rfind(v.as_bytes(), b"Patient/") {
         Some(i) if i == 0 || v[..i].ends_with('/') => i + "Patient/".len(),
         Some(_) => return None,
-        None if bare_ok => 0,
+        // A logical id has no `/`: `Group/7` is a reference to another type, not a bare id.
+        None if bare_ok && !v.contains('/') => 0,
         None => return None,
     };
     let id = v[id_start..].split('/').next().unwrap_or("");

@@ -26,35 +26,73 @@ pub enum QueryFit {
     Silent,
 }
 
-/// How `query` fits `constraints` (each `name=value`): a constraint is carried when the query
-/// has a parameter `name` (no modifier) whose comma-separated values all match `value` (a
-/// comma is OR, FHIR R4 search §2.21.1.1: `category=laboratory,vital-signs` asks for vital
-/// signs too); it is contradicted when the query names the parameter (with or without a
-/// modifier) and carries it nowhere.
+/// How `query` fits `constraints` (each `name=value`). Each constraint is judged on its own
+/// ([`fit_one`]); any contradicted one puts the request outside the scope, any the query
+/// leaves open leaves the request to the server.
 pub fn fit_pairs(constraints: &[(String, String)], query: &Pairs<'_>) -> QueryFit {
     let mut fit = QueryFit::Satisfied;
     for (name, value) in constraints {
-        let wanted = decode(value);
-        let carried = query
-            .iter()
-            .any(|(n, v)| n.as_ref() == name.as_str() && carries(v, &wanted));
-        if carried {
-            continue;
+        match fit_one(name, &decode(value), query) {
+            QueryFit::Contradicted => return QueryFit::Contradicted,
+            QueryFit::Silent => fit = QueryFit::Silent,
+            QueryFit::Satisfied => {}
         }
-        let named = query
-            .iter()
-            .any(|(n, v)| n.split(':').next().unwrap_or(n) == name.as_str() && !is_empty(v));
-        if named {
-            return QueryFit::Contradicted;
-        }
-        fit = QueryFit::Silent;
     }
     fit
 }
 
-/// Every item of `v` (and at least one) matches the constraint's value.
-fn carries(v: &str, wanted: &str) -> bool {
-    !is_empty(v) && values(v).all(|v| same_token(v, wanted))
+/// What one query parameter says about one constraint, from least to most decisive when
+/// parameters repeat: repeated parameters are AND (FHIR R4 search §2.21.1.1), so one that
+/// keeps the result inside the constraint decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PairFit {
+    /// Asks for nothing the constraint names: left to the server.
+    Open,
+    /// Asks for other values: outside the constraint.
+    Other,
+    /// Asks only for the constraint's value: inside it.
+    Carried,
+}
+
+/// One constraint `name=wanted` against the query (FHIR R4 search): carried when a parameter
+/// `name` without modifier asks only for `wanted`; else contradicted when one asks for other
+/// values (`name` naming another code — a comma is OR,
+/// §2.21.1.1: `category=laboratory,vital-signs` asks for vital signs too —, `name:not=…`,
+/// `name:missing=true`); otherwise left to the server (`name` unnamed, or modifiers whose
+/// matches the URL cannot list: `:text`, `:in`, `:below`, `:above`, `:missing=false`).
+fn fit_one(name: &str, wanted: &str, query: &Pairs<'_>) -> QueryFit {
+    let best = query
+        .iter()
+        .filter(|(_, v)| !is_empty(v))
+        .filter_map(|(param, v)| {
+            let (base, modifier) = match param.split_once(':') {
+                Some((base, modifier)) => (base, Some(modifier)),
+                None => (param.as_ref(), None),
+            };
+            (base == name).then(|| match modifier {
+                None => values_fit(v, wanted),
+                Some("not") => PairFit::Other,
+                Some("missing") if v.as_ref() != "false" => PairFit::Other,
+                Some(_) => PairFit::Open,
+            })
+        })
+        .max()
+        .unwrap_or(PairFit::Open);
+    match best {
+        PairFit::Carried => QueryFit::Satisfied,
+        PairFit::Other => QueryFit::Contradicted,
+        PairFit::Open => QueryFit::Silent,
+    }
+}
+
+/// The values of an unmodified parameter (OR) against the constraint's value: carried when
+/// every one is the same token, else other values.
+fn values_fit(v: &str, wanted: &str) -> PairFit {
+    if values(v).all(|item| same_token(item, wanted)) {
+        PairFit::Carried
+    } else {
+        PairFit::Other
+    }
 }
 
 /// The items of a comma-separated value, empty ones skipped (`a,,b` asks for a and b).
@@ -100,7 +138,11 @@ pub fn split_by_value<'q>(constrained: &[&str], query: &Pairs<'q>) -> Option<Vec
 }
 
 /// Token values match when system and code agree, or when one side names no system and the
-/// codes agree (FHIR R4 search §2.21.1.4 token: `code` alone matches the code in any system).
+/// codes agree. FHIR R4 search §2.21.1.4 token: `[code]` alone matches the code "irrespective
+/// of the value of the system property", strictly wider than a scope naming the system; but
+/// category codes are unique to their code system in practice, and reading
+/// `category=laboratory` as the scope's own code keeps the most common spelling of a lab search
+/// from raising a low finding on every app with a granular scope (docs/detection.md).
 fn same_token(given: &str, wanted: &str) -> bool {
     let split = |v: &'_ str| -> (Option<String>, String) {
         match v.rsplit_once('|') {
@@ -142,7 +184,7 @@ mod tests {
             ("status".to_string(), "final".to_string()),
         ];
         assert_eq!(
-            query_fit(&two, "category=laboratory&status=final"),
+            query_fit(&two, "category=http://sys|laboratory&status=final"),
             QueryFit::Satisfied
         );
         assert_eq!(query_fit(&two, "category=laboratory"), QueryFit::Silent);
@@ -185,6 +227,49 @@ mod tests {
         assert_eq!(
             query_fit(&lab, "category=,vital-signs"),
             QueryFit::Contradicted
+        );
+    }
+
+    /// FHIR R4 search §2.21.1.4: `:not` negates and `:missing=true` asks for resources without
+    /// the parameter (outside the scope); `:text`, `:in`, `:below`, `:above` and
+    /// `:missing=false` match sets the URL cannot list (left to the server).
+    #[test]
+    fn modifiers_contradict_only_when_they_ask_for_other_values() {
+        let lab = c("category", "http://sys|laboratory");
+        for q in [
+            "category:not=http://sys|laboratory",
+            "category:missing=true",
+            "category:missing=yes",
+        ] {
+            assert_eq!(query_fit(&lab, q), QueryFit::Contradicted, "{q}");
+        }
+        for q in [
+            "category:text=lab",
+            "category:in=http://vs",
+            "category:below=http://sys|laboratory",
+            "category:above=http://sys|laboratory",
+            "category:missing=false",
+        ] {
+            assert_eq!(query_fit(&lab, q), QueryFit::Silent, "{q}");
+        }
+        assert_eq!(
+            query_fit(&lab, "category:text=lab&category=http://sys|laboratory"),
+            QueryFit::Satisfied
+        );
+        assert_eq!(
+            query_fit(
+                &lab,
+                "category:missing=false&category=http://sys|vital-signs"
+            ),
+            QueryFit::Contradicted
+        );
+        // Repeated parameters are AND: lab and not vital signs is still only lab.
+        assert_eq!(
+            query_fit(
+                &lab,
+                "category:not=http://sys|vital-signs&category=http://sys|laboratory"
+            ),
+            QueryFit::Satisfied
         );
     }
 

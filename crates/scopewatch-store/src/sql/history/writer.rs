@@ -199,7 +199,7 @@ impl HistoryWriter {
     /// Remembers a token event a checkpoint still holds (read, not yet applied), without
     /// writing a row.
     pub fn remember_token_event(&mut self, t: &TokenEvent) {
-        let parsed = t.scope_granted.as_deref().map(|s| self.grants.parse(s));
+        let parsed = t.granted_scope().map(|s| self.grants.parse(s));
         self.learn_token(t, parsed.as_ref());
     }
 
@@ -245,7 +245,7 @@ impl HistoryWriter {
     }
 
     fn add_token(&mut self, t: &TokenEvent) -> Result<(), HistoryError> {
-        let parsed = t.scope_granted.as_deref().map(|s| self.grants.parse(s));
+        let parsed = t.granted_scope().map(|s| self.grants.parse(s));
         let context = parsed
             .as_ref()
             .and_then(|p| p.scopes.max_context())
