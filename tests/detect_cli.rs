@@ -842,10 +842,13 @@ fn inferred_patient_context_terminology_and_revocations_of_unseen_tokens() {
 
 /// Third spec review (each through the CLI, one app per case):
 /// - FHIR R4 `Binary.securityContext`: a note's attachment read as `Binary/b1` by a token that
-///   reads DocumentReference is unverified (low), not a gap; without such a type it is a gap.
+///   reads DocumentReference is unverified (recorded at info), not a gap; without such a type it
+///   is a gap.
 /// - FHIR R4 search token modifiers on a granular scope's parameter: `:text`, `:in`, `:below`,
 ///   `:missing=false` leave the constraint to the server (low); `:missing=true` asks outside it.
-/// - FHIR R4 search reference `[parameter]=[id]`: `subject=p2` names patient p2.
+/// - FHIR R4 search reference `[parameter]=[id]`: `Condition?subject=p2` names patient p2
+///   (Condition.subject is a Patient or a Group); `Observation?subject=dev-77` names none (its
+///   subject may be a Device).
 /// - RFC 6749 §5.1: a grant that logs only `scope_requested` holds those scopes.
 #[test]
 fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
@@ -904,7 +907,7 @@ fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
             "chart",
             "c1",
             "issued",
-            "launch/patient patient/Observation.rs",
+            "launch/patient patient/Observation.rs patient/Condition.rs",
             Some("p1"),
         ),
         acc(
@@ -912,7 +915,7 @@ fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
             "chart",
             "c1",
             "GET",
-            "Observation?subject=p1",
+            "Observation?subject=dev-77",
             200,
             None,
         ),
@@ -921,7 +924,7 @@ fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
             "chart",
             "c1",
             "GET",
-            "Observation?subject=p2",
+            "Condition?subject=p2",
             200,
             None,
         ),
@@ -1004,7 +1007,7 @@ fn attachments_modifiers_bare_subjects_and_grants_logged_as_requested() {
             row(
                 "notes",
                 "unverified_access",
-                "low",
+                "info",
                 "binary-attachment Binary read"
             ),
         ],

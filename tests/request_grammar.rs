@@ -215,15 +215,25 @@ const TABLE: &[Row] = &[
         "Observation.s",
     ),
     // A bare id is a local reference to any target type (FHIR R4 search, reference
-    // `[parameter]=[id]`); through `subject` it names the patient as `subject=Patient/123` does.
+    // `[parameter]=[id]`): Observation's subject may be a Device or Location, Condition's only
+    // a Patient or Group, so there it names the patient as `subject=Patient/123` does.
     (
         "GET",
         "Observation?subject=123",
         "search-type",
         Some("Observation"),
+        "unconstrained",
+        true,
+        "Observation.s",
+    ),
+    (
+        "GET",
+        "Condition?subject=123",
+        "search-type",
+        Some("Condition"),
         "patient:123",
         false,
-        "Observation.s",
+        "Condition.s",
     ),
     (
         "GET",

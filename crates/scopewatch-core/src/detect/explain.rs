@@ -480,17 +480,22 @@ fn launch_fit(
     token: Option<&TokenInfo>,
     logged_patient: Option<&str>,
 ) -> LaunchFit {
-    if matches!(request.patient, PatientScope::NotPatientData) {
-        return LaunchFit::NotPatientData;
-    }
     // The log's own word on whose data was served (BALP patient entity, a gateway claim)
     // settles what the URL cannot (an instance read by id, a search the server should have
-    // restricted to the launch patient).
+    // restricted to the launch patient) — for a Binary too, which is outside the compartment
+    // but holds a patient's document when the log says so (`Binary.securityContext`).
     let launch_patient = token.and_then(|t| t.patient.as_deref());
+    let binary = request.resource_type == Some("Binary");
+    if matches!(request.patient, PatientScope::NotPatientData) && !binary {
+        return LaunchFit::NotPatientData;
+    }
     if let (Some(launch), Some(logged)) = (launch_patient, logged_patient) {
         if launch != logged && !request.is_bulk_export() {
             return LaunchFit::OtherPatient;
         }
+    }
+    if matches!(request.patient, PatientScope::NotPatientData) {
+        return LaunchFit::NotPatientData;
     }
     // R4 Patient-everything without an id: "all patients" only when the context is not
     // associated with a single patient record; a patient launch is.

@@ -709,7 +709,7 @@ pub const CATALOG: [RuleInfo; 27] = [
             JUDGED_ALWAYS,
             Category::ScopeCreep,
             grade(Severity::Low, 35, OVERPRIVILEGED),
-            "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`); info for an `_include` of types the app's other grants hold (this token's grant was narrowed).",
+            "An access served that the log cannot decide (a constrained scope, `_include`, a Bulk `_type`, a `Binary`); info for an `_include` of types the app's other grants hold (this token's grant was narrowed) and for a `Binary` read by a token that reads documents (an attachment).",
         ),
         grade(Severity::Info, 15, OVERPRIVILEGED),
     ),

@@ -201,14 +201,18 @@ pub fn unverified(context: &mut AccessContext<'_>, findings: &mut Vec<Finding>) 
     let Some(finding) = unverified_finding(context.access, context.explained) else {
         return;
     };
-    let narrowed = matches!(
-        context.explained.scopes,
-        ScopeFit::Unverified {
-            reason: Unverified::IncludedType,
-            ..
-        }
-    ) && narrowed_include(context.explained, context.profile);
-    findings.push(finding.marked_if(narrowed));
+    let reason = match context.explained.scopes {
+        ScopeFit::Unverified { reason, .. } => Some(reason),
+        _ => None,
+    };
+    let routine = match reason {
+        Some(Unverified::IncludedType) => narrowed_include(context.explained, context.profile),
+        // The attachment of a note or report the token may read: how such content is served
+        // (US Core DocumentReference `content.attachment.url`), recorded at info.
+        Some(Unverified::BinaryAttachment) => true,
+        _ => false,
+    };
+    findings.push(finding.marked_if(routine));
 }
 
 /// An `_include` whose types this token cannot read but the app's other grants can: this

@@ -545,9 +545,16 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
             }
             _ => {
                 let (base, modifier, chain) = split_param_name(&name);
+                let subject = (base == "subject")
+                    .then(|| r.resource_type.and_then(|t| include_targets(t, "subject")))
+                    .flatten();
                 // `patient` is a search parameter on most compartment types even where the
-                // compartment definition links through `subject` (e.g. Observation).
-                let links = link_params.contains(&base) || base == "patient";
+                // compartment definition links through `subject` (e.g. Observation), and
+                // `subject` may reference a Patient where the compartment links through
+                // `patient` (e.g. Condition).
+                let links = link_params.contains(&base)
+                    || base == "patient"
+                    || subject.is_some_and(|targets| targets.contains(&"Patient"));
                 if !links {
                     continue;
                 }
@@ -570,13 +577,9 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
                     by_identifier |= modifier == Some("identifier");
                     continue;
                 }
-                // A bare id is a local reference to any target type with that id (FHIR R4
-                // search §2.21.1.4, reference: `[parameter]=[id]`); where the parameter links
-                // the patient compartment through `subject`, it names the patient as plainly
-                // as `subject=Patient/[id]`. Other linking parameters (`performer`, `author`)
-                // name practitioners by bare id as often, so only a typed reference counts.
-                let bare_ok = matches!(base, "patient" | "beneficiary" | "subject")
-                    || type_modifier == Some("Patient");
+                let bare_ok = matches!(base, "patient" | "beneficiary")
+                    || type_modifier == Some("Patient")
+                    || subject.is_some_and(patient_or_group);
                 push_patient_ids(value, bare_ok, &mut ids);
             }
         }
@@ -607,6 +610,18 @@ fn apply_query_facts<'a>(r: &mut FhirRequest<'a>, query: &'a str) {
     } else if by_identifier {
         r.patient = PatientScope::PatientByIdentifier;
     }
+}
+
+/// A bare id is a local reference to any target type with that id (FHIR R4 search, reference:
+/// `[parameter]=[id]`). Through `subject` of a type whose subject is a Patient or a Group
+/// (Condition, Encounter, MedicationRequest …) it names the patient as plainly as
+/// `subject=Patient/[id]` (a Group is not the launch patient either). Where `subject` may also
+/// be a Device, Location or Organization (Observation, DocumentReference, Goal …), or is not
+/// tabled, a bare id may be any of them — the spec has servers reject a bare id that matches
+/// several types —, and other linking parameters (`performer`, `author`) name practitioners by
+/// bare id as often: there only a typed reference names a patient.
+fn patient_or_group(targets: &[&str]) -> bool {
+    targets.contains(&"Patient") && targets.iter().all(|t| matches!(*t, "Patient" | "Group"))
 }
 
 /// A parameter name without its modifier (`_include:iterate` → `_include`).

@@ -43,37 +43,43 @@ pub fn fit_pairs(constraints: &[(String, String)], query: &Pairs<'_>) -> QueryFi
 
 /// What one query parameter says about one constraint, from least to most decisive when
 /// parameters repeat: repeated parameters are AND (FHIR R4 search §2.21.1.1), so one that
-/// keeps the result inside the constraint decides.
+/// keeps the result inside the constraint decides, then one that may keep it inside, then one
+/// that asks for other values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum PairFit {
-    /// Asks for nothing the constraint names: left to the server.
+    /// Restricts nothing the constraint names (`:missing=false`): left to the server.
     Open,
     /// Asks for other values: outside the constraint.
     Other,
+    /// Restricts by a match the URL cannot list (`:text`, `:in`, `:below` …): the result may
+    /// lie inside the constraint; left to the server.
+    Near,
     /// Asks only for the constraint's value: inside it.
     Carried,
 }
 
 /// One constraint `name=wanted` against the query (FHIR R4 search): carried when a parameter
-/// `name` without modifier asks only for `wanted`; else contradicted when one asks for other
-/// values (`name` naming another code — a comma is OR,
-/// §2.21.1.1: `category=laboratory,vital-signs` asks for vital signs too —, `name:not=…`,
-/// `name:missing=true`); otherwise left to the server (`name` unnamed, or modifiers whose
-/// matches the URL cannot list: `:text`, `:in`, `:below`, `:above`, `:missing=false`).
+/// named exactly `name` asks only for `wanted`; else left to the server when one restricts it
+/// by a match the URL cannot list (`:text`, `:in`, `:below`, `:above`: ANDed with the rest,
+/// the result may lie inside); else contradicted when one asks for other values (`name`
+/// naming another code — a comma is OR, §2.21.1.1: `category=laboratory,vital-signs` asks
+/// for vital signs too —, `:not`, `:not-in`, `:missing=true`); otherwise left to the server
+/// (`name` unnamed, `:missing=false`).
 fn fit_one(name: &str, wanted: &str, query: &Pairs<'_>) -> QueryFit {
     let best = query
         .iter()
         .filter(|(_, v)| !is_empty(v))
         .filter_map(|(param, v)| {
-            let (base, modifier) = match param.split_once(':') {
-                Some((base, modifier)) => (base, Some(modifier)),
-                None => (param.as_ref(), None),
-            };
+            // A scope may constrain a modified name itself (`code:in=…`).
+            if param.as_ref() == name {
+                return Some(values_fit(v, wanted));
+            }
+            let (base, modifier) = param.split_once(':')?;
             (base == name).then(|| match modifier {
-                None => values_fit(v, wanted),
-                Some("not") => PairFit::Other,
-                Some("missing") if v.as_ref() != "false" => PairFit::Other,
-                Some(_) => PairFit::Open,
+                "not" | "not-in" => PairFit::Other,
+                "missing" if v.as_ref() == "false" => PairFit::Open,
+                "missing" => PairFit::Other,
+                _ => PairFit::Near,
             })
         })
         .max()
@@ -81,7 +87,7 @@ fn fit_one(name: &str, wanted: &str, query: &Pairs<'_>) -> QueryFit {
     match best {
         PairFit::Carried => QueryFit::Satisfied,
         PairFit::Other => QueryFit::Contradicted,
-        PairFit::Open => QueryFit::Silent,
+        PairFit::Near | PairFit::Open => QueryFit::Silent,
     }
 }
 
@@ -263,7 +269,25 @@ mod tests {
             ),
             QueryFit::Contradicted
         );
-        // Repeated parameters are AND: lab and not vital signs is still only lab.
+        // Repeated parameters are AND: lab and not vital signs is still only lab; a match the
+        // URL cannot list, narrowed further, may still be lab; a scope on a modified name.
+        assert_eq!(
+            query_fit(
+                &lab,
+                "category:text=lab&category:not=http://sys|vital-signs"
+            ),
+            QueryFit::Silent
+        );
+        assert_eq!(
+            query_fit(&lab, "category:not-in=http://vs"),
+            QueryFit::Contradicted
+        );
+        let in_set = c("code:in", "http://vs");
+        assert!(query_satisfies(&in_set, "code:in=http://vs"));
+        assert_eq!(
+            query_fit(&in_set, "code:in=http://other"),
+            QueryFit::Contradicted
+        );
         assert_eq!(
             query_fit(
                 &lab,
