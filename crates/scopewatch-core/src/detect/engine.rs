@@ -2036,13 +2036,8 @@ modes = ["patient"]
             ),
         ];
         let (alerts, _) = run(&lines, "");
-        let got: Vec<_> = alerts
-            .iter()
-            .filter(|a| a.rule == "unverified_access")
-            .map(|a| (a.client_id.as_str(), a.severity))
-            .collect();
         assert_eq!(
-            got,
+            raised(&alerts, "unverified_access"),
             [
                 ("meds", Severity::Info),
                 ("other", Severity::Low),
@@ -2050,6 +2045,15 @@ modes = ["patient"]
             ],
             "{alerts:#?}"
         );
+    }
+
+    /// The app and severity of each alert record of `rule`, in output order.
+    fn raised<'a>(alerts: &'a [Alert], rule: &str) -> Vec<(&'a str, Severity)> {
+        alerts
+            .iter()
+            .filter(|a| a.rule == rule)
+            .map(|a| (a.client_id.as_str(), a.severity))
+            .collect()
     }
 
     /// RFC 7009 §2: after a revocation the token is invalid. A token issued before the log
@@ -2064,12 +2068,11 @@ modes = ["patient"]
             access("2024-03-01T10:07:00Z", "app", "never", "Observation?patient=p1", 200, "PATRQT"),
         ];
         let (alerts, _) = run(&lines, "");
-        let revoked: Vec<_> = alerts
-            .iter()
-            .filter(|a| a.rule == "revoked_token_use")
-            .map(|a| (a.client_id.as_str(), a.severity))
-            .collect();
-        assert_eq!(revoked, [("app", Severity::High)], "{alerts:#?}");
+        assert_eq!(
+            raised(&alerts, "revoked_token_use"),
+            [("app", Severity::High)],
+            "{alerts:#?}"
+        );
     }
 
     /// RFC 6749 §6 and SMART App Launch 2.x "Refresh access token": a refresh grants the

@@ -485,8 +485,8 @@ fn launch_fit(
     // restricted to the launch patient) — for a Binary too, which is outside the compartment
     // but holds a patient's document when the log says so (`Binary.securityContext`).
     let launch_patient = token.and_then(|t| t.patient.as_deref());
-    let binary = request.resource_type == Some("Binary");
-    if matches!(request.patient, PatientScope::NotPatientData) && !binary {
+    let not_patient_data = matches!(request.patient, PatientScope::NotPatientData);
+    if not_patient_data && request.resource_type != Some("Binary") {
         return LaunchFit::NotPatientData;
     }
     if let (Some(launch), Some(logged)) = (launch_patient, logged_patient) {
@@ -494,7 +494,7 @@ fn launch_fit(
             return LaunchFit::OtherPatient;
         }
     }
-    if matches!(request.patient, PatientScope::NotPatientData) {
+    if not_patient_data {
         return LaunchFit::NotPatientData;
     }
     // R4 Patient-everything without an id: "all patients" only when the context is not

@@ -150,16 +150,18 @@ pub fn split_by_value<'q>(constrained: &[&str], query: &Pairs<'q>) -> Option<Vec
 /// `category=laboratory` as the scope's own code keeps the most common spelling of a lab search
 /// from raising a low finding on every app with a granular scope (docs/detection.md).
 fn same_token(given: &str, wanted: &str) -> bool {
-    let split = |v: &'_ str| -> (Option<String>, String) {
-        match v.rsplit_once('|') {
-            Some((system, code)) => (Some(system.to_string()), code.to_string()),
-            None => (None, v.to_string()),
-        }
-    };
-    let (given_system, given_code) = split(given);
-    let (wanted_system, wanted_code) = split(wanted);
+    let (given_system, given_code) = system_and_code(given);
+    let (wanted_system, wanted_code) = system_and_code(wanted);
     given_code == wanted_code
         && (given_system.is_none() || wanted_system.is_none() || given_system == wanted_system)
+}
+
+/// `system|code` → (Some(system), code); a bare `code` → (None, code).
+fn system_and_code(v: &str) -> (Option<&str>, &str) {
+    match v.rsplit_once('|') {
+        Some((system, code)) => (Some(system), code),
+        None => (None, v),
+    }
 }
 
 #[cfg(test)]
